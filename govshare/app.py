@@ -1,0 +1,57 @@
+"""The app factory: wires the bounded contexts' routers, error handlers and event subscribers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import govshare
+from govshare import admin, wiring
+from govshare.migrate import upgrade
+from govshare.problems import install_handlers
+from govshare.settings import Mode, get_settings
+
+log = logging.getLogger("govshare")
+
+API_PREFIX = "/api/v1"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    if settings.mode is Mode.production and settings.key_passphrase is None:
+        raise RuntimeError(
+            "GOVSHARE_KEY_PASSPHRASE is required in production mode: it protects the log signing key."
+        )
+    upgrade()
+    wiring.start(settings)
+    try:
+        yield
+    finally:
+        wiring.stop()
+
+
+def create_app() -> FastAPI:
+    import catalog.api
+
+    app = FastAPI(
+        title="govshare",
+        version=govshare.__version__,
+        summary="Government data-sharing catalog, quality and access governance",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    wiring.subscribe_events()
+    app.include_router(admin.router, prefix=API_PREFIX)
+    app.include_router(catalog.api.router, prefix=API_PREFIX)
+    for router in wiring.context_routers():
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": govshare.__version__}
+
+    return app

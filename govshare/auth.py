@@ -1,0 +1,102 @@
+"""Request authentication and role checks.
+
+Every endpoint declares its callers with ``require(...)``; department scoping is done by the
+services with the ``Principal`` this returns, never with ids the client sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session, select
+
+from govshare.db import get_session, utcnow
+from govshare.events import Actor
+from govshare.identity import ApiToken, Department, Role, User, hash_token
+from govshare.problems import Forbidden, Unauthenticated
+
+SESSION_COOKIE = "govshare_token"
+# Touch last_used_at at most this often, so reads do not become writes.
+_LAST_USED_GRANULARITY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    username: str
+    department_id: int
+    department_code: str
+    roles: frozenset[Role]
+    token_id: int
+
+    def has(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, department_id=self.department_id)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def authenticate(session: Session, plain: str) -> Principal:
+    row = session.exec(
+        select(ApiToken, User, Department)
+        .join(User, User.id == ApiToken.user_id)  # type: ignore[arg-type]
+        .join(Department, Department.id == User.department_id)  # type: ignore[arg-type]
+        .where(ApiToken.token_hash == hash_token(plain))
+    ).first()
+    if row is None:
+        raise Unauthenticated("The token is not recognised. Ask your administrator for a new one.")
+    token, user, dept = row
+    now = utcnow()
+    if token.revoked_at is not None:
+        raise Unauthenticated("This token has been revoked. Ask your administrator for a new one.")
+    if token.expires_at <= now:
+        raise Unauthenticated("This token has expired. Ask your administrator for a new one.")
+    if not user.is_active:
+        raise Unauthenticated("This user account is disabled.")
+    if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
+        token.last_used_at = now
+        session.add(token)
+    return Principal(user_id=user.id or 0, username=user.username,
+                     department_id=dept.id or 0, department_code=dept.code,
+                     roles=user.roles, token_id=token.id or 0)
+
+
+def current_principal(request: Request,
+                      session: Annotated[Session, Depends(get_session)]) -> Principal:
+    plain = _bearer(request)
+    if not plain:
+        raise Unauthenticated("Send your API token as 'Authorization: Bearer <token>'.")
+    principal = authenticate(session, plain)
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """Dependency: any signed-in user if no roles are given, else one of ``roles``."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if roles and not principal.has(*roles):
+            needed = " or ".join(r.value for r in roles)
+            held = ", ".join(sorted(r.value for r in principal.roles)) or "none"
+            raise Forbidden(f"This needs the {needed} role; your roles: {held}.")
+        return principal
+
+    dependency.required_roles = frozenset(roles)  # type: ignore[attr-defined]
+    return dependency
+
+
+SignedIn = Annotated[Principal, Depends(require())]
+DbSession = Annotated[Session, Depends(get_session)]

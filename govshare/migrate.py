@@ -1,0 +1,32 @@
+"""Schema migrations with Alembic, run on start-up and by ``govshare db upgrade``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from govshare.db import get_engine
+
+_INI = Path(__file__).with_name("alembic.ini")
+
+
+def alembic_config() -> Config:
+    return Config(str(_INI))
+
+
+def upgrade() -> None:
+    """Bring the metadata store to the newest schema (idempotent)."""
+    cfg = alembic_config()
+    with get_engine().begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+def autogenerate(message: str, rev_id: str | None = None) -> None:
+    """Developer helper: write a new revision from the difference to the models."""
+    cfg = alembic_config()
+    with get_engine().begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)

@@ -1,0 +1,6 @@
+"""Imports every table module so ``SQLModel.metadata`` is complete (Alembic, init)."""
+
+import access.models  # noqa: F401
+import catalog.models  # noqa: F401
+import govshare.identity  # noqa: F401
+import quality.models  # noqa: F401

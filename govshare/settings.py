@@ -1,0 +1,59 @@
+"""Settings from the environment (prefix ``GOVSHARE_``); see README, "Configuration"."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GOVSHARE_", extra="ignore")
+
+    mode: Mode = Mode.development
+    data_dir: Path = Path("./govshare-data")
+    # Empty means SQLite at ``<data_dir>/govshare.db``.
+    database_url: str = ""
+    # Protects the log signing key at rest; required in production mode.
+    key_passphrase: SecretStr | None = None
+    max_upload_bytes: int = Field(default=5 * 1024**3, ge=1)
+    token_default_days: int = Field(default=90, ge=1)
+    preview_rows: int = Field(default=20, ge=1, le=200)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if not self.database_url:
+            return f"sqlite:///{(self.data_dir / 'govshare.db').resolve()}"
+        url = self.database_url
+        # Accept the libpq-style scheme people paste; psycopg 3 is our driver.
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    @property
+    def warehouse_dir(self) -> Path:
+        """Where resource data versions live as immutable DuckDB files."""
+        return self.data_dir / "warehouse"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
