@@ -1,5 +1,177 @@
-"""Catalog HTTP API (placeholder router until the catalog endpoints land)."""
+"""Catalog HTTP API: register, browse, search, edit and export resources."""
 
-from fastapi import APIRouter
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ValidationError
+from sqlmodel import col, select
+
+from catalog import export, search, service
+from catalog.models import CATEGORY_LABELS, Resource, ResourceStatus, VersionMode
+from catalog.schemas import (
+    DataItemOut,
+    DataVersionOut,
+    Preview,
+    ProviderOut,
+    ResourceIn,
+    ResourceOut,
+    ResourceUpdate,
+    RevisionOut,
+)
+from govshare.auth import DbSession, Principal, SignedIn, WriteSession, require
+from govshare.identity import Role, User
+from govshare.problems import Invalid, TooLarge
+from govshare.settings import get_settings
 
 router = APIRouter(tags=["catalog"])
+Publisher = Annotated[Principal, Depends(require(Role.publisher))]
+
+
+def resource_out(session: DbSession, resource: Resource) -> ResourceOut:
+    dept = service.provider_of(session, resource)
+    zh, en = CATEGORY_LABELS[resource.category]
+    return ResourceOut(
+        **resource.model_dump(exclude={"id", "provider_id", "created_at", "updated_at"}),
+        provider=ProviderOut(code=dept.code, name_zh=dept.name_zh, name_en=dept.name_en,
+                             kind=dept.kind.value, level=dept.level.value),
+        category_label=zh, category_label_en=en,
+        items=[DataItemOut.model_validate(i) for i in resource.items],
+    )
+
+
+def _parse_metadata(raw: str) -> ResourceIn:
+    try:
+        return ResourceIn.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                  for e in exc.errors()]
+        fields = ", ".join(e["field"] or "(metadata)" for e in errors[:5])
+        raise Invalid(f"The resource metadata is incomplete or invalid: {fields}.",
+                      errors=errors) from None
+
+
+def _check_length(request: Request) -> None:
+    """Refuse an oversize upload from its declared length, before reading it."""
+    declared = request.headers.get("content-length")
+    limit = get_settings().max_upload_bytes
+    if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:
+        raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
+
+
+@router.post("/resources", response_model=ResourceOut, status_code=status.HTTP_201_CREATED,
+             dependencies=[Depends(_check_length)])
+def register(session: WriteSession, read: DbSession, who: Publisher,
+             metadata: Annotated[str, Form(description="ResourceIn as JSON")],
+             file: Annotated[UploadFile, File(description="CSV, Parquet or JSON lines")],
+             ) -> ResourceOut:
+    """Register a resource together with its data. Nothing is stored unless both are valid."""
+    meta = _parse_metadata(metadata)
+    service.check_registration(read, who, meta)  # fail fast, before reading the upload
+    resource = service.register_resource(session, who, meta, file.file,
+                                         filename=file.filename or "upload")
+    return resource_out(session, resource)
+
+
+class SearchResult(BaseModel):
+    total: int
+    page: int
+    size: int
+    hits: list[ResourceOut]
+
+
+@router.get("/resources", response_model=SearchResult)
+def search_resources(session: DbSession, _: SignedIn,
+                     params: Annotated[search.SearchParams, Query()]) -> SearchResult:
+    """Full-text search (Chinese and English) with filters, sorting and pagination."""
+    found = search.search(session, params)
+    ids = [h.resource_id for h in found.hits]
+    by_id = {r.id: r for r in session.exec(select(Resource).where(col(Resource.id).in_(ids)))}
+    hits = [resource_out(session, by_id[h.resource_id]) for h in found.hits
+            if h.resource_id in by_id]
+    return SearchResult(total=found.total, page=found.page, size=found.size, hits=hits)
+
+
+@router.get("/resources/{code}", response_model=ResourceOut)
+def get_resource(code: str, session: DbSession, _: SignedIn) -> ResourceOut:
+    """Metadata, including data items, is visible to everyone signed in."""
+    return resource_out(session, service.get_resource(session, code))
+
+
+@router.patch("/resources/{code}", response_model=ResourceOut)
+def update_resource(code: str, edit: ResourceUpdate, session: WriteSession,
+                    who: Publisher) -> ResourceOut:
+    return resource_out(session, service.update_resource(session, who, code, edit))
+
+
+@router.post("/resources/{code}/withdraw", response_model=ResourceOut)
+def withdraw(code: str, session: WriteSession, who: Publisher) -> ResourceOut:
+    return resource_out(session, service.set_status(session, who, code,
+                                                    ResourceStatus.withdrawn))
+
+
+@router.post("/resources/{code}/reactivate", response_model=ResourceOut)
+def reactivate(code: str, session: WriteSession, who: Publisher) -> ResourceOut:
+    return resource_out(session, service.set_status(session, who, code, ResourceStatus.active))
+
+
+@router.post("/resources/{code}/versions", response_model=DataVersionOut,
+             status_code=status.HTTP_201_CREATED, dependencies=[Depends(_check_length)])
+def add_version(code: str, session: WriteSession, who: Publisher,
+                file: Annotated[UploadFile, File()],
+                mode: Annotated[VersionMode, Form()] = VersionMode.replace) -> DataVersionOut:
+    """A new data version: ``replace`` the data, or ``append`` rows to it."""
+    version = service.add_version(session, who, code, file.file,
+                                  filename=file.filename or "upload", mode=mode)
+    return DataVersionOut.model_validate(version)
+
+
+@router.get("/resources/{code}/versions", response_model=list[DataVersionOut])
+def list_versions(code: str, session: DbSession, _: SignedIn) -> list[DataVersionOut]:
+    return [DataVersionOut.model_validate(v) for v in service.list_versions(session, code)]
+
+
+@router.get("/resources/{code}/revisions", response_model=list[RevisionOut])
+def list_revisions(code: str, session: DbSession, _: SignedIn) -> list[RevisionOut]:
+    """Who changed which metadata, when."""
+    out = []
+    for rev in service.list_revisions(session, code):
+        user = session.get(User, rev.changed_by) if rev.changed_by else None
+        out.append(RevisionOut(revision=rev.revision, changed_by=user.username if user else None,
+                               changed_at=rev.changed_at, changes=rev.changes))
+    return out
+
+
+@router.get("/resources/{code}/preview", response_model=Preview)
+def preview(code: str, session: DbSession, who: Publisher,
+            limit: Annotated[int, Query(ge=1, le=200)] = 20) -> Preview:
+    """A few rows, for the provider department's publishers only."""
+    columns, rows, total = service.preview(session, who, code, limit)
+    return Preview(columns=columns, rows=rows, total_rows=total)
+
+
+@router.get("/catalog.jsonld", response_class=JSONResponse)
+def catalog_dcat(request: Request, session: DbSession, _: SignedIn) -> JSONResponse:
+    """The whole catalog as DCAT-AP JSON-LD, for CKAN-style harvesters."""
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse(export.dcat_jsonld(session, base), media_type="application/ld+json")
+
+
+@router.get("/catalog.csv")
+def catalog_csv(session: DbSession, _: SignedIn) -> StreamingResponse:
+    rows: Iterator[str] = export.catalog_csv(session)
+    return StreamingResponse(rows, media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="catalog.csv"'})
+
+
+class Vocabulary(BaseModel):
+    categories: dict[str, dict[str, str]]
+
+
+@router.get("/vocabulary", response_model=Vocabulary)
+def vocabulary(_: SignedIn) -> Vocabulary:
+    """Code lists for forms: categories with their Chinese and English labels."""
+    return Vocabulary(categories={c.value: {"name": c.name, "zh": zh, "en": en}
+                                  for c, (zh, en) in CATEGORY_LABELS.items()})
+

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, Relationship, SQLModel
 
 from govshare.db import UTCDateTime, utcnow
@@ -247,3 +247,41 @@ class ResourceRevision(SQLModel, table=True):
     changed_by: int | None = Field(default=None, foreign_key="user.id")
     changed_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))
     changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# --- full-text search index (owned by catalog.search; see docs/search.md) ---------------------
+# Derived data: rebuilt from the tables above by ``catalog.search.reindex_all``.
+
+# Terms compare byte-wise (= code point order) on both backends, so that a prefix search can
+# be a plain range ``term >= 'enterp' AND term < 'enterq'`` served by the primary key. SQLite's
+# default BINARY collation already does that; PostgreSQL needs the "C" collation spelled out.
+_TERM_TYPE = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
+class SearchPosting(SQLModel, table=True):
+    """One term of one resource: a row of the inverted index (term -> resources).
+
+    ``weight`` is the resource's precomputed, field-weighted and length-normalised score for
+    the term; ``fields`` is a bit set of the fields the term occurs in (``catalog.search``).
+    """
+
+    __tablename__ = "search_posting"
+    __table_args__ = (
+        Index("ix_search_posting_resource_id", "resource_id"),  # re-indexing deletes by resource
+        # SQLite: cluster rows by (term, resource_id) so a term's postings are one range read.
+        # Other backends ignore the option; the SQL stays the same.
+        {"sqlite_with_rowid": False},
+    )
+    term: str = Field(sa_column=Column(_TERM_TYPE, primary_key=True))
+    resource_id: int = Field(foreign_key="resource.id", primary_key=True, ondelete="CASCADE")
+    weight: float
+    fields: int
+
+
+class SearchDocument(SQLModel, table=True):
+    """The normalised text of one resource, one field per line: lets a Chinese query longer than
+    two characters be checked as a real substring (its bigrams could occur apart)."""
+
+    __tablename__ = "search_document"
+    resource_id: int = Field(foreign_key="resource.id", primary_key=True, ondelete="CASCADE")
+    text: str = Field(sa_column=Column(Text, nullable=False))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from govshare import identity
-from govshare.auth import DbSession, Principal, SignedIn, require
+from govshare.auth import DbSession, Principal, SignedIn, WriteSession, require
 from govshare.events import Event, publish
 from govshare.identity import AdminLevel, DepartmentKind, Role
 from govshare.problems import Forbidden, NotFound
@@ -87,7 +87,7 @@ def list_departments(session: DbSession, _: SignedIn) -> list[identity.Departmen
 
 
 @router.post("/departments", response_model=DepartmentOut, status_code=status.HTTP_201_CREATED)
-def create_department(body: DepartmentIn, session: DbSession, who: AdminOnly) -> identity.Department:
+def create_department(body: DepartmentIn, session: WriteSession, who: AdminOnly) -> identity.Department:
     dept = identity.create_department(session, **body.model_dump())
     _admin_event(session, who, "department.created", {"department": dept.code})
     return dept
@@ -99,7 +99,7 @@ def list_users(session: DbSession, _: AdminOnly) -> list[UserOut]:
 
 
 @router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED)
-def create_user(body: UserIn, session: DbSession, who: AdminOnly) -> UserOut:
+def create_user(body: UserIn, session: WriteSession, who: AdminOnly) -> UserOut:
     user = identity.create_user(session, **body.model_dump())
     _admin_event(session, who, "user.created", {"user": user.username})
     return _user_out(session, user)
@@ -112,7 +112,7 @@ def me(session: DbSession, who: SignedIn) -> UserOut:
 
 @router.post("/users/{username}/tokens", response_model=IssuedToken,
              status_code=status.HTTP_201_CREATED)
-def issue_token(username: str, body: TokenIn, session: DbSession, who: AdminOnly) -> IssuedToken:
+def issue_token(username: str, body: TokenIn, session: WriteSession, who: AdminOnly) -> IssuedToken:
     user = identity.get_user(session, username)
     token, plain = identity.issue_token(session, user, name=body.name, days=body.days)
     _admin_event(session, who, "token.issued", {"user": username, "token": str(token.id)})
@@ -129,7 +129,7 @@ def list_tokens(username: str, session: DbSession, who: SignedIn) -> list[TokenO
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
-def revoke_token(token_id: int, session: DbSession, who: SignedIn) -> TokenOut:
+def revoke_token(token_id: int, session: WriteSession, who: SignedIn) -> TokenOut:
     """Admins revoke any token; a user may revoke their own (e.g. after a leak)."""
     token = session.get(identity.ApiToken, token_id)
     if token is None:

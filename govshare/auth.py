@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from govshare.db import get_session, utcnow
+from govshare.db import get_session, get_write_session, session_scope, utcnow
 from govshare.events import Actor
 from govshare.identity import ApiToken, Department, Role, User, hash_token
 from govshare.problems import Forbidden, Unauthenticated
@@ -67,11 +68,33 @@ def authenticate(session: Session, plain: str) -> Principal:
     if not user.is_active:
         raise Unauthenticated("This user account is disabled.")
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
-        token.last_used_at = now
-        session.add(token)
+        _touch(token.id or 0, now)
     return Principal(user_id=user.id or 0, username=user.username,
                      department_id=dept.id or 0, department_code=dept.code,
                      roles=user.roles, token_id=token.id or 0)
+
+
+def _touch(token_id: int, now: datetime) -> None:
+    """Record use in its own short write, so that authenticating never turns a read into a
+    write transaction; best effort, since it is only a hint for administrators."""
+    try:
+        with session_scope(write=True) as session:
+            token = session.get(ApiToken, token_id)
+            if token is not None:
+                token.last_used_at = now
+    except OperationalError:  # a busy database must not fail the request itself
+        pass
+
+
+def principal_of(session: Session, username: str) -> Principal:
+    """The Principal an operator's CLI action or a system job runs as (no token involved)."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise Unauthenticated(f"No user '{username}'.")
+    dept = session.get(Department, user.department_id)
+    assert dept is not None  # foreign key
+    return Principal(user_id=user.id or 0, username=user.username, department_id=dept.id or 0,
+                     department_code=dept.code, roles=user.roles, token_id=0)
 
 
 def current_principal(request: Request,
@@ -100,3 +123,4 @@ def require(*roles: Role) -> Callable[..., Principal]:
 
 SignedIn = Annotated[Principal, Depends(require())]
 DbSession = Annotated[Session, Depends(get_session)]
+WriteSession = Annotated[Session, Depends(get_write_session)]

@@ -6,7 +6,7 @@ only portable column types so the same schema runs on both backends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -43,19 +43,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def make_engine(settings: Settings) -> Engine:
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(
-            settings.sqlalchemy_url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-        )
-        event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's implicit BEGIN is deferred; take the write lock at BEGIN so that
-        # concurrent writers queue instead of failing with "database is locked" mid-way.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-        return engine
-    return create_engine(settings.sqlalchemy_url, pool_pre_ping=True, pool_size=10)
+def make_engine(settings: Settings, *, write: bool = False) -> Engine:
+    """An engine for reads, or (``write=True``) one for transactions that will write.
+
+    On SQLite the difference matters: WAL lets readers run alongside the one writer, but a
+    deferred transaction that reads and then writes fails at once with "database is locked"
+    if another writer committed meanwhile. Write transactions therefore take the write lock
+    at BEGIN (``BEGIN IMMEDIATE``) and queue on ``busy_timeout``; reads stay deferred.
+    PostgreSQL needs no such split: both are the same engine.
+    """
+    if not settings.is_sqlite:
+        return create_engine(settings.sqlalchemy_url, pool_pre_ping=True, pool_size=10)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        settings.sqlalchemy_url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -68,15 +75,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, bool], Engine] = {}
 
 
-def get_engine() -> Engine:
+def get_engine(*, write: bool = False) -> Engine:
     settings = get_settings()
-    url = settings.sqlalchemy_url
-    if url not in _engines:
-        _engines[url] = make_engine(settings)
-    return _engines[url]
+    write = write and settings.is_sqlite  # one engine serves both on PostgreSQL
+    key = (settings.sqlalchemy_url, write)
+    if key not in _engines:
+        _engines[key] = make_engine(settings, write=write)
+    return _engines[key]
 
 
 def reset_engines() -> None:
@@ -86,24 +94,42 @@ def reset_engines() -> None:
     _engines.clear()
 
 
-def get_session() -> Iterator[Session]:
-    """FastAPI dependency: one transaction per request, committed on success."""
-    with Session(get_engine(), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+def on_rollback(session: Session, undo: Callable[[], None]) -> None:
+    """Run ``undo`` if the session's transaction rolls back (e.g. delete a file written for
+    it), so work done outside the database never outlives a failed transaction."""
+    session.info.setdefault("on_rollback", []).append(undo)
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_undo(session: Session) -> None:
+    session.info.pop("on_rollback", None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _run_undo(session: Session) -> None:
+    for undo in reversed(session.info.pop("on_rollback", [])):
+        undo()
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """The same unit of work for the CLI and background jobs."""
-    with Session(get_engine(), expire_on_commit=False) as session:
+def session_scope(*, write: bool = True) -> Iterator[Session]:
+    """One unit of work: committed on success, rolled back on any error."""
+    with Session(get_engine(write=write), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+def get_session() -> Iterator[Session]:
+    """FastAPI dependency for requests that only read."""
+    with session_scope(write=False) as session:
+        yield session
+
+
+def get_write_session() -> Iterator[Session]:
+    """FastAPI dependency for requests that change state: one transaction per request."""
+    with session_scope(write=True) as session:
+        yield session

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     key_passphrase: SecretStr | None = None
     max_upload_bytes: int = Field(default=5 * 1024**3, ge=1)
     token_default_days: int = Field(default=90, ge=1)
+    # 6-digit administrative division code of the city (GB/T 2260); the first part of
+    # every resource code.
+    region_code: str = Field(default="440300", pattern=r"^\d{6}$")
     preview_rows: int = Field(default=20, ge=1, le=200)
     host: str = "127.0.0.1"
     port: int = 8000

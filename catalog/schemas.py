@@ -1,0 +1,152 @@
+"""Request and response bodies of the catalog API (the tables live in ``catalog.models``)."""
+
+from datetime import date, datetime
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from catalog.models import (
+    Category,
+    ItemKind,
+    ItemType,
+    SecurityLevel,
+    SharingMethod,
+    SharingType,
+    Sensitivity,
+    UpdateCycle,
+    VersionMode,
+)
+
+# A column name DuckDB and every export format accept without quoting surprises.
+ITEM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+
+class DataItemIn(BaseModel):
+    name: str = Field(pattern=ITEM_NAME_PATTERN, description="Column name in the data file")
+    title: str = Field(default="", max_length=200, description="Chinese display name (信息项名称)")
+    title_en: str = Field(default="", max_length=200)
+    type: ItemType
+    description: str = Field(default="", max_length=2000)
+    required: bool = False
+    is_key: bool = Field(default=False, description="Part of the resource's unique key")
+    sensitivity: Sensitivity = Sensitivity.none
+    kind: ItemKind | None = None
+    code_list: list[str] | None = Field(default=None, max_length=10000)
+
+
+class ResourceIn(BaseModel):
+    """What a publisher declares when registering a resource."""
+
+    name: str = Field(min_length=2, max_length=200, examples=["人口基础信息"])
+    name_en: str = Field(default="", max_length=300, examples=["Basic population information"])
+    summary: str = Field(default="", max_length=5000)
+    summary_en: str = Field(default="", max_length=5000)
+    category: Category
+    keywords: list[str] = Field(default_factory=list, max_length=30)
+    items: list[DataItemIn] = Field(min_length=1, max_length=500)
+    sharing_type: SharingType
+    sharing_condition: str = Field(default="", max_length=2000)
+    sharing_method: SharingMethod = SharingMethod.file
+    update_cycle: UpdateCycle
+    security_level: SecurityLevel = SecurityLevel.general
+    date_item: str | None = Field(default=None, description="Item holding each row's as-of date")
+    code: str | None = Field(default=None, max_length=40,
+                             description="Leave empty to have govshare assign one")
+    provider: str | None = Field(default=None, description="Provider department code; "
+                                 "defaults to, and must be, the publisher's own department")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [i.name for i in self.items]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"data item names must be unique; repeated: {', '.join(dupes)}")
+        if self.sharing_type is SharingType.conditional and not self.sharing_condition.strip():
+            raise ValueError("a conditional resource must state its sharing condition")
+        if self.date_item is not None and self.date_item not in names:
+            raise ValueError(f"date_item '{self.date_item}' is not one of the data items")
+        return self
+
+
+class ResourceUpdate(BaseModel):
+    """Metadata edits (each one is a new revision). Data items change only with new data."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=2, max_length=200)
+    name_en: str | None = Field(default=None, max_length=300)
+    summary: str | None = Field(default=None, max_length=5000)
+    summary_en: str | None = Field(default=None, max_length=5000)
+    category: Category | None = None
+    keywords: list[str] | None = Field(default=None, max_length=30)
+    sharing_type: SharingType | None = None
+    sharing_condition: str | None = Field(default=None, max_length=2000)
+    sharing_method: SharingMethod | None = None
+    update_cycle: UpdateCycle | None = None
+    security_level: SecurityLevel | None = None
+    item_descriptions: dict[str, str] | None = Field(
+        default=None, description="Item name → new description")
+
+
+class DataItemOut(DataItemIn):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ProviderOut(BaseModel):
+    code: str
+    name_zh: str
+    name_en: str
+    kind: str
+    level: str
+
+
+class ResourceOut(BaseModel):
+    code: str
+    name: str
+    name_en: str
+    provider: ProviderOut
+    summary: str
+    summary_en: str
+    category: Category
+    category_label: str
+    category_label_en: str
+    keywords: list[str]
+    items: list[DataItemOut]
+    sharing_type: SharingType
+    sharing_condition: str
+    sharing_method: SharingMethod
+    update_cycle: UpdateCycle
+    security_level: SecurityLevel
+    status: str
+    date_item: str | None
+    published_at: date
+    last_data_update: datetime | None
+    current_version: int
+    row_count: int
+    revision: int
+    quality_score: float | None
+
+
+class DataVersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    version: int
+    mode: VersionMode
+    row_count: int
+    total_rows: int
+    source_format: str
+    source_bytes: int
+    source_sha256: str
+    created_at: datetime
+
+
+class RevisionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    revision: int
+    changed_by: str | None
+    changed_at: datetime
+    changes: dict[str, object]
+
+
+class Preview(BaseModel):
+    columns: list[str]
+    rows: list[list[object]]
+    total_rows: int

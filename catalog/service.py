@@ -1,0 +1,321 @@
+"""Catalog use cases: register resources with their data, new data versions, metadata edits,
+reads. Department scoping is enforced here from the caller's ``Principal``."""
+
+import os
+
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlmodel import Session, col, select
+
+from catalog import codes, search, warehouse
+from catalog.models import (
+    DataItem,
+    DataVersion,
+    ItemType,
+    Resource,
+    ResourceRevision,
+    ResourceStatus,
+    SecurityLevel,
+    SharingType,
+    VersionMode,
+)
+from catalog.schemas import ResourceIn, ResourceUpdate
+from govshare.auth import Principal
+from govshare.db import on_rollback, utcnow
+from govshare.events import Event, publish
+from govshare.identity import Department, Role, get_department
+from govshare.problems import Conflict, Forbidden, Invalid, NotFound
+from govshare.settings import get_settings
+
+# --- lookups ---------------------------------------------------------------------------------
+
+
+def get_resource(session: Session, code: str) -> Resource:
+    resource = session.exec(select(Resource).where(Resource.code == code)).first()
+    if resource is None:
+        raise NotFound(f"No resource with code '{code}'. Search the catalog to find its code.")
+    return resource
+
+
+def provider_of(session: Session, resource: Resource) -> Department:
+    dept = session.get(Department, resource.provider_id)
+    assert dept is not None  # foreign key
+    return dept
+
+
+def require_provider(who: Principal, resource: Resource, action: str) -> None:
+    """Only the provider department's own publishers act on its resources' data."""
+    if who.department_id != resource.provider_id or not who.has(Role.publisher):
+        raise Forbidden(f"Only publishers of the provider department can {action} "
+                        f"resource {resource.code}.")
+
+
+def segments_for(session: Session, resource: Resource, version: int | None = None) -> list[Path]:
+    """The segment files whose union is the data as of ``version`` (default: current)."""
+    version = version or resource.current_version
+    target = session.exec(select(DataVersion).where(
+        DataVersion.resource_id == resource.id, DataVersion.version == version)).first()
+    if target is None:
+        raise NotFound(f"Resource {resource.code} has no data version {version}.")
+    chain = session.exec(select(DataVersion).where(
+        DataVersion.resource_id == resource.id,
+        col(DataVersion.version) >= target.base_version,
+        col(DataVersion.version) <= version,
+    ).order_by(col(DataVersion.version))).all()
+    root = get_settings().warehouse_dir
+    return [root / v.segment for v in chain]
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+def check_registration(session: Session, who: Principal, meta: ResourceIn) -> Department:
+    """Everything about a registration that can be refused before reading the data."""
+    provider = get_department(session, meta.provider) if meta.provider else \
+        get_department(session, who.department_id)
+    if provider.id != who.department_id:
+        raise Forbidden(f"You can register resources only for your own department "
+                        f"({who.department_code}), not {provider.code}.")
+    _check_metadata(meta)
+    if meta.code is not None:
+        if not codes.is_valid(meta.code):
+            raise Invalid(f"Resource code '{meta.code}' may contain only letters, digits and "
+                          "hyphens (4–40 characters). Leave it empty to have one assigned.")
+        if session.exec(select(Resource.id).where(Resource.code == meta.code)).first():
+            raise Conflict(f"A resource with code '{meta.code}' already exists.")
+    return provider
+
+
+def _check_metadata(meta: ResourceIn) -> None:
+    items = {i.name: i for i in meta.items}
+    if meta.date_item and items[meta.date_item].type not in (ItemType.date, ItemType.datetime):
+        raise Invalid(f"date_item '{meta.date_item}' must be a date or datetime item.")
+    for item in meta.items:
+        if item.kind is not None and item.kind.value == "code" and not item.code_list:
+            raise Invalid(f"Item '{item.name}' is of kind 'code' but has no code_list.")
+    if meta.security_level is SecurityLevel.core and \
+            meta.sharing_type is not SharingType.not_shareable:
+        # Core data never leaves its department through govshare (Data Security Law grading).
+        raise Invalid("Core data cannot be shared: register it with sharing_type not_shareable.")
+
+
+def register_resource(session: Session, who: Principal, meta: ResourceIn,
+                      source: Path | BinaryIO, *, filename: str) -> Resource:
+    """Register a resource with its first data version, all or nothing.
+
+    The data is loaded before the metadata transaction writes anything, so a slow upload
+    never holds the database's write lock; a refused file leaves nothing behind.
+    """
+    check_registration(session, who, meta)
+    columns = [warehouse.Column(i.name, i.type) for i in meta.items]
+    loaded = _load(source, filename, columns)
+    try:
+        provider = check_registration(session, who, meta)  # again, inside the transaction
+        resource = _insert_resource(session, who, provider, meta)
+        version = _insert_version(session, who, resource, loaded, VersionMode.replace)
+    except BaseException:
+        loaded.discard()
+        raise
+    publish(session, Event("resource.registered", who.actor,
+                           {"resource": resource.code, "version": str(version.version)},
+                           {"metadata": meta.model_dump(mode="json"),
+                            "data_sha256": loaded.staged.sha256}))
+    return resource
+
+
+class _Loaded:
+    """A segment loaded into the incoming area, waiting for its metadata to commit."""
+
+    def __init__(self, staged: warehouse.StagedFile, path: Path, rows: int) -> None:
+        self.staged, self.path, self.rows = staged, path, rows
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _load(source: Path | BinaryIO, filename: str, columns: list[warehouse.Column]) -> _Loaded:
+    settings = get_settings()
+    root = settings.warehouse_dir
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            staged = warehouse.stage(fh, filename, root, max_bytes=settings.max_upload_bytes)
+    else:
+        staged = warehouse.stage(source, filename, root, max_bytes=settings.max_upload_bytes)
+    try:
+        incoming = warehouse.staging_dir(root) / f"{staged.path.stem.split('.')[0]}.duckdb"
+        rows = warehouse.ingest(staged, columns, incoming)
+    finally:
+        staged.path.unlink(missing_ok=True)
+    return _Loaded(staged, incoming, rows)
+
+
+def _insert_resource(session: Session, who: Principal, provider: Department,
+                     meta: ResourceIn) -> Resource:
+    code = meta.code or codes.next_code(session, get_settings().region_code, provider.code,
+                                        meta.category)
+    fields = meta.model_dump(exclude={"items", "code", "provider"})
+    resource = Resource(code=code, provider_id=provider.id or 0, **fields,
+                        items=[DataItem(position=i, **item.model_dump())
+                               for i, item in enumerate(meta.items)])
+    session.add(resource)
+    session.flush()
+    search.index_resource(session, resource)
+    return resource
+
+
+def _insert_version(session: Session, who: Principal, resource: Resource, loaded: _Loaded,
+                    mode: VersionMode) -> DataVersion:
+    number = resource.current_version + 1
+    root = get_settings().warehouse_dir
+    segment = warehouse.new_segment_path(root, resource.code, number)
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(loaded.path, segment)
+    loaded.path = segment
+    on_rollback(session, loaded.discard)
+    previous = resource.row_count if mode is VersionMode.append else 0
+    base = number if mode is VersionMode.replace or number == 1 else _base_of(session, resource)
+    version = DataVersion(resource_id=resource.id or 0, version=number, mode=mode,
+                          base_version=base, segment=str(segment.relative_to(root)),
+                          row_count=loaded.rows, total_rows=previous + loaded.rows,
+                          source_format=loaded.staged.format.value,
+                          source_bytes=loaded.staged.bytes, source_sha256=loaded.staged.sha256,
+                          created_by=who.user_id)
+    now = utcnow()
+    resource.current_version, resource.row_count = number, version.total_rows
+    resource.last_data_update = resource.updated_at = now
+    session.add_all([version, resource])
+    session.flush()
+    return version
+
+
+def _base_of(session: Session, resource: Resource) -> int:
+    current = session.exec(select(DataVersion).where(
+        DataVersion.resource_id == resource.id,
+        DataVersion.version == resource.current_version)).one()
+    return current.base_version
+
+
+# --- new data versions -----------------------------------------------------------------------
+
+
+def add_version(session: Session, who: Principal, code: str, source: Path | BinaryIO, *,
+                filename: str, mode: VersionMode) -> DataVersion:
+    """Replace or append the resource's data; the columns must match the declared items."""
+    resource = get_resource(session, code)
+    require_provider(who, resource, "add data to")
+    if resource.status is not ResourceStatus.active:
+        raise Conflict(f"Resource {code} is withdrawn; reactivate it before adding data.")
+    columns = [warehouse.Column(i.name, i.type) for i in resource.items]
+    loaded = _load(source, filename, columns)
+    try:
+        version = _insert_version(session, who, resource, loaded, mode)
+    except BaseException:
+        loaded.discard()
+        raise
+    publish(session, Event("resource.version_added", who.actor,
+                           {"resource": code, "version": str(version.version)},
+                           {"mode": mode.value, "rows": loaded.rows,
+                            "data_sha256": loaded.staged.sha256}))
+    return version
+
+
+def list_versions(session: Session, code: str) -> list[DataVersion]:
+    resource = get_resource(session, code)
+    return list(session.exec(select(DataVersion).where(DataVersion.resource_id == resource.id)
+                             .order_by(col(DataVersion.version).desc())))
+
+
+# --- metadata edits --------------------------------------------------------------------------
+
+
+def update_resource(session: Session, who: Principal, code: str, edit: ResourceUpdate) -> Resource:
+    resource = get_resource(session, code)
+    require_provider(who, resource, "edit")
+    changes = _apply(resource, edit)
+    if not changes:
+        return resource
+    if resource.sharing_type is SharingType.conditional and not resource.sharing_condition.strip():
+        raise Invalid("A conditional resource must state its sharing condition.")
+    if resource.security_level is SecurityLevel.core and \
+            resource.sharing_type is not SharingType.not_shareable:
+        raise Invalid("Core data cannot be shared: set sharing_type to not_shareable.")
+    resource.revision += 1
+    resource.updated_at = utcnow()
+    session.add(ResourceRevision(resource_id=resource.id or 0, revision=resource.revision,
+                                 changed_by=who.user_id, changes=changes))
+    session.add(resource)
+    session.flush()
+    search.index_resource(session, resource)
+    publish(session, Event("resource.updated", who.actor,
+                           {"resource": code, "revision": str(resource.revision)},
+                           {"changes": changes}))
+    return resource
+
+
+def _apply(resource: Resource, edit: ResourceUpdate) -> dict[str, Any]:
+    """Apply the edit and return {field: [old, new]} for what really changed."""
+    changes: dict[str, Any] = {}
+    for field, new in edit.model_dump(exclude_unset=True, exclude={"item_descriptions"},
+                                      mode="json").items():
+        old = getattr(resource, field)
+        old_json = old.value if hasattr(old, "value") else old
+        if new is not None and new != old_json:
+            changes[field] = [old_json, new]
+            setattr(resource, field, type(old)(new) if hasattr(old, "value") else new)
+    for name, text in (edit.item_descriptions or {}).items():
+        item = next((i for i in resource.items if i.name == name), None)
+        if item is None:
+            raise Invalid(f"Resource {resource.code} has no data item '{name}'.")
+        if item.description != text:
+            changes[f"items.{name}.description"] = [item.description, text]
+            item.description = text
+    return changes
+
+
+def set_status(session: Session, who: Principal, code: str, status: ResourceStatus) -> Resource:
+    resource = get_resource(session, code)
+    require_provider(who, resource, "withdraw or reactivate")
+    if resource.status is status:
+        return resource
+    old = resource.status
+    resource.status = status
+    resource.revision += 1
+    session.add(ResourceRevision(resource_id=resource.id or 0, revision=resource.revision,
+                                 changed_by=who.user_id,
+                                 changes={"status": [old.value, status.value]}))
+    session.flush()
+    search.index_resource(session, resource)
+    publish(session, Event(f"resource.{status.value}", who.actor, {"resource": code}))
+    return resource
+
+
+def list_revisions(session: Session, code: str) -> list[ResourceRevision]:
+    resource = get_resource(session, code)
+    return list(session.exec(select(ResourceRevision)
+                             .where(ResourceRevision.resource_id == resource.id)
+                             .order_by(col(ResourceRevision.revision).desc())))
+
+
+# --- data preview ----------------------------------------------------------------------------
+
+
+def preview(session: Session, who: Principal, code: str, limit: int) -> tuple[list[str],
+                                                                              list[list[Any]], int]:
+    """A few rows, for the provider department only: raw data never leaves it otherwise."""
+    resource = get_resource(session, code)
+    if who.department_id != resource.provider_id:
+        raise Forbidden(f"Only the provider department sees rows of {code}. Other departments "
+                        "apply for access through an application.")
+    if resource.current_version == 0:
+        raise NotFound(f"Resource {code} has no data yet.")
+    with warehouse.open_data(segments_for(session, resource)) as con:
+        cur = con.execute(f"SELECT * FROM {warehouse.TABLE} LIMIT ?", [limit])
+        names = [d[0] for d in cur.description or []]
+        rows = [[_jsonable(v) for v in row] for row in cur.fetchall()]
+    return names, rows, resource.row_count
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+

@@ -1,0 +1,345 @@
+"""The data plane: every data version is an immutable DuckDB file (a *segment*).
+
+Why one file per version rather than one shared DuckDB database: a segment is written to a
+temporary name and renamed into place only when complete, so a crash never leaves half a
+version visible; once written it never changes, so any number of worker processes can open
+it read-only at once (DuckDB allows many read-only openers of a file but only one writer);
+and old versions stay readable for audits and deliveries made from them.
+
+The data as of version N is the segments from the last ``replace`` up to N, read through a
+view ``data`` that UNIONs them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+
+from catalog.models import DUCKDB_TYPES, ItemType
+from govshare.problems import Invalid, TooLarge, Unsupported
+
+CHUNK = 1024 * 1024
+# DuckDB spills to disk beyond this, so a 1 GB upload never needs 1 GB of memory.
+DUCKDB_MEMORY_LIMIT = "1GB"
+TABLE = "data"
+
+
+class Format(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+_EXTENSIONS: dict[str, Format] = {
+    ".csv": Format.csv, ".tsv": Format.csv, ".txt": Format.csv, ".csv.gz": Format.csv,
+    ".parquet": Format.parquet, ".pq": Format.parquet,
+    ".jsonl": Format.jsonl, ".ndjson": Format.jsonl, ".json": Format.jsonl,
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ItemType
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    path: Path
+    format: Format
+    bytes: int
+    sha256: str
+    transcoded_from: str | None = None
+
+
+def detect_format(filename: str) -> Format:
+    name = Path(filename).name.lower()
+    for ext in sorted(_EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return _EXTENSIONS[ext]
+    known = ", ".join(sorted(_EXTENSIONS))
+    raise Unsupported(f"Cannot tell the format of '{Path(filename).name}'. Use one of: {known}.")
+
+
+def staging_dir(warehouse: Path) -> Path:
+    path = warehouse / "_staging"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def stage(src: BinaryIO, filename: str, warehouse: Path, *, max_bytes: int) -> StagedFile:
+    """Copy an upload to a private staging file in chunks (bounded memory), hashing it.
+
+    The client's file name is used only for its extension: path tricks in it never reach the
+    file system. CSV that is not UTF-8 (GB 18030 exports are common) is transcoded.
+    """
+    fmt = detect_format(filename)
+    suffix = ".csv.gz" if filename.lower().endswith(".gz") else f".{fmt.value}"
+    dest = staging_dir(warehouse) / f"{uuid.uuid4().hex}{suffix}"
+    digest, size = hashlib.sha256(), 0
+    try:
+        with dest.open("wb") as out:
+            while chunk := src.read(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"The file is larger than the limit of {max_bytes:,} bytes.")
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise Invalid("The file is empty. Export the data with a header row and try again.")
+        transcoded = _ensure_utf8(dest) if fmt is Format.csv and suffix == ".csv" else None
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return StagedFile(dest, fmt, size, digest.hexdigest(), transcoded)
+
+
+def _ensure_utf8(path: Path) -> str | None:
+    """Transcode a GB 18030 (superset of GBK/GB2312) CSV to UTF-8 in place, streaming."""
+    if _is_utf8(path):
+        return None
+    tmp = path.with_suffix(".utf8.tmp")
+    try:
+        with path.open("rb") as raw, tmp.open("w", encoding="utf-8", newline="") as out:
+            reader = codecs.getreader("gb18030")(raw, errors="strict")
+            while text := reader.read(CHUNK):
+                out.write(text)
+    except UnicodeDecodeError as exc:
+        tmp.unlink(missing_ok=True)
+        raise Invalid("The CSV file is neither UTF-8 nor GB 18030 text. Save it as UTF-8 "
+                      f"(error near byte {exc.start}).") from None
+    os.replace(tmp, path)
+    return "gb18030"
+
+
+def _is_utf8(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as raw:
+            while chunk := raw.read(CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# --- ingest ----------------------------------------------------------------------------------
+
+def connect(path: str = ":memory:", *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(path, read_only=read_only)
+    con.execute(f"SET memory_limit='{DUCKDB_MEMORY_LIMIT}'")
+    # Never let a query on behalf of a user reach beyond the files we hand it.
+    return con
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path) -> int:
+    """Load the staged file into a new segment with the declared columns and types.
+
+    Raises ``Invalid`` naming the exact columns (and lines) at fault; on any failure no
+    segment exists afterwards. Returns the number of rows.
+    """
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    tmp = segment.with_name(segment.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = connect(str(tmp))
+        try:
+            con.execute(f"SET temp_directory='{segment.parent / '_spill'}'")
+            _check_columns(_source_columns(con, staged), columns)
+            _LOADERS[staged.format](con, staged.path, columns)
+            rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
+            count = int(rows[0]) if rows else 0
+            if count == 0:
+                raise Invalid("The file has a header but no data rows.")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        _fsync(tmp)
+        os.replace(tmp, segment)
+    except duckdb.Error as exc:
+        raise Invalid(f"The file could not be read as {staged.format.value}: "
+                      f"{_first_line(exc)}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        shutil.rmtree(segment.parent / "_spill", ignore_errors=True)
+    return count
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300]
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _source_columns(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> dict[str, str]:
+    """Column name → DuckDB type as the file itself declares or DuckDB detects it."""
+    source = {
+        Format.csv: "read_csv(?, header=true, all_varchar=true)",
+        Format.parquet: "read_parquet(?)",
+        Format.jsonl: "read_json(?, format='newline_delimited')",
+    }[staged.format]
+    rows = con.execute(f"DESCRIBE SELECT * FROM {source}", [str(staged.path)]).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def _check_columns(found: dict[str, str], declared: Sequence[Column]) -> None:
+    names = [c.name for c in declared]
+    missing = [n for n in names if n not in found]
+    extra = [n for n in found if n not in names]
+    errors = [{"column": n, "problem": "declared as a data item but not in the file"}
+              for n in missing]
+    errors += [{"column": n, "problem": "in the file but not declared as a data item"}
+               for n in extra]
+    if errors:
+        parts = []
+        if missing:
+            parts.append("missing from the file: " + ", ".join(missing))
+        if extra:
+            parts.append("not declared: " + ", ".join(extra))
+        raise Invalid("The file's columns do not match the declared data items ("
+                      + "; ".join(parts) + "). Nothing was stored.", errors=errors)
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[Column]) -> None:
+    types = ", ".join(f"{_sql_str(c.name)}: '{DUCKDB_TYPES[c.type]}'" for c in columns)
+    select = ", ".join(quote(c.name) for c in columns)
+    con.execute(
+        f"CREATE TABLE {TABLE} AS SELECT {select} FROM read_csv(?, header=true, "
+        f"types={{{types}}}, store_rejects=true)",
+        [str(path)],
+    )
+    _raise_on_rejects(con, columns)
+
+
+def _raise_on_rejects(con: duckdb.DuckDBPyConnection, columns: Sequence[Column]) -> None:
+    rejects = con.execute(
+        "SELECT column_name, error_type, count(*) AS n, min(line) AS first_line "
+        "FROM reject_errors GROUP BY ALL ORDER BY first_line"
+    ).fetchall()
+    if not rejects:
+        return
+    declared = {c.name: c.type for c in columns}
+    errors = []
+    for column, error_type, n, first_line in rejects:
+        if column and error_type == "CAST":
+            problem = f"{n} value(s) are not valid {declared[column].value}, first on line {first_line}"
+        else:
+            problem = f"{n} malformed row(s) ({str(error_type).lower()}), first on line {first_line}"
+        errors.append({"column": column, "problem": problem, "rows": n, "first_line": first_line})
+    where = ", ".join(sorted({str(e["column"]) for e in errors if e["column"]})) or "row structure"
+    raise Invalid(f"Some values do not match the declared types ({where}). Nothing was stored.",
+                  errors=errors)
+
+
+# Typed formats: which source types may fill each declared type without losing meaning.
+_COMPATIBLE: dict[ItemType, tuple[str, ...]] = {
+    ItemType.string: ("VARCHAR",),
+    ItemType.integer: ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+                       "UINTEGER", "UBIGINT", "HUGEINT"),
+    ItemType.decimal: ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE",
+                       "DECIMAL", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"),
+    ItemType.boolean: ("BOOLEAN",),
+    ItemType.date: ("DATE", "TIMESTAMP"),
+    ItemType.datetime: ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS",
+                        "TIMESTAMP_S", "DATE"),
+}
+
+
+def _compatible(source_type: str, declared: ItemType) -> bool:
+    base = source_type.split("(")[0].upper()
+    return base in _COMPATIBLE[declared] or (base == "NULL")
+
+
+def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[Column]) -> None:
+    found = _described(con, f"read_parquet('{_escape(path)}')")
+    errors = [{"column": c.name, "problem": f"declared {c.type.value}, file has {found[c.name]}"}
+              for c in columns if not _compatible(found[c.name], c.type)]
+    if errors:
+        cols = ", ".join(str(e["column"]) for e in errors)
+        raise Invalid(f"Some columns have types other than declared ({cols}). Nothing was stored.",
+                      errors=errors)
+    select = ", ".join(f"CAST({quote(c.name)} AS {DUCKDB_TYPES[c.type]}) AS {quote(c.name)}"
+                       for c in columns)
+    con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM read_parquet(?)", [str(path)])
+
+
+def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[Column]) -> None:
+    # Read every field as text, then cast strictly, so a wrong value is reported per column.
+    as_text = ", ".join(f"{_sql_str(c.name)}: 'VARCHAR'" for c in columns)
+    source = f"read_json('{_escape(path)}', format='newline_delimited', columns={{{as_text}}})"
+    checks = ", ".join(
+        f"count(*) FILTER (WHERE {quote(c.name)} IS NOT NULL AND "
+        f"TRY_CAST({quote(c.name)} AS {DUCKDB_TYPES[c.type]}) IS NULL)"
+        for c in columns
+    )
+    bad = con.execute(f"SELECT {checks} FROM {source}").fetchone() or ()
+    errors = [{"column": c.name, "problem": f"{n} value(s) are not valid {c.type.value}",
+               "rows": n} for c, n in zip(columns, bad, strict=True) if n]
+    if errors:
+        cols = ", ".join(str(e["column"]) for e in errors)
+        raise Invalid(f"Some values do not match the declared types ({cols}). Nothing was stored.",
+                      errors=errors)
+    select = ", ".join(f"CAST({quote(c.name)} AS {DUCKDB_TYPES[c.type]}) AS {quote(c.name)}"
+                       for c in columns)
+    con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM {source}")
+
+
+_LOADERS = {Format.csv: _load_csv, Format.parquet: _load_parquet, Format.jsonl: _load_jsonl}
+
+
+def _described(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
+    return {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _escape(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+@contextmanager
+def open_data(segments: Sequence[Path]) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection with a read-only view ``data`` over the segments."""
+    if not segments:
+        raise Invalid("This resource has no data yet.")
+    con = connect()
+    try:
+        parts = []
+        for i, seg in enumerate(segments):
+            con.execute(f"ATTACH '{_escape(seg)}' AS seg{i} (READ_ONLY)")
+            parts.append(f"SELECT * FROM seg{i}.{TABLE}")
+        con.execute(f"CREATE TEMP VIEW {TABLE} AS " + " UNION ALL ".join(parts))
+        yield con
+    finally:
+        con.close()
+
+
+def new_segment_path(warehouse: Path, resource_code: str, version: int) -> Path:
+    # A random suffix keeps a retried upload from ever colliding with an orphan of a crash.
+    return warehouse / resource_code / f"v{version:05d}-{uuid.uuid4().hex[:8]}.duckdb"

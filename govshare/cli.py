@@ -1,0 +1,304 @@
+"""The ``govshare`` command: serve, demo, administration, registration, the access log."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from govshare import db, identity, wiring
+from govshare.auth import principal_of
+from govshare.identity import AdminLevel, DepartmentKind, Role
+from govshare.problems import Problem
+from govshare.settings import get_settings
+
+app = typer.Typer(help="govshare: government data-sharing catalog, quality and access.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+dept_app = typer.Typer(help="Departments.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (shown once, stored hashed).", no_args_is_help=True)
+resource_app = typer.Typer(help="Catalog resources.", no_args_is_help=True)
+db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
+app.add_typer(dept_app, name="dept")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(resource_app, name="resource")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _ready() -> None:
+    """Schema up to date and event subscribers wired, as in the server."""
+    from govshare.migrate import upgrade
+
+    upgrade()
+    wiring.subscribe_events()
+
+
+def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    elif table is not None:
+        console.print(table)
+    else:
+        console.print(data)
+
+
+def _fail(problem: Problem) -> None:
+    err.print(f"[red]error:[/red] {problem.detail}")
+    for e in problem.errors or []:
+        err.print(f"  - {e}")
+    raise typer.Exit(2)
+
+
+# --- serve & demo ----------------------------------------------------------------------------
+
+
+@app.command()
+def serve(host: Annotated[str | None, typer.Option()] = None,
+          port: Annotated[int | None, typer.Option()] = None,
+          workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
+    """Run the web service."""
+    import uvicorn
+
+    settings = get_settings()
+    host, port = host or settings.host, port or settings.port
+    _ready()
+    console.print(f"govshare is serving at [bold]http://{host}:{port}/[/bold] "
+                  f"(API docs: http://{host}:{port}/docs)")
+    uvicorn.run("govshare.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations."""
+    from govshare.migrate import upgrade
+
+    upgrade()
+    console.print("schema is up to date")
+
+
+@app.command()
+def demo(scale: Annotated[str, typer.Option(help="default or city")] = "default",
+         if_empty: Annotated[bool, typer.Option("--if-empty", help="Skip if data exists.")] = False,
+         as_json: JsonOpt = False) -> None:
+    """Load the demo world: departments, users for every role, resources with data."""
+    from govshare import demo as demo_world
+
+    _ready()
+    with db.session_scope() as session:
+        empty = demo_world.world_is_empty(session)
+    if not empty:
+        if if_empty:
+            console.print("demo world already loaded; tokens: govshare token list")
+            return
+        _fail(Problem("The database already has departments; use a fresh GOVSHARE_DATA_DIR."))
+    with _progress() as progress:
+        task = progress.add_task("demo", total=None)
+
+        def report(step: str, done: int, total: int) -> None:
+            progress.update(task, description=step, completed=done, total=total)
+
+        summary = demo_world.build_world(db.session_scope, scale=scale, progress=report)
+    _print_demo(summary, as_json)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                    TimeElapsedColumn(), console=err)
+
+
+def _print_demo(summary: Any, as_json: bool) -> None:
+    users = [{"username": u.username, "department": u.department, "roles": u.roles,
+              "token": u.token} for u in summary.users]
+    table = Table(title="Demo users (tokens are shown once; keep them)")
+    for col in ("department", "username", "roles", "token"):
+        table.add_column(col)
+    for u in users:
+        table.add_row(u["department"], u["username"], ",".join(u["roles"]), u["token"])
+    _emit({"users": users, "resources": summary.resource_count}, as_json, table)
+
+
+# --- departments, users, tokens -------------------------------------------------------------
+
+
+@dept_app.command("create")
+def dept_create(code: str, name_zh: str, name_en: str,
+                kind: DepartmentKind = DepartmentKind.line,
+                level: AdminLevel = AdminLevel.municipal, as_json: JsonOpt = False) -> None:
+    _ready()
+    try:
+        with db.session_scope() as session:
+            d = identity.create_department(session, code=code, name_zh=name_zh,
+                                           name_en=name_en, kind=kind, level=level)
+            out = d.model_dump(mode="json")
+    except Problem as p:
+        _fail(p)
+    _emit(out, as_json)
+
+
+@dept_app.command("list")
+def dept_list(as_json: JsonOpt = False) -> None:
+    _ready()
+    with db.session_scope(write=False) as session:
+        rows = [d.model_dump(mode="json") for d in identity.list_departments(session)]
+    table = Table("code", "name_zh", "name_en", "kind", "level")
+    for r in rows:
+        table.add_row(r["code"], r["name_zh"], r["name_en"], r["kind"], r["level"])
+    _emit(rows, as_json, table)
+
+
+@user_app.command("create")
+def user_create(username: str, department: str,
+                role: Annotated[list[Role], typer.Option(help="Repeat for several roles.")],
+                display_name: Annotated[str | None, typer.Option()] = None,
+                as_json: JsonOpt = False) -> None:
+    _ready()
+    try:
+        with db.session_scope() as session:
+            u = identity.create_user(session, username=username,
+                                     display_name=display_name or username,
+                                     department=department, roles=role)
+            out = {"id": u.id, "username": u.username, "roles": sorted(u.roles)}
+    except Problem as p:
+        _fail(p)
+    _emit(out, as_json)
+
+
+@user_app.command("list")
+def user_list(as_json: JsonOpt = False) -> None:
+    from sqlmodel import select
+
+    _ready()
+    with db.session_scope(write=False) as session:
+        depts = {d.id: d.code for d in identity.list_departments(session)}
+        rows = [{"username": u.username, "department": depts[u.department_id],
+                 "roles": sorted(u.roles), "active": u.is_active}
+                for u in session.exec(select(identity.User))]
+    table = Table("username", "department", "roles", "active")
+    for r in rows:
+        table.add_row(r["username"], r["department"], ",".join(r["roles"]), str(r["active"]))
+    _emit(rows, as_json, table)
+
+
+@token_app.command("issue")
+def token_issue(username: str, name: Annotated[str, typer.Option()] = "cli",
+                days: Annotated[int | None, typer.Option()] = None,
+                as_json: JsonOpt = False) -> None:
+    """Issue a token; its value is printed once and never stored."""
+    _ready()
+    try:
+        with db.session_scope() as session:
+            user = identity.get_user(session, username)
+            token, plain = identity.issue_token(
+                session, user, name=name, days=days or get_settings().token_default_days)
+            out = {"id": token.id, "username": username, "expires_at": token.expires_at,
+                   "token": plain}
+    except Problem as p:
+        _fail(p)
+    _emit(out, as_json)
+
+
+@token_app.command("list")
+def token_list(username: Annotated[str | None, typer.Argument()] = None,
+               as_json: JsonOpt = False) -> None:
+    _ready()
+    with db.session_scope(write=False) as session:
+        user = identity.get_user(session, username) if username else None
+        rows = [{"id": t.id, "user_id": t.user_id, "name": t.name, "prefix": t.prefix,
+                 "expires_at": t.expires_at, "revoked_at": t.revoked_at}
+                for t in identity.list_tokens(session, user)]
+    table = Table("id", "user_id", "name", "prefix", "expires_at", "revoked_at")
+    for r in rows:
+        table.add_row(*(str(r[k]) for k in ("id", "user_id", "name", "prefix", "expires_at",
+                                             "revoked_at")))
+    _emit(rows, as_json, table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, as_json: JsonOpt = False) -> None:
+    _ready()
+    try:
+        with db.session_scope() as session:
+            t = identity.revoke_token(session, token_id)
+            out = {"id": t.id, "revoked_at": t.revoked_at}
+    except Problem as p:
+        _fail(p)
+    _emit(out, as_json)
+
+
+# --- resources -------------------------------------------------------------------------------
+
+
+@resource_app.command("register")
+def resource_register(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The data file")],
+    metadata: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                           help="ResourceIn as a JSON file")],
+    publisher: Annotated[str, typer.Option(help="Username of a publisher of the provider")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a resource with its data (all or nothing)."""
+    from catalog import service
+    from catalog.schemas import ResourceIn
+
+    _ready()
+    try:
+        meta = ResourceIn.model_validate_json(metadata.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        _fail(Problem(f"{metadata} is not valid resource metadata: {exc}"))
+    try:
+        with db.session_scope() as session:
+            who = principal_of(session, publisher)
+            with err.status(f"loading {file.name} …"):
+                r = service.register_resource(session, who, meta, file, filename=file.name)
+            out = {"code": r.code, "name": r.name, "rows": r.row_count,
+                   "version": r.current_version}
+    except Problem as p:
+        _fail(p)
+    _emit(out, as_json)
+
+
+@resource_app.command("search")
+def resource_search(q: Annotated[str | None, typer.Argument()] = None,
+                    size: int = 20, as_json: JsonOpt = False) -> None:
+    from catalog import search
+    from catalog.models import Resource
+
+    _ready()
+    with db.session_scope(write=False) as session:
+        page = search.search(session, search.SearchParams(q=q, size=size))
+        rows = []
+        for hit in page.hits:
+            r = session.get(Resource, hit.resource_id)
+            if r is not None:
+                rows.append({"code": r.code, "name": r.name, "name_en": r.name_en,
+                             "sharing_type": r.sharing_type.value, "rows": r.row_count})
+    table = Table("code", "name", "name_en", "sharing_type", "rows",
+                  title=f"{page.total} resource(s)")
+    for r in rows:
+        table.add_row(r["code"], r["name"], r["name_en"], r["sharing_type"], str(r["rows"]))
+    _emit({"total": page.total, "hits": rows}, as_json, table)
+
+
+def _mount_log() -> None:
+    try:
+        from access.log.cli import app as log_app
+    except ImportError:
+        return
+    app.add_typer(log_app, name="log", help="The signed access log.")
+
+
+_mount_log()
+
+
+def main() -> None:
+    app()
