@@ -49,6 +49,8 @@ def create_app() -> FastAPI:
     app.include_router(catalog.api.router, prefix=API_PREFIX)
     for router in wiring.context_routers():
         app.include_router(router, prefix=API_PREFIX)
+    for router in wiring.root_routers():
+        app.include_router(router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

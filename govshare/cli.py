@@ -289,15 +289,13 @@ def resource_search(q: Annotated[str | None, typer.Argument()] = None,
     _emit({"total": page.total, "hits": rows}, as_json, table)
 
 
-def _mount_log() -> None:
-    try:
-        from access.log.cli import app as log_app
-    except ImportError:
-        return
+def _mount_contexts() -> None:
+    from access.log.cli import app as log_app
+
     app.add_typer(log_app, name="log", help="The signed access log.")
 
 
-_mount_log()
+_mount_contexts()
 
 
 def main() -> None:

@@ -1,0 +1,130 @@
+"""Table-driven authorization: every endpoint × every role, and department scoping.
+
+Adding an endpoint without adding it here fails ``test_every_endpoint_is_in_the_matrix``:
+each endpoint must declare who may call it.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from govshare.identity import Role
+from tests.conftest import World
+from tests.factories import population_meta, population_rows, to_csv, upload
+
+ALL = frozenset(Role)
+PUB = frozenset({Role.publisher})
+ADMIN = frozenset({Role.admin})
+AUDITOR = frozenset({Role.auditor})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    roles: frozenset[Role]
+    # Scoped endpoints refuse allowed roles of other departments too.
+    provider_scoped: bool = False
+    body: Callable[[], dict[str, Any]] = field(default=lambda: {})
+
+
+def _csv_upload() -> dict[str, Any]:
+    return upload(population_meta(), to_csv(population_rows(2)))
+
+
+def _version_upload() -> dict[str, Any]:
+    return {"data": {"mode": "append"},
+            "files": {"file": ("v.csv", to_csv(population_rows(1)), "text/csv")}}
+
+
+MATRIX: list[Endpoint] = [
+    Endpoint("GET", "/api/v1/me", ALL),
+    Endpoint("GET", "/api/v1/departments", ALL),
+    Endpoint("POST", "/api/v1/departments", ADMIN,
+             body=lambda: {"json": {"code": "NEW1", "name_zh": "新部门", "name_en": "New"}}),
+    Endpoint("GET", "/api/v1/users", ADMIN),
+    Endpoint("POST", "/api/v1/users", ADMIN,
+             body=lambda: {"json": {"username": "new-user", "display_name": "N",
+                                    "department": "GA", "roles": ["requester"]}}),
+    Endpoint("POST", "/api/v1/users/{username}/tokens", ADMIN,
+             body=lambda: {"json": {"name": "t"}}),
+    Endpoint("GET", "/api/v1/users/{username}/tokens", ALL),  # own only; see identity tests
+    Endpoint("DELETE", "/api/v1/tokens/{token_id}", ALL),  # own only; see identity tests
+    Endpoint("GET", "/api/v1/resources", ALL),
+    Endpoint("POST", "/api/v1/resources", PUB, body=_csv_upload),
+    Endpoint("GET", "/api/v1/resources/{code}", ALL),
+    Endpoint("PATCH", "/api/v1/resources/{code}", PUB, provider_scoped=True,
+             body=lambda: {"json": {"summary": "更新"}}),
+    Endpoint("POST", "/api/v1/resources/{code}/withdraw", PUB, provider_scoped=True),
+    Endpoint("POST", "/api/v1/resources/{code}/reactivate", PUB, provider_scoped=True),
+    Endpoint("POST", "/api/v1/resources/{code}/versions", PUB, provider_scoped=True,
+             body=_version_upload),
+    Endpoint("GET", "/api/v1/resources/{code}/versions", ALL),
+    Endpoint("GET", "/api/v1/resources/{code}/revisions", ALL),
+    Endpoint("GET", "/api/v1/resources/{code}/preview", PUB, provider_scoped=True),
+    Endpoint("GET", "/api/v1/catalog.jsonld", ALL),
+    Endpoint("GET", "/api/v1/catalog.csv", ALL),
+    Endpoint("GET", "/api/v1/vocabulary", ALL),
+    # the access log: heads, proofs and keys are for anyone to verify; entries are metadata
+    Endpoint("GET", "/api/v1/log/tree-heads/latest", ALL),
+    Endpoint("GET", "/api/v1/log/tree-heads", ALL),
+    Endpoint("GET", "/api/v1/log/tree-heads/{tree_size}", ALL),
+    Endpoint("GET", "/api/v1/log/proofs/inclusion", ALL),
+    Endpoint("GET", "/api/v1/log/proofs/consistency", ALL),
+    Endpoint("GET", "/api/v1/log/entries/mine", ALL),
+    Endpoint("GET", "/api/v1/log/keys", ALL),
+    Endpoint("GET", "/api/v1/log/entries", AUDITOR),
+]
+
+# Reachable without a token, on purpose.
+PUBLIC = {("GET", "/healthz"), ("GET", "/.well-known/govshare-log-keys")}
+
+
+def test_every_endpoint_is_in_the_matrix(client: TestClient) -> None:
+    declared = {(e.method, e.path) for e in MATRIX} | PUBLIC
+    paths = client.get("/openapi.json").json()["paths"]
+    served = {(method.upper(), path) for path, ops in paths.items() for method in ops}
+    assert served - declared == set(), "endpoints missing from the authorization matrix"
+    assert declared - served == set(), "matrix names endpoints the app does not serve"
+
+
+@pytest.fixture
+def resource_code(client: TestClient, world: World) -> str:
+    r = client.post("/api/v1/resources", **_csv_upload(),
+                    headers=world.headers("GA", Role.publisher))
+    assert r.status_code == 201, r.text
+    return str(r.json()["code"])
+
+
+def _url(endpoint: Endpoint, code: str) -> str:
+    return endpoint.path.format(code=code, username="ga-leader", token_id=999999, tree_size=1)
+
+
+def _call(client: TestClient, endpoint: Endpoint, code: str, headers: dict[str, str]) -> Any:
+    return client.request(endpoint.method, _url(endpoint, code), headers=headers,
+                          **endpoint.body())
+
+
+@pytest.mark.parametrize("endpoint", MATRIX, ids=lambda e: f"{e.method} {e.path}")
+def test_roles(client: TestClient, world: World, resource_code: str,
+               endpoint: Endpoint) -> None:
+    assert _call(client, endpoint, resource_code, {}).status_code == 401
+    for role in Role:
+        r = _call(client, endpoint, resource_code, world.headers("GA", role))
+        if role in endpoint.roles:
+            assert r.status_code not in (401, 403), (role, r.status_code, r.text)
+        else:
+            assert r.status_code == 403, (role, r.status_code, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("endpoint", [e for e in MATRIX if e.provider_scoped],
+                         ids=lambda e: f"{e.method} {e.path}")
+def test_other_departments_are_refused(client: TestClient, world: World, resource_code: str,
+                                       endpoint: Endpoint) -> None:
+    for role in endpoint.roles:
+        r = _call(client, endpoint, resource_code, world.headers("SCJG", role))
+        assert r.status_code == 403, (role, r.status_code, r.text)
