@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from govshare.db import get_session, get_write_session, session_scope, utcnow
+from govshare.db import get_engine, get_session, get_write_session, session_scope, utcnow
 from govshare.events import Actor
 from govshare.identity import ApiToken, Department, Role, User, hash_token
 from govshare.problems import Forbidden, Unauthenticated
@@ -68,7 +68,11 @@ def authenticate(session: Session, plain: str) -> Principal:
     if not user.is_active:
         raise Unauthenticated("This user account is disabled.")
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
-        _touch(token.id or 0, now)
+        if session.get_bind() is get_engine(write=True):
+            token.last_used_at = now  # already a write transaction: no second one needed
+            session.add(token)
+        else:
+            _touch(token.id or 0, now)
     return Principal(user_id=user.id or 0, username=user.username,
                      department_id=dept.id or 0, department_code=dept.code,
                      roles=user.roles, token_id=token.id or 0)

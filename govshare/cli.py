@@ -87,7 +87,7 @@ def db_upgrade() -> None:
 
 
 @app.command()
-def demo(scale: Annotated[str, typer.Option(help="default or city")] = "default",
+def demo(scale: Annotated[str, typer.Option(help="tiny, default or city")] = "default",
          if_empty: Annotated[bool, typer.Option("--if-empty", help="Skip if data exists.")] = False,
          as_json: JsonOpt = False) -> None:
     """Load the demo world: departments, users for every role, resources with data."""

@@ -1,0 +1,217 @@
+"""Building the demo world into the database: departments, users with tokens, resources.
+
+Each resource is generated into a temporary directory, registered through the catalog's own
+``register_resource`` as its department's publisher would, and committed on its own, so that
+progress is visible, memory stays flat and an interrupted build keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from sqlmodel import Session, select
+
+from catalog.models import DataVersion, Resource
+from govshare import identity
+from govshare.auth import Principal
+from govshare.db import utcnow
+from govshare.demo import pools
+from govshare.demo.generate import generate_file
+from govshare.demo.pools import Registers
+from govshare.demo.spec import DepartmentSpec, ResourceSpec, WorldSpec
+from govshare.demo.world import ROLE_TITLES, default_world
+from govshare.identity import Department, Role
+
+SessionFactory = Callable[[], AbstractContextManager[Session]]
+Progress = Callable[[str, int, int], None]
+
+# Rows at each scale relative to the default world (city scale sizes its own resources).
+ROWS_SCALES = {"tiny": 0.002, "default": 1.0}
+SCALES = (*ROWS_SCALES, "city")
+TOKEN_DAYS = 30
+# Demo data is stamped at 09:00 Beijing time on its last update day.
+UPDATE_TIME_UTC = (1, 0)
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    display_name: str
+    department: str
+    roles: list[str]
+    token: str  # shown once; only its hash is stored
+
+
+@dataclass(frozen=True)
+class DemoResource:
+    key: str  # the spec's key, e.g. "ga.population"
+    code: str  # the catalog code it was registered under
+    name: str
+    provider: str
+    rows: int
+    file_format: str
+    defects: list[str]  # DefectKind values
+    stale_days: int
+
+
+@dataclass
+class DemoSummary:
+    scale: str
+    as_of: date
+    departments: list[DepartmentSpec]
+    users: list[DemoUser]
+    resources: list[DemoResource] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def resource_count(self) -> int:
+        return len(self.resources)
+
+    @property
+    def row_count(self) -> int:
+        return sum(r.rows for r in self.resources)
+
+    def token(self, department: str, role: Role) -> str:
+        """The token of the given department's user with ``role``."""
+        return next(u.token for u in self.users
+                    if u.department == department and role.value in u.roles)
+
+
+def world_spec(scale: str = "default", seed: int = 7) -> WorldSpec:
+    """The departments and resource specs of a scale, without generating any data."""
+    if scale == "city":
+        from govshare.demo.city import city_world
+
+        return city_world(seed)
+    if scale not in ROWS_SCALES:
+        raise ValueError(f"Unknown demo scale '{scale}'; choose one of {', '.join(SCALES)}.")
+    return default_world(ROWS_SCALES[scale])
+
+
+def registers_for(world: WorldSpec, seed: int, as_of: date) -> Registers:
+    scale = world.rows_scale
+    return Registers(seed=seed, as_of=as_of,
+                     population_size=max(200, round(world.population_size * scale)),
+                     enterprise_size=max(200, round(world.enterprise_size * scale)),
+                     rows_scale=scale)
+
+
+def world_is_empty(session: Session) -> bool:
+    """True if no department exists yet (``govshare demo --if-empty``)."""
+    return session.exec(select(Department.id).limit(1)).first() is None
+
+
+def build_world(session_factory: SessionFactory, *, scale: str = "default",
+                progress: Progress | None = None, seed: int = 7) -> DemoSummary:
+    """Create the demo world; deterministic for a seed and day (tokens apart)."""
+    started = time.perf_counter()
+    world = world_spec(scale, seed)
+    as_of = utcnow().date()
+    report = progress or (lambda _step, _done, _total: None)
+    total = len(world.resources) + 1
+    report("Creating departments and users", 0, total)
+    with session_factory() as session:
+        users, publishers = _people(session, world.departments, seed)
+    summary = DemoSummary(scale=scale, as_of=as_of, departments=list(world.departments),
+                          users=users)
+    registers = registers_for(world, seed, as_of)
+    summary.resources += _register_all(session_factory, world, registers, publishers, report)
+    summary.seconds = time.perf_counter() - started
+    report("Done", total, total)
+    return summary
+
+
+# --- departments and users -------------------------------------------------------------------
+
+def _people(session: Session, departments: tuple[DepartmentSpec, ...],
+            seed: int) -> tuple[list[DemoUser], dict[str, Principal]]:
+    """Departments, one user per role with a token, and each department's publisher."""
+    rng = np.random.default_rng([seed, 1])
+    count = sum(len(d.roles) for d in departments)
+    names = iter(pools.person_names(rng, pools.Pools.build(), rng.random(count) < 0.5)
+                 .to_pylist())
+    users: list[DemoUser] = []
+    publishers: dict[str, Principal] = {}
+    for spec in departments:
+        dept = identity.create_department(session, code=spec.code, name_zh=spec.name_zh,
+                                          name_en=spec.name_en, kind=spec.kind, level=spec.level)
+        for role in spec.roles:
+            user = identity.create_user(
+                session, username=f"{spec.code.lower()}-{role.value}",
+                display_name=f"{next(names)}（{ROLE_TITLES[role]}）", department=spec.code,
+                roles=[role])
+            _, plain = identity.issue_token(session, user, name="demo", days=TOKEN_DAYS)
+            users.append(DemoUser(user.username, user.display_name, spec.code, [role.value],
+                                  plain))
+            if role is Role.publisher:
+                publishers[spec.code] = Principal(
+                    user_id=user.id or 0, username=user.username, department_id=dept.id or 0,
+                    department_code=dept.code, roles=frozenset({role}), token_id=0)
+    return users, publishers
+
+
+# --- resources -------------------------------------------------------------------------------
+
+def _register_all(session_factory: SessionFactory, world: WorldSpec, registers: Registers,
+                  publishers: dict[str, Principal],
+                  report: Progress) -> Iterator[DemoResource]:
+    total = len(world.resources) + 1
+    with tempfile.TemporaryDirectory(prefix="govshare-demo-") as tmp:
+        # ``done`` counts the finished steps: departments and users, then each resource.
+        for done, spec in enumerate(world.resources, start=1):
+            report(f"{spec.provider} · {spec.meta.name}", done, total)
+            path, rows = generate_file(spec, registers, Path(tmp))
+            try:
+                with session_factory() as session:
+                    resource = _register(session, spec, publishers[spec.provider], path,
+                                         registers)
+            finally:
+                path.unlink(missing_ok=True)
+            yield DemoResource(
+                key=spec.key, code=resource.code, name=spec.meta.name, provider=spec.provider,
+                rows=rows, file_format=spec.file_format.value,
+                defects=sorted({d.kind.value for d in spec.defects}),
+                stale_days=spec.stale_days)
+
+
+def _register(session: Session, spec: ResourceSpec, publisher: Principal, path: Path,
+              registers: Registers) -> Resource:
+    # Imported here: the catalog service pulls in the warehouse, which the specs and
+    # generators (and their tests) do not need.
+    from catalog.service import register_resource
+
+    resource = register_resource(session, publisher, spec.meta, path, filename=spec.filename)
+    _backdate(session, resource, spec, registers)
+    return resource
+
+
+def _backdate(session: Session, resource: Resource, spec: ResourceSpec,
+              registers: Registers) -> None:
+    """Give the resource a history: published some months ago, and, if the spec makes it
+    stale, last updated ``stale_days`` ago (the data's newest as-of date says the same)."""
+    rng = registers.rng(f"published:{spec.key}")
+    published = registers.as_of - timedelta(days=int(rng.integers(30, 900)))
+    if spec.stale_days:
+        updated = _update_time(registers.as_of - timedelta(days=spec.stale_days))
+        resource.last_data_update = updated
+        version = session.exec(select(DataVersion).where(
+            DataVersion.resource_id == resource.id,
+            DataVersion.version == resource.current_version)).one()
+        version.created_at = updated
+        session.add(version)
+        published = min(published, updated.date())
+    resource.published_at = published
+    session.add(resource)
+    session.flush()
+
+
+def _update_time(day: date) -> datetime:
+    hour, minute = UPDATE_TIME_UTC
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
