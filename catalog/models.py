@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, SmallInteger, String, Text, UniqueConstraint
 from sqlmodel import Field, Relationship, SQLModel
 
 from govshare.db import UTCDateTime, utcnow
@@ -163,7 +163,7 @@ class ResourceStatus(StrEnum):
 class Resource(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(index=True, unique=True, max_length=40)
-    name: str = Field(max_length=200)  # Chinese name, the authoritative one
+    name: str = Field(max_length=200, index=True)  # Chinese name, the authoritative one
     name_en: str = Field(default="", max_length=300)
     provider_id: int = Field(foreign_key="department.id", index=True)
     summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
@@ -175,11 +175,12 @@ class Resource(SQLModel, table=True):
     sharing_method: SharingMethod = SharingMethod.file
     update_cycle: UpdateCycle = Field(index=True)
     security_level: SecurityLevel = Field(index=True)
-    status: ResourceStatus = ResourceStatus.active
+    status: ResourceStatus = Field(default=ResourceStatus.active, index=True)
     # Item holding each row's as-of date, if any: quality checks freshness against it too.
     date_item: str | None = Field(default=None, max_length=64)
-    published_at: date = Field(default_factory=lambda: utcnow().date())
-    last_data_update: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    published_at: date = Field(default_factory=lambda: utcnow().date(), index=True)
+    last_data_update: datetime | None = Field(default=None,
+                                              sa_column=Column(UTCDateTime, index=True))
     current_version: int = 0
     row_count: int = 0
     revision: int = 1
@@ -259,10 +260,10 @@ _TERM_TYPE = String(64).with_variant(String(64, collation="C"), "postgresql")
 
 
 class SearchPosting(SQLModel, table=True):
-    """One term of one resource: a row of the inverted index (term -> resources).
+    """One term of one active resource: a row of the inverted index (term -> resources).
 
-    ``weight`` is the resource's precomputed, field-weighted and length-normalised score for
-    the term; ``fields`` is a bit set of the fields the term occurs in (``catalog.search``).
+    Besides the score, each row repeats the resource's filter codes, so that a search filters
+    and counts straight from the index instead of joining ``resource`` once per candidate.
     """
 
     __tablename__ = "search_posting"
@@ -273,14 +274,25 @@ class SearchPosting(SQLModel, table=True):
         {"sqlite_with_rowid": False},
     )
     term: str = Field(sa_column=Column(_TERM_TYPE, primary_key=True))
-    resource_id: int = Field(foreign_key="resource.id", primary_key=True, ondelete="CASCADE")
-    weight: float
-    fields: int
+    # No foreign key: it costs a check per posting written and turns SQLite's instant
+    # "DELETE FROM search_posting" (reindex_all) into a row-by-row delete. Resources are
+    # withdrawn, not deleted; code that deletes one must call catalog.search.remove_resource.
+    resource_id: int = Field(primary_key=True)
+    weight: int  # field-weighted, length-normalised term score, in hundredths
+    fields: int  # bit set of the fields the term occurs in (catalog.search.FIELDS)
+    # For a Chinese bigram: "|"-separated distinct continuations (the next few characters of
+    # each occurrence), which prove a longer query occurs contiguously without reading text.
+    ctx: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    provider_id: int
+    category_code: int = Field(sa_type=SmallInteger)
+    sharing_code: int = Field(sa_type=SmallInteger)
+    cycle_code: int = Field(sa_type=SmallInteger)
+    level_code: int = Field(sa_type=SmallInteger)
 
 
 class SearchDocument(SQLModel, table=True):
-    """The normalised text of one resource, one field per line: lets a Chinese query longer than
-    two characters be checked as a real substring (its bigrams could occur apart)."""
+    """The normalised text of one active resource, one field per line: proves that a Chinese
+    query longer than a posting's context occurs as a substring (its bigrams could be apart)."""
 
     __tablename__ = "search_document"
     resource_id: int = Field(foreign_key="resource.id", primary_key=True, ondelete="CASCADE")

@@ -51,7 +51,8 @@ MATRIX: list[Endpoint] = [
                                     "department": "GA", "roles": ["requester"]}}),
     Endpoint("POST", "/api/v1/users/{username}/tokens", ADMIN,
              body=lambda: {"json": {"name": "t"}}),
-    Endpoint("GET", "/api/v1/users/{username}/tokens", ALL),  # own only; see identity tests
+    # The path names ga-leader: admins may list anyone's tokens, the leader its own.
+    Endpoint("GET", "/api/v1/users/{username}/tokens", frozenset({Role.admin, Role.leader})),
     Endpoint("DELETE", "/api/v1/tokens/{token_id}", ALL),  # own only; see identity tests
     Endpoint("GET", "/api/v1/resources", ALL),
     Endpoint("POST", "/api/v1/resources", PUB, body=_csv_upload),

@@ -1,0 +1,477 @@
+"""Catalog search benchmark: the bigram index against a naive LIKE scan, on one catalog.
+
+    python -m bench.bench_search [--quick] [--resources N] [--data-dir DIR]
+
+Generates a realistic catalog (Chinese names from department and subject vocabularies,
+English names, keywords, 5-15 data items each) with bulk Core inserts, builds the index with
+``catalog.search.reindex_all``, then times a mixed set of queries (Chinese words of 2-4
+characters, English words and prefixes, with and without filters and sorts) through
+``catalog.search.search``. The baseline, timed in the same run, answers the same queries with
+``LIKE '%word%'`` over the resource table's text columns (every word, any column), with the
+same filters, first page and total count: what one would write without an index. It does
+less than the index (no data items, no keywords, no ranking), so the ratio flatters it.
+
+``--data-dir`` keeps the generated store and reuses it on the next run (skips generation).
+"""
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select
+from sqlmodel import Session, SQLModel
+
+from bench.common import print_table
+
+SEED = 20240601
+BATCH = 5_000
+
+# (code, Chinese name, short Chinese name used in resource names, English name)
+DEPARTMENTS = [
+    ("GA", "市公安局", "公安", "Public Security Bureau"),
+    ("SCJG", "市市场监督管理局", "市场监管", "Market Regulation Administration"),
+    ("RSJ", "市人力资源和社会保障局", "人社", "Human Resources and Social Security Bureau"),
+    ("WJW", "市卫生健康委员会", "卫健", "Health Commission"),
+    ("JYJ", "市教育局", "教育", "Education Bureau"),
+    ("MZJ", "市民政局", "民政", "Civil Affairs Bureau"),
+    ("ZJJ", "市住房和城乡建设局", "住建", "Housing and Construction Bureau"),
+    ("JTJ", "市交通运输局", "交通", "Transport Bureau"),
+    ("SWJ", "市税务局", "税务", "Taxation Bureau"),
+    ("ZRZY", "市自然资源和规划局", "自然资源", "Natural Resources and Planning Bureau"),
+    ("STHJ", "市生态环境局", "生态环境", "Ecology and Environment Bureau"),
+    ("NYNC", "市农业农村局", "农业农村", "Agriculture and Rural Affairs Bureau"),
+    ("WGLY", "市文化广电旅游局", "文旅", "Culture and Tourism Bureau"),
+    ("YJGL", "市应急管理局", "应急管理", "Emergency Management Bureau"),
+    ("YBJ", "市医疗保障局", "医保", "Healthcare Security Bureau"),
+    ("TJJ", "市统计局", "统计", "Statistics Bureau"),
+    ("FGW", "市发展和改革委员会", "发改", "Development and Reform Commission"),
+    ("CZJ", "市财政局", "财政", "Finance Bureau"),
+    ("SFJ", "市司法局", "司法", "Justice Bureau"),
+    ("TYJR", "市退役军人事务局", "退役军人", "Veterans Affairs Bureau"),
+    ("SWUJ", "市水务局", "水务", "Water Authority"),
+    ("SWJU", "市商务局", "商务", "Commerce Bureau"),
+    ("CGJ", "市城市管理局", "城管", "Urban Management Bureau"),
+    ("GJJ", "市住房公积金管理中心", "公积金", "Housing Provident Fund Centre"),
+    ("DCQ", "东城区人民政府", "东城区", "Dongcheng District Government"),
+    ("XCQ", "西城区人民政府", "西城区", "Xicheng District Government"),
+    ("NSQ", "南山区人民政府", "南山区", "Nanshan District Government"),
+    ("BAQ", "宝安区人民政府", "宝安区", "Bao'an District Government"),
+    ("SJJ", "市政务服务和数据管理局", "数据", "Data Bureau"),
+]
+
+# (Chinese subject, English subject, category value, keywords)
+SUBJECTS = [
+    ("人口基础", "population basic", "101", ["人口", "户籍"]),
+    ("户籍登记", "household registration", "101", ["户籍", "人口"]),
+    ("居民身份证", "resident identity card", "101", ["身份证", "人口"]),
+    ("流动人口", "floating population", "101", ["人口", "居住证"]),
+    ("出生人口", "birth population", "101", ["出生", "人口"]),
+    ("死亡人口", "death registration", "101", ["死亡", "人口"]),
+    ("企业登记", "enterprise registration", "102", ["企业", "登记", "法人"]),
+    ("个体工商户", "individual business", "102", ["个体户", "市场主体"]),
+    ("社会组织", "social organization", "102", ["社会组织", "法人"]),
+    ("事业单位", "public institution", "102", ["事业单位", "法人"]),
+    ("企业年报", "enterprise annual report", "102", ["企业", "年报"]),
+    ("土地利用", "land use", "103", ["土地", "规划"]),
+    ("地理实体", "geographic entity", "103", ["地理", "空间"]),
+    ("矿产资源", "mineral resources", "103", ["矿产", "自然资源"]),
+    ("森林资源", "forest resources", "103", ["森林", "林业"]),
+    ("国民经济核算", "national accounts", "104", ["经济", "统计"]),
+    ("固定资产投资", "fixed asset investment", "104", ["投资", "经济"]),
+    ("营业执照", "business licence", "105", ["电子证照", "营业执照"]),
+    ("驾驶证", "driving licence", "105", ["电子证照", "驾驶证"]),
+    ("结婚证", "marriage certificate", "105", ["电子证照", "婚姻"]),
+    ("不动产权证书", "real estate certificate", "105", ["电子证照", "不动产"]),
+    ("社会保险参保", "social insurance enrolment", "201", ["社保", "参保"]),
+    ("养老保险", "pension insurance", "201", ["社保", "养老"]),
+    ("失业保险", "unemployment insurance", "201", ["社保", "失业"]),
+    ("最低生活保障", "minimum living allowance", "201", ["低保", "救助"]),
+    ("就业登记", "employment registration", "201", ["就业", "人社"]),
+    ("医疗机构", "medical institution", "202", ["医疗", "卫生"]),
+    ("执业医师", "licensed physician", "202", ["医师", "卫生"]),
+    ("预防接种", "vaccination", "202", ["疫苗", "接种"]),
+    ("医保结算", "medical insurance settlement", "202", ["医保", "结算"]),
+    ("纳税人登记", "taxpayer registration", "203", ["纳税", "税务"]),
+    ("增值税发票", "VAT invoice", "203", ["发票", "税务"]),
+    ("财政预算", "fiscal budget", "203", ["财政", "预算"]),
+    ("学校基本", "school basic", "204", ["学校", "教育"]),
+    ("学生学籍", "student enrolment", "204", ["学籍", "学生"]),
+    ("教师资格", "teacher qualification", "204", ["教师", "资格"]),
+    ("商品房预售", "housing presale", "205", ["商品房", "房地产"]),
+    ("住房公积金缴存", "housing provident fund contribution", "205", ["公积金", "住房"]),
+    ("建筑工程施工许可", "construction permit", "205", ["施工许可", "建设"]),
+    ("机动车登记", "motor vehicle registration", "206", ["机动车", "车辆"]),
+    ("道路运输许可", "road transport permit", "206", ["道路运输", "许可"]),
+    ("公交线路", "bus route", "206", ["公交", "线路"]),
+    ("食品经营许可", "food business licence", "207", ["食品", "许可"]),
+    ("产品质量抽检", "product quality inspection", "207", ["抽检", "质量"]),
+    ("行政处罚", "administrative penalty", "207", ["处罚", "执法"]),
+    ("婚姻登记", "marriage registration", "208", ["婚姻", "登记"]),
+    ("养老机构", "elderly care institution", "208", ["养老", "民政"]),
+    ("殡葬服务", "funeral service", "208", ["殡葬", "民政"]),
+    ("失信被执行人", "dishonest judgment debtor", "209", ["失信", "信用"]),
+    ("信用评价", "credit rating", "209", ["信用", "评价"]),
+    ("空气质量监测", "air quality monitoring", "301", ["空气质量", "环境"]),
+    ("水质监测", "water quality monitoring", "301", ["水质", "环境"]),
+    ("安全生产许可", "work safety permit", "301", ["安全生产", "许可"]),
+    ("旅游景区", "tourist attraction", "301", ["旅游", "景区"]),
+    ("农产品质量", "agricultural product quality", "301", ["农产品", "质量"]),
+    ("法律援助", "legal aid", "301", ["法律援助", "司法"]),
+    ("优抚对象", "entitled veterans", "301", ["优抚", "退役军人"]),
+    ("供水管网", "water supply network", "301", ["供水", "管网"]),
+    ("城市部件", "urban components", "301", ["城市管理", "部件"]),
+    ("政府投资项目", "government investment project", "301", ["项目", "投资"]),
+]
+SUFFIXES = [("信息", "information"), ("数据", "data"), ("台账", "ledger"), ("目录", "directory"),
+            ("统计", "statistics"), ("名单", "list"), ("记录", "records"), ("明细", "details")]
+PURPOSES = ["政务服务办理", "跨部门业务协同", "监管执法", "统计分析", "公共服务", "决策支持"]
+
+# (name, title, title_en, description)
+ITEMS = [
+    ("id_card_no", "身份证号码", "ID card number", "公民身份号码，18位"),
+    ("person_name", "姓名", "Name", "公民姓名"),
+    ("gender", "性别", "Gender", "按国家标准代码"),
+    ("birth_date", "出生日期", "Date of birth", "公历出生日期"),
+    ("nationality", "民族", "Ethnicity", "民族代码"),
+    ("address", "住址", "Address", "户籍地址或居住地址"),
+    ("mobile", "手机号码", "Mobile number", "联系电话"),
+    ("uscc", "统一社会信用代码", "Unified social credit code", "18位法人和其他组织代码"),
+    ("org_name", "单位名称", "Organization name", "登记的单位全称"),
+    ("legal_rep", "法定代表人", "Legal representative", "法定代表人姓名"),
+    ("reg_capital", "注册资本", "Registered capital", "单位为万元人民币"),
+    ("reg_date", "登记日期", "Registration date", "首次登记的日期"),
+    ("reg_authority", "登记机关", "Registration authority", "作出登记的机关"),
+    ("status", "状态", "Status", "当前状态代码"),
+    ("district", "所属区县", "District", "行政区划代码"),
+    ("street", "所属街道", "Street", "街道乡镇名称"),
+    ("licence_no", "证照编号", "Licence number", "证照上的编号"),
+    ("issue_date", "发证日期", "Issue date", "证照签发日期"),
+    ("valid_until", "有效期至", "Valid until", "证照有效期截止日期"),
+    ("amount", "金额", "Amount", "单位为元"),
+    ("pay_month", "缴费月份", "Payment month", "社会保险缴费所属月份"),
+    ("insured_type", "参保险种", "Insurance type", "养老、医疗、失业等险种"),
+    ("hospital", "医疗机构名称", "Hospital", "定点医疗机构"),
+    ("diagnosis", "诊断结果", "Diagnosis", "疾病诊断名称"),
+    ("school", "学校名称", "School", "学校全称"),
+    ("grade", "年级", "Grade", "在读年级"),
+    ("plate_no", "号牌号码", "Plate number", "机动车号牌"),
+    ("vehicle_type", "车辆类型", "Vehicle type", "按公共安全行业标准"),
+    ("tax_amount", "税额", "Tax amount", "应纳税额，单位为元"),
+    ("invoice_no", "发票号码", "Invoice number", "增值税发票号码"),
+    ("land_area", "土地面积", "Land area", "单位为平方米"),
+    ("longitude", "经度", "Longitude", "WGS84坐标"),
+    ("latitude", "纬度", "Latitude", "WGS84坐标"),
+    ("pm25", "细颗粒物浓度", "PM2.5 concentration", "微克每立方米"),
+    ("penalty_type", "处罚种类", "Penalty type", "警告、罚款等"),
+    ("case_no", "案件编号", "Case number", "执法案件编号"),
+    ("approve_date", "审批日期", "Approval date", "审批通过日期"),
+    ("project_name", "项目名称", "Project name", "投资项目名称"),
+    ("contact", "联系人", "Contact person", "业务联系人"),
+    ("remark", "备注", "Remarks", "其他需要说明的事项"),
+    ("updated_at", "更新时间", "Updated at", "数据最后更新时间"),
+    ("marriage_date", "登记日期", "Marriage date", "婚姻登记日期"),
+    ("allowance", "保障金额", "Allowance", "每月发放的保障金额"),
+    ("employer", "用人单位", "Employer", "就业所在单位"),
+    ("route_no", "线路编号", "Route number", "公交线路编号"),
+]
+CYCLES = ["realtime", "daily", "weekly", "monthly", "quarterly", "yearly", "irregular"]
+SHARING = ["unconditional", "conditional", "not_shareable"]
+LEVELS = ["general", "important", "core"]
+
+# Queries: (label, q, filters). Filters use SearchParams names.
+QUERIES: list[tuple[str, str, dict[str, Any]]] = [
+    ("zh2", "人口", {}),
+    ("zh2", "企业", {}),
+    ("zh2", "社保", {}),
+    ("zh2", "户籍", {}),
+    ("zh2", "医疗", {}),
+    ("zh2 broad", "信息", {}),
+    ("zh2 broad", "登记", {}),
+    ("zh3", "身份证", {}),
+    ("zh3", "公积金", {}),
+    ("zh3", "驾驶证", {}),
+    ("zh3", "机动车", {}),
+    ("zh4", "企业登记", {}),
+    ("zh4", "空气质量", {}),
+    ("zh4", "婚姻登记", {}),
+    ("zh4", "法律援助", {}),
+    ("zh4 rare", "火星基地", {}),
+    ("zh 2 words", "人口 户籍", {}),
+    ("en", "population", {}),
+    ("en", "Enterprise", {}),
+    ("en prefix", "enterp", {}),
+    ("en prefix", "regist", {}),
+    ("en", "vehicle", {}),
+    ("en 2 words", "air quality", {}),
+    ("en 2 words", "household registration", {}),
+    ("mixed", "企业 licence", {}),
+    ("zh2 +dept", "人口", {"department": "GA"}),
+    ("zh2 +category", "登记", {"category": "102"}),
+    ("zh3 +sharing", "身份证", {"sharing_type": "conditional"}),
+    ("zh4 +level", "企业登记", {"security_level": "general"}),
+    ("en +cycle", "registration", {"update_cycle": "daily"}),
+    ("zh2 +quality", "社保", {"min_quality": 90}),
+    ("broad +dept+sort", "信息", {"department": "SCJG", "sort": "published"}),
+    ("zh2 sort quality", "医疗", {"sort": "quality"}),
+    ("en sort name", "insurance", {"sort": "name"}),
+    ("zh2 page 5", "许可", {"page": 5}),
+]
+
+
+def _settings_for(data_dir: Path) -> None:
+    os.environ["GOVSHARE_DATA_DIR"] = str(data_dir)
+    from govshare import db
+    from govshare.settings import get_settings
+
+    get_settings.cache_clear()
+    db.reset_engines()
+
+
+# --- generation -------------------------------------------------------------------------------
+
+
+def _resource_rows(rng: random.Random, n: int,
+                   dept_ids: dict[str, int]) -> Iterator[dict[str, Any]]:
+    today = date(2024, 6, 1)
+    for i in range(1, n + 1):
+        code, dept_zh, short, dept_en = rng.choice(DEPARTMENTS)
+        subject, subject_en, category, keywords = rng.choice(SUBJECTS)
+        suffix, suffix_en = rng.choice(SUFFIXES)
+        year = rng.choice(["", "", "", f"{rng.randint(2015, 2024)}年"])
+        district = rng.choice(["", "", "东城区", "西城区", "南山区", "宝安区", "福田区", "罗湖区"])
+        name = f"{year}{district}{short}{subject}{suffix}"
+        cycle = rng.choice(CYCLES)
+        updated = datetime(2024, 5, 31, tzinfo=UTC) - timedelta(minutes=rng.randint(0, 10**6))
+        yield {
+            "id": i,
+            "code": f"{code}-{i:07d}",
+            "name": name[:200],
+            "name_en": f"{subject_en.capitalize()} {suffix_en} of the {dept_en}",
+            "provider_id": dept_ids[code],
+            "summary": (f"本资源由{dept_zh}提供，汇集{district or '全市'}{subject}{suffix}，"
+                        f"用于{rng.choice(PURPOSES)}，按{_cycle_zh(cycle)}更新。"),
+            "summary_en": (f"{subject_en.capitalize()} {suffix_en} compiled by the {dept_en}, "
+                           f"updated {cycle}."),
+            "category": category,
+            "keywords": [*keywords, short][: rng.randint(2, 3)],
+            "sharing_type": rng.choice(SHARING),
+            "sharing_condition": "",
+            "sharing_method": rng.choice(["file", "api"]),
+            "update_cycle": cycle,
+            "security_level": rng.choices(LEVELS, weights=[7, 2, 1])[0],
+            "status": "withdrawn" if rng.random() < 0.05 else "active",
+            "date_item": None,
+            "published_at": today - timedelta(days=rng.randint(0, 3000)),
+            "last_data_update": updated if rng.random() < 0.9 else None,
+            "current_version": 1,
+            "row_count": rng.randint(10, 10**7),
+            "revision": 1,
+            "quality_score": round(rng.uniform(40, 100), 1) if rng.random() < 0.8 else None,
+            "created_at": updated,
+            "updated_at": updated,
+        }
+
+
+def _cycle_zh(cycle: str) -> str:
+    return {"realtime": "实时", "daily": "日", "weekly": "周", "monthly": "月",
+            "quarterly": "季度", "yearly": "年", "irregular": "不定期"}[cycle]
+
+
+def _item_rows(rng: random.Random, resource_id: int) -> list[dict[str, Any]]:
+    chosen = rng.sample(ITEMS, rng.randint(5, 15))
+    return [
+        {"resource_id": resource_id, "position": pos, "name": name, "title": title,
+         "title_en": title_en, "type": "string", "description": desc, "required": pos == 1,
+         "is_key": pos == 1, "sensitivity": "personal" if "name" in name else "none",
+         "kind": None, "code_list": None}
+        for pos, (name, title, title_en, desc) in enumerate(chosen, start=1)
+    ]
+
+
+def generate(session: Session, n: int) -> None:
+    from catalog.models import Category
+    from govshare.identity import create_department
+
+    rng = random.Random(SEED)
+    dept_ids = {}
+    for code, zh, _short, en in DEPARTMENTS:
+        dept_ids[code] = create_department(session, code=code, name_zh=zh, name_en=en).id or 0
+    tables = SQLModel.metadata.tables
+    categories = {c.value: c for c in Category}
+    batch: list[dict[str, Any]] = []
+    for row in _resource_rows(rng, n, dept_ids):
+        row["category"] = categories[row["category"]]
+        batch.append(row)
+        if len(batch) == BATCH:
+            _insert_batch(session, tables, rng, batch)
+            batch = []
+    _insert_batch(session, tables, rng, batch)
+
+
+def _insert_batch(session: Session, tables: Any, rng: random.Random,
+                  batch: list[dict[str, Any]]) -> None:
+    if not batch:
+        return
+    session.execute(insert(tables["resource"]), batch)
+    items = [item for row in batch for item in _item_rows(rng, row["id"])]
+    session.execute(insert(tables["data_item"]), items)
+
+
+# --- measurement ------------------------------------------------------------------------------
+
+
+def _like_baseline(session: Session, q: str, filters: dict[str, Any]) -> int:
+    """The naive answer: every word LIKE '%word%' in some text column, the same filters,
+    order and page, and the total in the same statement."""
+    from catalog.search import _SORT_COLUMNS, SearchParams, SortKey, _Filters, _ordering
+
+    res = SQLModel.metadata.tables["resource"]
+    params = SearchParams(**filters)
+    sort = params.sort if params.sort not in (None, SortKey.relevance) else SortKey.published
+    columns = [res.c.name, res.c.name_en, res.c.summary, res.c.summary_en]
+    words = [or_(*(c.ilike(f"%{w}%") for c in columns)) for w in q.split()]
+    rows = session.execute(
+        select(res.c.id, res.c.code, func.count().over().label("total"))
+        .where(and_(*words), *_Filters.of(session, params).on_resources())
+        .order_by(*_ordering(_SORT_COLUMNS[sort], sort != SortKey.name, res.c.id))
+        .limit(params.size).offset((params.page - 1) * params.size)
+    ).all()
+    return int(rows[0].total) if rows else 0
+
+
+def _indexed(session: Session, q: str, filters: dict[str, Any]) -> int:
+    from catalog.search import SearchParams, search
+
+    return search(session, SearchParams(q=q, **filters)).total
+
+
+def _time(fn: Callable[[], int], repeat: int) -> tuple[list[float], int]:
+    fn()  # warm the caches: the steady state is what users see
+    samples, total = [], 0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        total = fn()
+        samples.append((time.perf_counter() - t) * 1000)
+    return samples, total
+
+
+def _pct(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def run_queries(session: Session, repeat: int) -> None:
+    rows, all_idx, all_like = [], [], []
+    for label, q, filters in QUERIES:
+        idx, total = _time(partial(_indexed, session, q, filters), repeat)
+        like, like_total = _time(partial(_like_baseline, session, q, filters),
+                                 max(1, repeat // 3))
+        all_idx += idx
+        all_like += like
+        rows.append([label, q, str(filters or ""), total, like_total,
+                     f"{statistics.median(idx):.1f}", f"{statistics.median(like):.1f}"])
+    print_table("Per query (median ms; totals: index vs LIKE, which skips items and keywords)",
+                ["kind", "q", "filters", "hits", "LIKE hits", "index ms", "LIKE ms"], rows)
+    summary = [
+        [name, f"{_pct(s, 50):.1f}", f"{_pct(s, 95):.1f}", f"{_pct(s, 99):.1f}", len(s)]
+        for name, s in (("index (catalog.search)", all_idx), ("LIKE '%q%' scan", all_like))
+    ]
+    print_table("Latency over all queries (ms)", ["method", "p50", "p95", "p99", "samples"],
+                summary)
+    ratio = [_pct(all_like, p) / max(_pct(all_idx, p), 1e-9) for p in (50, 95, 99)]
+    print(f"\nLIKE / index: p50 {ratio[0]:.0f}x, p95 {ratio[1]:.0f}x, p99 {ratio[2]:.0f}x")
+    run_browse(session, repeat)
+
+
+BROWSE: list[dict[str, Any]] = [
+    {}, {"department": "GA"}, {"category": "201", "sort": "quality"}, {"sort": "name"},
+]
+
+
+def _browse(session: Session, filters: dict[str, Any]) -> int:
+    from catalog.search import SearchParams, search
+
+    return search(session, SearchParams(**filters)).total
+
+
+def run_browse(session: Session, repeat: int) -> None:
+    """No query: served by the resource table (its indexes), not by the search index."""
+    rows = []
+    for filters in BROWSE:
+        samples, total = _time(partial(_browse, session, filters), repeat)
+        rows.append([str(filters or "(none)"), total, f"{statistics.median(samples):.1f}"])
+    print_table("Browsing without a query (not in the figures above)",
+                ["filters", "hits", "median ms"], rows)
+
+
+def _build(session: Session, n: int) -> None:
+    from catalog.search import reindex_all
+
+    t = time.perf_counter()
+    generate(session, n)
+    if session.connection().dialect.name == "postgresql":
+        session.connection().exec_driver_sql("ANALYZE")  # as autovacuum would, eventually
+    session.commit()
+    t_gen = time.perf_counter() - t
+    t = time.perf_counter()
+    reindex_all(session)
+    session.commit()
+    t_idx = time.perf_counter() - t
+    print(f"generated {n:,} resources in {t_gen:.1f}s; indexed in {t_idx:.1f}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10,000 resources")
+    parser.add_argument("--resources", type=int, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None, help="keep and reuse the store")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per query")
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    n = args.resources or (10_000 if args.quick else 100_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = args.data_dir or Path(tmp)
+        fresh = not (data_dir / "govshare.db").exists()
+        _settings_for(data_dir)
+        from govshare import db, migrate
+
+        migrate.upgrade()
+        with Session(db.get_engine()) as session:
+            if fresh or args.data_dir is None:
+                _build(session, n)
+            _report_size(session, data_dir)
+            run_queries(session, args.repeat)
+        db.reset_engines()
+
+
+def _report_size(session: Session, data_dir: Path) -> None:
+    tables = SQLModel.metadata.tables
+    count = session.execute(select(func.count()).select_from(tables["resource"])).scalar_one()
+    postings = session.execute(
+        select(func.count()).select_from(tables["search_posting"])).scalar_one()
+    from govshare.db import get_engine
+
+    engine = get_engine()
+    if engine.dialect.name == "sqlite":  # fold the WAL in before measuring, outside any BEGIN
+        session.commit()
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            raw.close()
+    size = sum(p.stat().st_size for p in data_dir.glob("govshare.db*"))
+    print(f"{count:,} resources, {postings:,} postings ({postings / max(count, 1):.0f} per "
+          f"resource), store {size / 2**20:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""The catalog for other systems: DCAT-AP JSON-LD for harvesters, CSV for people.
+
+Both list the active resources (withdrawn ones are no longer in the catalog), ordered by code.
+The JSON-LD carries its own ``@context`` so that nothing, neither we nor a consumer expanding
+it, has to fetch a remote context from the internet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from catalog.models import (
+    CATEGORY_LABELS,
+    Category,
+    DataItem,
+    Resource,
+    ResourceStatus,
+    SharingType,
+    UpdateCycle,
+)
+from govshare.identity import Department
+
+GS = "https://govshare.example/ns#"  # govshare's own terms; same host as the problem types
+EU_FREQUENCY = "http://publications.europa.eu/resource/authority/frequency/"
+EU_ACCESS = "http://publications.europa.eu/resource/authority/access-right/"
+EU_THEME = "http://publications.europa.eu/resource/authority/data-theme/"
+
+CONTEXT: dict[str, Any] = {
+    "dcat": "http://www.w3.org/ns/dcat#",
+    "dct": "http://purl.org/dc/terms/",
+    "foaf": "http://xmlns.com/foaf/0.1/",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "gs": GS,
+    "gs:dataItems": {"@container": "@list"},  # the order of the columns matters
+}
+
+FREQUENCIES: dict[UpdateCycle, str] = {
+    UpdateCycle.realtime: "CONT",  # "continuous"
+    UpdateCycle.daily: "DAILY",
+    UpdateCycle.weekly: "WEEKLY",
+    UpdateCycle.monthly: "MONTHLY",
+    UpdateCycle.quarterly: "QUARTERLY",
+    UpdateCycle.yearly: "ANNUAL",
+    UpdateCycle.irregular: "IRREG",
+}
+
+# Access among the platform's users (government departments), the catalog's audience:
+# unconditional sharing is open to all of them, conditional needs an approved application.
+ACCESS_RIGHTS: dict[SharingType, str] = {
+    SharingType.unconditional: "PUBLIC",
+    SharingType.conditional: "RESTRICTED",
+    SharingType.not_shareable: "NON_PUBLIC",
+}
+
+# The closest EU data theme per category, next to govshare's own category concept.
+EU_THEMES: dict[Category, str] = {
+    Category.population: "SOCI", Category.legal_entity: "ECON",
+    Category.natural_resources: "ENVI", Category.macro_economy: "ECON",
+    Category.e_license: "GOVE", Category.social_security: "SOCI", Category.health: "HEAL",
+    Category.tax: "ECON", Category.education: "EDUC", Category.housing: "REGI",
+    Category.transport: "TRAN", Category.market: "ECON", Category.civil_affairs: "SOCI",
+    Category.credit: "ECON", Category.departmental: "GOVE",
+}
+
+_BATCH = 500
+
+
+def _active_resources(session: Session) -> Iterator[Resource]:
+    """Active resources by code, a batch at a time (items come with each batch)."""
+    last = ""
+    while True:
+        batch = list(session.exec(
+            select(Resource)
+            .where(Resource.status == ResourceStatus.active, col(Resource.code) > last)
+            .order_by(col(Resource.code)).limit(_BATCH)
+        ))
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1].code
+
+
+def _departments(session: Session) -> dict[int, Department]:
+    return {d.id or 0: d for d in session.exec(select(Department))}
+
+
+# --- DCAT-AP JSON-LD --------------------------------------------------------------------------
+
+
+def dcat_jsonld(session: Session, base_url: str) -> dict[str, Any]:
+    """The whole catalog as one DCAT-AP ``dcat:Catalog`` document with an inline context."""
+    base = base_url.rstrip("/")
+    depts = _departments(session)
+    datasets = [_dataset(r, depts[r.provider_id], base) for r in _active_resources(session)]
+    return {
+        "@context": CONTEXT,
+        "@id": f"{base}/api/v1/catalog.jsonld",
+        "@type": "dcat:Catalog",
+        "dct:title": [_lang("govshare 政务数据资源目录", "zh"),
+                      _lang("govshare government data catalog", "en")],
+        "foaf:homepage": {"@id": f"{base}/"},
+        "dcat:dataset": datasets,
+    }
+
+
+def _lang(value: str, language: str) -> dict[str, str]:
+    return {"@value": value, "@language": language}
+
+
+def _texts(zh: str, en: str) -> list[dict[str, str]]:
+    return [_lang(v, lang) for v, lang in ((zh, "zh"), (en, "en")) if v]
+
+
+def _typed(value: date | datetime, xsd_type: str) -> dict[str, str]:
+    return {"@value": value.isoformat(), "@type": xsd_type}
+
+
+def _dataset(resource: Resource, dept: Department, base: str) -> dict[str, Any]:
+    page = f"{base}/api/v1/resources/{resource.code}"
+    dataset: dict[str, Any] = {
+        "@id": page,
+        "@type": "dcat:Dataset",
+        "dct:identifier": resource.code,
+        "dct:title": _texts(resource.name, resource.name_en),
+        "dct:description": _texts(resource.summary, resource.summary_en),
+        "dcat:keyword": list(resource.keywords),
+        "dct:publisher": _publisher(dept, base),
+        "dcat:theme": [_category(resource.category, base),
+                       {"@id": EU_THEME + EU_THEMES[resource.category]}],
+        "dct:issued": _typed(resource.published_at, "xsd:date"),
+        "dct:accrualPeriodicity": {"@id": EU_FREQUENCY + FREQUENCIES[resource.update_cycle]},
+        "dct:accessRights": {"@id": EU_ACCESS + ACCESS_RIGHTS[resource.sharing_type]},
+        "dcat:distribution": [{
+            "@id": f"{page}#distribution",
+            "@type": "dcat:Distribution",
+            "dcat:accessURL": {"@id": page},
+            "gs:sharingMethod": resource.sharing_method.value,
+        }],
+        "gs:securityLevel": resource.security_level.value,
+        "gs:sharingType": resource.sharing_type.value,
+        "gs:sharingMethod": resource.sharing_method.value,
+        "gs:dataItems": [_item(i) for i in resource.items],
+    }
+    if resource.last_data_update is not None:
+        dataset["dct:modified"] = _typed(resource.last_data_update, "xsd:dateTime")
+    if resource.sharing_condition:
+        dataset["gs:sharingCondition"] = resource.sharing_condition
+    return dataset
+
+
+def _publisher(dept: Department, base: str) -> dict[str, Any]:
+    return {
+        "@id": f"{base}/api/v1/departments/{dept.code}",
+        "@type": "foaf:Organization",
+        "dct:identifier": dept.code,
+        "foaf:name": _texts(dept.name_zh, dept.name_en),
+    }
+
+
+def _category(category: Category, base: str) -> dict[str, Any]:
+    zh, en = CATEGORY_LABELS[category]
+    return {
+        "@id": f"{base}/api/v1/vocabulary#category-{category.value}",
+        "@type": "skos:Concept",
+        "skos:notation": category.value,
+        "skos:prefLabel": _texts(zh, en),
+    }
+
+
+def _item(item: DataItem) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "@type": "gs:DataItem",
+        "gs:name": item.name,
+        "dct:title": _texts(item.title, item.title_en),
+        "gs:type": item.type.value,
+        "gs:sensitivity": item.sensitivity.value,
+        "gs:required": item.required,
+        "gs:isKey": item.is_key,
+    }
+    if item.description:
+        out["dct:description"] = item.description
+    return out
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+# A spreadsheet runs a cell starting with these as a formula (OWASP "CSV injection").
+_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+
+CSV_COLUMNS = [
+    "code", "name", "name_en", "provider_code", "provider_name", "category", "category_name",
+    "sharing_type", "sharing_method", "update_cycle", "security_level", "keywords",
+    "published_at", "last_data_update", "quality_score", "row_count", "items", "summary",
+]
+
+
+def safe_cell(value: object) -> str:
+    """A cell's text, with a leading quote if a spreadsheet would take it for a formula."""
+    if value is None:
+        return ""
+    text = value.isoformat() if isinstance(value, date | datetime) else str(value)
+    return "'" + text if _FORMULA_START.match(text) else text
+
+
+def catalog_csv(session: Session, *, bom: bool = True) -> Iterator[str]:
+    """The active catalog as CSV text, one chunk per row, header first. ``bom``: start with a
+    byte-order mark, without which Excel, what most readers open this with, garbles Chinese."""
+    depts = _departments(session)
+    yield ("\ufeff" if bom else "") + _csv_line(CSV_COLUMNS)
+    for resource in _active_resources(session):
+        yield _csv_line(safe_cell(v) for v in _csv_row(resource, depts[resource.provider_id]))
+
+
+def _csv_row(r: Resource, dept: Department) -> list[object]:
+    return [
+        r.code, r.name, r.name_en, dept.code, dept.name_zh, r.category.value,
+        r.category.label_zh, r.sharing_type.value, r.sharing_method.value,
+        r.update_cycle.value, r.security_level.value, "; ".join(r.keywords),
+        r.published_at, r.last_data_update, r.quality_score, r.row_count,
+        "; ".join(f"{i.name}({i.title})" if i.title else i.name for i in r.items), r.summary,
+    ]
+
+
+def _csv_line(cells: Iterable[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)  # RFC 4180 line ends
+    return buffer.getvalue()
