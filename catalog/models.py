@@ -102,7 +102,7 @@ class ItemKind(StrEnum):
 
 
 class Category(StrEnum):
-    """Resource categories of the catalog guideline: basic (1xx), thematic (2xx), departmental (3xx)."""
+    """Categories of the catalog guideline: basic (1xx), thematic (2xx), departmental (3xx)."""
 
     population = "101"  # 人口基础信息
     legal_entity = "102"  # 法人单位基础信息
@@ -149,7 +149,7 @@ CATEGORY_LABELS: dict[Category, tuple[str, str]] = {
 
 
 class VersionMode(StrEnum):
-    replace = "replace"
+    replace = "replace"  # type: ignore[assignment]  # shadows str.replace on purpose
     append = "append"
 
 

@@ -10,9 +10,9 @@ from catalog.models import (
     ItemKind,
     ItemType,
     SecurityLevel,
+    Sensitivity,
     SharingMethod,
     SharingType,
-    Sensitivity,
     UpdateCycle,
     VersionMode,
 )

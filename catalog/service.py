@@ -2,7 +2,6 @@
 reads. Department scoping is enforced here from the caller's ``Principal``."""
 
 import os
-
 from pathlib import Path
 from typing import Any, BinaryIO
 

@@ -112,7 +112,7 @@ def _ensure_utf8(path: Path) -> str | None:
     tmp = path.with_suffix(".utf8.tmp")
     try:
         with path.open("rb") as raw, tmp.open("w", encoding="utf-8", newline="") as out:
-            reader = codecs.getreader("gb18030")(raw, errors="strict")
+            reader = codecs.getreader("gb18030")(raw, "strict")
             while text := reader.read(CHUNK):
                 out.write(text)
     except UnicodeDecodeError as exc:
@@ -244,9 +244,11 @@ def _raise_on_rejects(con: duckdb.DuckDBPyConnection, columns: Sequence[Column])
     errors = []
     for column, error_type, n, first_line in rejects:
         if column and error_type == "CAST":
-            problem = f"{n} value(s) are not valid {declared[column].value}, first on line {first_line}"
+            problem = (f"{n} value(s) are not valid {declared[column].value}, "
+                       f"first on line {first_line}")
         else:
-            problem = f"{n} malformed row(s) ({str(error_type).lower()}), first on line {first_line}"
+            problem = (f"{n} malformed row(s) ({str(error_type).lower()}), "
+                       f"first on line {first_line}")
         errors.append({"column": column, "problem": problem, "rows": n, "first_line": first_line})
     where = ", ".join(sorted({str(e["column"]) for e in errors if e["column"]})) or "row structure"
     raise Invalid(f"Some values do not match the declared types ({where}). Nothing was stored.",
@@ -310,7 +312,8 @@ _LOADERS = {Format.csv: _load_csv, Format.parquet: _load_parquet, Format.jsonl: 
 
 
 def _described(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
-    return {str(r[0]): str(r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    rows = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def _sql_str(value: str) -> str:

@@ -87,7 +87,8 @@ def list_departments(session: DbSession, _: SignedIn) -> list[identity.Departmen
 
 
 @router.post("/departments", response_model=DepartmentOut, status_code=status.HTTP_201_CREATED)
-def create_department(body: DepartmentIn, session: WriteSession, who: AdminOnly) -> identity.Department:
+def create_department(body: DepartmentIn, session: WriteSession,
+                      who: AdminOnly) -> identity.Department:
     dept = identity.create_department(session, **body.model_dump())
     _admin_event(session, who, "department.created", {"department": dept.code})
     return dept

@@ -24,7 +24,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     if settings.mode is Mode.production and settings.key_passphrase is None:
         raise RuntimeError(
-            "GOVSHARE_KEY_PASSPHRASE is required in production mode: it protects the log signing key."
+            "GOVSHARE_KEY_PASSPHRASE is required in production mode: "
+            "it protects the log signing key."
         )
     upgrade()
     wiring.start(settings)

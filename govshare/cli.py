@@ -180,7 +180,8 @@ def user_list(as_json: JsonOpt = False) -> None:
     _ready()
     with db.session_scope(write=False) as session:
         depts = {d.id: d.code for d in identity.list_departments(session)}
-        rows = [{"username": u.username, "department": depts[u.department_id],
+        rows: list[dict[str, Any]] = [{"username": u.username,
+                                       "department": depts[u.department_id],
                  "roles": sorted(u.roles), "active": u.is_active}
                 for u in session.exec(select(identity.User))]
     table = Table("username", "department", "roles", "active")
@@ -276,12 +277,12 @@ def resource_search(q: Annotated[str | None, typer.Argument()] = None,
     _ready()
     with db.session_scope(write=False) as session:
         page = search.search(session, search.SearchParams(q=q, size=size))
-        rows = []
+        rows: list[dict[str, Any]] = []
         for hit in page.hits:
-            r = session.get(Resource, hit.resource_id)
-            if r is not None:
-                rows.append({"code": r.code, "name": r.name, "name_en": r.name_en,
-                             "sharing_type": r.sharing_type.value, "rows": r.row_count})
+            res = session.get(Resource, hit.resource_id)
+            if res is not None:
+                rows.append({"code": res.code, "name": res.name, "name_en": res.name_en,
+                             "sharing_type": res.sharing_type.value, "rows": res.row_count})
     table = Table("code", "name", "name_en", "sharing_type", "rows",
                   title=f"{page.total} resource(s)")
     for r in rows:
@@ -290,9 +291,11 @@ def resource_search(q: Annotated[str | None, typer.Argument()] = None,
 
 
 def _mount_contexts() -> None:
+    from access.cli import app as access_app
     from access.log.cli import app as log_app
 
     app.add_typer(log_app, name="log", help="The signed access log.")
+    app.add_typer(access_app, name="access", help="Applications, deliveries and latency.")
 
 
 _mount_contexts()

@@ -1,4 +1,4 @@
-"""Database engine and sessions for the metadata store (SQLite by default, PostgreSQL in production).
+"""Engines and sessions for the metadata store (SQLite by default, PostgreSQL in production).
 
 One request = one session = one transaction: services flush, the request commits. Models use
 only portable column types so the same schema runs on both backends.

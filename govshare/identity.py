@@ -46,7 +46,8 @@ class Department(SQLModel, table=True):
 
 class UserRole(SQLModel, table=True):
     __tablename__ = "user_role"
-    user_id: int = Field(foreign_key="user.id", primary_key=True, ondelete="CASCADE")
+    user_id: int | None = Field(default=None, foreign_key="user.id", primary_key=True,
+                                ondelete="CASCADE")
     role: Role = Field(primary_key=True)
 
 
@@ -118,7 +119,8 @@ def get_department(session: Session, code_or_id: str | int) -> Department:
             select(Department).where(Department.code == str(code_or_id).upper())
         ).first()
     if dept is None:
-        raise NotFound(f"No department '{code_or_id}'. List departments with GET /api/v1/departments.")
+        raise NotFound(f"No department '{code_or_id}'. "
+                       "List departments with GET /api/v1/departments.")
     return dept
 
 

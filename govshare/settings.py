@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +33,22 @@ class Settings(BaseSettings):
     preview_rows: int = Field(default=20, ge=1, le=200)
     host: str = "127.0.0.1"
     port: int = 8000
+    # --- access pipeline (docs/access.md) ---
+    # Working days a provider has to answer an application before it is overdue.
+    access_reply_working_days: int = Field(default=10, ge=1, le=60)
+    # Official holidays and make-up working days (调休) as JSON lists of ISO dates; weekends
+    # are days off unless listed as make-up working days.
+    access_holidays: list[date] = Field(default_factory=list)
+    access_makeup_workdays: list[date] = Field(default_factory=list)
+    # Local time zone for working days, reply deadlines and delivery periods.
+    access_timezone: str = "Asia/Shanghai"
+    access_max_period_days: int = Field(default=366, ge=1)
+    # Lifetime of a download link (signed, expiring token).
+    access_link_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # Largest page an API-query delivery serves.
+    access_query_max_rows: int = Field(default=1000, ge=1, le=100_000)
+    # How often the periodic-delivery scheduler wakes up; 0 turns it off.
+    access_scheduler_seconds: int = Field(default=60, ge=0)
 
     @property
     def sqlalchemy_url(self) -> str:

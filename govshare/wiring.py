@@ -7,32 +7,47 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from access.log import api as log_api
+from access.log import service as log_service
+from govshare.events import subscribe
 from govshare.settings import Settings
 
 
 def subscribe_events() -> None:
     """Send every domain event to the signed access log (same transaction)."""
-    try:
-        from access.log import service as log_service
-    except ImportError:  # the log arrives with its own issue
-        return
     log_service.subscribe()
+    # Quality queues a run for each registration and new data version (same transaction).
+    from quality import queue as quality_queue
+
+    subscribe(quality_queue.on_catalog_event)
 
 
 def context_routers() -> list[APIRouter]:
-    routers: list[APIRouter] = []
-    try:
-        from access.log.api import router as log_router, well_known
-    except ImportError:
-        return routers
-    routers.append(log_router)
-    routers.append(well_known)
-    return routers
+    """Routers of the bounded contexts, mounted under /api/v1."""
+    from access.api import routers as access_routers
+    from quality.api import router as quality_router
+
+    return [log_api.router, quality_router, *access_routers]
+
+
+def root_routers() -> list[APIRouter]:
+    """Routers mounted at the site root, outside /api/v1: well-known URIs (RFC 8615)."""
+    return [log_api.well_known]
 
 
 def start(settings: Settings) -> None:
-    """Background work owned by the process (schedulers); nothing yet."""
+    """Background work owned by the process: the quality worker and scheduler, and the
+    periodic-delivery scheduler."""
+    from access import scheduler as access_scheduler
+    from quality import jobs as quality_jobs
+
+    quality_jobs.start()
+    access_scheduler.start(settings)
 
 
 def stop() -> None:
-    pass
+    from access import scheduler as access_scheduler
+    from quality import jobs as quality_jobs
+
+    quality_jobs.stop()
+    access_scheduler.stop()

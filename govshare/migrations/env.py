@@ -1,6 +1,7 @@
 """Alembic environment: migrates the metadata store the settings point at."""
 
 from alembic import context
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import govshare.registry  # noqa: F401  (fills SQLModel.metadata)
@@ -19,7 +20,7 @@ def run() -> None:
         connection.commit()
 
 
-def _configure_and_run(connection):  # type: ignore[no-untyped-def]
+def _configure_and_run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 11:28:32.814018
+Create Date: 2026-11-23 12:56:52.766530
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import govshare.db
@@ -41,6 +42,102 @@ def upgrade() -> None:
     with op.batch_alter_table("department", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_department_code"), ["code"], unique=True)
 
+    op.create_table(
+        "log_entry",
+        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("time", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("actor_user_id", sa.Integer(), nullable=True),
+        sa.Column("actor_department_id", sa.Integer(), nullable=True),
+        sa.Column("actor_kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("subjects", sa.JSON(), nullable=False),
+        sa.Column("payload_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("seq"),
+    )
+    with op.batch_alter_table("log_entry", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_log_entry_actor_department_id"), ["actor_department_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_log_entry_actor_user_id"), ["actor_user_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_log_entry_event_type"), ["event_type"], unique=False)
+
+    op.create_table(
+        "log_key",
+        sa.Column("key_id", sa.String(length=16), nullable=False),
+        sa.Column("algorithm", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("public_key", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("retired_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("key_id"),
+    )
+    op.create_table(
+        "log_state",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("tree_size", sa.BigInteger(), nullable=False),
+        sa.Column("root_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("updated_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "log_subtree",
+        sa.Column("level", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("idx", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("hash", sa.LargeBinary(length=32), nullable=False),
+        sa.PrimaryKeyConstraint("level", "idx"),
+    )
+    op.create_table(
+        "search_posting",
+        sa.Column(
+            "term",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("resource_id", sa.Integer(), nullable=False),
+        sa.Column("weight", sa.Integer(), nullable=False),
+        sa.Column("fields", sa.Integer(), nullable=False),
+        sa.Column("ctx", sa.Text(), nullable=False),
+        sa.Column("provider_id", sa.Integer(), nullable=False),
+        sa.Column("category_code", sa.SmallInteger(), nullable=False),
+        sa.Column("sharing_code", sa.SmallInteger(), nullable=False),
+        sa.Column("cycle_code", sa.SmallInteger(), nullable=False),
+        sa.Column("level_code", sa.SmallInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("term", "resource_id"),
+        sqlite_with_rowid=False,
+    )
+    with op.batch_alter_table("search_posting", schema=None) as batch_op:
+        batch_op.create_index("ix_search_posting_resource_id", ["resource_id"], unique=False)
+
+    op.create_table(
+        "log_tree_head",
+        sa.Column("tree_size", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("root_hash", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("time", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("key_id", sa.String(length=16), nullable=False),
+        sa.Column("signature", sa.LargeBinary(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["key_id"],
+            ["log_key.key_id"],
+        ),
+        sa.PrimaryKeyConstraint("tree_size"),
+    )
+    with op.batch_alter_table("log_tree_head", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_log_tree_head_key_id"), ["key_id"], unique=False)
+
+    op.create_table(
+        "pseudonym_key",
+        sa.Column("department_id", sa.Integer(), nullable=False),
+        sa.Column("salt", sa.LargeBinary(length=16), nullable=False),
+        sa.Column("nonce", sa.LargeBinary(length=12), nullable=False),
+        sa.Column("ciphertext", sa.LargeBinary(length=64), nullable=False),
+        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["department_id"],
+            ["department.id"],
+        ),
+        sa.PrimaryKeyConstraint("department_id"),
+    )
     op.create_table(
         "resource",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -118,7 +215,14 @@ def upgrade() -> None:
     with op.batch_alter_table("resource", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_resource_category"), ["category"], unique=False)
         batch_op.create_index(batch_op.f("ix_resource_code"), ["code"], unique=True)
+        batch_op.create_index(
+            batch_op.f("ix_resource_last_data_update"), ["last_data_update"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_resource_name"), ["name"], unique=False)
         batch_op.create_index(batch_op.f("ix_resource_provider_id"), ["provider_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_resource_published_at"), ["published_at"], unique=False
+        )
         batch_op.create_index(
             batch_op.f("ix_resource_quality_score"), ["quality_score"], unique=False
         )
@@ -128,6 +232,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_resource_sharing_type"), ["sharing_type"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_resource_status"), ["status"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_resource_update_cycle"), ["update_cycle"], unique=False
         )
@@ -170,6 +275,41 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("api_token", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_api_token_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "application_bundle",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("requester_department_id", sa.Integer(), nullable=False),
+        sa.Column("requester_user_id", sa.Integer(), nullable=False),
+        sa.Column("coordinator_department_id", sa.Integer(), nullable=False),
+        sa.Column("filed_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["coordinator_department_id"],
+            ["department.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["requester_department_id"],
+            ["department.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["requester_user_id"],
+            ["user.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("application_bundle", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_application_bundle_coordinator_department_id"),
+            ["coordinator_department_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_application_bundle_requester_department_id"),
+            ["requester_department_id"],
+            unique=False,
+        )
 
     op.create_table(
         "data_item",
@@ -250,6 +390,118 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "quality_custom_expectation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("resource_id", sa.Integer(), nullable=False),
+        sa.Column("type", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("arguments", sa.JSON(), nullable=False),
+        sa.Column("dimension", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("added_by", sa.Integer(), nullable=False),
+        sa.Column("added_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("removed_by", sa.Integer(), nullable=True),
+        sa.Column("removed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["added_by"],
+            ["user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["removed_by"],
+            ["user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["resource_id"],
+            ["resource.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("quality_custom_expectation", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_quality_custom_expectation_resource_id"), ["resource_id"], unique=False
+        )
+
+    op.create_table(
+        "quality_run",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("resource_id", sa.Integer(), nullable=False),
+        sa.Column("data_version", sa.Integer(), nullable=False),
+        sa.Column(
+            "trigger",
+            sa.Enum(
+                "registration", "new_version", "schedule", "on_demand", "notice", name="runtrigger"
+            ),
+            nullable=False,
+        ),
+        sa.Column(
+            "status",
+            sa.Enum("queued", "running", "succeeded", "failed", name="runstatus"),
+            nullable=False,
+        ),
+        sa.Column("requested_by", sa.Integer(), nullable=True),
+        sa.Column("notice_id", sa.Integer(), nullable=True),
+        sa.Column("suite_version", sa.Integer(), nullable=True),
+        sa.Column("queued_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("row_count", sa.Integer(), nullable=True),
+        sa.Column("gx_result", sa.JSON(), nullable=True),
+        sa.Column("expectations", sa.JSON(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["requested_by"],
+            ["user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["resource_id"],
+            ["resource.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("quality_run", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_quality_run_notice_id"), ["notice_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_quality_run_resource_id"), ["resource_id"], unique=False
+        )
+        batch_op.create_index("ix_quality_run_status_queued", ["status", "queued_at"], unique=False)
+
+    op.create_table(
+        "quality_suite",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("resource_id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("suite", sa.JSON(), nullable=False),
+        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["resource_id"],
+            ["resource.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("resource_id", "version"),
+    )
+    with op.batch_alter_table("quality_suite", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_quality_suite_resource_id"), ["resource_id"], unique=False
+        )
+
+    op.create_table(
+        "quality_weights",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("freshness", sa.Float(), nullable=False),
+        sa.Column("completeness", sa.Float(), nullable=False),
+        sa.Column("validity", sa.Float(), nullable=False),
+        sa.Column("uniqueness", sa.Float(), nullable=False),
+        sa.Column("consistency", sa.Float(), nullable=False),
+        sa.Column("threshold", sa.Float(), nullable=False),
+        sa.Column("changed_by", sa.Integer(), nullable=True),
+        sa.Column("changed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["changed_by"],
+            ["user.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "resource_revision",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("resource_id", sa.Integer(), nullable=False),
@@ -281,23 +533,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("resource_id"),
     )
     op.create_table(
-        "search_posting",
-        sa.Column(
-            "term",
-            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
-            nullable=False,
-        ),
-        sa.Column("resource_id", sa.Integer(), nullable=False),
-        sa.Column("weight", sa.Float(), nullable=False),
-        sa.Column("fields", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(["resource_id"], ["resource.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("term", "resource_id"),
-        sqlite_with_rowid=False,
-    )
-    with op.batch_alter_table("search_posting", schema=None) as batch_op:
-        batch_op.create_index("ix_search_posting_resource_id", ["resource_id"], unique=False)
-
-    op.create_table(
         "user_role",
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column(
@@ -310,21 +545,415 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["user.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("user_id", "role"),
     )
+    op.create_table(
+        "application",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bundle_id", sa.Integer(), nullable=True),
+        sa.Column("resource_id", sa.Integer(), nullable=False),
+        sa.Column("provider_department_id", sa.Integer(), nullable=False),
+        sa.Column("requester_department_id", sa.Integer(), nullable=False),
+        sa.Column("requester_user_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "sharing_type",
+            sa.Enum("unconditional", "conditional", "not_shareable", name="sharingtype"),
+            nullable=False,
+        ),
+        sa.Column(
+            "state",
+            sa.Enum(
+                "submitted",
+                "returned",
+                "conditions_pending",
+                "approved",
+                "delivered",
+                "rejected",
+                "withdrawn",
+                "revoked",
+                "expired",
+                name="applicationstate",
+            ),
+            nullable=False,
+        ),
+        sa.Column("purpose", sa.Text(), nullable=False),
+        sa.Column("legal_basis", sa.Text(), nullable=False),
+        sa.Column("items", sa.JSON(), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("period_end", sa.Date(), nullable=False),
+        sa.Column("delivery_method", sa.Enum("file", "api", name="deliverymethod"), nullable=False),
+        sa.Column("file_format", sa.Enum("parquet", "csv", name="fileformat"), nullable=False),
+        sa.Column(
+            "schedule",
+            sa.Enum("once", "daily", "weekly", "monthly", "on_new_version", name="schedule"),
+            nullable=False,
+        ),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("assignee_user_id", sa.Integer(), nullable=True),
+        sa.Column("due_date", sa.Date(), nullable=True),
+        sa.Column("escalated_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("masking_plan", sa.JSON(), nullable=False),
+        sa.Column("row_filters", sa.JSON(), nullable=False),
+        sa.Column("quasi_identifiers", sa.JSON(), nullable=False),
+        sa.Column("k_min", sa.Integer(), nullable=True),
+        sa.Column("conditions", sa.JSON(), nullable=False),
+        sa.Column("first_return_codes", sa.JSON(), nullable=False),
+        sa.Column("notice_violations", sa.Integer(), nullable=False),
+        sa.Column("returns", sa.Integer(), nullable=False),
+        sa.Column("escalations", sa.Integer(), nullable=False),
+        sa.Column("reassignments", sa.Integer(), nullable=False),
+        sa.Column("delivery_blocked", sa.Text(), nullable=True),
+        sa.Column("filed_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("approved_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("masked_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_download_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assignee_user_id"],
+            ["user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["bundle_id"],
+            ["application_bundle.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["provider_department_id"],
+            ["department.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["requester_department_id"],
+            ["department.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["requester_user_id"],
+            ["user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["resource_id"],
+            ["resource.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("application", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_application_bundle_id"), ["bundle_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_application_provider_department_id"),
+            ["provider_department_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_application_requester_department_id"),
+            ["requester_department_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_application_resource_id"), ["resource_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_application_state"), ["state"], unique=False)
+
+    op.create_table(
+        "quality_notice",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("resource_id", sa.Integer(), nullable=False),
+        sa.Column("department_id", sa.Integer(), nullable=False),
+        sa.Column("problem", sa.Text(), nullable=False),
+        sa.Column("dimension", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
+        sa.Column("min_score", sa.Float(), nullable=False),
+        sa.Column("rules", sa.JSON(), nullable=False),
+        sa.Column("deadline", sa.Date(), nullable=False),
+        sa.Column(
+            "status", sa.Enum("open", "responded", "closed", name="noticestatus"), nullable=False
+        ),
+        sa.Column("issued_by", sa.Integer(), nullable=False),
+        sa.Column("issued_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("run_id", sa.Integer(), nullable=True),
+        sa.Column("response", sa.Text(), nullable=False),
+        sa.Column("responded_by", sa.Integer(), nullable=True),
+        sa.Column("responded_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closing_run_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["closing_run_id"],
+            ["quality_run.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["department_id"],
+            ["department.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["issued_by"],
+            ["user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["resource_id"],
+            ["resource.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["responded_by"],
+            ["user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["quality_run.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("quality_notice", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_quality_notice_department_id"), ["department_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_quality_notice_resource_id"), ["resource_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_quality_notice_status"), ["status"], unique=False)
+
+    op.create_table(
+        "quality_score",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("resource_id", sa.Integer(), nullable=False),
+        sa.Column("department_id", sa.Integer(), nullable=False),
+        sa.Column("scored_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("freshness", sa.Float(), nullable=True),
+        sa.Column("completeness", sa.Float(), nullable=True),
+        sa.Column("validity", sa.Float(), nullable=True),
+        sa.Column("uniqueness", sa.Float(), nullable=True),
+        sa.Column("consistency", sa.Float(), nullable=True),
+        sa.Column("overall", sa.Float(), nullable=False),
+        sa.Column("weights", sa.JSON(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["department_id"],
+            ["department.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["resource_id"],
+            ["resource.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["quality_run.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("run_id"),
+    )
+    with op.batch_alter_table("quality_score", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_quality_score_department_id"), ["department_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_quality_score_resource_id"), ["resource_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_quality_score_scored_at"), ["scored_at"], unique=False)
+
+    op.create_table(
+        "access_grant",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("application_id", sa.Integer(), nullable=False),
+        sa.Column("requester_department_id", sa.Integer(), nullable=False),
+        sa.Column("resource_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "schedule",
+            sa.Enum("once", "daily", "weekly", "monthly", "on_new_version", name="schedule"),
+            nullable=False,
+        ),
+        sa.Column("valid_from", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("valid_until", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_by", sa.Integer(), nullable=True),
+        sa.Column("revoke_reason", sa.Text(), nullable=False),
+        sa.Column("last_version", sa.Integer(), nullable=False),
+        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["application_id"],
+            ["application.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["requester_department_id"],
+            ["department.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["resource_id"],
+            ["resource.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["revoked_by"],
+            ["user.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("application_id"),
+    )
+    with op.batch_alter_table("access_grant", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_access_grant_requester_department_id"),
+            ["requester_department_id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            batch_op.f("ix_access_grant_resource_id"), ["resource_id"], unique=False
+        )
+
+    op.create_table(
+        "application_step",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("application_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("from_state", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("to_state", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("actor_user_id", sa.Integer(), nullable=True),
+        sa.Column("actor_department_id", sa.Integer(), nullable=True),
+        sa.Column("actor_kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["actor_department_id"],
+            ["department.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["actor_user_id"],
+            ["user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["application_id"],
+            ["application.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("application_id", "seq"),
+    )
+    with op.batch_alter_table("application_step", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_application_step_application_id"), ["application_id"], unique=False
+        )
+
+    op.create_table(
+        "quality_notice_event",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("notice_id", sa.Integer(), nullable=False),
+        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["actor_id"],
+            ["user.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["notice_id"],
+            ["quality_notice.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["quality_run.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("quality_notice_event", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_quality_notice_event_notice_id"), ["notice_id"], unique=False
+        )
+
+    op.create_table(
+        "delivery",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("grant_id", sa.Integer(), nullable=False),
+        sa.Column("application_id", sa.Integer(), nullable=False),
+        sa.Column("run_key", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("method", sa.Enum("file", "api", name="deliverymethod"), nullable=False),
+        sa.Column("file_format", sa.Enum("parquet", "csv", name="fileformat"), nullable=True),
+        sa.Column("resource_version", sa.Integer(), nullable=False),
+        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+        sa.Column("bytes", sa.Integer(), nullable=False),
+        sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("row_count", sa.Integer(), nullable=False),
+        sa.Column("k_anonymity", sa.Integer(), nullable=True),
+        sa.Column("manifest", sa.JSON(), nullable=False),
+        sa.Column("signature", sa.Text(), nullable=False),
+        sa.Column("key_id", sa.String(length=16), nullable=False),
+        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["application_id"],
+            ["application.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["grant_id"],
+            ["access_grant.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("grant_id", "run_key"),
+    )
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_delivery_application_id"), ["application_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_delivery_grant_id"), ["grant_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.drop_table("user_role")
-    with op.batch_alter_table("search_posting", schema=None) as batch_op:
-        batch_op.drop_index("ix_search_posting_resource_id")
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivery_grant_id"))
+        batch_op.drop_index(batch_op.f("ix_delivery_application_id"))
 
-    op.drop_table("search_posting")
+    op.drop_table("delivery")
+    with op.batch_alter_table("quality_notice_event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quality_notice_event_notice_id"))
+
+    op.drop_table("quality_notice_event")
+    with op.batch_alter_table("application_step", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_application_step_application_id"))
+
+    op.drop_table("application_step")
+    with op.batch_alter_table("access_grant", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_access_grant_resource_id"))
+        batch_op.drop_index(batch_op.f("ix_access_grant_requester_department_id"))
+
+    op.drop_table("access_grant")
+    with op.batch_alter_table("quality_score", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quality_score_scored_at"))
+        batch_op.drop_index(batch_op.f("ix_quality_score_resource_id"))
+        batch_op.drop_index(batch_op.f("ix_quality_score_department_id"))
+
+    op.drop_table("quality_score")
+    with op.batch_alter_table("quality_notice", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quality_notice_status"))
+        batch_op.drop_index(batch_op.f("ix_quality_notice_resource_id"))
+        batch_op.drop_index(batch_op.f("ix_quality_notice_department_id"))
+
+    op.drop_table("quality_notice")
+    with op.batch_alter_table("application", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_application_state"))
+        batch_op.drop_index(batch_op.f("ix_application_resource_id"))
+        batch_op.drop_index(batch_op.f("ix_application_requester_department_id"))
+        batch_op.drop_index(batch_op.f("ix_application_provider_department_id"))
+        batch_op.drop_index(batch_op.f("ix_application_bundle_id"))
+
+    op.drop_table("application")
+    op.drop_table("user_role")
     op.drop_table("search_document")
     with op.batch_alter_table("resource_revision", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_resource_revision_resource_id"))
 
     op.drop_table("resource_revision")
+    op.drop_table("quality_weights")
+    with op.batch_alter_table("quality_suite", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quality_suite_resource_id"))
+
+    op.drop_table("quality_suite")
+    with op.batch_alter_table("quality_run", schema=None) as batch_op:
+        batch_op.drop_index("ix_quality_run_status_queued")
+        batch_op.drop_index(batch_op.f("ix_quality_run_resource_id"))
+        batch_op.drop_index(batch_op.f("ix_quality_run_notice_id"))
+
+    op.drop_table("quality_run")
+    with op.batch_alter_table("quality_custom_expectation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quality_custom_expectation_resource_id"))
+
+    op.drop_table("quality_custom_expectation")
     with op.batch_alter_table("data_version", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_data_version_resource_id"))
 
@@ -333,6 +962,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_data_item_resource_id"))
 
     op.drop_table("data_item")
+    with op.batch_alter_table("application_bundle", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_application_bundle_requester_department_id"))
+        batch_op.drop_index(batch_op.f("ix_application_bundle_coordinator_department_id"))
+
+    op.drop_table("application_bundle")
     with op.batch_alter_table("api_token", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_token_user_id"))
 
@@ -344,14 +978,36 @@ def downgrade() -> None:
     op.drop_table("user")
     with op.batch_alter_table("resource", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_resource_update_cycle"))
+        batch_op.drop_index(batch_op.f("ix_resource_status"))
         batch_op.drop_index(batch_op.f("ix_resource_sharing_type"))
         batch_op.drop_index(batch_op.f("ix_resource_security_level"))
         batch_op.drop_index(batch_op.f("ix_resource_quality_score"))
+        batch_op.drop_index(batch_op.f("ix_resource_published_at"))
         batch_op.drop_index(batch_op.f("ix_resource_provider_id"))
+        batch_op.drop_index(batch_op.f("ix_resource_name"))
+        batch_op.drop_index(batch_op.f("ix_resource_last_data_update"))
         batch_op.drop_index(batch_op.f("ix_resource_code"))
         batch_op.drop_index(batch_op.f("ix_resource_category"))
 
     op.drop_table("resource")
+    op.drop_table("pseudonym_key")
+    with op.batch_alter_table("log_tree_head", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_log_tree_head_key_id"))
+
+    op.drop_table("log_tree_head")
+    with op.batch_alter_table("search_posting", schema=None) as batch_op:
+        batch_op.drop_index("ix_search_posting_resource_id")
+
+    op.drop_table("search_posting")
+    op.drop_table("log_subtree")
+    op.drop_table("log_state")
+    op.drop_table("log_key")
+    with op.batch_alter_table("log_entry", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_log_entry_event_type"))
+        batch_op.drop_index(batch_op.f("ix_log_entry_actor_user_id"))
+        batch_op.drop_index(batch_op.f("ix_log_entry_actor_department_id"))
+
+    op.drop_table("log_entry")
     with op.batch_alter_table("department", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_department_code"))
 

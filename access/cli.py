@@ -1,0 +1,237 @@
+"""`govshare access …`: applications, deliveries and sharing latency for operators.
+
+Commands that act on an application run as a named user (``--as``), with that user's roles
+and department, exactly as the API would; system steps (deliveries, the scheduler's tick,
+crash recovery) run as govshare itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Data-sharing applications, deliveries and sharing latency.",
+                  no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+AsUser = Annotated[str, typer.Option("--as", help="Act as this user (username).")]
+
+
+def _ready() -> None:
+    from govshare import wiring
+    from govshare.migrate import upgrade
+
+    upgrade()
+    wiring.subscribe_events()
+
+
+def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
+    if as_json or table is None:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    else:
+        console.print(table)
+
+
+def _run(fn: Any) -> Any:
+    """Run ``fn`` and turn a refusal into a clean error message and exit code 2."""
+    from govshare.problems import Problem
+
+    try:
+        return fn()
+    except Problem as problem:
+        err.print(f"[red]error:[/red] {problem.detail}")
+        for e in problem.errors or []:
+            err.print(f"  - {e}")
+        raise typer.Exit(2) from None
+
+
+def _summary(a: Any) -> dict[str, Any]:
+    return {"id": a.id, "state": a.state.value, "resource_id": a.resource_id,
+            "items": a.items, "filed_at": a.filed_at, "delivered_at": a.delivered_at,
+            "bounces": a.bounces, "delivery_blocked": a.delivery_blocked}
+
+
+@app.command("list")
+def list_(as_user: AsUser, state: Annotated[str | None, typer.Option()] = None,
+          overdue: Annotated[bool, typer.Option("--overdue")] = False,
+          as_json: JsonOpt = False) -> None:
+    """Applications visible to a user (filed or received by their department)."""
+    from access import service
+    from access.models import ApplicationState
+    from govshare import db
+    from govshare.auth import principal_of
+
+    _ready()
+
+    def run() -> list[dict[str, Any]]:
+        with db.session_scope(write=False) as session:
+            who = principal_of(session, as_user)
+            rows = service.list_applications(
+                session, who, state=ApplicationState(state) if state else None,
+                overdue=True if overdue else None)
+            return [_summary(a) for a in rows]
+
+    rows = _run(run)
+    table = Table(title="Applications")
+    for column in ("id", "state", "items", "filed_at", "bounces"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r["id"]), r["state"], ",".join(r["items"]), str(r["filed_at"]),
+                      str(r["bounces"]))
+    _emit(rows, as_json, table)
+
+
+@app.command()
+def history(application: int, as_user: AsUser) -> None:
+    """Every move of an application."""
+    from access import service
+    from govshare import db
+    from govshare.auth import principal_of
+
+    _ready()
+
+    def run() -> list[dict[str, Any]]:
+        with db.session_scope(write=False) as session:
+            service.get_application(session, principal_of(session, as_user), application)
+            return [s.model_dump(exclude={"id", "application_id"})
+                    for s in service.steps(session, application)]
+
+    _emit(_run(run), True)  # nested details read best as JSON
+
+
+@app.command()
+def deliver(application: int, as_json: JsonOpt = False) -> None:
+    """Produce the current period's package now (idempotent)."""
+    from access import delivery
+
+    _ready()
+    done = _run(lambda: delivery.deliver(application))
+    _emit({"delivery": done.id, "run_key": done.run_key, "rows": done.row_count,
+           "path": done.path, "sha256": done.sha256}, as_json)
+
+
+@app.command("run-due")
+def run_due(as_json: JsonOpt = False) -> None:
+    """One tick of the periodic-delivery scheduler: expire, retry, produce due packages."""
+    from access import scheduler
+
+    _ready()
+    report = scheduler.run_due()
+    _emit({"expired": report.expired, "delivered": report.delivered, "failed": report.failed,
+           "swept": report.swept}, as_json)
+
+
+@app.command()
+def sweep(as_json: JsonOpt = False) -> None:
+    """Delete files left by crashed deliveries (safe while deliveries run)."""
+    from access import delivery
+
+    _ready()
+    _emit({"deleted": delivery.sweep()}, as_json)
+
+
+@app.command()
+def latency(by: Annotated[str, typer.Option(
+                help="provider, requester, sharing_type, stage or resource")] = "provider",
+            since: Annotated[datetime | None, typer.Option()] = None,
+            bundles: Annotated[bool, typer.Option("--bundles",
+                                                  help="Bundles: elapsed vs sum of parts")]
+            = False, as_json: JsonOpt = False) -> None:
+    """Sharing latency percentiles (first delivery − filing), hours and working days."""
+    from access import latency as lat
+    from govshare import db
+
+    if by not in lat.GROUPS:
+        err.print(f"[red]error:[/red] --by must be one of {', '.join(lat.GROUPS)}")
+        raise typer.Exit(2)
+    _ready()
+    with db.session_scope(write=False) as session:
+        measured = lat.collect(session, since)
+        rows = lat.bundles(session, measured) if bundles else lat.report(measured, by)
+    _emit(rows, as_json, _latency_table(rows, by, bundles))
+
+
+def _latency_table(rows: list[dict[str, Any]], by: str, bundles: bool) -> Table:
+    table = Table(title="Bundles" if bundles else f"Sharing latency by {by}")
+    columns = ["bundle", "title", "elapsed_hours", "sum_of_parts_hours"] if bundles else \
+        ["group", "count", "p50_hours", "p90_hours", "p95_hours", "p50_working_days",
+         "p90_working_days"]
+    for c in columns:
+        table.add_column(c)
+    for r in rows:
+        table.add_row(*(str(r.get(c, "")) for c in columns))
+    return table
+
+
+@app.command()
+def approve(application: int, as_user: AsUser,
+            masking: Annotated[str, typer.Option(help='JSON, e.g. {"name": {"rule": '
+                                                      '"suppress"}}')] = "{}",
+            as_json: JsonOpt = False) -> None:
+    """Approve as a provider's approver (then deliver at once)."""
+    from access import delivery, service
+    from access.schemas import ApprovalIn
+    from govshare import db
+    from govshare.auth import principal_of
+
+    _ready()
+
+    def run() -> dict[str, Any]:
+        with db.session_scope() as session:
+            who = principal_of(session, as_user)
+            data = ApprovalIn.model_validate({"masking": json.loads(masking)})
+            out = _summary(service.approve(session, who, application, data))
+        if out["state"] == "approved":
+            done = delivery.deliver(application)
+            out |= {"state": "delivered", "delivery": done.id}
+        return out
+
+    _emit(_run(run), as_json)
+
+
+@app.command()
+def reject(application: int, as_user: AsUser,
+           reason: Annotated[str, typer.Option(help="security_risk, ownership_dispute, "
+                                                    "core_data, standards_mismatch, "
+                                                    "insufficient_legal_basis, other")],
+           text: Annotated[str, typer.Option()], as_json: JsonOpt = False) -> None:
+    """Reject as a provider's approver, with a structured reason and text."""
+    from access import service
+    from access.schemas import RejectIn
+    from govshare import db
+    from govshare.auth import principal_of
+
+    _ready()
+
+    def run() -> dict[str, Any]:
+        with db.session_scope() as session:
+            who = principal_of(session, as_user)
+            data = RejectIn.model_validate({"reason": reason, "text": text})
+            return _summary(service.reject(session, who, application, data))
+
+    _emit(_run(run), as_json)
+
+
+@app.command()
+def revoke(grant: int, as_user: AsUser, reason: Annotated[str, typer.Option()],
+           as_json: JsonOpt = False) -> None:
+    """Revoke a grant as the provider's approver."""
+    from access import service
+    from govshare import db
+    from govshare.auth import principal_of
+
+    _ready()
+
+    def run() -> dict[str, Any]:
+        with db.session_scope() as session:
+            g = service.revoke(session, principal_of(session, as_user), grant, reason)
+            return {"grant": g.id, "revoked_at": g.revoked_at}
+
+    _emit(_run(run), as_json)

@@ -1,0 +1,109 @@
+"""Custom expectations: validated by GX before they are saved, versioned into the suite, and
+used by the next run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from govshare.identity import Role
+from tests.conftest import World
+from tests.test_quality_support import API, people, quiet_quality, register, run_queued
+
+__all__ = ["quiet_quality"]
+pytestmark = pytest.mark.usefixtures("quiet_quality")
+
+
+def _add(client: TestClient, world: World, code: str, body: dict[str, Any],
+         dept: str = "SJJ", role: Role = Role.auditor) -> Any:
+    return client.post(f"{API}/quality/resources/{code}/expectations", json=body,
+                       headers=world.headers(dept, role))
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"type": "expect_column_values_to_be_purple", "kwargs": {"column": "name"}}, "type"),
+    ({"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "name"}}, "kwargs"),
+    ({"type": "expect_column_values_to_be_between",
+      "kwargs": {"column": "household_size", "min_value": 1, "mostly": 2}}, "kwargs"),
+    ({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "nope"}}, "kwargs"),
+    ({"type": "expect_column_values_to_not_be_null",
+      "kwargs": {"column": "name", "result_format": "COMPLETE"}}, "kwargs.result_format"),
+    ({"type": "unexpected_rows_expectation",
+      "kwargs": {"unexpected_rows_query": "SELECT * FROM read_csv('/etc/passwd')"}}, "type"),
+    ({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "name"},
+      "dimension": "beauty"}, "dimension"),
+])
+def test_invalid_expectations_are_refused_before_saving(client: TestClient, world: World,
+                                                        body: dict[str, Any], field: str) -> None:
+    code = register(client, world, people(3))
+    r = _add(client, world, code, body)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["errors"][0]["field"] == field
+    listed = client.get(f"{API}/quality/resources/{code}/expectations",
+                        headers=world.headers("SJJ", Role.auditor)).json()
+    assert listed == []
+
+
+def test_only_auditors_and_the_providers_publishers_add_expectations(client: TestClient,
+                                                                     world: World) -> None:
+    code = register(client, world, people(3))
+    body = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "mobile"}}
+    assert _add(client, world, code, body, "SCJG", Role.publisher).status_code == 403
+    assert _add(client, world, code, body, "GA", Role.requester).status_code == 403
+    assert _add(client, world, code, body, "GA", Role.publisher).status_code == 201
+
+
+def test_a_custom_expectation_is_used_by_the_next_run(client: TestClient, world: World) -> None:
+    code = register(client, world, people(8))
+    run_queued()
+    aud = world.headers("SJJ", Role.auditor)
+    before = client.get(f"{API}/quality/resources/{code}/suite", headers=aud).json()
+    r = _add(client, world, code, {
+        "type": "expect_column_values_to_be_between", "dimension": "validity",
+        "kwargs": {"column": "household_size", "min_value": 1, "max_value": 2},
+        "note": "户内人数超过2人的需核实"})
+    assert r.status_code == 201, r.text
+    custom = r.json()
+    assert custom["added_by"] == "sjj-auditor" and custom["kwargs"]["max_value"] == 2
+    after = client.get(f"{API}/quality/resources/{code}/suite", headers=aud).json()
+    assert after["version"] == before["version"] + 1
+    assert client.post(f"{API}/quality/resources/{code}/runs", headers=aud).status_code == 202
+    run_queued()
+    runs = client.get(f"{API}/quality/resources/{code}/runs", headers=aud).json()
+    detail = client.get(f"{API}/quality/runs/{runs[0]['id']}", headers=aud).json()
+    assert detail["trigger"] == "on_demand" and detail["suite_version"] == after["version"]
+    mine = next(e for e in detail["expectations"] if e["rule"] == f"custom:{custom['id']}")
+    # household sizes cycle 1, 2, 3, 4: half of them are above 2
+    assert (mine["success"], mine["unexpected_count"], mine["source"]) == (False, 4, "custom")
+    previous = client.get(f"{API}/quality/runs/{runs[1]['id']}", headers=aud).json()
+    assert detail["score"]["validity"] < previous["score"]["validity"]
+
+    # The bureau's own expectation is not the department's to drop.
+    url = f"{API}/quality/resources/{code}/expectations/{custom['id']}"
+    assert client.delete(url, headers=world.headers("GA", Role.publisher)).status_code == 403
+    assert client.delete(url, headers=aud).status_code == 204
+    versions = client.get(f"{API}/quality/resources/{code}/suites", headers=aud).json()
+    assert [v["version"] for v in versions] == [3, 2, 1]
+
+
+def test_an_expectation_gx_cannot_evaluate_fails_without_leaking_values(
+        client: TestClient, world: World) -> None:
+    rows = people(3)
+    code = register(client, world, rows)
+    # DuckDB must cast the names to dates to compare them, and quotes the name it fails on.
+    r = _add(client, world, code, {
+        "type": "expect_column_pair_values_a_to_be_greater_than_b",
+        "kwargs": {"column_A": "birth_date", "column_B": "name"}}, "GA", Role.publisher)
+    assert r.status_code == 201, r.text
+    run_queued()
+    aud = world.headers("SJJ", Role.auditor)
+    runs = client.get(f"{API}/quality/resources/{code}/runs", headers=aud).json()
+    assert runs[0]["status"] == "succeeded"  # a custom expectation's error is its own
+    detail = client.get(f"{API}/quality/runs/{runs[0]['id']}", headers=aud)
+    mine = next(e for e in detail.json()["expectations"] if e["source"] == "custom")
+    assert mine["success"] is False and mine["error"]
+    assert detail.json()["score"]["validity"] < 100
+    assert not any(row["name"] in detail.text for row in rows)
