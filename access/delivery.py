@@ -65,7 +65,7 @@ from access.models import (
 from access.schemas import QueryIn
 from catalog.models import DataItem, ItemKind, ItemType, Resource, Sensitivity
 from catalog.service import segments_for
-from catalog.warehouse import TABLE, open_data, quote
+from catalog.warehouse import TABLE, fsync_file, open_data, quote
 from govshare import db
 from govshare.auth import Principal
 from govshare.db import on_rollback, utcnow
@@ -302,7 +302,7 @@ def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
         f"read_parquet('{target}')"
     hits = pii.scan(con, relation, _targets(columns, typed=not csv))
     k = pii.k_anonymity(con, relation, job.quasi_identifiers) if not hits else None
-    _fsync(tmp)
+    fsync_file(tmp)
     with tmp.open("rb") as fh:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
     return Produced(rows=rows, hits=hits, k=k, path=tmp, bytes=tmp.stat().st_size,
@@ -322,14 +322,6 @@ def _targets(columns: list[OutputColumn], *, typed: bool) -> list[pii.Target]:
         else:
             out.append(pii.Target(c.name, "text"))
     return out
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _k_too_small(job: Job, produced: Produced) -> bool:
@@ -467,7 +459,7 @@ def _write_manifest(session: Session, delivery: Delivery) -> None:
     body = {"manifest": delivery.manifest, "signature": delivery.signature,
             "key_id": delivery.key_id}
     tmp.write_text(json.dumps(body, ensure_ascii=False, indent=2))
-    _fsync(tmp)
+    fsync_file(tmp)
     os.replace(tmp, final)
     on_rollback(session, lambda: final.unlink(missing_ok=True))
 

@@ -170,7 +170,7 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path) -> int:
             con.execute("CHECKPOINT")
         finally:
             con.close()
-        _fsync(tmp)
+        fsync_file(tmp)
         os.replace(tmp, segment)
     except duckdb.Error as exc:
         raise Invalid(f"The file could not be read as {staged.format.value}: "
@@ -185,7 +185,8 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:300]
 
 
-def _fsync(path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a finished file to disk before it is renamed into place (write-then-rename)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -98,7 +98,8 @@ def demo(scale: Annotated[str, typer.Option(help="tiny, default or city")] = "de
         empty = demo_world.world_is_empty(session)
     if not empty:
         if if_empty:
-            console.print("demo world already loaded; tokens: govshare token list")
+            console.print("demo world already loaded; get a token with e.g. "
+                          "govshare token issue ga-publisher")
             return
         _fail(Problem("The database already has departments; use a fresh GOVSHARE_DATA_DIR."))
     with _progress() as progress:
