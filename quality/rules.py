@@ -131,10 +131,26 @@ def _uniqueness(items: Sequence[DataItem]) -> list[Rule]:
     return []
 
 
+def _subject(name: str, suffixes: tuple[str, ...]) -> str:
+    """Whose value an item holds, from its name: ``child_birth_date`` → ``child``."""
+    for suffix in suffixes:
+        if name.endswith(suffix):
+            return name[: -len(suffix)].rstrip("_")
+    return name
+
+
+def _same_person(id_item: str, birth_item: str) -> bool:
+    # An adopter's ID must not be checked against the child's birth date: pair the two only
+    # when their names speak of the same subject, or one of them names no subject at all.
+    a = _subject(id_item, ("resident_id", "id_number", "id_no", "id"))
+    b = _subject(birth_item, ("birth_date", "birthday", "dob"))
+    return a == b or not a or not b
+
+
 def _consistency(items: Sequence[DataItem]) -> list[Rule]:
     ids = [i.name for i in items if i.kind is ItemKind.resident_id]
     births = [i.name for i in items if i.kind is ItemKind.birth_date]
-    if len(ids) == 1 and len(births) == 1:
+    if len(ids) == 1 and len(births) == 1 and _same_person(ids[0], births[0]):
         return [Rule("expect_column_pair_cn_resident_id_to_match_birth_date",
                      {"column_A": ids[0], "column_B": births[0]},
                      f"id_birth_date:{ids[0]}+{births[0]}", Dimension.consistency)]

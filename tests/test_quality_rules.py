@@ -167,3 +167,13 @@ def test_generated_suite_follows_the_catalog_entry() -> None:
     assert rules["newest:day"].dimension is Dimension.freshness
     assert rules["date_range:born"].kwargs["max_value"] == {"$PARAMETER": "run_date"}
     assert {r for r in rules if r.startswith("not_null:")} == {"not_null:id", "not_null:day"}
+
+
+def test_id_and_birth_date_of_different_people_are_not_paired() -> None:
+    """An adopter's ID and the child's birth date describe two people: no consistency rule."""
+    from quality.rules import _same_person
+
+    assert _same_person("resident_id", "birth_date")
+    assert _same_person("child_id", "birth_date")
+    assert _same_person("holder_id_number", "holder_birth_date")
+    assert not _same_person("adopter_id", "child_birth_date")
