@@ -62,13 +62,12 @@ def _check_length(request: Request) -> None:
 
 @router.post("/resources", response_model=ResourceOut, status_code=status.HTTP_201_CREATED,
              dependencies=[Depends(_check_length)])
-def register(session: WriteSession, read: DbSession, who: Publisher,
+def register(session: WriteSession, who: Publisher,
              metadata: Annotated[str, Form(description="ResourceIn as JSON")],
              file: Annotated[UploadFile, File(description="CSV, Parquet or JSON lines")],
              ) -> ResourceOut:
     """Register a resource together with its data. Nothing is stored unless both are valid."""
     meta = _parse_metadata(metadata)
-    service.check_registration(read, who, meta)  # fail fast, before reading the upload
     resource = service.register_resource(session, who, meta, file.file,
                                          filename=file.filename or "upload")
     return resource_out(session, resource)

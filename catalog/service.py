@@ -21,7 +21,7 @@ from catalog.models import (
 )
 from catalog.schemas import ResourceIn, ResourceUpdate
 from govshare.auth import Principal
-from govshare.db import on_rollback, utcnow
+from govshare.db import on_rollback, session_scope, utcnow
 from govshare.events import Event, publish
 from govshare.identity import Department, Role, get_department
 from govshare.problems import Conflict, Forbidden, Invalid, NotFound
@@ -103,10 +103,12 @@ def register_resource(session: Session, who: Principal, meta: ResourceIn,
                       source: Path | BinaryIO, *, filename: str) -> Resource:
     """Register a resource with its first data version, all or nothing.
 
-    The data is loaded before the metadata transaction writes anything, so a slow upload
-    never holds the database's write lock; a refused file leaves nothing behind.
+    The cheap checks run first in a short read transaction of their own, and the data is
+    loaded before ``session`` is first used, so a slow upload never holds the database's
+    write lock (SQLite write sessions take it at BEGIN); a refused file leaves nothing behind.
     """
-    check_registration(session, who, meta)
+    with session_scope(write=False) as read:
+        check_registration(read, who, meta)
     columns = [warehouse.Column(i.name, i.type) for i in meta.items]
     loaded = _load(source, filename, columns)
     try:
@@ -200,14 +202,17 @@ def _base_of(session: Session, resource: Resource) -> int:
 
 def add_version(session: Session, who: Principal, code: str, source: Path | BinaryIO, *,
                 filename: str, mode: VersionMode) -> DataVersion:
-    """Replace or append the resource's data; the columns must match the declared items."""
-    resource = get_resource(session, code)
-    require_provider(who, resource, "add data to")
-    if resource.status is not ResourceStatus.active:
-        raise Conflict(f"Resource {code} is withdrawn; reactivate it before adding data.")
-    columns = [warehouse.Column(i.name, i.type) for i in resource.items]
+    """Replace or append the resource's data; the columns must match the declared items.
+
+    As in ``register_resource``, the checks run first in a read transaction and again inside
+    ``session`` once the data is loaded, so the write lock is never held during the load.
+    """
+    with session_scope(write=False) as read:
+        items = _accepting_data(read, who, code).items
+        columns = [warehouse.Column(i.name, i.type) for i in items]
     loaded = _load(source, filename, columns)
     try:
+        resource = _accepting_data(session, who, code)
         version = _insert_version(session, who, resource, loaded, mode)
     except BaseException:
         loaded.discard()
@@ -217,6 +222,14 @@ def add_version(session: Session, who: Principal, code: str, source: Path | Bina
                            {"mode": mode.value, "rows": loaded.rows,
                             "data_sha256": loaded.staged.sha256}))
     return version
+
+
+def _accepting_data(session: Session, who: Principal, code: str) -> Resource:
+    resource = get_resource(session, code)
+    require_provider(who, resource, "add data to")
+    if resource.status is not ResourceStatus.active:
+        raise Conflict(f"Resource {code} is withdrawn; reactivate it before adding data.")
+    return resource
 
 
 def list_versions(session: Session, code: str) -> list[DataVersion]:

@@ -258,8 +258,10 @@ def resource_register(
     except ValueError as exc:
         _fail(Problem(f"{metadata} is not valid resource metadata: {exc}"))
     try:
+        with db.session_scope(write=False) as read:
+            who = principal_of(read, publisher)
+        # The write session is first used after the load, so the load holds no lock.
         with db.session_scope() as session:
-            who = principal_of(session, publisher)
             with err.status(f"loading {file.name} …"):
                 r = service.register_resource(session, who, meta, file, filename=file.name)
             out = {"code": r.code, "name": r.name, "rows": r.row_count,
