@@ -20,10 +20,17 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, status
 from fastapi.responses import FileResponse
 from sqlmodel import Session, select
 
-from access import delivery, latency
+from access import delivery, latency, ratings
 from access import service as svc
 from access.flows import legal_actions
-from access.models import Application, ApplicationState, Bundle, Delivery, Grant
+from access.models import (
+    Application,
+    ApplicationState,
+    Bundle,
+    Delivery,
+    DeliveryRating,
+    Grant,
+)
 from access.schemas import (
     ApplicationIn,
     ApplicationOut,
@@ -38,6 +45,8 @@ from access.schemas import (
     NoteIn,
     QueryIn,
     QueryOut,
+    RatingIn,
+    RatingOut,
     ReassignIn,
     RejectIn,
     ReturnIn,
@@ -48,14 +57,18 @@ from access.schemas import (
 )
 from catalog.models import Resource
 from govshare.auth import DbSession, Principal, WriteSession, require
+from govshare.idempotency import IDEMPOTENT, IdempotentRoute
 from govshare.identity import Department, Role, User
 from govshare.problems import Problem
 
 log = logging.getLogger("govshare")
 
-applications = APIRouter(prefix="/applications", tags=["access: applications"])
-bundles = APIRouter(prefix="/bundles", tags=["access: applications"])
-deliveries = APIRouter(prefix="/deliveries", tags=["access: deliveries"])
+applications = APIRouter(prefix="/applications", tags=["access: applications"],
+                          route_class=IdempotentRoute)
+bundles = APIRouter(prefix="/bundles", tags=["access: applications"],
+                     route_class=IdempotentRoute)
+deliveries = APIRouter(prefix="/deliveries", tags=["access: deliveries"],
+                        route_class=IdempotentRoute)
 grants = APIRouter(prefix="/grants", tags=["access: deliveries"])
 latency_router = APIRouter(prefix="/latency", tags=["access: latency"])
 routers = [applications, bundles, deliveries, grants, latency_router]
@@ -67,6 +80,8 @@ Involved = Annotated[Principal, Depends(require(Role.requester, Role.approver, R
 Escalator = Annotated[Principal, Depends(require(Role.requester, Role.auditor))]
 Coordinator = Annotated[Principal, Depends(require(Role.auditor, Role.approver))]
 Metrics = Annotated[Principal, Depends(require(Role.leader, Role.auditor))]
+RatingReader = Annotated[Principal, Depends(require(Role.requester, Role.approver,
+                                                    Role.publisher, Role.auditor))]
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -157,11 +172,12 @@ def _deliver_quietly(app_id: int) -> None:
 
 def _commit_then_deliver(session: Session, background: BackgroundTasks,
                          apps: list[Application]) -> None:
-    """Call last, once the response body is built: on SQLite any later use of the session
-    would take the write lock again (BEGIN IMMEDIATE) and the delivery, which runs its own
-    transactions after the response, would wait on it."""
+    """Queue the deliveries of what is approved. The request's write session is function-scoped
+    (govshare.auth.WriteSession): it commits, together with any Idempotency-Key record, before
+    the response is sent, and background tasks run only after that, so a delivery never waits
+    on this transaction's SQLite write lock."""
     approved = [a.id or 0 for a in apps if a.state is ApplicationState.approved]
-    session.commit()
+    session.flush()
     for app_id in approved:
         background.add_task(_deliver_quietly, app_id)
 
@@ -169,6 +185,7 @@ def _commit_then_deliver(session: Session, background: BackgroundTasks,
 # --- applications -----------------------------------------------------------------------------
 
 @applications.post("", response_model=ApplicationOut, status_code=status.HTTP_201_CREATED,
+                   dependencies=[IDEMPOTENT],
                    responses={409: {"description": "A duplicate: `existing_application` "
                                                    "names the active one"}})
 def file_application(data: ApplicationIn, session: WriteSession, who: Requester,
@@ -288,7 +305,8 @@ def deliver_now(app_id: int, who: Requester) -> Delivery:
 
 # --- bundles ----------------------------------------------------------------------------------
 
-@bundles.post("", response_model=BundleOut, status_code=status.HTTP_201_CREATED)
+@bundles.post("", response_model=BundleOut, status_code=status.HTTP_201_CREATED,
+               dependencies=[IDEMPOTENT])
 def file_bundle(data: BundleIn, session: WriteSession, who: Requester,
                 background: BackgroundTasks) -> BundleOut:
     """One filing over several departments' resources (一件事): the parts are decided in
@@ -338,7 +356,7 @@ def manifest(delivery_id: int, session: DbSession, who: Involved) -> ManifestOut
     return ManifestOut(manifest=d.manifest, signature=d.signature, key_id=d.key_id)
 
 
-@deliveries.post("/{delivery_id}/link", response_model=LinkOut)
+@deliveries.post("/{delivery_id}/link", response_model=LinkOut, dependencies=[IDEMPOTENT])
 def link(delivery_id: int, request: Request, session: WriteSession, who: Requester) -> LinkOut:
     """An expiring download link, for the requesting department's users only."""
     token, expires = delivery.issue_link(session, who, delivery_id)
@@ -356,6 +374,31 @@ def download(delivery_id: int, token: str, session: WriteSession,
     media = "text/csv" if path.suffix == ".csv" else "application/vnd.apache.parquet"
     return FileResponse(path, media_type=media, filename=path.name,
                         headers={"X-Content-SHA256": d.sha256 or ""})
+
+
+def _rating_out(session: Session, rating: DeliveryRating) -> RatingOut:
+    n = _Names(session)
+    return RatingOut(id=rating.id or 0, delivery_id=rating.delivery_id,
+                     application_id=rating.application_id,
+                     provider=n.depts.get(rating.provider_department_id, "?"),
+                     requester=n.depts.get(rating.requester_department_id, "?"),
+                     rated_by=n.user(rating.rated_by) or "?", useful=rating.useful,
+                     comment=rating.comment, rated_at=rating.rated_at)
+
+
+@deliveries.post("/{delivery_id}/rating", response_model=RatingOut)
+def rate_delivery(delivery_id: int, data: RatingIn, session: WriteSession,
+                  who: Requester) -> RatingOut:
+    """Was this delivery useful? Requesters of the requesting department; rating again
+    replaces your verdict. Logged; providers see the ratings, metrics aggregate them."""
+    rating = ratings.rate(session, who, delivery_id, data.useful, data.comment)
+    return _rating_out(session, rating)
+
+
+@deliveries.get("/{delivery_id}/ratings", response_model=list[RatingOut])
+def delivery_ratings(delivery_id: int, session: DbSession, who: RatingReader) -> list[RatingOut]:
+    """Ratings of a delivery: its requesting and providing departments, and the bureau."""
+    return [_rating_out(session, r) for r in ratings.ratings(session, who, delivery_id)]
 
 
 # --- grants -----------------------------------------------------------------------------------

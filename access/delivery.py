@@ -66,7 +66,7 @@ from access.schemas import QueryIn
 from catalog.models import DataItem, ItemKind, ItemType, Resource, Sensitivity
 from catalog.service import segments_for
 from catalog.warehouse import TABLE, fsync_file, open_data, quote
-from govshare import db
+from govshare import crashpoints, db
 from govshare.auth import Principal
 from govshare.db import on_rollback, utcnow
 from govshare.events import Actor, Event, publish
@@ -104,6 +104,7 @@ def _staging() -> Path:
 def _crash_point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    crashpoints.reach(f"delivery.{name}")  # the server crash tests (govshare/crashpoints.py)
 
 
 # --- run keys ---------------------------------------------------------------------------------
@@ -663,7 +664,8 @@ def open_download(session: Session, who: Principal, delivery_id: int,
     if not path.is_file():
         raise Gone(f"The package of delivery {delivery_id} is no longer stored.")
     if app.first_download_at is None:
-        app.first_download_at = utcnow()
+        # updated_at too: the metrics mart copies changed applications by updated_at
+        app.first_download_at = app.updated_at = utcnow()
         session.add(app)
     publish(session, Event("delivery.downloaded", who.actor, _subjects(session, app, delivery),
                            {"sha256": delivery.sha256, "bytes": delivery.bytes}))

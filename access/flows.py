@@ -97,14 +97,15 @@ def next_state(state: S, action: Action, parties: set[Party] | frozenset[Party],
     """The state after ``action`` by someone acting as any of ``parties``, or IllegalMove."""
     move = MOVES[action]
     what = f"application {app_id}" if app_id is not None else "the application"
+    # Who first, then the state: a caller with no part in the application (another
+    # department) must not learn its state from the refusal.
+    if not parties & move.parties:
+        who = " or ".join(_PARTY_NAMES[p] for p in sorted(move.parties))
+        raise IllegalMove(f"Only {who} can {action.value} {what}.", action=action.value)
     if state not in move.sources:
         allowed = ", ".join(sorted(s.value for s in move.sources))
         raise IllegalMove(f"Cannot {action.value} {what}: it is {state.value}; "
                           f"{action.value} is allowed only when it is {allowed}.",
-                          state=state.value, action=action.value)
-    if not parties & move.parties:
-        who = " or ".join(_PARTY_NAMES[p] for p in sorted(move.parties))
-        raise IllegalMove(f"Only {who} can {action.value} {what}.",
                           state=state.value, action=action.value)
     return move.target or state
 

@@ -224,3 +224,22 @@ class PseudonymKey(SQLModel, table=True):
     ciphertext: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime,
                                                                           nullable=False))
+
+
+class DeliveryRating(SQLModel, table=True):
+    """A requester's verdict on one delivery: was the data useful? Providers see, per delivery,
+    who used their data and to what effect; metrics aggregate it per provider. One rating per
+    delivery and requesting user; rating again replaces the verdict."""
+
+    __tablename__ = "delivery_rating"
+    __table_args__ = (UniqueConstraint("delivery_id", "rated_by"),)
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    provider_department_id: int = Field(foreign_key="department.id", index=True)
+    requester_department_id: int = Field(foreign_key="department.id", index=True)
+    rated_by: int = Field(foreign_key="user.id")
+    useful: bool
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    rated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime,
+                                                                        nullable=False))

@@ -2,9 +2,11 @@
 period, retries first deliveries that did not happen (a crash, a restart) and produces the
 packages periodic grants are due (daily, weekly, monthly, on every new data version).
 
-Several processes may run it at once (``govshare serve --workers N``): a run is unique per
-grant and period, so a package produced twice is discarded by the second commit and each
-run sweeps only files whose job is provably dead (``access.delivery.sweep``).
+Several processes may run it at once (``govshare serve --workers N``): only the one holding
+the lead (``govshare.leader``) ticks, so a package is not masked twice. Should two runs meet
+anyway (a ``govshare access run-due`` beside the server, a lead changing hands mid-tick), a
+run is unique per grant and period, so the second commit is discarded, and each run sweeps
+only files whose job is provably dead (``access.delivery.sweep``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import datetime, timedelta
 from access import delivery
 from access import service as svc
 from access.calendar import WorkCalendar
-from govshare import db
+from govshare import db, leader
 from govshare.db import utcnow
 from govshare.problems import Problem
 from govshare.settings import Settings
@@ -77,7 +79,8 @@ class Scheduler:
         # The first tick waits one interval: start-up (migrations, other workers) comes first.
         while not self._stop.wait(self.interval):
             try:
-                run_due()
+                if leader.is_leader():  # one of the N server processes (govshare.leader)
+                    run_due()
             except Exception:
                 log.exception("delivery scheduler tick failed")
 

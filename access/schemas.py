@@ -234,3 +234,21 @@ class QueryOut(BaseModel):
     size: int
     has_more: bool
     resource_version: int
+
+
+class RatingIn(BaseModel):
+    useful: bool
+    comment: str = Field(default="", max_length=2000,
+                         description="What the data was used for, or what was missing")
+
+
+class RatingOut(BaseModel):
+    id: int
+    delivery_id: int
+    application_id: int
+    provider: str
+    requester: str
+    rated_by: str
+    useful: bool
+    comment: str
+    rated_at: datetime

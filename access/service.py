@@ -220,8 +220,11 @@ def check_application(session: Session, who: Principal, resource: Resource,
         errors.append({"field": "resource", "problem": "this is your own department's data; "
                        "you already hold it"})
     errors += _check_items(resource, _field(data, current, "items"))
+    # A resubmission keeping its original start is not refused for it having passed while
+    # the application waited: only a start the requester types now must not be in the past.
+    new_start = current is None or data.period_start is not None
     errors += _check_period(_field(data, current, "period_start") or _today(),
-                            _field(data, current, "period_end"))
+                            _field(data, current, "period_end"), new_start)
     method = _field(data, current, "delivery_method")
     if method is DeliveryMethod.api and _field(data, current, "schedule") is not Schedule.once:
         errors.append({"field": "schedule", "problem": "an API-query grant is live for its "
@@ -248,11 +251,11 @@ def _check_items(resource: Resource, items: Sequence[str]) -> list[dict[str, Any
     return errors
 
 
-def _check_period(start: date, end: date) -> list[dict[str, Any]]:
+def _check_period(start: date, end: date, new_start: bool = True) -> list[dict[str, Any]]:
     longest = get_settings().access_max_period_days
     if end < start:
         return [{"field": "period_end", "problem": "the period ends before it starts"}]
-    if start < _today():
+    if new_start and start < _today():
         return [{"field": "period_start", "problem": "the period cannot start in the past"}]
     if (end - start).days + 1 > longest:
         return [{"field": "period_end", "problem": f"the period of use is {(end - start).days + 1}"

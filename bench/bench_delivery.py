@@ -184,12 +184,13 @@ def end_to_end(data_dir: str, code: str) -> dict[str, Any]:
     """File an application for an unconditional resource and deliver it, as the API does:
     the filing transaction (automatic approval included) commits, then the delivery runs."""
     _world(data_dir)
-    from access import delivery
+    from access import delivery, native
     from access import service as svc
     from govshare import db
 
     with db.session_scope() as session:
         _requester(session, "SCJG")
+    native.load()  # the server does this at startup (govshare.app.lifespan)
     t = time.perf_counter()
     with db.session_scope() as session:
         app = svc.file_application(session, _requester(session, "SCJG"), _application(code))

@@ -55,6 +55,8 @@ MATRIX: list[tuple[str, str, set[Role], dict[str, Any]]] = [
     ("GET", "/deliveries/{delivery}/manifest", INVOLVED, {}),
     ("POST", "/deliveries/{delivery}/link", {R}, {}),
     ("GET", "/deliveries/{delivery}/download", {R}, {"params": {"token": "(a real link)"}}),
+    ("POST", "/deliveries/{delivery}/rating", {R}, {"json": {"useful": True, "comment": "有用"}}),
+    ("GET", "/deliveries/{delivery}/ratings", {R, AP, AU, Role.publisher}, {}),
     ("GET", "/grants", INVOLVED, {}),
     ("GET", "/grants/{grant}", INVOLVED, {}),
     ("POST", "/grants/{grant}/query", {R}, {"json": {}}),

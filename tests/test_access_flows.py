@@ -256,3 +256,23 @@ def test_history_keeps_every_move(aw: AccessWorld, tmp_path: Path) -> None:
     assert steps[2]["detail"]["changes"]["purpose"][1] == "核验企业登记人员身份（修订）"
     assert steps[0]["actor"] == "scjg-requester" and steps[1]["actor_department"] == "GA"
     assert steps[4]["actor"] is None  # govshare itself delivered
+
+
+def test_a_resubmission_keeps_a_start_that_passed_while_it_waited(
+        aw: AccessWorld, tmp_path: Path) -> None:
+    """Weeks may pass between filing and resubmitting: the original start having passed is
+    not a deficiency, but a start the requester types now must not be in the past."""
+    code = register(tmp_path)
+    app_id = _reach(code, ["name"], S.returned)
+    with db.session_scope() as session:
+        app = svc.load(session, app_id)
+        app.period_start -= timedelta(days=20)
+        session.add(app)
+    past = (utcnow() - timedelta(days=3)).date().isoformat()
+    r = aw.post(f"/applications/{app_id}/resubmit", "SCJG", Role.requester,
+                json={"period_start": past})
+    assert r.status_code == 422 and "cannot start in the past" in r.text
+    r = aw.post(f"/applications/{app_id}/resubmit", "SCJG", Role.requester,
+                json={"purpose": "核验企业登记人员身份（修订）"})
+    assert r.status_code == 200, r.text
+    assert _state(app_id) is S.submitted

@@ -27,11 +27,12 @@ from access.log import service as log_service
 from access.log.models import LogEntry
 from catalog import service as catalog_service
 from catalog.schemas import ResourceIn
-from govshare import db, identity
+from govshare import db
 from govshare.auth import principal_of
-from govshare.identity import AdminLevel, DepartmentKind, Role
+from govshare.identity import DepartmentKind, Role
 from govshare.migrate import upgrade
 from govshare.problems import install_handlers
+from tests.world import create_departments
 
 API = "/api/v1"
 DEPARTMENTS = [
@@ -73,17 +74,7 @@ def access_world(data_dir: Path) -> Iterator[AccessWorld]:
     """Departments GA, SCJG, RS (line) and SJJ (the data bureau), one user per role each."""
     upgrade()
     log_service.subscribe()
-    tokens: dict[tuple[str, Role], str] = {}
-    with db.session_scope() as session:
-        for code, zh, en, kind in DEPARTMENTS:
-            identity.create_department(session, code=code, name_zh=zh, name_en=en, kind=kind,
-                                       level=AdminLevel.municipal)
-            for role in Role:
-                user = identity.create_user(session, username=f"{code.lower()}-{role.value}",
-                                            display_name=f"{code} {role.value}",
-                                            department=code, roles=[role])
-                _, plain = identity.issue_token(session, user, name="test", days=1)
-                tokens[(code, role)] = plain
+    tokens = create_departments(DEPARTMENTS)
     with TestClient(build_app()) as client:
         yield AccessWorld(client, tokens)
 

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from access.log import canonical, keys, merkle, tree
 from access.log.merkle import Frontier
 from access.log.models import LogEntry, LogKey, LogState, TreeHead
-from govshare import events
+from govshare import crashpoints, events
 from govshare.db import utcnow
 from govshare.events import Actor, Event
 from govshare.problems import Invalid, NotFound
@@ -117,6 +117,7 @@ def sign_head(session: Session, state: LogState, size: int, root: bytes) -> Tree
                     signature=private.sign(message))
     state.tree_size, state.root_hash, state.updated_at = size, root, now
     session.add_all([head, state])
+    crashpoints.reach("log.head_signed")  # in before_commit: the head is signed, COMMIT not sent
     return head
 
 
