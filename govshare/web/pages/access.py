@@ -1,0 +1,347 @@
+"""Requester and approver pages: file and track applications (each stage and how long it
+waited), download and rate deliveries; the approver's in-tray sorted by deadline and the
+decision forms with the masking plan shown and adjustable (tighten only)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from access import delivery, masking
+from access import service as svc
+from access.calendar import WorkCalendar
+from access.flows import legal_actions
+from access.masking import ColumnRule, Generalization, MaskingRule
+from access.models import (
+    Application,
+    ApplicationState,
+    Deficiency,
+    DeliveryMethod,
+    FileFormat,
+    RejectionReason,
+    Schedule,
+)
+from access.schemas import ApplicationIn, ApprovalIn, RejectIn, ReturnIn, RevisionIn, TightenIn
+from catalog import service as catalog_service
+from catalog.models import DataItem, Resource
+from govshare.auth import Principal
+from govshare.db import session_scope, utcnow
+from govshare.identity import Department, Role, User
+from govshare.problems import Invalid, Problem
+from govshare.web.base import (
+    CheckedForm,
+    PageRoute,
+    page_user,
+    redirect,
+    render,
+    since,
+    text,
+    texts,
+)
+
+log = logging.getLogger("govshare")
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+Requester = Annotated[Principal, Depends(page_user(Role.requester))]
+Approver = Annotated[Principal, Depends(page_user(Role.approver))]
+Involved = Annotated[Principal, Depends(page_user(Role.requester, Role.approver, Role.auditor,
+                                                  Role.leader))]
+S = ApplicationState
+
+# Every rule an approver can pick, strongest last; each item offers those at least as strict
+# as its default and applicable to it.
+CANDIDATES = [ColumnRule(rule=MaskingRule.keep), ColumnRule(rule=MaskingRule.partial),
+              ColumnRule(rule=MaskingRule.pseudonymize),
+              *[ColumnRule(rule=MaskingRule.generalize, method=m) for m in Generalization],
+              ColumnRule(rule=MaskingRule.suppress)]
+
+
+def rule_key(rule: ColumnRule | dict[str, Any]) -> str:
+    r = rule if isinstance(rule, ColumnRule) else ColumnRule.model_validate(rule)
+    return f"{r.rule.value}:{r.method.value}" if r.method else r.rule.value
+
+
+def rule_from_key(key: str) -> ColumnRule:
+    rule, _, method = key.partition(":")
+    try:
+        return ColumnRule(rule=MaskingRule(rule), method=Generalization(method) if method else None)
+    except (ValueError, ValidationError):
+        raise Invalid(f"Unknown masking rule '{key}'.") from None
+
+
+def choices(item: DataItem, base: ColumnRule) -> list[str]:
+    return [rule_key(c) for c in CANDIDATES
+            if masking.at_least_as_strict(c, base) and masking.applicability(item, c) is None]
+
+
+# --- stages and waiting times --------------------------------------------------------------------
+
+@dataclass
+class Stage:
+    state: str
+    entered: datetime
+    left: datetime | None
+    hours: float
+    working_days: float
+    current: bool
+
+
+def stages(session: Session, app: Application) -> list[Stage]:
+    """How long the application spent in each state, the current one up to now."""
+    cal = WorkCalendar.from_settings()
+    history = svc.steps(session, app.id or 0)
+    moves = [s for s in history if s.from_state != s.to_state or s.seq == 1]
+    out = []
+    now = utcnow()
+    for i, step in enumerate(moves):
+        left = moves[i + 1].at if i + 1 < len(moves) else None
+        closed = step.to_state in {s.value for s in (S.rejected, S.withdrawn, S.revoked,
+                                                     S.expired, S.delivered)}
+        end = left or (step.at if closed else now)
+        out.append(Stage(state=step.to_state, entered=step.at, left=left,
+                         hours=(end - step.at).total_seconds() / 3600,
+                         working_days=cal.working_days_between(step.at, end),
+                         current=left is None))
+    return out
+
+
+def _last(timeline: list[Stage]) -> Stage | None:
+    return timeline[-1] if timeline else None
+
+
+def _names(session: Session) -> tuple[dict[int | None, Department], dict[int | None, str]]:
+    depts = {d.id: d for d in session.exec(select(Department))}
+    users = {u.id: u.username for u in session.exec(select(User))}
+    return depts, users
+
+
+def _resources(session: Session, apps: list[Application]) -> dict[int, Resource]:
+    ids = {a.resource_id for a in apps}
+    return {r.id or 0: r for r in session.exec(select(Resource).where(col(Resource.id).in_(ids)))}
+
+
+def _deliver_later(background: BackgroundTasks, apps: list[Application]) -> None:
+    """Approved applications are delivered after the commit, as the API does."""
+    for app in apps:
+        if app.state is S.approved:
+            background.add_task(_deliver_quietly, app.id or 0)
+
+
+def _deliver_quietly(app_id: int) -> None:
+    try:
+        delivery.deliver(app_id)
+    except Problem as problem:  # blocked or not yet due: recorded; the scheduler retries
+        log.info("delivery of application %s deferred: %s", app_id, problem.detail)
+
+
+# --- requester ------------------------------------------------------------------------------------
+
+@router.get("/requests")
+def my_requests(request: Request, who: Requester) -> Response:
+    with session_scope(write=False) as session:
+        apps = [a for a in svc.list_applications(session, who, limit=200)
+                if a.requester_department_id == who.department_id]
+        resources = _resources(session, apps)
+        depts, _ = _names(session)
+        current = {a.id: _last(stages(session, a)) for a in apps[:100]}
+    return render(request, "requests.html", {"apps": apps, "resources": resources,
+                                             "depts": depts, "current": current,
+                                             "overdue": {a.id: svc.is_overdue(a) for a in apps}})
+
+
+@router.get("/requests/new")
+def new_request_page(request: Request, who: Requester, resource: str) -> Response:
+    with session_scope(write=False) as session:
+        r = catalog_service.get_resource(session, resource)
+        provider = catalog_service.provider_of(session, r)
+        items = list(r.items)
+    return render(request, "apply.html", {
+        "r": r, "provider": provider, "items": items, "methods": list(DeliveryMethod),
+        "formats": list(FileFormat), "schedules": list(Schedule),
+        "period_end": date.today() + timedelta(days=180)})
+
+
+@router.post("/requests/new")
+def file_request(request: Request, who: Requester, form: CheckedForm,
+                 background: BackgroundTasks) -> Response:
+    raw = {"resource": text(form, "resource"), "purpose": text(form, "purpose"),
+           "legal_basis": text(form, "legal_basis"), "items": texts(form, "items"),
+           "period_end": text(form, "period_end"),
+           "delivery_method": text(form, "delivery_method") or "file",
+           "file_format": text(form, "file_format") or "parquet",
+           "schedule": text(form, "schedule") or "once"}
+    if text(form, "period_start"):
+        raw["period_start"] = text(form, "period_start")
+    try:
+        data = ApplicationIn.model_validate(raw)
+    except ValidationError as exc:
+        raise Invalid.of(exc.errors(), "the application") from None
+    with session_scope(write=True) as session:
+        app = svc.file_application(session, who, data)
+        app_id = app.id
+    _deliver_later(background, [app])
+    return redirect(f"/applications/{app_id}?ok=filed")
+
+
+# --- one application, for every party -------------------------------------------------------------
+
+@router.get("/applications/{app_id}")
+def application_page(request: Request, app_id: int, who: Involved) -> Response:
+    with session_scope(write=False) as session:
+        app = svc.get_application(session, who, app_id)
+        resource = session.get(Resource, app.resource_id)
+        assert resource is not None
+        depts, users = _names(session)
+        parties = svc.parties_of(session, who, app)
+        actions = {a.value for a in legal_actions(app.state, parties)}
+        items = {i.name: i for i in resource.items}
+        granted = app.state in (S.approved, S.delivered)
+        base = masking.plan_from_json(app.masking_plan) if app.masking_plan else \
+            masking.default_plan(list(resource.items), app.items)
+        plan = [{"item": items[n], "rule": rule_key(base[n]),
+                 "choices": choices(items[n], base[n])} for n in app.items if n in items]
+        deliveries = delivery.list_deliveries(session, who, app_id) if granted or \
+            app.state in (S.revoked, S.expired) else []
+        history = svc.steps(session, app_id)
+        timeline = stages(session, app)
+    return render(request, "application.html", {
+        "app": app, "r": resource, "depts": depts, "users": users, "actions": actions,
+        "plan": plan, "deliveries": deliveries, "history": history, "stages": timeline,
+        "overdue": svc.is_overdue(app), "granted": granted,
+        "requester_side": who.department_id == app.requester_department_id
+        and who.has(Role.requester),
+        "reasons": list(RejectionReason), "deficiencies": list(Deficiency)})
+
+
+def _plan_changes(form: CheckedForm, app: Application, base: dict[str, Any]) -> dict[str, Any]:
+    """The items whose rule the approver changed from ``base`` (the shown plan)."""
+    changes = {}
+    for name in app.items:
+        picked = text(form, f"mask_{name}")
+        if picked and picked != base.get(name):
+            changes[name] = rule_from_key(picked)
+    return changes
+
+
+@router.post("/applications/{app_id}/approve")
+def approve(request: Request, app_id: int, who: Approver, form: CheckedForm,
+            background: BackgroundTasks) -> Response:
+    with session_scope(write=True) as session:
+        app = svc.get_application(session, who, app_id)
+        items = svc.resource_items(session, app)
+        default = {n: rule_key(r) for n, r in masking.default_plan(items, app.items).items()}
+        conditions = [c.strip() for c in text(form, "conditions").splitlines() if c.strip()]
+        data = ApprovalIn(masking=_plan_changes(form, app, default), conditions=conditions,
+                          note=text(form, "note"))
+        app = svc.approve(session, who, app_id, data)
+    _deliver_later(background, [app])
+    return redirect(f"/applications/{app_id}?ok=approved")
+
+
+@router.post("/applications/{app_id}/tighten")
+def tighten(request: Request, app_id: int, who: Approver, form: CheckedForm,
+            background: BackgroundTasks) -> Response:
+    with session_scope(write=True) as session:
+        app = svc.get_application(session, who, app_id)
+        current = {n: rule_key(r) for n, r in app.masking_plan.items()}
+        app = svc.tighten(session, who, app_id, TightenIn(masking=_plan_changes(form, app,
+                                                                                current)))
+    _deliver_later(background, [app])
+    return redirect(f"/applications/{app_id}?ok=tightened")
+
+
+@router.post("/applications/{app_id}/reject")
+def reject(request: Request, app_id: int, who: Approver, form: CheckedForm) -> Response:
+    try:
+        data = RejectIn(reason=RejectionReason(text(form, "reason") or "other"),
+                        text=text(form, "text"))
+    except (ValueError, ValidationError):
+        raise Invalid("Choose a reason and explain the rejection (at least 2 characters).") \
+            from None
+    with session_scope(write=True) as session:
+        svc.reject(session, who, app_id, data)
+    return redirect(f"/applications/{app_id}?ok=rejected")
+
+
+@router.post("/applications/{app_id}/return")
+def return_application(request: Request, app_id: int, who: Approver,
+                       form: CheckedForm) -> Response:
+    codes = texts(form, "deficiency")
+    note = text(form, "note")
+    try:
+        data = ReturnIn.model_validate({"deficiencies": [{"code": c, "note": note}
+                                                         for c in codes]})
+    except ValidationError:
+        raise Invalid("Tick every deficiency the requester must fix (一次性告知).") from None
+    with session_scope(write=True) as session:
+        svc.return_application(session, who, app_id, data)
+    return redirect(f"/applications/{app_id}?ok=returned")
+
+
+@router.post("/applications/{app_id}/resubmit")
+def resubmit(request: Request, app_id: int, who: Requester, form: CheckedForm) -> Response:
+    try:
+        data = RevisionIn(purpose=text(form, "purpose") or None,
+                          legal_basis=text(form, "legal_basis") or None,
+                          note=text(form, "note"))
+    except ValidationError:
+        raise Invalid("Purpose needs at least 4 and legal basis at least 2 characters.") \
+            from None
+    with session_scope(write=True) as session:
+        svc.resubmit(session, who, app_id, data)
+    return redirect(f"/applications/{app_id}?ok=resubmitted")
+
+
+@router.post("/applications/{app_id}/accept-conditions")
+def accept_conditions(request: Request, app_id: int, who: Requester, form: CheckedForm,
+                      background: BackgroundTasks) -> Response:
+    with session_scope(write=True) as session:
+        app = svc.accept_conditions(session, who, app_id)
+    _deliver_later(background, [app])
+    return redirect(f"/applications/{app_id}?ok=accepted")
+
+
+@router.post("/applications/{app_id}/withdraw")
+def withdraw(request: Request, app_id: int, who: Requester, form: CheckedForm) -> Response:
+    with session_scope(write=True) as session:
+        svc.withdraw(session, who, app_id, text(form, "note"))
+    return redirect(f"/applications/{app_id}?ok=withdrawn")
+
+
+@router.post("/deliveries/{delivery_id}/download")
+def download(request: Request, delivery_id: int, who: Requester,
+             form: CheckedForm) -> Response:
+    """Issue a link and use it at once: the download is logged before a byte leaves."""
+    with session_scope(write=True) as session:
+        token, _ = delivery.issue_link(session, who, delivery_id)
+        path, d = delivery.open_download(session, who, delivery_id, token)
+        sha = d.sha256 or ""
+    media = "text/csv" if path.suffix == ".csv" else "application/vnd.apache.parquet"
+    return FileResponse(path, media_type=media, filename=path.name,
+                        headers={"X-Content-SHA256": sha})
+
+
+# --- approver -------------------------------------------------------------------------------------
+
+@router.get("/inbox")
+def inbox(request: Request, who: Approver) -> Response:
+    with session_scope(write=False) as session:
+        received = [a for a in svc.list_applications(session, who, limit=500)
+                    if a.provider_department_id == who.department_id]
+        waiting = sorted((a for a in received if a.state is S.submitted),
+                         key=lambda a: (a.due_date or date.max, a.filed_at))
+        decided = [a for a in received if a.state is not S.submitted][:30]
+        resources = _resources(session, received)
+        depts, _ = _names(session)
+    today = WorkCalendar.from_settings().local_date(utcnow())
+    return render(request, "inbox.html", {
+        "waiting": waiting, "decided": decided, "resources": resources, "depts": depts,
+        "today": today, "overdue": {a.id: svc.is_overdue(a) for a in received},
+        "waited": {a.id: since(a.filed_at) for a in waiting}})
+

@@ -1,0 +1,89 @@
+"""A real server on the demo world and headless Chromium (Debian's, through Playwright).
+
+The server is a ``uvicorn`` subprocess on a free port with its own data directory, loaded with
+``govshare demo --scale tiny`` (six months of sharing history). Chromium is /usr/bin/chromium
+(`.ci/ensure-chromium` installs it); Playwright's own browser download is never used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from govshare.web.live import CHROMIUM, CHROMIUM_ARGS, load_demo, start_server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+
+
+@dataclass
+class Live:
+    url: str
+    data_dir: Path
+    tokens: dict[tuple[str, str], str]  # (department, role) -> token
+
+    def token(self, dept: str, role: str) -> str:
+        return self.tokens[(dept, role)]
+
+    def api(self, dept: str, role: str, path: str, **params: Any) -> Any:
+        response = httpx.get(self.url + path, params=params, timeout=60,
+                             headers={"Authorization": f"Bearer {self.token(dept, role)}"})
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    root = tmp_path_factory.mktemp("browser")
+    data_dir = root / "data"
+    tokens = load_demo(data_dir)
+    server = start_server(data_dir, root / "server.log")
+    try:
+        yield Live(server.url, data_dir, tokens)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        message = "no /usr/bin/chromium: run .ci/ensure-chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                    headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any, live: Live) -> Iterator[Any]:
+    context = chromium.new_context(base_url=live.url, viewport={"width": 1366, "height": 900},
+                                   accept_downloads=True)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def sign_in(page: Any, token: str) -> None:
+    """Through the sign-in form, as a person would (the cookie jar is the context's)."""
+    page.context.clear_cookies()
+    page.goto("/signin")
+    page.fill("#token", token)
+    page.click("#signin")
+    page.wait_for_load_state()
+    assert "/signin" not in page.url, page.content()[:2000]
