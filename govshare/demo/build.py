@@ -1,27 +1,35 @@
-"""Building the demo world into the database: departments, users with tokens, resources.
+"""Building the demo world into the database: departments, users with tokens, resources,
+and six months of sharing history.
 
 Each resource is generated into a temporary directory, registered through the catalog's own
 ``register_resource`` as its department's publisher would, and committed on its own, so that
 progress is visible, memory stays flat and an interrupted build keeps what it finished.
+
+With ``history`` (the default) departments, users and the catalog are created under a
+simulated clock ``history.HISTORY_DAYS`` ago, and ``govshare.demo.history`` then replays the
+months since through the real access and quality services, so every record and signed-log
+entry carries a coherent, monotonic time. Tokens are issued afterwards, at the real time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog.models import DataVersion, Resource
 from govshare import identity
 from govshare.auth import Principal
-from govshare.db import utcnow
+from govshare.db import simulated_clock, utcnow
 from govshare.demo import pools
 from govshare.demo.generate import generate_file
 from govshare.demo.pools import Registers
@@ -31,6 +39,7 @@ from govshare.identity import Department, Role
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 Progress = Callable[[str, int, int], None]
+Move = Callable[[datetime], None]
 
 # Rows at each scale relative to the default world (city scale sizes its own resources).
 ROWS_SCALES = {"tiny": 0.002, "default": 1.0}
@@ -69,6 +78,7 @@ class DemoSummary:
     users: list[DemoUser]
     resources: list[DemoResource] = field(default_factory=list)
     seconds: float = 0.0
+    history: Any = None  # govshare.demo.history.HistorySummary, when built with history
 
     @property
     def resource_count(self) -> int:
@@ -109,35 +119,84 @@ def world_is_empty(session: Session) -> bool:
 
 
 def build_world(session_factory: SessionFactory, *, scale: str = "default",
-                progress: Progress | None = None, seed: int = 7) -> DemoSummary:
+                progress: Progress | None = None, seed: int = 7,
+                history: bool = True) -> DemoSummary:
     """Create the demo world; deterministic for a seed and day (tokens apart)."""
+    from access.calendar import WorkCalendar
+    from govshare.demo import history as hist
+
     started = time.perf_counter()
     world = world_spec(scale, seed)
-    as_of = utcnow().date()
+    now = utcnow()
+    as_of = now.date()
     report = progress or (lambda _step, _done, _total: None)
-    total = len(world.resources) + 1
+    total = len(world.resources) + 2
     report("Creating departments and users", 0, total)
+    t0 = hist.start_time(now, WorkCalendar.from_settings()) if history else None
+    with _clock(t0) as move:
+        with session_factory() as session:
+            people, publishers = _people(session, world.departments, seed)
+        summary = DemoSummary(scale=scale, as_of=as_of, departments=list(world.departments),
+                              users=[])
+        registers = registers_for(world, seed, as_of)
+        summary.resources += _register_all(session_factory, world, registers, publishers,
+                                           report, _ticker(move, t0, len(world.resources)))
+        if t0 is not None:
+            report("Replaying six months of sharing", total - 1, total)
+            summary.history = hist.replay_history(
+                move, start=t0 + timedelta(hours=8), end=now, scale=scale, seed=seed,
+                resources={r.key: r.code for r in summary.resources},
+                rows={r.key: r.rows for r in summary.resources},
+                defects={r.key: r.defects for r in summary.resources})
     with session_factory() as session:
-        users, publishers = _people(session, world.departments, seed)
-    summary = DemoSummary(scale=scale, as_of=as_of, departments=list(world.departments),
-                          users=users)
-    registers = registers_for(world, seed, as_of)
-    summary.resources += _register_all(session_factory, world, registers, publishers, report)
+        summary.users = _issue_tokens(session, people)
+        if t0 is not None:
+            _refresh(session, summary.resources, now)
     summary.seconds = time.perf_counter() - started
     report("Done", total, total)
     return summary
+
+
+@contextmanager
+def _clock(start: datetime | None) -> Iterator[Move]:
+    """The simulated clock from ``start``; the real one (moves ignored) without history."""
+    if start is None:
+        yield lambda _to: None
+        return
+    with simulated_clock(start) as move:
+        yield move
+
+
+def _ticker(move: Move, start: datetime | None, count: int) -> Callable[[int], None]:
+    """Moves the clock for the n-th registration: publishers register one resource every few
+    minutes on the first day (all within its working hours, whatever the scale)."""
+    step = timedelta(hours=7) / max(count, 1)
+
+    def tick(n: int) -> None:
+        if start is not None:
+            move(start + n * min(step, timedelta(minutes=3)))
+    return tick
+
+
+def _refresh(session: Session, made: list[DemoResource], now: datetime) -> None:
+    """The generated data runs up to the build day, and providers keep it current: resources
+    not deliberately stale were last updated now, not when they were registered."""
+    fresh = {r.code for r in made if not r.stale_days}
+    for resource in session.exec(select(Resource).where(col(Resource.code).in_(fresh))):
+        resource.last_data_update = now
+        session.add(resource)
 
 
 # --- departments and users -------------------------------------------------------------------
 
 def _people(session: Session, departments: tuple[DepartmentSpec, ...],
             seed: int) -> tuple[list[DemoUser], dict[str, Principal]]:
-    """Departments, one user per role with a token, and each department's publisher."""
+    """Departments, one user per role, and each department's publisher."""
     rng = np.random.default_rng([seed, 1])
     count = sum(len(d.roles) for d in departments)
     names = iter(pools.person_names(rng, pools.Pools.build(), rng.random(count) < 0.5)
                  .to_pylist())
-    users: list[DemoUser] = []
+    users: list[DemoUser] = []  # tokens come later (``_issue_tokens``)
     publishers: dict[str, Principal] = {}
     for spec in departments:
         dept = identity.create_department(session, code=spec.code, name_zh=spec.name_zh,
@@ -147,9 +206,8 @@ def _people(session: Session, departments: tuple[DepartmentSpec, ...],
                 session, username=f"{spec.code.lower()}-{role.value}",
                 display_name=f"{next(names)}（{ROLE_TITLES[role]}）", department=spec.code,
                 roles=[role])
-            _, plain = identity.issue_token(session, user, name="demo", days=TOKEN_DAYS)
             users.append(DemoUser(user.username, user.display_name, spec.code, [role.value],
-                                  plain))
+                                  token=""))
             if role is Role.publisher:
                 publishers[spec.code] = Principal(
                     user_id=user.id or 0, username=user.username, department_id=dept.id or 0,
@@ -157,16 +215,28 @@ def _people(session: Session, departments: tuple[DepartmentSpec, ...],
     return users, publishers
 
 
+def _issue_tokens(session: Session, people: list[DemoUser]) -> list[DemoUser]:
+    """Tokens at the real time (after any history), so they are valid for TOKEN_DAYS now."""
+    users = []
+    for person in people:
+        user = session.exec(select(identity.User)
+                            .where(identity.User.username == person.username)).one()
+        _, plain = identity.issue_token(session, user, name="demo", days=TOKEN_DAYS)
+        users.append(dataclasses.replace(person, token=plain))
+    return users
+
+
 # --- resources -------------------------------------------------------------------------------
 
 def _register_all(session_factory: SessionFactory, world: WorldSpec, registers: Registers,
-                  publishers: dict[str, Principal],
-                  report: Progress) -> Iterator[DemoResource]:
-    total = len(world.resources) + 1
+                  publishers: dict[str, Principal], report: Progress,
+                  tick: Callable[[int], None]) -> Iterator[DemoResource]:
+    total = len(world.resources) + 2
     with tempfile.TemporaryDirectory(prefix="govshare-demo-") as tmp:
         # ``done`` counts the finished steps: departments and users, then each resource.
         for done, spec in enumerate(world.resources, start=1):
             report(f"{spec.provider} · {spec.meta.name}", done, total)
+            tick(done)
             path, rows = generate_file(spec, registers, Path(tmp))
             try:
                 with session_factory() as session:
@@ -197,7 +267,9 @@ def _backdate(session: Session, resource: Resource, spec: ResourceSpec,
     """Give the resource a history: published some months ago, and, if the spec makes it
     stale, last updated ``stale_days`` ago (the data's newest as-of date says the same)."""
     rng = registers.rng(f"published:{spec.key}")
-    published = registers.as_of - timedelta(days=int(rng.integers(30, 900)))
+    # Published (in the department's own catalogue) before it was registered here.
+    published = min(registers.as_of - timedelta(days=int(rng.integers(30, 900))),
+                    utcnow().date())
     if spec.stale_days:
         updated = _update_time(registers.as_of - timedelta(days=spec.stale_days))
         resource.last_data_update = updated
