@@ -3,8 +3,10 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist processes per suite (the suites take ~5 + ~4 minutes on 2 cores)
+WORKERS ?= 2
 
-.PHONY: run test setup lint migration-initial bench clean
+.PHONY: run test setup lint migration-initial bench fuzz audit screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PY)" || { echo "need python3.11 on PATH"; exit 1; }
@@ -19,10 +21,17 @@ run: $(STAMP)
 	$(BIN)/govshare demo --if-empty
 	$(BIN)/govshare serve
 
+# SQLite: the whole suite, including the browser story, crash tests and a short fuzz run.
+# PostgreSQL (a throwaway server on loopback): the same suite but the browser tests.
+# The dependency audit runs first (docs/security.md).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	@# known vulnerabilities fail the run; "could not check" (exit 2, e.g. offline) is reported
+	.ci/audit || [ $$? -eq 2 ]
+	.ci/ensure-chromium
+	$(BIN)/pytest -n $(WORKERS)
+	.ci/with-postgres $(BIN)/pytest -q -p no:cacheprovider -n $(WORKERS) -m "not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,6 +45,19 @@ migration-initial: $(STAMP)
 	  && rm -rf $$tmp
 	$(BIN)/ruff check --fix --quiet govshare/migrations/versions || true
 	$(BIN)/ruff format --quiet govshare/migrations/versions
+
+# The long API fuzz (docs/security.md); a short run is part of the tests (tests/test_fuzz.py).
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz --max-examples 50 --max-time 300
+
+# Known vulnerabilities in the installed packages (needs PyPI's JSON API; exit 2 = could not check).
+audit: $(STAMP)
+	.ci/audit
+
+# A PNG of every main page of the demo world, for reviewers (docs/web.md).
+screenshots: $(STAMP)
+	.ci/ensure-chromium
+	$(BIN)/govshare screenshots screenshots
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,13 +1,18 @@
-"""Run every benchmark in its quick mode: ``python -m bench`` (``make bench``)."""
+"""Run every benchmark in its quick mode: ``python -m bench`` (``make bench``); ``--all`` adds
+the load test on PostgreSQL."""
 
 import subprocess
 import sys
 
-BENCHES = ["bench_upload", "bench_search", "bench_log", "bench_quality", "bench_delivery"]
+BENCHES = ["bench_upload", "bench_search", "bench_log", "bench_quality", "bench_delivery",
+           "bench_metrics"]
+# Needs PostgreSQL (it starts a throwaway server with .ci/with-postgres, installing it if
+# missing) and two server processes: run on its own, `python -m bench.bench_load`.
+NOT_QUICK = ["bench_load"]
 
 if __name__ == "__main__":
     failed = []
-    for name in BENCHES:
+    for name in BENCHES + (NOT_QUICK if "--all" in sys.argv[1:] else []):
         print(f"\n=== {name} (--quick) ===", flush=True)
         if subprocess.run([sys.executable, "-m", f"bench.{name}", "--quick"]).returncode:
             failed.append(name)

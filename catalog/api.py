@@ -21,11 +21,12 @@ from catalog.schemas import (
     RevisionOut,
 )
 from govshare.auth import DbSession, Principal, SignedIn, WriteSession, require
+from govshare.idempotency import IDEMPOTENT, IdempotentRoute
 from govshare.identity import Role, User
 from govshare.problems import Invalid, TooLarge
 from govshare.settings import get_settings
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], route_class=IdempotentRoute)
 Publisher = Annotated[Principal, Depends(require(Role.publisher))]
 
 
@@ -45,11 +46,7 @@ def _parse_metadata(raw: str) -> ResourceIn:
     try:
         return ResourceIn.model_validate_json(raw)
     except ValidationError as exc:
-        errors = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                  for e in exc.errors()]
-        fields = ", ".join(e["field"] or "(metadata)" for e in errors[:5])
-        raise Invalid(f"The resource metadata is incomplete or invalid: {fields}.",
-                      errors=errors) from None
+        raise Invalid.of(exc.errors(), "the resource metadata") from None
 
 
 def _check_length(request: Request) -> None:
@@ -61,7 +58,7 @@ def _check_length(request: Request) -> None:
 
 
 @router.post("/resources", response_model=ResourceOut, status_code=status.HTTP_201_CREATED,
-             dependencies=[Depends(_check_length)])
+             dependencies=[Depends(_check_length), IDEMPOTENT])
 def register(session: WriteSession, who: Publisher,
              metadata: Annotated[str, Form(description="ResourceIn as JSON")],
              file: Annotated[UploadFile, File(description="CSV, Parquet or JSON lines")],
@@ -116,7 +113,7 @@ def reactivate(code: str, session: WriteSession, who: Publisher) -> ResourceOut:
 
 
 @router.post("/resources/{code}/versions", response_model=DataVersionOut,
-             status_code=status.HTTP_201_CREATED, dependencies=[Depends(_check_length)])
+             status_code=status.HTTP_201_CREATED, dependencies=[Depends(_check_length), IDEMPOTENT])
 def add_version(code: str, session: WriteSession, who: Publisher,
                 file: Annotated[UploadFile, File()],
                 mode: Annotated[VersionMode, Form()] = VersionMode.replace) -> DataVersionOut:

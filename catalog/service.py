@@ -20,6 +20,7 @@ from catalog.models import (
     VersionMode,
 )
 from catalog.schemas import ResourceIn, ResourceUpdate
+from govshare import crashpoints
 from govshare.auth import Principal
 from govshare.db import on_rollback, session_scope, utcnow
 from govshare.events import Event, publish
@@ -144,6 +145,7 @@ def _load(source: Path | BinaryIO, filename: str, columns: list[warehouse.Column
     else:
         staged = warehouse.stage(source, filename, root, max_bytes=settings.max_upload_bytes)
     try:
+        crashpoints.reach("catalog.staged")  # the upload is in; the DuckDB load not begun
         incoming = warehouse.staging_dir(root) / f"{staged.path.stem.split('.')[0]}.duckdb"
         rows = warehouse.ingest(staged, columns, incoming)
     finally:
@@ -174,6 +176,7 @@ def _insert_version(session: Session, who: Principal, resource: Resource, loaded
     os.replace(loaded.path, segment)
     loaded.path = segment
     on_rollback(session, loaded.discard)
+    crashpoints.reach("catalog.renamed")  # the segment is in place; nothing committed yet
     previous = resource.row_count if mode is VersionMode.append else 0
     base = number if mode is VersionMode.replace or number == 1 else _base_of(session, resource)
     version = DataVersion(resource_id=resource.id or 0, version=number, mode=mode,

@@ -13,16 +13,18 @@ view ``data`` that UNIONs them.
 from __future__ import annotations
 
 import codecs
+import gzip
 import hashlib
 import os
 import shutil
 import uuid
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import duckdb
 
@@ -85,7 +87,11 @@ def stage(src: BinaryIO, filename: str, warehouse: Path, *, max_bytes: int) -> S
     file system. CSV that is not UTF-8 (GB 18030 exports are common) is transcoded.
     """
     fmt = detect_format(filename)
-    suffix = ".csv.gz" if filename.lower().endswith(".gz") else f".{fmt.value}"
+    suffix = f".{fmt.value}"
+    if filename.lower().endswith(".gz"):
+        # Decompressed here, with the limit counted on the *decompressed* bytes: a gzip bomb
+        # (kilobytes that expand to terabytes) stops at the limit instead of filling the disk.
+        src = gzip.GzipFile(fileobj=src, mode="rb")  # type: ignore[assignment]
     dest = staging_dir(warehouse) / f"{uuid.uuid4().hex}{suffix}"
     digest, size = hashlib.sha256(), 0
     try:
@@ -93,16 +99,59 @@ def stage(src: BinaryIO, filename: str, warehouse: Path, *, max_bytes: int) -> S
             while chunk := src.read(CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
-                    raise TooLarge(f"The file is larger than the limit of {max_bytes:,} bytes.")
+                    raise TooLarge(f"The file is larger than the limit of {max_bytes:,} bytes"
+                                   " (for .gz files: once decompressed).")
                 digest.update(chunk)
                 out.write(chunk)
         if size == 0:
             raise Invalid("The file is empty. Export the data with a header row and try again.")
-        transcoded = _ensure_utf8(dest) if fmt is Format.csv and suffix == ".csv" else None
+        if fmt is Format.parquet:
+            _check_parquet(dest, max_bytes)
+        transcoded = _ensure_utf8(dest) if fmt is Format.csv else None
+    except (OSError, EOFError, zlib.error) as exc:
+        dest.unlink(missing_ok=True)
+        if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
+            raise Invalid(f"The .gz file is damaged or not gzip: {exc}") from None
+        raise
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
     return StagedFile(dest, fmt, size, digest.hexdigest(), transcoded)
+
+
+def _check_parquet(path: Path, max_bytes: int) -> None:
+    """Refuse a Parquet file whose pages would expand beyond the upload limit (compression and
+    run-length encoding make a "parquet bomb" of a few KB possible), before DuckDB reads it."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as exc:  # pyarrow raises several types for a damaged footer
+        raise Invalid(f"The file is not readable as Parquet: {str(exc)[:200]}") from None
+    expanded = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            # The page sizes do not count what dictionary and run-length encoding expand to:
+            # estimate every value at its type's width (strings: the longest in the stats).
+            expanded += max(chunk.total_uncompressed_size,
+                            chunk.num_values * _value_width(chunk))
+    if expanded > max_bytes:
+        raise TooLarge(f"The Parquet file expands to {expanded:,} bytes, beyond the limit of "
+                       f"{max_bytes:,} bytes.")
+
+
+_WIDTHS = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
+
+
+def _value_width(chunk: Any) -> int:
+    if chunk.physical_type in _WIDTHS:
+        return _WIDTHS[chunk.physical_type]
+    stats = chunk.statistics
+    if stats is not None and stats.has_min_max and isinstance(stats.max, str | bytes):
+        return max(len(stats.max), 1)
+    return 1
 
 
 def _ensure_utf8(path: Path) -> str | None:
@@ -156,11 +205,14 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path) -> int:
     """
     segment.parent.mkdir(parents=True, exist_ok=True)
     tmp = segment.with_name(segment.name + ".tmp")
+    # Spill files of its own: ingests run concurrently (threads, worker processes) into the
+    # same folder, and each removes its spill directory when done.
+    spill = segment.with_name(segment.name + ".spill")
     tmp.unlink(missing_ok=True)
     try:
         con = connect(str(tmp))
         try:
-            con.execute(f"SET temp_directory='{segment.parent / '_spill'}'")
+            con.execute(f"SET temp_directory='{_escape(spill)}'")
             _check_columns(_source_columns(con, staged), columns)
             _LOADERS[staged.format](con, staged.path, columns)
             rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()
@@ -177,7 +229,7 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path) -> int:
                       f"{_first_line(exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
-        shutil.rmtree(segment.parent / "_spill", ignore_errors=True)
+        shutil.rmtree(spill, ignore_errors=True)
     return count
 
 

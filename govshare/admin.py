@@ -12,10 +12,11 @@ from sqlmodel import select
 from govshare import identity
 from govshare.auth import DbSession, Principal, SignedIn, WriteSession, require
 from govshare.events import Event, publish
+from govshare.idempotency import IDEMPOTENT, IdempotentRoute
 from govshare.identity import AdminLevel, DepartmentKind, Role
 from govshare.problems import Forbidden, NotFound
 
-router = APIRouter(tags=["administration"])
+router = APIRouter(tags=["administration"], route_class=IdempotentRoute)
 AdminOnly = Annotated[Principal, Depends(require(Role.admin))]
 
 
@@ -86,7 +87,8 @@ def list_departments(session: DbSession, _: SignedIn) -> list[identity.Departmen
     return identity.list_departments(session)
 
 
-@router.post("/departments", response_model=DepartmentOut, status_code=status.HTTP_201_CREATED)
+@router.post("/departments", response_model=DepartmentOut, status_code=status.HTTP_201_CREATED,
+             dependencies=[IDEMPOTENT])
 def create_department(body: DepartmentIn, session: WriteSession,
                       who: AdminOnly) -> identity.Department:
     dept = identity.create_department(session, **body.model_dump())
@@ -99,7 +101,8 @@ def list_users(session: DbSession, _: AdminOnly) -> list[UserOut]:
     return [_user_out(session, u) for u in session.exec(select(identity.User))]
 
 
-@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED,
+             dependencies=[IDEMPOTENT])
 def create_user(body: UserIn, session: WriteSession, who: AdminOnly) -> UserOut:
     user = identity.create_user(session, **body.model_dump())
     _admin_event(session, who, "user.created", {"user": user.username})
@@ -112,7 +115,7 @@ def me(session: DbSession, who: SignedIn) -> UserOut:
 
 
 @router.post("/users/{username}/tokens", response_model=IssuedToken,
-             status_code=status.HTTP_201_CREATED)
+             status_code=status.HTTP_201_CREATED, dependencies=[IDEMPOTENT])
 def issue_token(username: str, body: TokenIn, session: WriteSession, who: AdminOnly) -> IssuedToken:
     user = identity.get_user(session, username)
     token, plain = identity.issue_token(session, user, name=body.name, days=body.days)

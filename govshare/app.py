@@ -9,7 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import govshare
-from govshare import admin, wiring
+from access import native as access_native
+from govshare import admin, idempotency, web, wiring
+from govshare.headers import SecurityHeaders
+from govshare.metrics.prometheus import RequestMetrics
 from govshare.migrate import upgrade
 from govshare.problems import install_handlers
 from govshare.settings import Mode, get_settings
@@ -28,6 +31,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "it protects the log signing key."
         )
     upgrade()
+    # Build/load the native HMAC now (cached per process), not in the first delivery.
+    access_native.load()
     wiring.start(settings)
     try:
         yield
@@ -45,6 +50,8 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_handlers(app)
+    app.add_middleware(RequestMetrics)  # Prometheus request counts and latencies
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, no-store… (docs/security.md)
     wiring.subscribe_events()
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(catalog.api.router, prefix=API_PREFIX)
@@ -52,6 +59,9 @@ def create_app() -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     for router in wiring.root_routers():
         app.include_router(router)
+    web.install(app)  # the web UI's pages at the site root and /static (docs/web.md)
+
+    idempotency.check_routes(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

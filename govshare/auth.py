@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
+from govshare import csrf, ratelimit
 from govshare.db import get_engine, get_session, get_write_session, session_scope, utcnow
 from govshare.events import Actor
 from govshare.identity import ApiToken, Department, Role, User, hash_token
@@ -48,6 +49,11 @@ def _bearer(request: Request) -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return request.cookies.get(SESSION_COOKIE)
+
+
+def _has_bearer_header(request: Request) -> bool:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(value.strip())
 
 
 def authenticate(session: Session, plain: str) -> Principal:
@@ -106,7 +112,16 @@ def current_principal(request: Request,
     plain = _bearer(request)
     if not plain:
         raise Unauthenticated("Send your API token as 'Authorization: Bearer <token>'.")
-    principal = authenticate(session, plain)
+    if not _has_bearer_header(request) and request.method not in csrf.SAFE_METHODS:
+        # The token came from the browser's cookie: a browser would send it along with a
+        # request forged by another site, so the page must prove it is ours.
+        csrf.check(request, request.headers.get(csrf.HEADER))
+    ratelimit.check(request, plain)
+    try:
+        principal = authenticate(session, plain)
+    except Unauthenticated:
+        ratelimit.failed(request, plain)
+        raise
     request.state.principal = principal
     return principal
 
@@ -127,4 +142,6 @@ def require(*roles: Role) -> Callable[..., Principal]:
 
 SignedIn = Annotated[Principal, Depends(require())]
 DbSession = Annotated[Session, Depends(get_session)]
-WriteSession = Annotated[Session, Depends(get_write_session)]
+# Function scope: the transaction commits before the response is sent, so a 2xx always means
+# committed (a crash or failed commit after the response would otherwise lose the work).
+WriteSession = Annotated[Session, Depends(get_write_session, scope="function")]

@@ -64,17 +64,26 @@ def _fail(problem: Problem) -> None:
 @app.command()
 def serve(host: Annotated[str | None, typer.Option()] = None,
           port: Annotated[int | None, typer.Option()] = None,
-          workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
+          workers: Annotated[int, typer.Option(
+              min=1, help="Worker processes (docs/deployment.md); one per core is a start.")] = 1,
+          forwarded_allow_ips: Annotated[str | None, typer.Option(
+              help="Proxies trusted for X-Forwarded-For/-Proto (comma-separated; default "
+                   "127.0.0.1, or $FORWARDED_ALLOW_IPS).")] = None) -> None:
     """Run the web service."""
     import uvicorn
 
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
     _ready()
+    if workers > 1 and settings.is_sqlite:
+        # Allowed: WAL lets the processes read at once and queue their writes on SQLite's
+        # single write lock; one of them leads the background jobs (govshare.leader).
+        err.print(f"note: {workers} workers share one SQLite file on this host; writes queue "
+                  "one at a time. A city's load belongs on PostgreSQL (docs/deployment.md).")
     console.print(f"govshare is serving at [bold]http://{host}:{port}/[/bold] "
                   f"(API docs: http://{host}:{port}/docs)")
     uvicorn.run("govshare.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+                log_level="info", proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
 
 
 @db_app.command("upgrade")
@@ -89,8 +98,11 @@ def db_upgrade() -> None:
 @app.command()
 def demo(scale: Annotated[str, typer.Option(help="tiny, default or city")] = "default",
          if_empty: Annotated[bool, typer.Option("--if-empty", help="Skip if data exists.")] = False,
+         history: Annotated[bool, typer.Option(
+             help="Replay six months of sharing (applications, deliveries, notices).")] = True,
          as_json: JsonOpt = False) -> None:
-    """Load the demo world: departments, users for every role, resources with data."""
+    """Load the demo world: departments, users for every role, resources with data, and
+    six months of sharing history made through the real services."""
     from govshare import demo as demo_world
 
     _ready()
@@ -108,8 +120,27 @@ def demo(scale: Annotated[str, typer.Option(help="tiny, default or city")] = "de
         def report(step: str, done: int, total: int) -> None:
             progress.update(task, description=step, completed=done, total=total)
 
-        summary = demo_world.build_world(db.session_scope, scale=scale, progress=report)
+        summary = demo_world.build_world(db.session_scope, scale=scale, progress=report,
+                                         history=history)
     _print_demo(summary, as_json)
+
+
+@app.command()
+def screenshots(out_dir: Path,
+                scale: Annotated[str, typer.Option(help="Demo scale: tiny or default")] = "tiny",
+                quality_wait: Annotated[float, typer.Option(
+                    help="Seconds to let the quality worker score the catalog")] = 240) -> None:
+    """PNGs of every main web page for every role, on a fresh demo world (needs the dev
+    extras and Chromium: .ci/ensure-chromium)."""
+    from govshare.web import screenshots as shots
+
+    try:
+        written = shots.take(out_dir, scale=scale, quality_wait=quality_wait,
+                             report=console.print)
+    except (RuntimeError, ImportError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"{len(written)} screenshots in {out_dir}")
 
 
 def _progress() -> Progress:
@@ -299,6 +330,12 @@ def _mount_contexts() -> None:
 
     app.add_typer(log_app, name="log", help="The signed access log.")
     app.add_typer(access_app, name="access", help="Applications, deliveries and latency.")
+    from govshare.warehouse_cli import app as warehouse_app
+
+    app.add_typer(warehouse_app, name="warehouse", help="The data files: segments, staging.")
+    from govshare.metrics.cli import app as metrics_app
+
+    app.add_typer(metrics_app, name="metrics", help="The sharing metrics' mart.")
 
 
 _mount_contexts()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,9 +19,26 @@ from sqlmodel import Session, create_engine
 
 from govshare.settings import Settings, get_settings
 
+# The demo's sharing history replays months of work through the real services; it sets this
+# clock so every record (and log entry) carries the simulated time. Never set while serving.
+_simulated_now: ContextVar[datetime | None] = ContextVar("govshare_simulated_now", default=None)
+
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return _simulated_now.get() or datetime.now(UTC)
+
+
+@contextmanager
+def simulated_clock(at: datetime) -> Iterator[Callable[[datetime], None]]:
+    """Run with ``utcnow()`` returning ``at``; the yielded function moves the clock."""
+    def move(to: datetime) -> None:
+        _simulated_now.set(to)
+
+    token = _simulated_now.set(at)
+    try:
+        yield move
+    finally:
+        _simulated_now.reset(token)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from govshare.db import get_engine
+from govshare.leader import lock_key
 
 _INI = Path(__file__).with_name("alembic.ini")
 
@@ -17,9 +19,18 @@ def alembic_config() -> Config:
 
 
 def upgrade() -> None:
-    """Bring the metadata store to the newest schema (idempotent)."""
+    """Bring the metadata store to the newest schema (idempotent).
+
+    Every worker process of ``govshare serve --workers N`` calls this on start-up; the
+    migration runs under a lock so that the first one migrates and the others find the
+    schema at head: an advisory lock on PostgreSQL, the write lock (``BEGIN IMMEDIATE``,
+    the write engine) on SQLite.
+    """
     cfg = alembic_config()
-    with get_engine().begin() as connection:
+    with get_engine(write=True).begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                               {"k": lock_key("migrations")})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 

@@ -7,11 +7,13 @@ them (and FastAPI's own validation and HTTP errors) into ``application/problem+j
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("govshare")
@@ -68,6 +70,16 @@ class Conflict(Problem):
 class Invalid(Problem):
     status, slug, title = 422, "invalid", "The request cannot be processed"
 
+    @classmethod
+    def of(cls, errors: Sequence[Any], what: str) -> Invalid:
+        """From pydantic's ``errors()``: names the first fields at fault in ``detail`` and
+        lists every error (``what`` is e.g. "the resource metadata")."""
+        listed = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                   "message": e.get("msg", "invalid"), "type": e.get("type", "invalid")}
+                  for e in errors]
+        fields = ", ".join(e["field"] or "(whole)" for e in listed[:5])
+        return cls(f"Some fields of {what} are missing or invalid: {fields}.", errors=listed)
+
 
 class TooLarge(Problem):
     status, slug, title = 413, "too-large", "Upload too large"
@@ -96,8 +108,10 @@ _HTTP_TITLES = {
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return problem_response(exc.body(request.url.path), headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if "retry_after" in exc.extensions:  # RFC 9110 §10.2.3, for 429 and 503
+            headers["Retry-After"] = str(exc.extensions["retry_after"])
+        return problem_response(exc.body(request.url.path), headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -113,19 +127,19 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
-                "message": err.get("msg", "invalid"),
-                "type": err.get("type", "invalid"),
-            }
-            for err in exc.errors()
-        ]
-        fields = ", ".join(e["field"] or "(body)" for e in errors[:5])
-        body = Invalid(f"Some fields are missing or invalid: {fields}.", errors=errors).body(
+        body = Invalid.of(exc.errors(), "the request").body(
             request.url.path
         )
         return problem_response(body)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # A number beyond the database's 64-bit integers (found by the API fuzz, e.g.
+        # ?after_size=10**25): SQLite's driver raises OverflowError, PostgreSQL a DataError.
+        return problem_response(Invalid(
+            "A number in the request is out of range (at most 9223372036854775807), or a "
+            "value does not fit its field.").body(request.url.path))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     region_code: str = Field(default="440300", pattern=r"^\d{6}$")
     preview_rows: int = Field(default=20, ge=1, le=200)
     host: str = "127.0.0.1"
+    # Failed sign-ins allowed per client IP and per token prefix within the window, per
+    # worker process, before further attempts get 429 (docs/security.md).
+    auth_failures_per_ip: int = Field(default=20, ge=1)
+    auth_failures_per_prefix: int = Field(default=5, ge=1)
+    auth_failure_window_seconds: int = Field(default=300, ge=1)
     port: int = 8000
     # --- access pipeline (docs/access.md) ---
     # Working days a provider has to answer an application before it is overdue.
@@ -49,6 +54,12 @@ class Settings(BaseSettings):
     access_query_max_rows: int = Field(default=1000, ge=1, le=100_000)
     # How often the periodic-delivery scheduler wakes up; 0 turns it off.
     access_scheduler_seconds: int = Field(default=60, ge=0)
+    # --- metrics (docs/metrics.md) ---
+    # The dashboard's figures may be this many seconds stale; 0 refreshes the mart per request.
+    metrics_refresh_seconds: int = Field(default=60, ge=0)
+    # A static bearer token for Prometheus scrapers of /metrics (else a leader's or an
+    # admin's API token is required).
+    metrics_token: SecretStr | None = None
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 
 from access.log import api as log_api
 from access.log import service as log_service
+from govshare import leader
 from govshare.events import subscribe
 from govshare.settings import Settings
 
@@ -25,14 +26,18 @@ def subscribe_events() -> None:
 def context_routers() -> list[APIRouter]:
     """Routers of the bounded contexts, mounted under /api/v1."""
     from access.api import routers as access_routers
+    from govshare.metrics.api import router as metrics_router
     from quality.api import router as quality_router
 
-    return [log_api.router, quality_router, *access_routers]
+    return [log_api.router, quality_router, *access_routers, metrics_router]
 
 
 def root_routers() -> list[APIRouter]:
-    """Routers mounted at the site root, outside /api/v1: well-known URIs (RFC 8615)."""
-    return [log_api.well_known]
+    """Routers mounted at the site root, outside /api/v1: well-known URIs (RFC 8615) and the
+    operators' Prometheus /metrics."""
+    from govshare.metrics.prometheus import router as prometheus_router
+
+    return [log_api.well_known, prometheus_router]
 
 
 def start(settings: Settings) -> None:
@@ -51,3 +56,4 @@ def stop() -> None:
 
     quality_jobs.stop()
     access_scheduler.stop()
+    leader.release_all()  # another worker process takes over the background jobs

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from catalog.models import Resource
 from catalog.service import get_resource
 from govshare.auth import DbSession, Principal, WriteSession, require
+from govshare.idempotency import IDEMPOTENT, IdempotentRoute
 from govshare.identity import Department, Role, User
 from govshare.problems import Forbidden, NotFound
 from quality import audit, notices, report, runs, suites
@@ -47,7 +48,7 @@ from quality.schemas import (
     WeightsOut,
 )
 
-router = APIRouter(prefix="/quality", tags=["quality"])
+router = APIRouter(prefix="/quality", tags=["quality"], route_class=IdempotentRoute)
 
 Anyone = Annotated[Principal, Depends(require())]
 Reader = Annotated[Principal, Depends(require(Role.auditor, Role.leader, Role.publisher))]
@@ -182,7 +183,7 @@ def _custom_out(session: Session, resource: Resource, c: CustomExpectation) -> d
 
 
 @router.post("/resources/{code}/expectations", response_model=CustomExpectationOut,
-             status_code=status.HTTP_201_CREATED)
+             status_code=status.HTTP_201_CREATED, dependencies=[IDEMPOTENT])
 def add_expectation(code: str, body: CustomExpectationIn, session: WriteSession,
                     who: Editor) -> dict[str, Any]:
     """Add any Great Expectations expectation by name with its arguments; GX validates them
@@ -293,7 +294,8 @@ def _notice_out(session: Session, notice: RectificationNotice,
                                        at=e.at, note=e.note, run_id=e.run_id) for e in events]}
 
 
-@router.post("/notices", response_model=NoticeOut, status_code=status.HTTP_201_CREATED)
+@router.post("/notices", response_model=NoticeOut, status_code=status.HTTP_201_CREATED,
+             dependencies=[IDEMPOTENT])
 def issue_notice(body: NoticeIn, session: WriteSession, who: Auditor) -> dict[str, Any]:
     """Issue a rectification notice (整改通知) to the resource's provider department."""
     min_score = body.min_score if body.min_score is not None else \

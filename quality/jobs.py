@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+from govshare import leader
 from govshare.db import utcnow
 from quality import queue, runs
 from quality.models import RunStatus
@@ -49,11 +50,14 @@ def _loop(poll: float, schedule_minutes: int) -> None:
     next_schedule = time.monotonic()
     while not _stop.is_set():
         try:
-            if schedule_minutes and time.monotonic() >= next_schedule:
-                runs.enqueue_scheduled(utcnow())
-                next_schedule = time.monotonic() + schedule_minutes * 60
-            if poll:
-                run_pending()
+            # With N server processes only the leader works (govshare.leader); a claim is
+            # atomic anyway, but two processes could run two queued runs of one resource.
+            if leader.is_leader():
+                if schedule_minutes and time.monotonic() >= next_schedule:
+                    runs.enqueue_scheduled(utcnow())
+                    next_schedule = time.monotonic() + schedule_minutes * 60
+                if poll:
+                    run_pending()
         except Exception:  # keep the worker alive; the run itself records its failure
             log.exception("quality worker iteration failed")
         queue.wake.wait(poll or schedule_minutes * 60)

@@ -9,21 +9,44 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from govshare import db, events, identity
-from govshare.identity import AdminLevel, DepartmentKind, Role
+from govshare import db, events, ratelimit
+from govshare.identity import DepartmentKind, Role
 from govshare.settings import get_settings
+from tests import pg
+from tests.world import create_departments
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[tuple[pg.Databases, str] | None]:
+    """With GOVSHARE_TEST_DATABASE_URL set: the server's databases and a migrated template."""
+    url = pg.server_url()
+    if url is None:
+        yield None
+        return
+    databases = pg.Databases(url)
+    with databases.migrated_template() as template:
+        yield databases, template
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             postgres: tuple[pg.Databases, str] | None) -> Iterator[Path]:
     monkeypatch.setenv("GOVSHARE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("GOVSHARE_KEY_PASSPHRASE", "test-passphrase")
+    database = None
+    if postgres is not None:  # a fresh PostgreSQL database per test (tests/pg.py)
+        databases, template = postgres
+        database = databases.create(template)
+        monkeypatch.setenv("GOVSHARE_DATABASE_URL", databases.url_of(database))
     get_settings.cache_clear()
     db.reset_engines()
+    ratelimit.reset()  # failed sign-ins of one test must not block the next
     yield tmp_path / "data"
     db.reset_engines()
     events.unsubscribe_all()
     get_settings.cache_clear()
+    if postgres is not None and database is not None:
+        postgres[0].drop(database)
 
 
 @pytest.fixture
@@ -53,15 +76,5 @@ DEPARTMENTS = [
 
 @pytest.fixture
 def world(client: TestClient) -> World:
-    tokens: dict[tuple[str, Role], str] = {}
-    with db.session_scope() as session:
-        for code, zh, en, kind in DEPARTMENTS:
-            identity.create_department(session, code=code, name_zh=zh, name_en=en, kind=kind,
-                                       level=AdminLevel.municipal)
-            for role in Role:
-                user = identity.create_user(session, username=f"{code.lower()}-{role.value}",
-                                            display_name=f"{code} {role.value}", department=code,
-                                            roles=[role])
-                _, plain = identity.issue_token(session, user, name="test", days=1)
-                tokens[(code, role)] = plain
+    tokens = create_departments(DEPARTMENTS)
     return World(tokens)

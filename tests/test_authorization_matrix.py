@@ -109,6 +109,11 @@ MATRIX: list[Endpoint] = [
     Endpoint("GET", Q + "/notices", AUD_LEAD_PUB),
     Endpoint("GET", Q + "/notices/{notice_id}", AUD_LEAD_PUB),
     Endpoint("POST", Q + "/notices/{notice_id}/response", PUB, body=lambda: {"json": {}}),
+    # sharing metrics: city-wide figures for leaders and the data bureau; operators' /metrics
+    *[Endpoint("GET", "/api/v1/metrics/" + name, AUD_LEAD)
+      for name in ("overview", "volume", "flows", "latency", "timeliness", "failures",
+                   "quality", "resources", "feedback")],
+    Endpoint("GET", "/metrics", frozenset({Role.leader, Role.admin})),
 ]
 
 # Reachable without a token, on purpose.
