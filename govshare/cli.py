@@ -151,12 +151,19 @@ def _progress() -> Progress:
 def _print_demo(summary: Any, as_json: bool) -> None:
     users = [{"username": u.username, "department": u.department, "roles": u.roles,
               "token": u.token} for u in summary.users]
-    table = Table(title="Demo users (tokens are shown once; keep them)")
-    for col in ("department", "username", "roles", "token"):
+    table = Table(title="Demo users")
+    for col in ("department", "username", "roles"):
         table.add_column(col)
     for u in users:
-        table.add_row(u["department"], u["username"], ",".join(u["roles"]), u["token"])
+        table.add_row(u["department"], u["username"], ",".join(u["roles"]))
     _emit({"users": users, "resources": summary.resource_count}, as_json, table)
+    if not as_json:
+        # Tokens on lines of their own: in a table cell a narrow terminal or a pipe cuts
+        # them short.
+        console.print("Their tokens, shown once (keep them; sign in with one):")
+        for u in users:
+            console.print(f"  {u['username']:<16} {u['token']}", soft_wrap=True,
+                          highlight=False)
 
 
 # --- departments, users, tokens -------------------------------------------------------------

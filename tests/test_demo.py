@@ -414,3 +414,21 @@ def test_tiny_world_builds_into_the_catalog(data_dir: Path) -> None:
             assert stored.published_at <= stored.last_data_update.date()
         principal = authenticate(session, summary.token("SJJ", identity.Role.auditor))
         assert principal.department_code == "SJJ" and principal.roles == {identity.Role.auditor}
+
+
+def test_the_cli_prints_whole_tokens_on_a_narrow_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens are shown once: a table cell cut them short at 80 columns or in a pipe."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from govshare import cli
+
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=40, color_system=None))
+    token = "gs_" + "A" * 20 + "-_" + "b" * 21
+    user = SimpleNamespace(username="sjj-leader", department="SJJ", roles=["leader"],
+                           token=token)
+    cli._print_demo(SimpleNamespace(users=[user], resource_count=1), as_json=False)
+    assert token in out.getvalue()
