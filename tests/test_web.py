@@ -210,7 +210,8 @@ def _cross_origin(urls: list[str]) -> list[str]:
 
 PAGES = {Role.publisher: ["/publish", "/publish/new", "/notices", "/catalog"],
          Role.requester: ["/requests", "/catalog"], Role.approver: ["/inbox"],
-         Role.auditor: ["/quality", "/dashboard", "/notices"], Role.leader: ["/dashboard"]}
+         Role.auditor: ["/quality", "/dashboard", "/notices", "/coordination"],
+         Role.leader: ["/dashboard"]}
 
 
 def test_every_page_loads_only_from_its_own_origin(client: TestClient, world: World) -> None:

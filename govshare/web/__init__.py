@@ -10,9 +10,9 @@ from fastapi.staticfiles import StaticFiles
 
 def install(app: FastAPI) -> None:
     """Mount the pages at the site root and their static files under /static."""
-    from govshare.web.pages import access, common, oversight, publish
+    from govshare.web.pages import access, common, followup, oversight, publish
 
-    for module in (common, publish, access, oversight):
+    for module in (common, publish, access, followup, oversight):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(files("govshare.web") / "static")),
               name="static")

@@ -46,6 +46,8 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/requests", "nav.requests", frozenset({Role.requester})),
     ("/inbox", "nav.inbox", frozenset({Role.approver})),
     ("/notices", "nav.notices", frozenset({Role.publisher, Role.auditor})),
+    # The data bureau's in-tray (auditors of other departments get a 403 page explaining why).
+    ("/coordination", "nav.coordination", frozenset({Role.auditor})),
     ("/quality", "nav.quality", frozenset({Role.auditor, Role.leader})),
     ("/dashboard", "nav.dashboard", frozenset({Role.leader, Role.auditor})),
 ]

@@ -107,6 +107,7 @@ def take(out_dir: Path, *, scale: str = "tiny", quality_wait: float = 240,
                 ("approver-inbox", ("GA", "approver"), "/inbox", LAPTOP),
                 ("auditor-quality", ("SJJ", "auditor"), "/quality", LAPTOP),
                 ("auditor-notices", ("SJJ", "auditor"), "/notices", LAPTOP),
+                ("auditor-coordination", ("SJJ", "auditor"), "/coordination", LAPTOP),
                 ("leader-dashboard", ("SJJ", "leader"), "/dashboard", LAPTOP),
                 ("leader-dashboard-en", ("SJJ", "leader"), "/dashboard?lang=en", LAPTOP),
                 ("leader-dashboard-tablet", ("SJJ", "leader"), "/dashboard?lang=zh", TABLET),
@@ -118,6 +119,13 @@ def take(out_dir: Path, *, scale: str = "tiny", quality_wait: float = 240,
             if mine:
                 pages.append(("requester-application", ("SCJG", "requester"),
                               f"/applications/{mine[0]['id']}", LAPTOP))
+            escalated = [a for a in api.call("GET", ("SJJ", "auditor"), "/api/v1/applications",
+                                             params={"limit": 500})
+                         if a["escalated_at"] and a["state"] in ("submitted", "returned",
+                                                                 "conditions_pending")]
+            if escalated:  # the bureau's coordination form on an escalated application
+                pages.append(("auditor-coordination-application", ("SJJ", "auditor"),
+                              f"/applications/{escalated[0]['id']}", LAPTOP))
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 for name, who, path, viewport in pages:

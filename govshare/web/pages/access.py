@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from access import delivery, masking
 from access import service as svc
 from access.calendar import WorkCalendar
-from access.flows import legal_actions
+from access.flows import Party, legal_actions
 from access.masking import ColumnRule, Generalization, MaskingRule
 from access.models import (
     Application,
@@ -45,6 +45,7 @@ from govshare.web.base import (
     text,
     texts,
 )
+from govshare.web.pages import followup
 
 log = logging.getLogger("govshare")
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -150,8 +151,10 @@ def my_requests(request: Request, who: Requester) -> Response:
         resources = _resources(session, apps)
         depts, _ = _names(session)
         current = {a.id: _last(stages(session, a)) for a in apps[:100]}
+        bundles = followup.bundles_of(session, who, apps)
     return render(request, "requests.html", {"apps": apps, "resources": resources,
                                              "depts": depts, "current": current,
+                                             "bundles": bundles,
                                              "overdue": {a.id: svc.is_overdue(a) for a in apps}})
 
 
@@ -210,7 +213,14 @@ def application_page(request: Request, app_id: int, who: Involved) -> Response:
             app.state in (S.revoked, S.expired) else []
         history = svc.steps(session, app_id)
         timeline = stages(session, app)
+        grant = svc.grant_of(session, app)
+        grant_active = grant is not None and svc.grant_active(grant, app)
+        coordinations = [s for s in history if s.action in ("escalate", "coordinate")]
     return render(request, "application.html", {
+        "grant": grant, "grant_active": grant_active, "coordinations": coordinations,
+        "days_overdue": followup.working_days_overdue(app.due_date) if svc.is_overdue(app)
+        else 0, "bureau": "coordinate" in actions and app.escalated_at is not None
+        and Party.bureau in parties, "ops": followup.OPS,
         "app": app, "r": resource, "depts": depts, "users": users, "actions": actions,
         "plan": plan, "deliveries": deliveries, "history": history, "stages": timeline,
         "overdue": svc.is_overdue(app), "granted": granted,
@@ -337,11 +347,15 @@ def inbox(request: Request, who: Approver) -> Response:
         waiting = sorted((a for a in received if a.state is S.submitted),
                          key=lambda a: (a.due_date or date.max, a.filed_at))
         decided = [a for a in received if a.state is not S.submitted][:30]
-        resources = _resources(session, received)
+        bundles = [b for b in followup.bundles_of(session, who, received)
+                   if b["bundle"].coordinator_department_id == who.department_id]
+        parts = [p for b in bundles for p in b["parts"]]
+        resources = _resources(session, received + parts)
         depts, _ = _names(session)
     today = WorkCalendar.from_settings().local_date(utcnow())
     return render(request, "inbox.html", {
         "waiting": waiting, "decided": decided, "resources": resources, "depts": depts,
         "today": today, "overdue": {a.id: svc.is_overdue(a) for a in received},
+        "bundles": bundles,
         "waited": {a.id: since(a.filed_at) for a in waiting}})
 
