@@ -154,18 +154,22 @@ def _masked_configs(resource: Resource, configs: list[dict[str, Any]]) -> list[d
 
 
 def _suite_out(resource: Resource, suite: QualitySuite) -> SuiteOut:
-    return SuiteOut(version=suite.version, created_at=suite.created_at,
+    stored = suite.id is not None
+    return SuiteOut(version=suite.version if stored else None,
+                    created_at=suite.created_at if stored else None, stored=stored,
                     fingerprint=suite.fingerprint,
                     expectations=_masked_configs(resource, suite.suite["expectations"]))
 
 
 @router.get("/resources/{code}/suite", response_model=SuiteOut)
-def current_suite(code: str, session: WriteSession, who: Reader) -> SuiteOut:
-    """The expectation suite the next run will validate (stored as a new version if the
-    catalog entry or the custom expectations changed since the last one)."""
+def current_suite(code: str, session: DbSession, who: Reader) -> SuiteOut:
+    """The expectation suite the next run will validate. If the catalog entry, the
+    row-count baseline or the custom expectations changed since the newest stored version,
+    it is shown unstored (``stored: false``, ``version: null``): a GET never writes; the
+    next run stores it."""
     resource = get_resource(session, code)
     _check_reader(who, resource)
-    return _suite_out(resource, suites.current_suite(session, resource))
+    return _suite_out(resource, suites.next_suite(session, resource))
 
 
 @router.get("/resources/{code}/suites", response_model=list[SuiteOut])

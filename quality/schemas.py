@@ -71,8 +71,10 @@ class CustomExpectationOut(BaseModel):
 
 
 class SuiteOut(BaseModel):
-    version: int
-    created_at: datetime
+    # None (and ``stored`` false) for a suite the next run will store, not stored yet.
+    version: int | None
+    created_at: datetime | None
+    stored: bool = True
     fingerprint: str
     expectations: list[dict[str, Any]]
 

@@ -173,20 +173,29 @@ def _fingerprint(configs: list[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def current_suite(session: Session, resource: Resource,
-                  version: int | None = None) -> QualitySuite:
-    """The suite for the data as of ``version`` (default current), stored as a new suite
-    version if it differs from the newest stored one."""
+def next_suite(session: Session, resource: Resource,
+               version: int | None = None) -> QualitySuite:
+    """The suite a run of the data as of ``version`` (default current) would validate,
+    without writing: the newest stored suite if nothing changed, else a new suite that is
+    not stored (``id`` is None and it is not added to the session). Readers see this."""
     configs = configs_for(session, resource, version or resource.current_version)
     fingerprint = _fingerprint(configs)
     latest = latest_suite(session, resource)
     if latest is not None and latest.fingerprint == fingerprint:
         return latest
     number = (latest.version if latest else 0) + 1
-    suite = QualitySuite(resource_id=resource.id or 0, version=number, fingerprint=fingerprint,
-                         suite={"name": f"{resource.code}.v{number}", "expectations": configs})
-    session.add(suite)
-    session.flush()
+    return QualitySuite(resource_id=resource.id or 0, version=number, fingerprint=fingerprint,
+                        suite={"name": f"{resource.code}.v{number}", "expectations": configs})
+
+
+def current_suite(session: Session, resource: Resource,
+                  version: int | None = None) -> QualitySuite:
+    """``next_suite``, stored as a new suite version if it differs from the newest stored
+    one. Only runs and changes of the custom expectations call this (never a GET)."""
+    suite = next_suite(session, resource, version)
+    if suite.id is None:
+        session.add(suite)
+        session.flush()
     return suite
 
 

@@ -117,6 +117,7 @@ def _check_segments(segments: Sequence[Path]) -> None:
 def _gx_validate(url: str, configs: Sequence[Mapping[str, Any]], columns: list[str],
                  run_date: date, max_examples: int) -> dict[str, Any]:
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )
@@ -124,6 +125,8 @@ def _gx_validate(url: str, configs: Sequence[Mapping[str, Any]], columns: list[s
     import quality.gx_rules  # noqa: F401  (registers our custom expectations with GX)
 
     context = gx.get_context(mode="ephemeral")
+    # No tqdm bars on stderr for every run (the worker's log, ``govshare demo``'s output).
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     name = f"govshare-{uuid.uuid4().hex[:8]}"
     source = context.data_sources.add_govshare_duckdb(name, connection_string=url)
     try:
@@ -140,6 +143,10 @@ def _gx_validate(url: str, configs: Sequence[Mapping[str, Any]], columns: list[s
         return dict(result.to_json_dict())
     finally:
         source.get_engine().dispose()
+        # GX keeps its last context in a module global; dropping the datasource lets the
+        # engine, its pool and the DuckDB connection be freed before the interpreter exits
+        # (else DuckDB's bindings report them as leaked at shutdown).
+        context.data_sources.delete(name)
 
 
 # --- per-expectation outcome -----------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The demo's sharing history: made by the real services, coherent in time and state.
 
-One tiny-scale build with history (about 20 s) is shared by the module's tests.
+One tiny-scale build with history (about 30 s) is shared by the module's tests.
 """
 
 from __future__ import annotations
@@ -29,12 +29,21 @@ from access.models import (
     Grant,
     RejectionReason,
 )
-from catalog.models import Resource
+from catalog.models import DataVersion, Resource, VersionMode
 from govshare import db, events
 from govshare.demo import DemoSummary, build_world
 from govshare.demo.history import HISTORY_DAYS
+from govshare.identity import User
 from govshare.settings import get_settings
-from quality.models import NoticeEvent, RectificationNotice
+from quality.models import (
+    NoticeEvent,
+    NoticeStatus,
+    QualityRun,
+    QualityScore,
+    RectificationNotice,
+    RunStatus,
+    RunTrigger,
+)
 
 S = ApplicationState
 
@@ -209,3 +218,53 @@ def test_the_scheduler_does_not_catch_up_months(built: tuple[DemoSummary, dateti
     report = scheduler.run_due()
     assert not report.failed, report.failed
     assert len(report.delivered) <= len(active)
+
+
+def _actions(session: Session, notice: RectificationNotice) -> list[str]:
+    return list(session.exec(select(NoticeEvent.action).where(
+        NoticeEvent.notice_id == notice.id).order_by(col(NoticeEvent.id))))
+
+
+def test_notices_are_closed_by_a_fix_reopened_without_one_or_still_open(
+        built: tuple[DemoSummary, datetime], session: Session) -> None:
+    """Some departments correct the data (a new version; the verifying run passes and
+    closes the notice, and the scores go up), some answer without a fix (the verifying run
+    reopens the notice), some never answer."""
+    notices = session.exec(select(RectificationNotice)).all()
+    by_story: dict[tuple[str, ...], list[RectificationNotice]] = {}
+    for notice in notices:
+        by_story.setdefault(tuple(_actions(session, notice)), []).append(notice)
+    fixed = by_story.get(("issued", "responded", "closed"), [])
+    reopened = by_story.get(("issued", "responded", "verification_failed"), [])
+    silent = by_story.get(("issued",), [])
+    assert fixed and reopened and silent, list(by_story)
+    assert len(fixed) + len(reopened) + len(silent) == len(notices), list(by_story)
+    for notice in fixed:
+        resource = session.get(Resource, notice.resource_id)
+        assert resource is not None and notice.status is NoticeStatus.closed
+        assert notice.rules, "a fixable defect's notice names the expectations it fails"
+        run = session.get(QualityRun, notice.closing_run_id)
+        assert run is not None and run.trigger is RunTrigger.notice
+        assert run.status is RunStatus.succeeded and run.data_version == resource.current_version
+        version = session.exec(select(DataVersion).where(
+            DataVersion.resource_id == resource.id,
+            DataVersion.version == resource.current_version)).one()
+        publisher = session.get(User, version.created_by)
+        assert resource.current_version == 2 and version.mode is VersionMode.replace
+        assert publisher is not None and publisher.department_id == notice.department_id
+        assert notice.responded_at is not None and version.created_at <= notice.responded_at
+        scores = session.exec(select(QualityScore).where(
+            QualityScore.resource_id == resource.id).order_by(col(QualityScore.id))).all()
+        before, after = scores[0], next(s for s in scores if s.run_id == run.id)
+        dimension = str(notice.dimension)
+        assert getattr(after, dimension) > getattr(before, dimension), dimension
+        assert after.overall > before.overall and resource.quality_score == after.overall
+        outcomes = {o["rule"]: o["success"] for o in run.expectations or []}
+        assert all(outcomes[rule] for rule in notice.rules)
+    for notice in reopened:
+        resource = session.get(Resource, notice.resource_id)
+        assert resource is not None and resource.current_version == 1
+        assert notice.status is NoticeStatus.open and notice.closed_at is None
+    assert all(n.status is NoticeStatus.open and n.responded_at is None for n in silent)
+    summary, _ = built
+    assert summary.history.stats["notices_fixed"] == len(fixed)

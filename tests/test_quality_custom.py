@@ -7,10 +7,15 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
+from catalog.models import Resource
+from govshare import db
 from govshare.identity import Role
+from quality.models import QualitySuite
 from tests.conftest import World
-from tests.test_quality_support import API, people, quiet_quality, register, run_queued
+from tests.factories import to_csv
+from tests.test_quality_support import API, ITEMS, people, quiet_quality, register, run_queued
 
 __all__ = ["quiet_quality"]
 pytestmark = pytest.mark.usefixtures("quiet_quality")
@@ -107,3 +112,38 @@ def test_an_expectation_gx_cannot_evaluate_fails_without_leaking_values(
     assert mine["success"] is False and mine["error"]
     assert detail.json()["score"]["validity"] < 100
     assert not any(row["name"] in detail.text for row in rows)
+
+
+def _stored_suites(code: str) -> list[int]:
+    with db.session_scope(write=False) as session:
+        resource = session.exec(select(Resource).where(Resource.code == code)).one()
+        return [s.version for s in session.exec(select(QualitySuite).where(
+            QualitySuite.resource_id == resource.id))]
+
+
+def test_reading_the_suite_never_stores_one(client: TestClient, world: World) -> None:
+    code = register(client, world, people(8))
+    run_queued()
+    aud, pub = world.headers("SJJ", Role.auditor), world.headers("GA", Role.publisher)
+    stored = client.get(f"{API}/quality/resources/{code}/suite", headers=aud).json()
+    assert stored["stored"] is True and _stored_suites(code) == [stored["version"]]
+    # A new data version moves the row-count baseline: the generated suite changes.
+    more = to_csv(people(12)[8:], [i["name"] for i in ITEMS])
+    r = client.post(f"{API}/resources/{code}/versions", data={"mode": "append"},
+                    files={"file": ("v2.csv", more, "text/csv")}, headers=pub)
+    assert r.status_code == 201, r.text
+    seen = [client.get(f"{API}/quality/resources/{code}/suite", headers=who).json()
+            for who in (aud, pub)]
+    assert _stored_suites(code) == [stored["version"]]  # no write on GET
+    for pending in seen:
+        assert (pending["stored"], pending["version"], pending["created_at"]) == (
+            False, None, None)
+        assert pending["fingerprint"] != stored["fingerprint"]
+    assert seen[0] == seen[1]
+    run_queued()  # the run of the new version stores the pending suite and records it
+    after = client.get(f"{API}/quality/resources/{code}/suite", headers=aud).json()
+    assert _stored_suites(code) == [stored["version"], stored["version"] + 1]
+    assert (after["stored"], after["version"], after["fingerprint"]) == (
+        True, stored["version"] + 1, seen[0]["fingerprint"])
+    runs = client.get(f"{API}/quality/resources/{code}/runs", headers=aud).json()
+    assert runs[0]["suite_version"] == after["version"]

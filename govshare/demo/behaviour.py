@@ -34,6 +34,9 @@ class Behaviour:
     reasons: tuple[RejectionReason, ...]  # the reasons it gives, most frequent first
     p_answer_notice: float  # its publishers answer a rectification notice
     p_useful: float  # requesters rate its deliveries useful
+    # Of the notices it answers, the share answered with a real fix (a corrected data
+    # version); the rest are answered without one, and the verifying run reopens them.
+    p_fix_notice: float = 0.5
 
 
 DEFAULT = Behaviour(reply_days=(1, 7), p_return=0.12, p_reject=0.06, p_conditions=0.3,
@@ -44,15 +47,15 @@ BEHAVIOURS: dict[str, Behaviour] = {
     # Fast: answers the same or the next working day, hardly ever returns or rejects.
     "SCJG": Behaviour(reply_days=(0, 1), p_return=0.05, p_reject=0.02, p_conditions=0.05,
                       p_second_return=0.0, reasons=(R.standards_mismatch,),
-                      p_answer_notice=0.9, p_useful=0.9),
+                      p_answer_notice=0.9, p_useful=0.9, p_fix_notice=0.8),
     # Careful: returns for revision, approves with a data-use commitment.
     "GA": Behaviour(reply_days=(2, 8), p_return=0.3, p_reject=0.1, p_conditions=0.7,
                     p_second_return=0.3, reasons=(R.security_risk, R.insufficient_legal_basis),
-                    p_answer_notice=0.7, p_useful=0.85),
+                    p_answer_notice=0.7, p_useful=0.85, p_fix_notice=0.7),
     # Slow: often past the 10-working-day deadline; requesters escalate to the bureau.
     "WJW": Behaviour(reply_days=(6, 18), p_return=0.15, p_reject=0.08, p_conditions=0.6,
                      p_second_return=0.25, reasons=(R.security_risk, R.other),
-                     p_answer_notice=0.3, p_useful=0.7),
+                     p_answer_notice=0.3, p_useful=0.7, p_fix_notice=0.3),
     # Strict: rejects a lot, mostly for want of a legal basis (《税收征收管理法》 confidentiality).
     "SWJ": Behaviour(reply_days=(2, 7), p_return=0.1, p_reject=0.4, p_conditions=0.3,
                      p_second_return=0.1,
@@ -62,7 +65,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "ZRZYJ": Behaviour(reply_days=(3, 9), p_return=0.15, p_reject=0.15, p_conditions=0.3,
                        p_second_return=0.1,
                        reasons=(R.ownership_dispute, R.standards_mismatch),
-                       p_answer_notice=0.5, p_useful=0.8),
+                       p_answer_notice=0.5, p_useful=0.8, p_fix_notice=0.4),
 }
 
 
@@ -174,3 +177,15 @@ NOTICE_TEXTS: dict[str, tuple[str, str]] = {
     "code_not_in_list": ("validity", "代码值不在标准代码表内"),
 }
 P_NOTICE = 0.6  # of resources with a catalogued defect: the bureau issues a notice
+# The generated expectations (``quality.rules``, by name prefix) a notice about a defect names,
+# so that its verifying run fails while the defect is there. A stale resource fails no
+# expectation: its notice rests on the freshness score alone.
+NOTICE_RULES: dict[str, str] = {
+    "null_required": "not_null:",
+    "invalid_resident_id": "resident_id:",
+    "invalid_uscc": "uscc:",
+    "invalid_mobile": "mobile:",
+    "duplicate_key": "unique:",
+    "birth_date_mismatch": "id_birth_date:",
+    "code_not_in_list": "code_list:",
+}

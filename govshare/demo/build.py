@@ -8,7 +8,8 @@ progress is visible, memory stays flat and an interrupted build keeps what it fi
 With ``history`` (the default) departments, users and the catalog are created under a
 simulated clock ``history.HISTORY_DAYS`` ago, and ``govshare.demo.history`` then replays the
 months since through the real access and quality services, so every record and signed-log
-entry carries a coherent, monotonic time. Tokens are issued afterwards, at the real time.
+entry carries a coherent, monotonic time. Tokens are issued afterwards, at the real time, and
+the quality runs that verify answered rectification notices are run then too.
 """
 
 from __future__ import annotations
@@ -143,18 +144,39 @@ def build_world(session_factory: SessionFactory, *, scale: str = "default",
                                            report, _ticker(move, t0, len(world.resources)))
         if t0 is not None:
             report("Replaying six months of sharing", total - 1, total)
-            summary.history = hist.replay_history(
-                move, start=t0 + timedelta(hours=8), end=now, scale=scale, seed=seed,
-                resources={r.key: r.code for r in summary.resources},
-                rows={r.key: r.rows for r in summary.resources},
-                defects={r.key: r.defects for r in summary.resources})
+            with tempfile.TemporaryDirectory(prefix="govshare-demo-fix-") as tmp:
+                summary.history = hist.replay_history(
+                    move, start=t0 + timedelta(hours=8), end=now, scale=scale, seed=seed,
+                    resources={r.key: r.code for r in summary.resources},
+                    rows={r.key: r.rows for r in summary.resources},
+                    defects={r.key: r.defects for r in summary.resources},
+                    correct=_corrector(world, registers, Path(tmp)))
     with session_factory() as session:
         summary.users = _issue_tokens(session, people)
         if t0 is not None:
             _refresh(session, summary.resources, now)
+    if summary.history is not None:
+        # At the real time, after the refresh: the generated data runs up to today, so a run
+        # dated in the replay's past would find "future" dates and stale data everywhere.
+        report("Verifying answered rectification notices", total - 1, total)
+        hist.verify_answered(summary.history)
     summary.seconds = time.perf_counter() - started
     report("Done", total, total)
     return summary
+
+
+def _corrector(world: WorldSpec, registers: Registers,
+               directory: Path) -> Callable[[str, str], Path]:
+    """A department's correction: the resource's data regenerated with the rows of one
+    defect kind correct again (every other defect stays as it was)."""
+    from govshare.demo.spec import DefectKind
+
+    specs = {s.key: s for s in world.resources}
+
+    def correct(key: str, kind: str) -> Path:
+        path, _ = generate_file(specs[key], registers, directory, frozenset({DefectKind(kind)}))
+        return path
+    return correct
 
 
 @contextmanager

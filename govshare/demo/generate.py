@@ -211,8 +211,10 @@ def generator(name: str) -> Callable[[RowGenerator], RowGenerator]:
 
 # --- from columns to a table -----------------------------------------------------------------
 
-def generate_table(spec: ResourceSpec, registers: Registers) -> pa.Table:
-    """The resource's rows, typed as declared, with its defects in place."""
+def generate_table(spec: ResourceSpec, registers: Registers,
+                   fixed: frozenset[DefectKind] = frozenset()) -> pa.Table:
+    """The resource's rows, typed as declared, with its defects in place (but for the
+    ``fixed`` kinds, whose rows keep their correct values: a department's correction)."""
     _load_generators()
     rng = registers.rng(spec.key)
     end = registers.as_of - timedelta(days=spec.stale_days)
@@ -222,7 +224,7 @@ def generate_table(spec: ResourceSpec, registers: Registers) -> pa.Table:
     newest = None
     if spec.meta.date_item is not None:
         table, newest = pin_newest(table, spec.meta.date_item, end)
-    return apply_defects(table, spec, rng, protected=newest)
+    return apply_defects(table, spec, rng, protected=newest, fixed=fixed)
 
 
 def _load_generators() -> None:
@@ -298,9 +300,11 @@ class Injection:
 
 
 def apply_defects(table: pa.Table, spec: ResourceSpec, rng: np.random.Generator, *,
-                  protected: int | None = None) -> pa.Table:
+                  protected: int | None = None,
+                  fixed: frozenset[DefectKind] = frozenset()) -> pa.Table:
     """Inject each defect into its own rows; the newest row (``protected``) stays clean so
-    the resource's freshness is unaffected."""
+    the resource's freshness is unaffected. Defects of a ``fixed`` kind are drawn but not
+    kept, so the other defects stay exactly as they were (same rows, same values)."""
     defects = [d for d in spec.defects if d.kind is not DefectKind.stale]
     n = table.num_rows
     order = rng.permutation(n)
@@ -314,7 +318,9 @@ def apply_defects(table: pa.Table, spec: ResourceSpec, rng: np.random.Generator,
     for defect, count in zip(defects, counts, strict=True):
         victims = np.sort(order[start:start + count])
         start += count
-        table = _INJECT[defect.kind](Injection(table, spec, defect, victims, clean, rng))
+        injected = _INJECT[defect.kind](Injection(table, spec, defect, victims, clean, rng))
+        if defect.kind not in fixed:
+            table = injected
     return table
 
 
@@ -396,7 +402,8 @@ def _write_jsonl(table: pa.Table, path: Path) -> None:
         con.execute(f"COPY rows TO '{target}' (FORMAT json)")
 
 
-def generate_file(spec: ResourceSpec, registers: Registers, directory: Path) -> tuple[Path, int]:
+def generate_file(spec: ResourceSpec, registers: Registers, directory: Path,
+                  fixed: frozenset[DefectKind] = frozenset()) -> tuple[Path, int]:
     """Generate the resource's data into ``directory``; returns the file and its row count."""
-    table = generate_table(spec, registers)
+    table = generate_table(spec, registers, fixed)
     return write_table(table, directory / spec.filename, spec.file_format), table.num_rows

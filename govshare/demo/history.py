@@ -2,9 +2,10 @@
 
 Nothing here inserts rows: every application is filed, decided, revised, escalated, delivered,
 downloaded, queried, rated and revoked through ``access.service`` / ``access.delivery`` (and
-notices through ``quality.notices``) as a user would through the API, each step in its own
-transaction. ``govshare.db.simulated_clock`` makes those services stamp the simulated time,
-so stage timestamps, history steps and the signed log's entries read as months of work.
+notices through ``quality.notices``, corrected data through ``catalog.service``) as a user
+would through the API, each step in its own transaction. ``govshare.db.simulated_clock``
+makes those services stamp the simulated time, so stage timestamps, history steps and the
+signed log's entries read as months of work.
 
 The replay is event-driven: each application is a *story*, a generator that makes one step
 when resumed and yields when its next step is due. A heap orders the pending steps of all
@@ -22,8 +23,10 @@ import heapq
 import logging
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -53,13 +56,16 @@ from access.schemas import (
     RevisionIn,
     TightenIn,
 )
-from catalog.models import ItemKind, ItemType, Resource, Sensitivity, SharingType
+from catalog import service as catalog
+from catalog.models import ItemKind, ItemType, Resource, Sensitivity, SharingType, VersionMode
 from govshare import db
 from govshare.auth import Principal
 from govshare.demo import behaviour as B
 from govshare.identity import Department, Role, User
 from govshare.problems import Problem
-from quality import notices
+from quality import notices, rules, runs
+from quality.models import NoticeStatus, QualityRun, RectificationNotice, RunStatus, RunTrigger
+from quality.settings import get_quality_settings
 
 log = logging.getLogger("govshare.demo")
 
@@ -73,6 +79,8 @@ TICK_TIME = time(2, 0)
 
 Story = Iterator[datetime]
 T = TypeVar("T")
+# Writes the data of a resource (spec key) with one defect kind corrected; returns the file.
+Corrector = Callable[[str, str], Path]
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ class HistorySummary:
     applications: int = 0
     stats: Counter[str] = field(default_factory=Counter)
     refused: list[str] = field(default_factory=list)  # steps the services refused (unexpected)
+    answered: list[str] = field(default_factory=list)  # codes whose notices were answered
 
 
 def start_time(now: datetime, cal: WorkCalendar) -> datetime:
@@ -114,9 +123,11 @@ class Replay:
     """The world the stories act in: the clock, the people, the resources, the heap."""
 
     def __init__(self, move: Callable[[datetime], None], start: datetime, end: datetime,
-                 seed: int, resources: dict[str, str], rows: dict[str, int]) -> None:
+                 seed: int, resources: dict[str, str], rows: dict[str, int],
+                 correct: Corrector | None = None) -> None:
         self.cal = WorkCalendar.from_settings()
         self._move, self.now, self.end, self.seed = move, start, end, seed
+        self.correct = correct
         self.summary = HistorySummary()
         self._heap: list[tuple[datetime, int, Story]] = []
         self._seq = 0
@@ -581,22 +592,81 @@ def bundle_story(replay: Replay, title: str, requester: str, keys: tuple[str, ..
 
 
 def notice_story(replay: Replay, res: Res, defect: str, index: int) -> Story:
-    """The data bureau issues a rectification notice; the department may answer it (the
-    verifying quality run is queued then and runs when the server starts)."""
+    """The data bureau issues a rectification notice naming the expectations the defect
+    fails; the department may answer it, with a corrected data version (a replacement
+    through the catalog) or without one. The verifying runs are made by
+    ``verify_answered`` once the replay is over."""
     rng = np.random.default_rng([replay.seed, 31, index])
     dimension, problem = B.NOTICE_TEXTS[defect]
     auditor = _bureau_auditor(replay)
     deadline = replay.cal.add_working_days(replay.today(), 15)
-    notice_id = replay.act(lambda s: notices.issue(
-        s, auditor, res.code, problem=problem, deadline=deadline, dimension=dimension,
-        rules=[], min_score=90.0, run_id=None).id or 0)
+
+    def issue(session: Session) -> int:
+        named = _notice_rules(catalog.get_resource(session, res.code), defect)
+        return notices.issue(session, auditor, res.code, problem=problem, deadline=deadline,
+                             dimension=dimension, rules=named, min_score=90.0,
+                             run_id=None).id or 0
+
+    notice_id = replay.act(issue)
     replay.count("notices_issued")
-    if rng.random() >= B.behaviour(res.provider).p_answer_notice:
+    beh = B.behaviour(res.provider)
+    if rng.random() >= beh.p_answer_notice:
         return
+    fixes = bool(rng.random() < beh.p_fix_notice) and defect in B.NOTICE_RULES
     yield replay.after(replay.now, int(rng.integers(3, 13)), rng)
     publisher = replay.who(res.provider, Role.publisher)
+    if fixes and replay.correct is not None:
+        path = replay.correct(res.key, defect)
+        try:
+            replay.act(lambda s: catalog.add_version(s, publisher, res.code, path,
+                                                     filename=path.name,
+                                                     mode=VersionMode.replace))
+        finally:
+            path.unlink(missing_ok=True)
+        replay.count("notices_fixed")
+        yield replay.now + timedelta(minutes=int(rng.integers(10, 90)))
     replay.act(lambda s: notices.respond(s, publisher, notice_id, "已完成整改，请复核"))
     replay.count("notices_answered")
+    replay.summary.answered.append(res.code)
+
+
+def _notice_rules(resource: Resource, defect: str) -> list[str]:
+    """The generated expectations of ``resource`` the defect makes fail (by name prefix)."""
+    prefix = B.NOTICE_RULES.get(defect)
+    if prefix is None:
+        return []
+    generated = rules.generate(resource.items, date_item=resource.date_item,
+                               previous_rows=None)
+    return [r.rule for r in generated if r.rule.startswith(prefix)]
+
+
+def verify_answered(summary: HistorySummary) -> None:
+    """What the quality worker does first when the server starts, done in the build for the
+    resources whose notices were answered: the verifying run, which closes the notice if the
+    data now passes and reopens it otherwise, preceded, where the data was corrected, by the
+    queued registration run (the score before the fix). Other queued runs are left to the
+    worker (GX time: about a second a run). Resources run in parallel, as the worker does."""
+    with db.session_scope(write=False) as session:
+        plans = [_verifying_runs(session, code) for code in dict.fromkeys(summary.answered)]
+    workers = get_quality_settings().workers
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="demo-quality") as pool:
+        for outcomes in pool.map(lambda ids: [runs.execute(i) for i in ids], plans):
+            for outcome in outcomes:
+                summary.stats[f"quality_runs_{outcome.value if outcome else 'claimed'}"] += 1
+    with db.session_scope(write=False) as session:
+        for status in session.exec(select(RectificationNotice.status)):
+            summary.stats[f"notices_{NoticeStatus(status).value}"] += 1
+
+
+def _verifying_runs(session: Session, code: str) -> list[int]:
+    resource = catalog.get_resource(session, code)
+    wanted = [RunTrigger.notice]
+    if resource.current_version > 1:  # corrected: its score before the fix, for the trend
+        wanted.append(RunTrigger.registration)
+    return [int(i or 0) for i in session.exec(select(QualityRun.id).where(
+        QualityRun.resource_id == resource.id, QualityRun.status == RunStatus.queued,
+        col(QualityRun.trigger).in_(wanted))
+        .order_by(col(QualityRun.queued_at), col(QualityRun.id)))]
 
 
 def ticks(replay: Replay) -> Story:
@@ -620,13 +690,15 @@ def ticks(replay: Replay) -> Story:
 
 def replay_history(move: Callable[[datetime], None], *, start: datetime, end: datetime,
                    scale: str, seed: int, resources: dict[str, str], rows: dict[str, int],
-                   defects: dict[str, list[str]]) -> HistorySummary:
+                   defects: dict[str, list[str]],
+                   correct: Corrector | None = None) -> HistorySummary:
     """Replay the history from ``start`` (after the catalog's registration) to ``end``.
 
     ``resources`` maps spec keys to catalog codes, ``rows`` gives their row counts and
-    ``defects`` their catalogued defect kinds (for rectification notices).
+    ``defects`` their catalogued defect kinds (for rectification notices); ``correct``
+    writes a resource's data with a defect corrected (without it, no notice is fixed).
     """
-    replay = Replay(move, start, end, seed, resources, rows)
+    replay = Replay(move, start, end, seed, resources, rows, correct)
     rng = np.random.default_rng([seed, 11])
     first = replay.cal.add_working_days(replay.today(), 1)
     span = (replay.cal.local_date(end) - first).days
