@@ -3,7 +3,7 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# pytest-xdist processes per suite (the suites take ~5 + ~4 minutes on 2 cores)
+# pytest-xdist processes per suite (the suites take ~5 + ~5 minutes on 2 cores)
 WORKERS ?= 2
 
 .PHONY: run test setup lint migration-initial bench fuzz audit screenshots clean
