@@ -32,7 +32,6 @@ import json
 import logging
 import os
 import re
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -78,8 +77,6 @@ log = logging.getLogger("govshare")
 
 MANIFEST_FORMAT = "govshare-delivery-manifest"
 MANIFEST_VERSION = 1
-# Test hook (tests/test_access_crash.py): SIGKILL this process at the named point.
-CRASH_ENV = "GOVSHARE_ACCESS_CRASH_AT"
 _JOB_RE = re.compile(r"([0-9a-f]{32})")
 
 
@@ -99,12 +96,6 @@ def _staging() -> Path:
     path = deliveries_dir() / ".staging"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _crash_point(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-    crashpoints.reach(f"delivery.{name}")  # the server crash tests (govshare/crashpoints.py)
 
 
 # --- run keys ---------------------------------------------------------------------------------
@@ -187,7 +178,7 @@ def deliver(app_id: int, *, who: Principal | None = None,
         if produced.hits or _k_too_small(prepared, produced):
             _discard(prepared)
             _record_block(prepared, produced, who)
-        _crash_point("after_write")
+        crashpoints.reach("delivery.after_write")
         return _commit(prepared, produced, who)
 
 
@@ -392,7 +383,7 @@ def _commit_in(session: Session, job: Job, produced: Produced,
         _place_file(session, job, produced, delivery)
     _sign(session, job, produced, app, delivery)
     _write_manifest(session, delivery)
-    _crash_point("after_rename")
+    crashpoints.reach("delivery.after_rename")
     _mark_delivered(session, app, delivery, before, target, who)
     return delivery
 

@@ -43,17 +43,14 @@ class Principal:
         return Actor(user_id=self.user_id, department_id=self.department_id)
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get(SESSION_COOKIE)
-
-
-def _has_bearer_header(request: Request) -> bool:
+def bearer_header(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(value.strip())
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _bearer(request: Request) -> str | None:
+    return bearer_header(request) or request.cookies.get(SESSION_COOKIE)
 
 
 def authenticate(session: Session, plain: str) -> Principal:
@@ -112,7 +109,7 @@ def current_principal(request: Request,
     plain = _bearer(request)
     if not plain:
         raise Unauthenticated("Send your API token as 'Authorization: Bearer <token>'.")
-    if not _has_bearer_header(request) and request.method not in csrf.SAFE_METHODS:
+    if bearer_header(request) is None and request.method not in csrf.SAFE_METHODS:
         # The token came from the browser's cookie: a browser would send it along with a
         # request forged by another site, so the page must prove it is ours.
         csrf.check(request, request.headers.get(csrf.HEADER))

@@ -89,7 +89,9 @@ def test_every_access_endpoint_is_listed() -> None:
             assert any(declared), f"{route.path} declares no roles"
 
 
-def test_roles(aw: AccessWorld, tmp_path: Path) -> None:
+def matrix_world(aw: AccessWorld, tmp_path: Path) -> tuple[str, dict[str, int], str]:
+    """What every MATRIX path needs: a delivered unconditional application of SCJG's, a
+    bundle, and a download token; returns (resource code, path ids, token)."""
     code = register(tmp_path, sharing_type="unconditional")
     app = file_app(aw, code, items=["name", "district"])
     other = register(tmp_path, name="户籍信息")
@@ -98,9 +100,13 @@ def test_roles(aw: AccessWorld, tmp_path: Path) -> None:
     delivery = aw.get("/deliveries", "SCJG", R).json()[0]
     ids = {"app": app["id"], "bundle": bundle["id"], "delivery": delivery["id"],
            "grant": delivery["grant_id"]}
-    new_app = {"json": application(code, ["income"])}
     link = aw.post(f"/deliveries/{delivery['id']}/link", "SCJG", R).json()["url"]
-    token = link.split("token=")[1]
+    return code, ids, link.split("token=")[1]
+
+
+def test_roles(aw: AccessWorld, tmp_path: Path) -> None:
+    code, ids, token = matrix_world(aw, tmp_path)
+    new_app = {"json": application(code, ["income"])}
     wrong: list[tuple[str, str, str, int]] = []
     for method, path, allowed, body in MATRIX:
         url = API + path.format(**ids)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from access import delivery, scheduler
 from access import service as svc
 from access.models import ApplicationState, Delivery
 from access.schemas import ApplicationIn, ApprovalIn
-from govshare import db
+from govshare import crashpoints, db
 from govshare.auth import principal_of
 from govshare.db import utcnow
 from govshare.identity import Role
@@ -50,10 +51,21 @@ def _approved(code: str) -> int:
         return app.id or 0
 
 
-def _run_child(app_id: int, crash_at: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, **{delivery.CRASH_ENV: crash_at})
-    return subprocess.run([sys.executable, "-c", CHILD, str(app_id)], env=env, text=True,
-                          capture_output=True, timeout=120, cwd=Path(__file__).parent.parent)
+def _run_child(app_id: int, crash_at: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    """Deliver in a child that stops at ``delivery.<crash_at>`` (govshare.crashpoints), then
+    SIGKILL it there."""
+    point = f"delivery.{crash_at}"
+    env = dict(os.environ, **{crashpoints.ENV: point, crashpoints.DIR_ENV: str(tmp)})
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(app_id)], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             cwd=Path(__file__).parent.parent)
+    deadline = time.monotonic() + 120
+    while not (tmp / point).exists() and child.poll() is None:
+        assert time.monotonic() < deadline, f"never reached {point}"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    out, err = child.communicate(timeout=30)
+    return subprocess.CompletedProcess(child.args, child.returncode, out, err)
 
 
 def _visible(app_id: int) -> list[str]:
@@ -73,7 +85,7 @@ def test_a_crash_between_masking_and_delivery_loses_nothing(aw: AccessWorld, tmp
                                                             crash_at: str) -> None:
     code = register(tmp_path)
     app_id = _approved(code)
-    child = _run_child(app_id, crash_at)
+    child = _run_child(app_id, crash_at, tmp_path)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     assert "delivered" not in child.stdout
 

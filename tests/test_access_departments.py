@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from govshare.identity import Role
-from tests.test_access_authorization import MATRIX
+from tests.test_access_authorization import MATRIX, matrix_world
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     API,
     AccessWorld,
@@ -22,16 +22,7 @@ R = Role.requester
 
 
 def test_an_uninvolved_department_is_refused_everywhere(aw: AccessWorld, tmp_path: Path) -> None:
-    code = register(tmp_path, sharing_type="unconditional")
-    app = file_app(aw, code, items=["name", "district"])
-    other = register(tmp_path, name="户籍信息")
-    bundle = aw.post("/bundles", "SCJG", R, json={"title": "一件事", "parts": [
-        application(other, ["mobile"]), application(code, ["address"])]}).json()
-    delivery = aw.get("/deliveries", "SCJG", R).json()[0]
-    ids = {"app": app["id"], "bundle": bundle["id"], "delivery": delivery["id"],
-           "grant": delivery["grant_id"]}
-    token = aw.post(f"/deliveries/{delivery['id']}/link", "SCJG", R).json()["url"] \
-        .split("token=")[1]
+    _, ids, token = matrix_world(aw, tmp_path)
     wrong: list[tuple[object, ...]] = []
     for method, path, _, body in MATRIX:
         if "{" not in path:

@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from sqlmodel import select
 
 from access.log.models import LogState
-from govshare.auth import DbSession, current_principal
+from govshare.auth import DbSession, bearer_header, current_principal
 from govshare.db import session_scope, utcnow
 from govshare.identity import Role
 from govshare.metrics import mart
@@ -139,9 +139,9 @@ REGISTRY.register(PipelineCollector())
 def _scraper(request: Request, session: DbSession) -> None:
     """The static scrape token, or a signed-in leader or admin."""
     configured = get_settings().metrics_token
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if configured is not None and scheme.lower() == "bearer" and hmac.compare_digest(
-            value.strip().encode(), configured.get_secret_value().encode()):
+    sent = bearer_header(request)
+    if configured is not None and sent is not None and hmac.compare_digest(
+            sent.encode(), configured.get_secret_value().encode()):
         return
     principal = current_principal(request, session)
     if not principal.has(Role.leader, Role.admin):

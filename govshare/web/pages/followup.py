@@ -47,11 +47,8 @@ def working_days_overdue(due: date | None, today: date | None = None) -> int:
         return 0
     cal = WorkCalendar.from_settings()
     today = today or cal.local_date(utcnow())
-    n, day = 0, due
-    while day < today:
-        day = date.fromordinal(day.toordinal() + 1)
-        n += cal.is_working_day(day)
-    return n
+    # Whole working days from the end of the due date to the end of today.
+    return round(cal.working_days_between(cal.end_of_day(due), cal.end_of_day(today)))
 
 
 # --- escalation (requester, or the bureau itself) -------------------------------------------------
