@@ -35,6 +35,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -274,8 +275,8 @@ def _produce(job: Job) -> Produced:
 def _check_view(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
     query, columns = masked_select(con, job)
     relation = f"({query})"
-    row = con.execute(f"SELECT count(*) FROM {relation}").fetchone()
-    return Produced(rows=int(row[0]) if row else 0,
+    (count,), = con.execute(f"SELECT count(*) FROM {relation}").fetchall()
+    return Produced(rows=int(count),
                     hits=pii.scan(con, relation, _targets(columns, typed=True)),
                     k=pii.k_anonymity(con, relation, job.quasi_identifiers),
                     columns=[c.name for c in columns])
@@ -287,25 +288,40 @@ def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
     tmp = _partial(job)
     target = str(tmp).replace("'", "''")
     # Snappy (DuckDB's default): zstd made 32-character pseudonyms cost ~1 s more per 1M rows.
-    options = "FORMAT csv, HEADER" if csv else "FORMAT parquet"
+    # Parquet v2 pages and encodings (DELTA_LENGTH_BYTE_ARRAY for the pseudonyms, which no
+    # dictionary fits): ~25% less work than v1 for a file no larger. Read by Arrow, pandas,
+    # polars, Spark 3 and DuckDB; CSV remains for tools that read neither.
+    options = "FORMAT csv, HEADER" if csv else "FORMAT parquet, PARQUET_VERSION v2"
     row = con.execute(f"COPY ({query}) TO '{target}' ({options})").fetchone()
     rows = int(row[0]) if row else 0
     relation = f"read_csv('{target}', header=true, all_varchar=true)" if csv else \
         f"read_parquet('{target}')"
-    hits = pii.scan(con, relation, _targets(columns, typed=not csv))
-    k = pii.k_anonymity(con, relation, job.quasi_identifiers) if not hits else None
-    fsync_file(tmp)
-    with tmp.open("rb") as fh:
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    # Flushing and hashing the file wait on the disk and one core; the checks read it
+    # through DuckDB meanwhile. Both must finish before anything is published.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sealed = pool.submit(_seal, tmp)
+        hits = pii.scan(con, relation, _targets(columns, typed=not csv))
+        k = pii.k_anonymity(con, relation, job.quasi_identifiers) if not hits else None
+        digest = sealed.result()
     return Produced(rows=rows, hits=hits, k=k, path=tmp, bytes=tmp.stat().st_size,
                     sha256=digest, columns=[c.name for c in columns])
 
 
+def _seal(path: Path) -> str:
+    """fsync the finished file, then its SHA-256 (hashlib releases the GIL while hashing)."""
+    fsync_file(path)
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def _targets(columns: list[OutputColumn], *, typed: bool) -> list[pii.Target]:
-    """What the raw-PII check expects of each masked column (CSV reads back as text)."""
+    """What the raw-PII check expects of each masked column (CSV reads back as text).
+    Columns that are the pseudonym function itself hold tokens by construction and are not
+    read back (``OutputColumn.tokens_only``); any other pseudonymised column is checked
+    value by value for the token shape."""
     out = []
     for c in columns:
-        if not c.masked:
+        if not c.masked or c.tokens_only:
             continue
         if c.rule == masking.MaskingRule.pseudonymize:
             out.append(pii.Target(c.name, "pseudonym"))

@@ -210,10 +210,14 @@ class OutputColumn:
     sql: str  # expression over the raw column
     type: ItemType  # the type of the *output* (masked values are mostly text)
     rule: MaskingRule
+    # The expression is the pseudonym function itself, whose output alphabet is [0-9a-f]:
+    # every value is a 32-hex token, '' or NULL by construction, so the raw-PII check need
+    # not read the column back (``access.delivery._targets``).
+    tokens_only: bool = False
 
     @property
     def masked(self) -> bool:
-        """Meant to be masked: the raw-PII check scans it."""
+        """Meant to be masked: the raw-PII check covers it."""
         return self.rule != MaskingRule.keep
 
 
@@ -231,10 +235,13 @@ def compile_columns(items: Sequence[Item], plan: Plan, *, as_of: date,
             continue
         item = by_name[name]
         sql, out_type = _expression(item, rule, as_of)
-        if csv and out_type == ItemType.string:
+        # Pseudonyms are hex: they never start like a spreadsheet formula.
+        if csv and out_type == ItemType.string and rule.rule is not MaskingRule.pseudonymize:
             sql = f"(CASE WHEN left({sql}, 1) IN ({_FORMULA_STARTS}) THEN '''' || {sql} " \
                   f"ELSE {sql} END)"
-        out.append(OutputColumn(name, sql, out_type, rule.rule))
+        tokens = rule.rule is MaskingRule.pseudonymize and \
+            sql == pseudonym.hmac_sql(quote(name), item.kind)
+        out.append(OutputColumn(name, sql, out_type, rule.rule, tokens_only=tokens))
     return out
 
 

@@ -173,8 +173,9 @@ def hmac_only(data_dir: str, code: str) -> dict[str, Any]:
 def govshare_deliver(data_dir: str, app_id: str) -> dict[str, Any]:
     """The delivery step of an approved application: mask, check, write, sign, commit."""
     _world(data_dir)
-    from access import delivery
+    from access import delivery, native
 
+    native.load()  # the server does this at startup (govshare.app.lifespan)
     t = time.perf_counter()
     rows = delivery.deliver(int(app_id)).row_count
     return {"seconds": time.perf_counter() - t, "rows": rows}

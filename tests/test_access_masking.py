@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import random
 import re
 import shutil
 from datetime import date
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 from sqlmodel import select
 from stdnum.cn import ric
@@ -106,11 +108,16 @@ def test_pseudonyms_are_hmac_sha256_computed_in_sql() -> None:
     assert all(re.fullmatch(pseudonym.TOKEN_PATTERN, g) for g in (got[0], got[5], got[6]))
 
 
+NORMALISATION_CASES: list[str | None] = [
+    "44030419900307002x", "\u300044030419900307002X\t", " 138 1234-5678 ", "１３８１２３４５６７８",
+    "Zhang.San@Example.COM", "ÄÖ@x.cn", "张三", "\u3000", " \t", "x" * 300, None, ""]
+
+
 @pytest.mark.parametrize("native", [True, False], ids=["native", "sql"])
 def test_both_hmac_implementations_equal_pythons_hmac(native: bool) -> None:
-    """The native function and the SQL macro give Python's hmac tokens, over whole vectors
-    (5,000 values span several DuckDB vectors), multi-byte text, long values, NULLs and
-    empty values."""
+    """The native functions and the SQL macros give Python's hmac tokens, for every
+    normalisation, over whole vectors (5,000 values span several DuckDB vectors), multi-byte
+    text, long values, NULLs, empty values and values that normalise to nothing."""
     from access import native as native_hmac
 
     if native:
@@ -118,17 +125,33 @@ def test_both_hmac_implementations_equal_pythons_hmac(native: bool) -> None:
             pytest.skip("no C compiler: deliveries use the SQL macro (checked by the sql case)")
         assert native_hmac.load() is not None, "a C compiler is present but the build failed"
     key = os.urandom(32)
-    values: list[str | None] = [f"{i:018d}" for i in range(5000)]
-    values += ["张三", "欧阳娜娜", "x" * 300, "a", None, "", "44030419900307002X", ""]
+    values: list[str | None] = [f"{i:018d}" for i in range(5000)] + NORMALISATION_CASES
     con = duckdb.connect()
     con.execute("CREATE TABLE t (v VARCHAR)")
     con.executemany("INSERT INTO t VALUES (?)", [[v] for v in values])
     pseudonym.install(con, key, native=native)
-    got = [r[0] for r in con.execute(
-        f"SELECT {pseudonym.hmac_sql('v', None)} FROM t ORDER BY rowid").fetchall()]
+    for kind in (None, ItemKind.resident_id, ItemKind.mobile, ItemKind.email):
+        got = [r[0] for r in con.execute(
+            f"SELECT {pseudonym.hmac_sql('v', kind)} FROM t ORDER BY rowid").fetchall()]
+        assert got == [None if v is None else pseudonym.pseudonym(key, v, kind)
+                       for v in values], kind
     con.close()
-    assert got == [None if v is None else "" if v == "" else  # empty stays empty
-                   hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:32] for v in values]
+
+
+def test_normalisation_makes_one_person_one_pseudonym() -> None:
+    """Trimmed of ASCII whitespace and the ideographic space; IDs and e-mails case-folded
+    (ASCII only); mobiles reduced to ASCII digits (full-width digits are not digits here:
+    they are a different string, and masking never guesses)."""
+    p = pseudonym.pseudonym
+    rid, mob, mail = ItemKind.resident_id, ItemKind.mobile, ItemKind.email
+    assert p(KEY, "\u300044030419900307002x\t", rid) == p(KEY, "44030419900307002X", rid)
+    assert p(KEY, "+86 138-1234-5678", mob) == p(KEY, "8613812345678", mob)
+    assert p(KEY, " Zhang@Example.COM", mail) == p(KEY, "zhang@example.com", mail)
+    assert p(KEY, "ÄÖ@x.cn", mail) != p(KEY, "äö@x.cn", mail)
+    assert p(KEY, "１３８１２３４５６７８", mob) == ""
+    assert p(KEY, "\u3000 ", None) == "" and p(KEY, "张 三", None) != p(KEY, "张三", None)
+    hmac_of = hmac.new(KEY, b"13812345678", hashlib.sha256).hexdigest()[:32]
+    assert p(KEY, "138 1234 5678", mob) == hmac_of
 
 
 def test_two_departments_cannot_link_their_pseudonyms() -> None:
@@ -328,7 +351,19 @@ def test_the_check_recognises_raw_personal_data(value: str, kind: str | None) ->
     assert pii.find_in(value) == kind
 
 
-def test_the_scan_runs_in_duckdb_and_validates_candidates() -> None:
+@pytest.fixture(params=["native", "sql"])
+def scan_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a scan test through the C prefilter and through the DuckDB SQL fallback."""
+    from access import native
+
+    if request.param == "sql":
+        monkeypatch.setattr(native, "load", lambda: None)
+    elif native.load() is None:
+        pytest.skip("no C compiler: scans use DuckDB SQL (checked by the sql case)")
+    return str(request.param)
+
+
+def test_the_scan_validates_candidates(scan_path: str) -> None:
     con = duckdb.connect()
     con.execute("CREATE TABLE out (a VARCHAR, b VARCHAR)")
     con.executemany("INSERT INTO out VALUES (?, ?)", [
@@ -338,7 +373,17 @@ def test_the_scan_runs_in_duckdb_and_validates_candidates() -> None:
     assert "1381" not in hits[0].sample  # the report itself leaks nothing
 
 
-def test_pseudonym_columns_are_checked_by_shape() -> None:
+def test_the_scan_reads_every_batch_and_stops_at_five_hits(scan_path: str) -> None:
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE out AS SELECT CASE WHEN i IN (299990, 299995) "
+                f"THEN '{resident_id(4)}' ELSE '张*' END AS a FROM range(300000) t(i)")
+    assert [h.kind for h in pii.scan(con, "out", ["a"])] == ["resident_id"] * 2
+    con.execute("CREATE TABLE many AS SELECT '13812345678' AS a FROM range(50)")
+    assert len(pii.scan(con, "many", ["a"])) == pii.MAX_HITS
+    assert pii.k_anonymity(con, "many", ["a"]) == 50  # the connection is free again
+
+
+def test_pseudonym_columns_are_checked_by_shape(scan_path: str) -> None:
     """Hex can contain a valid-looking mobile number by chance: that is not a leak. A value
     that is not a pseudonym at all, in a pseudonymised column, is."""
     con = duckdb.connect()
@@ -351,12 +396,30 @@ def test_pseudonym_columns_are_checked_by_shape() -> None:
     assert [h.kind for h in hits] == ["resident_id", "not_pseudonymised"]
 
 
-def test_numbers_are_checked_for_long_digit_runs() -> None:
+def test_numbers_are_checked_for_long_digit_runs(scan_path: str) -> None:
     con = duckdb.connect()
-    con.execute("CREATE TABLE out AS SELECT * FROM (VALUES (1990), (13812345678), "
-                "(NULL)) t(n)")
-    hits = pii.scan(con, "out", [pii.Target("n", "number")])
-    assert [(h.column, h.kind) for h in hits] == [("n", "mobile")]
+    con.execute("CREATE TABLE out AS SELECT * FROM (VALUES (1990, 1.5), (13812345678, NULL), "
+                "(NULL, 13812345678.00)) t(n, d)")
+    con.execute("CREATE TABLE dec AS SELECT n, CAST(d AS DECIMAL(18, 2)) AS d FROM out")
+    hits = pii.scan(con, "dec", [pii.Target("n", "number"), pii.Target("d", "number")])
+    assert [(h.column, h.kind) for h in hits] == [("n", "mobile"), ("d", "mobile")]
+
+
+def test_the_native_prefilter_matches_the_regular_expression() -> None:
+    """The C prefilter flags exactly the values DuckDB's PREFILTER regex matches, over
+    random strings of digits, separators and other characters."""
+    from access import native
+
+    lib = native.load()
+    if lib is None:
+        pytest.skip("no C compiler: scans use the regular expression itself")
+    rng = random.Random(7)
+    alphabet = "0123456789" * 4 + "  --x*号"
+    values = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+              for _ in range(20000)]
+    flagged = set(native.candidates(lib, pa.array(values), native.SCAN_TEXT).tolist())
+    expected = {i for i, v in enumerate(values) if re.search(pii.PREFILTER, v)}
+    assert flagged == expected and len(expected) > 1000
 
 
 def test_k_anonymity_is_the_smallest_group() -> None:

@@ -1,21 +1,25 @@
-"""Native HMAC-SHA256 pseudonyms: the fast path of ``access.pseudonym``.
+"""Native vector functions for the access pipeline: HMAC pseudonyms and the PII prefilter.
 
-DuckDB has no HMAC, and its ``sha256`` is portable C: HMAC spelled in SQL costs four
-SHA-256 blocks per value at ~0.3 µs each, which made pseudonymisation alone cost more than
-writing the whole table to Parquet. ``hmac_sha256.c`` absorbs the padded key blocks once
-per vector and hashes each value in two blocks with OpenSSL (which uses the CPU's SHA
-extensions): measured ~0.4 µs per value including the Arrow hand-over, against ~1.3 µs.
+Two loops that DuckDB SQL does slowly run here in C over whole Arrow vectors, never value by
+value in Python:
 
-It runs as a vectorised DuckDB scalar function (``type='arrow'``): DuckDB hands it whole
-vectors (2,048 values) of the column, the C loop hashes them without the interpreter, and
-masking stays one DuckDB query over the whole table. The key lives in the function's
-closure on the delivery's private connection, as it did in the SQL macro.
+* ``hmac_sha256.c`` — keyed HMAC-SHA256 pseudonyms (``access.pseudonym``). DuckDB has no
+  HMAC, and its ``sha256`` is portable C: HMAC spelled in SQL costs four SHA-256 blocks per
+  value at ~0.3 µs each. Here the padded key blocks are absorbed once per vector and each
+  value, normalised on the way in (trimmed, case-folded or reduced to digits), is hashed in
+  two blocks with OpenSSL, which uses the CPU's SHA extensions. It runs as a vectorised
+  DuckDB scalar function (``type='arrow'``): DuckDB hands it whole vectors and masking stays
+  one DuckDB query over the whole table; the key lives in the function's closure on the
+  delivery's private connection.
+* ``pii_scan.c`` — the raw-PII check's prefilter (``access.pii``): which values hold a run
+  of 11+ digits, or are not a pseudonym token. A regular expression per value in DuckDB cost
+  more than writing the column.
 
 The library is compiled on first use with the system C compiler against the libcrypto that
 Python's ``hashlib`` already loaded (no OpenSSL headers needed), cached per source hash in
-``~/.cache/govshare`` (or ``$XDG_CACHE_HOME``), and checked against Python's ``hmac`` before
-it is used. Without a compiler, or on any mismatch, ``load()`` returns None and the SQL
-macro (same output, slower) is used instead.
+``~/.cache/govshare`` (or ``$XDG_CACHE_HOME``), and self-tested against Python (``hmac``,
+``re``) before it is used. Without a compiler, or on any mismatch, ``load()`` returns None
+and both callers fall back to DuckDB SQL (same results, slower).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -32,17 +37,30 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 log = logging.getLogger("govshare")
 
-_SOURCE = Path(__file__).with_name("hmac_sha256.c")
+_SOURCES = tuple(Path(__file__).with_name(n) for n in ("hmac_sha256.c", "pii_scan.c"))
 _lock = threading.Lock()
-_loaded: list[Any] = []  # [function or None] once tried
+_loaded: list[Native | None] = []  # [library or None] once tried
+
+# Normalisation flags of hmac_sha256.c (NORM_*).
+TRIM, UPPER, LOWER, DIGITS = 1, 2, 4, 8
+# Scan modes of pii_scan.c (SCAN_*).
+SCAN_TEXT, SCAN_TOKEN = 1, 2
+
+
+@dataclass(frozen=True)
+class Native:
+    hmac: Any  # gs_hmac_sha256_hex
+    candidates: Any  # gs_pii_candidates
 
 
 def _libcrypto() -> str | None:
@@ -75,15 +93,15 @@ def _build() -> Path:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if crypto is None or cc is None:
         raise OSError("no C compiler or no libcrypto")
-    source = _SOURCE.read_bytes()
+    source = b"".join(s.read_bytes() for s in _SOURCES)
     tag = hashlib.sha256(source + crypto.encode() + sys.platform.encode()).hexdigest()[:16]
-    target = _cache_dir() / f"hmac_sha256-{tag}.so"
+    target = _cache_dir() / f"govshare-native-{tag}.so"
     if target.exists():
         return target
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
     os.close(fd)
     try:
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, str(_SOURCE), crypto],
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, *map(str, _SOURCES), crypto],
                        check=True, capture_output=True, timeout=60)
         os.replace(tmp, target)  # concurrent builders: the last complete one wins
     finally:
@@ -91,79 +109,135 @@ def _build() -> Path:
     return target
 
 
-def _open() -> Any:
+def _open() -> Native:
     lib = ctypes.CDLL(str(_build()))
-    fn = lib.gs_hmac_sha256_hex
-    fn.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
-                   ctypes.c_void_p, ctypes.c_int]
-    fn.restype = ctypes.c_int
-    return fn
+    mac = lib.gs_hmac_sha256_hex
+    mac.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                    ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+    mac.restype = ctypes.c_int
+    scan = lib.gs_pii_candidates
+    scan.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                     ctypes.c_int, ctypes.c_void_p]
+    scan.restype = ctypes.c_int64
+    return Native(mac, scan)
 
 
-def load() -> Any:
-    """The C function, or None if it cannot be built or fails its self-test."""
+def load() -> Native | None:
+    """The C functions, or None if they cannot be built or fail their self-test."""
     with _lock:
         if not _loaded:
             try:
-                fn = _open()
-                _self_test(fn)
-            except Exception as exc:  # any failure means: use the SQL macro
-                log.warning("native HMAC unavailable, pseudonyms use DuckDB SQL: %s", exc)
-                fn = None
-            _loaded.append(fn)
+                lib = _open()
+                _self_test(lib)
+            except Exception as exc:  # any failure means: use DuckDB SQL
+                log.warning("native functions unavailable, pseudonyms and the PII check use "
+                            "DuckDB SQL: %s", exc)
+                lib = None
+            _loaded.append(lib)
         return _loaded[0]
 
 
-def hex_tokens(fn: Any, key: bytes, values: pa.Array, chars: int) -> pa.Array:
-    """``hmac(key, value).hexdigest()[:chars]`` of every value; NULL stays NULL and an empty
-    value stays empty (answered here rather than by a CASE around the call, which made
-    DuckDB evaluate the value's normalisation twice)."""
+def _strings(values: pa.Array) -> tuple[int, np.ndarray, int]:
+    """(length, int32 offsets, address of the data) of a string array, for the C side."""
     if values.type != pa.string():
         values = values.cast(pa.string())
     n = len(values)
-    if n == 0:
-        return pa.array([], pa.string())
     _validity, offsets_buf, data_buf = values.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=n + 1,
                             offset=values.offset * 4)
-    out = np.empty(n * chars, dtype=np.uint8)
     data = data_buf.address if data_buf is not None and data_buf.size else 0
-    if data == 0:  # every value empty: the C side never reads data then
-        data = out.ctypes.data
-    rc = fn(_padded(key), n, offsets.ctypes.data, data, out.ctypes.data, chars)
+    return n, offsets, data
+
+
+def hex_tokens(lib: Native, key: bytes, values: pa.Array, chars: int, norm: int) -> pa.Array:
+    """``hmac(key, normalised value).hexdigest()[:chars]`` of every value; NULL stays NULL
+    and a value empty after normalisation becomes empty."""
+    if values.type != pa.string():
+        values = values.cast(pa.string())
+    n, offsets, data = _strings(values)
+    out = np.empty(max(n * chars, 1), dtype=np.uint8)
+    out_offsets = np.empty(n + 1, dtype=np.int32)
+    if n == 0:
+        return pa.array([], pa.string())
+    rc = lib.hmac(_padded(key), n, offsets.ctypes.data, data or out.ctypes.data, norm,
+                  out.ctypes.data, out_offsets.ctypes.data, chars)
     if rc != 0:
         raise RuntimeError(f"native HMAC failed ({rc})")
-    empty = np.diff(offsets) == 0
-    if empty.any():
-        ends = np.cumsum(np.where(empty, 0, chars), dtype=np.int32)
-        out_offsets = np.concatenate((np.zeros(1, np.int32), ends))
-        out = out.reshape(n, chars)[~empty].ravel()
-    else:
-        out_offsets = np.arange(0, (n + 1) * chars, chars, dtype=np.int32)
-    result = pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), pa.py_buffer(out))
+    tokens = pa.py_buffer(out[: out_offsets[-1]])
+    validity = values.buffers()[0]
+    if not values.null_count or values.offset == 0:
+        # The input's validity bitmap is the output's: NULL stays NULL, no copy.
+        return pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), tokens,
+                                           validity if values.null_count else None,
+                                           values.null_count)
+    result = pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), tokens)
+    return pc.if_else(values.is_valid(), result, pa.scalar(None, pa.string()))
+
+
+def candidates(lib: Native, values: pa.Array, mode: int, token_chars: int = 0) -> np.ndarray:
+    """Indexes of the values the PII check must look at (NULLs are never candidates)."""
+    n, offsets, data = _strings(values)
+    out = np.empty(max(n, 1), dtype=np.int32)
+    if n == 0 or data == 0:
+        return out[:0]
+    found = lib.candidates(mode, n, offsets.ctypes.data, data, token_chars, out.ctypes.data)
+    idx = out[:found]
     if values.null_count:
-        result = pa.compute.if_else(values.is_valid(), result, pa.scalar(None, pa.string()))
-    return result
+        idx = idx[np.asarray(values.is_valid())[idx]]
+    return idx
 
 
 def _padded(key: bytes) -> bytes:
     return (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
 
 
-def udf(fn: Any, key: bytes, chars: int) -> Callable[[Any], pa.Array]:
+def udf(lib: Native, key: bytes, chars: int, norm: int) -> Callable[[Any], pa.Array]:
     """The Arrow scalar function DuckDB calls with each vector of the column."""
     def tokens(values: Any) -> pa.Array:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        return hex_tokens(fn, key, values, chars)
+        return hex_tokens(lib, key, values, chars, norm)
     return tokens
 
 
-def _self_test(fn: Any) -> None:
+# --- self-test against Python --------------------------------------------------------------
+
+SPACES = " \t\n\v\f\r\u3000"  # what TRIM strips: ASCII whitespace and the ideographic space
+
+
+def normalise(value: str, norm: int) -> str:
+    """The C normalisation in Python (the reference ``access.pseudonym.pseudonym`` uses)."""
+    text = value.strip(SPACES) if norm & TRIM else value
+    if norm & DIGITS:
+        text = "".join(c for c in text if "0" <= c <= "9")
+    if norm & UPPER:
+        text = "".join(chr(ord(c) - 32) if "a" <= c <= "z" else c for c in text)
+    if norm & LOWER:
+        text = "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)
+    return text
+
+
+_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){10,}")  # = access.pii.PREFILTER
+
+
+def _self_test(lib: Native) -> None:
     key = os.urandom(32)
-    values = ["", "a", "440300194001010000", "", "11010119900307001X", "张三", "x" * 200, None]
-    got = hex_tokens(fn, key, pa.array(values, pa.string()).slice(1), 32).to_pylist()
-    want = [None if v is None else "" if v == "" else
-            hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:32] for v in values[1:]]
-    if got != want:
-        raise RuntimeError("self-test mismatch")
+    values = ["", "a", "440300194001010000", " ", "\u3000 11010119900307001x\t", "张三",
+              "x" * 300, None, "1 3 8-1234-5678", "ｘ１３８１２３４５６７８", "AbC-9",
+              "y" * 55, "y" * 56, " " + "z" * 55 + " "]  # one SHA-256 block or two
+    arr = pa.array(values, pa.string()).slice(1)
+    for norm in (TRIM, TRIM | UPPER, TRIM | LOWER, TRIM | DIGITS):
+        got = hex_tokens(lib, key, arr, 32, norm).to_pylist()
+        want = [None if v is None else "" if normalise(v, norm) == "" else hmac.new(
+            key, normalise(v, norm).encode(), hashlib.sha256).hexdigest()[:32]
+            for v in values[1:]]
+        if got != want:
+            raise RuntimeError(f"HMAC self-test mismatch (normalisation {norm})")
+    texts = ["138 1234 5678", "138-1234-567", "1234567890-1", "12  34567890123", None, "",
+             "x44030419900307002Xy", "138****5678", "1-2-3-4-5-6-7-8-9-0-1"]
+    got_idx = candidates(lib, pa.array(texts, pa.string()), SCAN_TEXT).tolist()
+    if got_idx != [i for i, v in enumerate(texts) if v and _RUN.search(v)]:
+        raise RuntimeError("PII prefilter self-test mismatch")
+    tokens = ["", "0" * 32, "0" * 31 + "g", "A" * 32, "0" * 33, None]
+    if candidates(lib, pa.array(tokens, pa.string()), SCAN_TOKEN, 32).tolist() != [2, 3, 4]:
+        raise RuntimeError("token prefilter self-test mismatch")
