@@ -240,7 +240,7 @@ def compile_columns(items: Sequence[Item], plan: Plan, *, as_of: date,
             sql = f"(CASE WHEN left({sql}, 1) IN ({_FORMULA_STARTS}) THEN '''' || {sql} " \
                   f"ELSE {sql} END)"
         tokens = rule.rule is MaskingRule.pseudonymize and \
-            sql == pseudonym.hmac_sql(quote(name), item.kind)
+            pseudonym.is_token_call(sql, quote(name))
         out.append(OutputColumn(name, sql, out_type, rule.rule, tokens_only=tokens))
     return out
 

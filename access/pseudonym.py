@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from functools import lru_cache
 
 import duckdb
@@ -156,6 +157,17 @@ def _install_macros(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     for name, body in bodies.items():
         con.execute(f"CREATE OR REPLACE TEMP MACRO {_FUNCTION}_{name}(v) AS "
                     f"{_FUNCTION}({body})")
+
+
+def is_token_call(sql: str, column_sql: str) -> bool:
+    """Whether ``sql`` is exactly one of the installed pseudonym functions applied to
+    ``column_sql``: its values are then 32-hex tokens, '' or NULL by construction (the
+    native function writes only [0-9a-f] and is self-tested; the macro is ``left(sha256)``).
+    Checked on the text itself, independently of ``hmac_sql``, so a broken rule that
+    emits anything else is still read back by the raw-PII check."""
+    names = "|".join(sorted({n for n, _ in (*_NORMS.values(), _TEXT)}))
+    pattern = rf"{_FUNCTION}_(?:{names})\(CAST\({re.escape(column_sql)} AS VARCHAR\)\)"
+    return re.fullmatch(pattern, sql) is not None
 
 
 def hmac_sql(value_sql: str, kind: ItemKind | None) -> str:

@@ -56,8 +56,10 @@ def test_the_package_and_its_signed_manifest(aw: AccessWorld, tmp_path: Path) ->
     r = _download(aw, d["id"])
     assert r.status_code == 200
     assert hashlib.sha256(r.content).hexdigest() == d["sha256"] == r.headers["x-content-sha256"]
-    table = pq.read_table(io.BytesIO(r.content))
+    table = pq.read_table(io.BytesIO(r.content))  # Parquet v2 + zstd: Arrow reads it
     assert table.num_rows == d["row_count"] == 40
+    assert pq.ParquetFile(io.BytesIO(r.content)).metadata.row_group(0).column(0) \
+        .compression == "ZSTD"
     assert table.column_names == ALL_ITEMS
     row = table.slice(0, 1).to_pylist()[0]
     assert row["mobile"] == "138****0000" and row["income"] == "[1000, 2000)"

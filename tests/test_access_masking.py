@@ -457,6 +457,31 @@ def test_raw_personal_data_blocks_the_delivery(aw: AccessWorld, tmp_path: Path,
     assert log_types("application", str(app["id"])).count("delivery.blocked") == 2
 
 
+def test_a_pseudonym_rule_that_does_not_pseudonymise_is_caught(
+        aw: AccessWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Columns that are the token function itself are not read back (hex by construction);
+    any other expression under a pseudonymize rule is checked value by value."""
+    code = register(tmp_path)
+    app = file_app(aw, code, items=["id_number", "district"])
+    monkeypatch.setattr(pseudonym, "hmac_sql", lambda column, kind: column)  # a broken rule
+    r = aw.post(f"/applications/{app['id']}/approve", "GA", Role.approver, json={})
+    assert r.status_code == 200
+    blocked = aw.get(f"/applications/{app['id']}", "SCJG", Role.requester).json()
+    assert blocked["state"] == "approved" and "id_number" in blocked["delivery_blocked"]
+    assert aw.get("/deliveries", "SCJG", Role.requester).json() == []
+
+
+def test_only_the_token_function_itself_skips_the_read_back() -> None:
+    items = [item("id", kind=ItemKind.resident_id), item("m", kind=ItemKind.mobile)]
+    plan = {"id": PSEUDO, "m": PSEUDO}
+    cols = masking.compile_columns(items, plan, as_of=date(2026, 5, 1), csv=True)
+    assert [c.tokens_only for c in cols] == [True, True]
+    assert not cols[0].sql.startswith("(CASE")  # hex never needs the CSV formula guard
+    partial = masking.compile_columns(items, {"id": PARTIAL, "m": PARTIAL},
+                                      as_of=date(2026, 5, 1))
+    assert not any(c.tokens_only for c in partial)
+
+
 def test_k_below_the_minimum_blocks_the_delivery(aw: AccessWorld, tmp_path: Path) -> None:
     code = register(tmp_path, rows=people_rows(40))
     app = file_app(aw, code, items=["name", "district", "household_size"])

@@ -152,24 +152,25 @@ def _strings(values: pa.Array) -> tuple[int, np.ndarray, int]:
 def hex_tokens(lib: Native, key: bytes, values: pa.Array, chars: int, norm: int) -> pa.Array:
     """``hmac(key, normalised value).hexdigest()[:chars]`` of every value; NULL stays NULL
     and a value empty after normalisation becomes empty."""
-    if values.type != pa.string():
-        values = values.cast(pa.string())
+    return _tokens(lib, _padded(key), values, chars, norm)
+
+
+def _tokens(lib: Native, key64: bytes, values: pa.Array, chars: int, norm: int) -> pa.Array:
     n, offsets, data = _strings(values)
-    out = np.empty(max(n * chars, 1), dtype=np.uint8)
-    out_offsets = np.empty(n + 1, dtype=np.int32)
     if n == 0:
         return pa.array([], pa.string())
-    rc = lib.hmac(_padded(key), n, offsets.ctypes.data, data or out.ctypes.data, norm,
+    out = np.empty(n * chars, dtype=np.uint8)
+    out_offsets = np.empty(n + 1, dtype=np.int32)
+    rc = lib.hmac(key64, n, offsets.ctypes.data, data or out.ctypes.data, norm,
                   out.ctypes.data, out_offsets.ctypes.data, chars)
     if rc != 0:
         raise RuntimeError(f"native HMAC failed ({rc})")
     tokens = pa.py_buffer(out[: out_offsets[-1]])
-    validity = values.buffers()[0]
-    if not values.null_count or values.offset == 0:
-        # The input's validity bitmap is the output's: NULL stays NULL, no copy.
+    if not values.null_count:
+        return pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), tokens)
+    if values.offset == 0:  # the input's validity bitmap is the output's: no copy
         return pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), tokens,
-                                           validity if values.null_count else None,
-                                           values.null_count)
+                                           values.buffers()[0], values.null_count)
     result = pa.StringArray.from_buffers(n, pa.py_buffer(out_offsets), tokens)
     return pc.if_else(values.is_valid(), result, pa.scalar(None, pa.string()))
 
@@ -193,10 +194,12 @@ def _padded(key: bytes) -> bytes:
 
 def udf(lib: Native, key: bytes, chars: int, norm: int) -> Callable[[Any], pa.Array]:
     """The Arrow scalar function DuckDB calls with each vector of the column."""
+    key64 = _padded(key)  # once per connection, not per vector
+
     def tokens(values: Any) -> pa.Array:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        return hex_tokens(lib, key, values, chars, norm)
+        return _tokens(lib, key64, values, chars, norm)
     return tokens
 
 
