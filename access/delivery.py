@@ -7,9 +7,10 @@ lock and a crash at any point leaves nothing visible and nothing lost:
    run (``(grant, run_key)`` is unique: a retry of a finished run returns it, which makes the
    step idempotent), snapshot what to deliver.
 2. *produce* (no transaction): DuckDB runs ``COPY (SELECT <masked columns> FROM data WHERE
-   <row filters>) TO '<staging>/<job>.partial'``, the raw-PII check and k-anonymity scan the
-   written file, and it is fsynced and hashed. A job holds an exclusive ``flock`` on its own
-   lock file (``<staging>/<job>.lock``) from start to commit.
+   <row filters>) TO '<staging>/<job>.partial'`` (on a connection of its own with the HMAC
+   registered through DuckDB's C API when available, ``access.native.copy``), the raw-PII
+   check and k-anonymity scan the written file, and it is fsynced and hashed. A job holds an
+   exclusive ``flock`` on its own lock file (``<staging>/<job>.lock``) from start to commit.
 3. *commit* (short write transaction): insert the Delivery row, sign the manifest, rename the
    file into ``deliveries/<application>/`` and write the manifest (both write-then-rename),
    move the application to ``delivered``, publish the event, commit. A rollback removes the
@@ -45,7 +46,7 @@ import duckdb
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from access import masking, pii, pseudonym
+from access import masking, native, pii, pseudonym
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.flows import Action, next_state
@@ -65,7 +66,14 @@ from access.models import (
 from access.schemas import QueryIn
 from catalog.models import DataItem, ItemKind, ItemType, Resource, Sensitivity
 from catalog.service import segments_for
-from catalog.warehouse import TABLE, fsync_file, open_data, quote
+from catalog.warehouse import (
+    MEMORY_LIMIT_SQL,
+    TABLE,
+    data_view_sql,
+    fsync_file,
+    open_data,
+    quote,
+)
 from govshare import crashpoints, db
 from govshare.auth import Principal
 from govshare.db import on_rollback, utcnow
@@ -300,8 +308,7 @@ def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
     tmp = _partial(job)
     target = str(tmp).replace("'", "''")
     options = "FORMAT csv, HEADER" if csv else _PARQUET
-    row = con.execute(f"COPY ({query}) TO '{target}' ({options})").fetchone()
-    rows = int(row[0]) if row else 0
+    rows = _copy(con, job, f"COPY ({query}) TO '{target}' ({options})")
     relation = f"read_csv('{target}', header=true, all_varchar=true)" if csv else \
         f"read_parquet('{target}')"
     # Flushing the file waits on the disk, hashing it on a core (hashlib releases the GIL);
@@ -315,6 +322,23 @@ def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
         digest = hashed.result()
     return Produced(rows=rows, hits=hits, k=k, path=tmp, bytes=tmp.stat().st_size,
                     sha256=digest, columns=[c.name for c in columns])
+
+
+def _copy(con: duckdb.DuckDBPyConnection, job: Job, statement: str) -> int:
+    """Run the delivery's COPY: on a connection of its own whose pseudonym functions DuckDB
+    calls through its C API (``access.native.copy``: no Arrow round trip, no GIL), or, when
+    that is unavailable, on ``con`` with the Arrow functions ``masked_select`` installed.
+    Both compute the same tokens with the same C loop."""
+    lib = native.load()
+    if lib is None or lib.api is None:
+        row = con.execute(statement).fetchone()
+        return int(row[0]) if row else 0
+    setup = [MEMORY_LIMIT_SQL, *data_view_sql(job.segments)]
+    try:
+        return native.copy(lib, job.key, pseudonym.functions(), [*setup, statement],
+                           pseudonym.TOKEN_HEX_CHARS)
+    except native.CopyFailed as exc:
+        raise duckdb.Error(str(exc)) from None
 
 
 def _sha256(path: Path) -> str:

@@ -9,20 +9,19 @@ department), bound to the department id as associated data, and never leave the 
 HMAC (RFC 2104) is ``SHA256((K ⊕ opad) ‖ SHA256((K ⊕ ipad) ‖ m))`` over the value once
 normalised (``_NORMS``: trimmed of ASCII whitespace and U+3000; IDs upper-cased, e-mails
 lower-cased, ASCII only; mobiles and cards reduced to digits). Masking SQL names one function
-per normalisation, ``gs_pseudonym_<norm>(varchar)``, installed on the delivery's private
-in-memory DuckDB connection by ``install``; the SQL govshare builds, logs or returns never
-holds the key, which lives in that connection's memory and dies with it. Two
-implementations, same tokens:
+per normalisation, ``gs_pseudonym_<norm>(varchar)``, registered on a private in-memory DuckDB
+database with the key; the SQL govshare builds, logs or returns never holds the key, which
+lives in that registration and dies with it. Three registrations, same tokens:
 
-* native (``access.native``, the default): a vectorised DuckDB scalar function over whole
-  vectors, in C with OpenSSL, the padded-key blocks absorbed once per vector and the
-  normalisation done on the way into the hash. ~0.2 µs/value.
+* C API (``access.native.copy``; file deliveries): the COPY runs on a connection of its own
+  where DuckDB's threads call the C loop directly. ~0.14 µs/value.
+* Arrow function (``install`` with the native library; API views, and file deliveries when
+  the C API path is unavailable): the same C loop, handed each vector as Arrow, which adds
+  ~0.08 µs/value under the GIL.
 * SQL (fallback when no C compiler or libcrypto is available): DuckDB has ``sha256`` but no
   HMAC, so a temporary macro spells it out with the padded keys as constants, after the same
   normalisation in SQL. That is four portable-C SHA-256 blocks per value, ~1.3 µs/value:
-  alone more than twice the cost of writing the whole table to Parquet. (``getvariable()``
-  instead of constants was ~25% slower still; a Python Arrow UDF with hashlib pays an
-  interpreter round trip per value.)
+  alone more than twice the cost of writing the whole table to Parquet.
 
 A pseudonym is the first 128 bits of the HMAC in lowercase hex (32 characters; ample against
 collisions for billions of values). The raw-PII check verifies pseudonymised columns by shape
@@ -128,15 +127,19 @@ def install(con: duckdb.DuckDBPyConnection, key: bytes, *, native: bool = True) 
     key on the (private) connection: native functions when ``access.native`` is available,
     else SQL macros. Both give the same tokens (tests/test_access_masking.py)."""
     lib = native_hmac.load() if native else None
-    for name, norm in {*_NORMS.values(), _TEXT}:
+    for name, norm in functions().items():
         if lib is not None:
-            con.create_function(f"{_FUNCTION}_{name}",
-                                native_hmac.udf(lib, key, TOKEN_HEX_CHARS, norm),
+            con.create_function(name, native_hmac.udf(lib, key, TOKEN_HEX_CHARS, norm),
                                 [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
                                 type=PythonUDFType.ARROW,
                                 null_handling=FunctionNullHandling.SPECIAL, side_effects=False)
     if lib is None:
         _install_macros(con, key)
+
+
+def functions() -> dict[str, int]:
+    """Every pseudonym function's SQL name → its ``access.native`` normalisation flags."""
+    return {f"{_FUNCTION}_{name}": norm for name, norm in {*_NORMS.values(), _TEXT}}
 
 
 def _install_macros(con: duckdb.DuckDBPyConnection, key: bytes) -> None:

@@ -34,6 +34,7 @@ from govshare.problems import Invalid, TooLarge, Unsupported
 CHUNK = 1024 * 1024
 # DuckDB spills to disk beyond this, so a 1 GB upload never needs 1 GB of memory.
 DUCKDB_MEMORY_LIMIT = "1GB"
+MEMORY_LIMIT_SQL = f"SET memory_limit='{DUCKDB_MEMORY_LIMIT}'"
 TABLE = "data"
 
 
@@ -188,7 +189,7 @@ def _is_utf8(path: Path) -> bool:
 
 def connect(path: str = ":memory:", *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(path, read_only=read_only)
-    con.execute(f"SET memory_limit='{DUCKDB_MEMORY_LIMIT}'")
+    con.execute(MEMORY_LIMIT_SQL)
     # Never let a query on behalf of a user reach beyond the files we hand it.
     return con
 
@@ -386,14 +387,20 @@ def open_data(segments: Sequence[Path]) -> Iterator[duckdb.DuckDBPyConnection]:
         raise Invalid("This resource has no data yet.")
     con = connect()
     try:
-        parts = []
-        for i, seg in enumerate(segments):
-            con.execute(f"ATTACH '{_escape(seg)}' AS seg{i} (READ_ONLY)")
-            parts.append(f"SELECT * FROM seg{i}.{TABLE}")
-        con.execute(f"CREATE TEMP VIEW {TABLE} AS " + " UNION ALL ".join(parts))
+        for statement in data_view_sql(segments):
+            con.execute(statement)
         yield con
     finally:
         con.close()
+
+
+def data_view_sql(segments: Sequence[Path]) -> list[str]:
+    """The statements that give a fresh connection the read-only view ``data`` over the
+    segments (``open_data``; also for connections opened outside Python's API)."""
+    statements = [f"ATTACH '{_escape(seg)}' AS seg{i} (READ_ONLY)"
+                  for i, seg in enumerate(segments)]
+    parts = " UNION ALL ".join(f"SELECT * FROM seg{i}.{TABLE}" for i in range(len(segments)))
+    return [*statements, f"CREATE TEMP VIEW {TABLE} AS {parts}"]
 
 
 def new_segment_path(warehouse: Path, resource_code: str, version: int) -> Path:

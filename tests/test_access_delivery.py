@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import hashlib
 import io
 import os
@@ -49,6 +50,29 @@ def _download(aw: AccessWorld, delivery_id: int, dept: str = "SCJG") -> Any:
     link = aw.post(f"/deliveries/{delivery_id}/link", dept, Role.requester)
     assert link.status_code == 200, link.text
     return aw.client.get(link.json()["url"], headers=aw.h(dept, Role.requester))
+
+
+def test_without_the_c_api_the_arrow_function_delivers_the_same_tokens(
+        aw: AccessWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliveries run their COPY through DuckDB's C API when they can; the fallback (the
+    Arrow function on the Python connection) gives the same package."""
+    from access import native
+
+    lib = native.load()
+    if lib is None or lib.api is None:
+        pytest.skip("no C compiler or no DuckDB C API: only the fallback exists here")
+    code = register(tmp_path, sharing_type="unconditional")
+    fast = file_app(aw, code, items=["id_number", "mobile", "district"])
+    monkeypatch.setattr(native, "load", lambda: dataclasses.replace(lib, api=None))
+    slow = file_app(aw, code, items=["id_number", "mobile"])  # same department: same key
+    tables = []
+    for app in (fast, slow):
+        (d,) = aw.get(f"/deliveries?application={app['id']}", "SCJG", Role.requester).json()
+        tables.append(pq.read_table(io.BytesIO(_download(aw, d["id"]).content)))
+    assert tables[0].num_rows == tables[1].num_rows == 40
+    for column in ("id_number", "mobile"):
+        assert tables[0].column(column).to_pylist() == tables[1].column(column).to_pylist()
+    assert all(re.fullmatch("[0-9a-f]{32}", v) for v in tables[0].column("id_number").to_pylist())
 
 
 def test_the_package_and_its_signed_manifest(aw: AccessWorld, tmp_path: Path) -> None:

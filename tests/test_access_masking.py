@@ -138,6 +138,46 @@ def test_both_hmac_implementations_equal_pythons_hmac(native: bool) -> None:
     con.close()
 
 
+def test_the_c_api_path_equals_pythons_hmac(tmp_path: Path) -> None:
+    """Deliveries run their COPY on a connection of their own with the functions registered
+    through DuckDB's C API: same tokens for every normalisation, over a stored table (its
+    compressed columns arrive as dictionary vectors), NULLs, empty and long values."""
+    from access import native
+
+    lib = native.load()
+    if lib is None or lib.api is None:
+        pytest.skip("no C compiler or no DuckDB C API: deliveries use the Arrow function")
+    key = os.urandom(32)
+    values = [*NORMALISATION_CASES, *(f"{i % 50:018d}" for i in range(5000))]
+    db_path, out = tmp_path / "t.duckdb", tmp_path / "t.csv"
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE TABLE t (i INTEGER, v VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(values)))
+    con.execute("CHECKPOINT")
+    con.close()
+    kinds = [None, ItemKind.resident_id, ItemKind.mobile, ItemKind.email]
+    columns = ", ".join(f"{pseudonym.hmac_sql('v', k)} AS p{n}" for n, k in enumerate(kinds))
+    rows = native.copy(lib, key, pseudonym.functions(), [
+        f"ATTACH '{db_path}' AS s (READ_ONLY)", "CREATE TEMP VIEW t AS SELECT * FROM s.t",
+        f"COPY (SELECT i, {columns} FROM t ORDER BY i) TO '{out}' (HEADER)"], 32)
+    assert rows == len(values)
+    got = duckdb.connect().execute(
+        f"SELECT * FROM read_csv('{out}', header=true, all_varchar=true)").fetchall()
+    for n, kind in enumerate(kinds):
+        assert [r[1 + n] for r in got] == [
+            None if v is None else pseudonym.pseudonym(key, v, kind) or None for v in values]
+
+
+def test_the_c_api_path_reports_duckdbs_error() -> None:
+    from access import native
+
+    lib = native.load()
+    if lib is None or lib.api is None:
+        pytest.skip("no C compiler or no DuckDB C API")
+    with pytest.raises(native.CopyFailed, match="no_such_table"):
+        native.copy(lib, KEY, pseudonym.functions(), ["SELECT * FROM no_such_table"], 32)
+
+
 def test_normalisation_makes_one_person_one_pseudonym() -> None:
     """Trimmed of ASCII whitespace and the ideographic space; IDs and e-mails case-folded
     (ASCII only); mobiles reduced to ASCII digits (full-width digits are not digits here:
