@@ -16,6 +16,7 @@ from govshare.metrics.prometheus import RequestMetrics
 from govshare.migrate import upgrade
 from govshare.problems import install_handlers
 from govshare.settings import Mode, get_settings
+from quality import validate as quality_validate
 
 log = logging.getLogger("govshare")
 
@@ -31,8 +32,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "it protects the log signing key."
         )
     upgrade()
-    # Build/load the native HMAC now (cached per process), not in the first delivery.
+    # Build/load the native HMAC now (cached per process), not in the first delivery, and
+    # import Great Expectations before any thread can race another to it.
     access_native.load()
+    quality_validate.preload()
     wiring.start(settings)
     try:
         yield

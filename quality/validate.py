@@ -86,6 +86,19 @@ def _newest(raw: dict[str, Any]) -> Any:
     return None
 
 
+def preload() -> None:
+    """Import Great Expectations and govshare's expectations now, in one thread.
+
+    They are imported lazily (seconds of work a CLI command should not pay), but two server
+    threads importing them for the first time at once can trip Python's import-lock deadlock
+    detection (``_DeadlockError``: found by the fuzz test, a request adding an expectation
+    while the quality worker started a run). Servers call this at startup, before any worker
+    thread or request runs."""
+    import great_expectations  # noqa: F401
+
+    from quality import gx_duckdb, gx_rules  # noqa: F401
+
+
 def run_suite(segments: Sequence[Path], configs: Sequence[Mapping[str, Any]],
               masks: Mapping[str, ColumnMask], *, run_date: date, max_examples: int = 3,
               threads: int | None = None) -> Validation:
