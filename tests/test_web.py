@@ -292,6 +292,8 @@ def test_the_whole_story_through_the_forms(client: TestClient, world: World) -> 
     loosen = client.post(f"{app_url}/tighten", data={
         "csrf_token": csrf_of(detail.text), "mask_birth_date": "keep"})
     assert loosen.status_code == 422 and "tightened" in loosen.text
+    decided = client.get("/inbox").text.split("近期已处理")[1]  # now among the decided
+    assert f'href="/applications/{app_id}"' in decided and "市市场监督管理局" in decided
 
     # the requester downloads the package (delivered by the background task)
     sign_in(client, world.tokens[("SCJG", Role.requester)])

@@ -140,6 +140,15 @@ def test_an_overdue_application_is_escalated_and_coordinated_through_the_forms(
         from access import service as svc
         assert [s.action for s in svc.steps(session, app_id)].count("coordinate") == 3
 
+    # once the provider decides, the bureau's page lists it as settled, with the provider
+    sign_in(client, world.tokens[("GA", Role.approver)])
+    page = client.get(url)
+    assert client.post(f"{url}/approve", data={"csrf_token": csrf_of(page.text)},
+                       follow_redirects=False).status_code == 303
+    sign_in(client, world.tokens[("SJJ", Role.auditor)])
+    settled = client.get("/coordination").text.split("协调后已办结")[1]
+    assert f'href="/applications/{app_id}"' in settled and "市公安局" in settled
+
 
 # --- revocation -----------------------------------------------------------------------------------
 
