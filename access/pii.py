@@ -180,7 +180,7 @@ def _scan_column(lib: native.Native, con: duckdb.DuckDBPyConnection, relation: s
         for batch in reader:
             column = batch.column(0)
             for i in _candidates(lib, target, column):
-                if hit := _check(target, column[int(i)].as_py()):
+                if hit := _check(target, column[i].as_py()):
                     hits.append(hit)
                     if len(hits) >= MAX_HITS:
                         return hits

@@ -127,14 +127,14 @@ def install(con: duckdb.DuckDBPyConnection, key: bytes, *, native: bool = True) 
     key on the (private) connection: native functions when ``access.native`` is available,
     else SQL macros. Both give the same tokens (tests/test_access_masking.py)."""
     lib = native_hmac.load() if native else None
-    for name, norm in functions().items():
-        if lib is not None:
-            con.create_function(name, native_hmac.udf(lib, key, TOKEN_HEX_CHARS, norm),
-                                [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
-                                type=PythonUDFType.ARROW,
-                                null_handling=FunctionNullHandling.SPECIAL, side_effects=False)
     if lib is None:
         _install_macros(con, key)
+        return
+    for name, norm in functions().items():
+        con.create_function(name, native_hmac.udf(lib, key, TOKEN_HEX_CHARS, norm),
+                            [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
+                            type=PythonUDFType.ARROW,
+                            null_handling=FunctionNullHandling.SPECIAL, side_effects=False)
 
 
 def functions() -> dict[str, int]:
@@ -168,8 +168,8 @@ def is_token_call(sql: str, column_sql: str) -> bool:
     native function writes only [0-9a-f] and is self-tested; the macro is ``left(sha256)``).
     Checked on the text itself, independently of ``hmac_sql``, so a broken rule that
     emits anything else is still read back by the raw-PII check."""
-    names = "|".join(sorted({n for n, _ in (*_NORMS.values(), _TEXT)}))
-    pattern = rf"{_FUNCTION}_(?:{names})\(CAST\({re.escape(column_sql)} AS VARCHAR\)\)"
+    names = "|".join(map(re.escape, functions()))
+    pattern = rf"(?:{names})\(CAST\({re.escape(column_sql)} AS VARCHAR\)\)"
     return re.fullmatch(pattern, sql) is not None
 
 

@@ -1,7 +1,7 @@
 """Native vector functions for the access pipeline: HMAC pseudonyms and the PII prefilter.
 
-Two loops that DuckDB SQL does slowly run here in C over whole Arrow vectors, never value by
-value in Python:
+Two loops that DuckDB SQL does slowly run here in C over whole vectors, never value by value
+in Python, and a third file lets DuckDB call the first directly:
 
 * ``hmac_sha256.c`` — keyed HMAC-SHA256 pseudonyms (``access.pseudonym``). DuckDB has no
   HMAC, and its ``sha256`` is portable C: HMAC spelled in SQL costs four SHA-256 blocks per
