@@ -4,4 +4,5 @@ import access.models  # noqa: F401
 import catalog.models  # noqa: F401
 import govshare.idempotency
 import govshare.identity  # noqa: F401
+import kernel.jobs  # noqa: F401
 import quality.models  # noqa: F401

@@ -1,0 +1,1 @@
+"""The kernel: what every context needs and that imports no context."""
