@@ -56,9 +56,9 @@ from sqlalchemy import JSON, Column, Index, Text, and_, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from govshare import db
-from govshare.db import UTCDateTime
-from govshare.settings import get_settings
+from kernel import db
+from kernel.db import UTCDateTime
+from kernel.settings import get_settings
 
 log = logging.getLogger("govshare.jobs")
 

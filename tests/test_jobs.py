@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from govshare import db
+from kernel import db
 from govshare.migrate import upgrade
 from kernel import jobs
 from kernel.jobs import Job, JobState
@@ -85,7 +85,7 @@ def test_a_key_dedupes_while_pending_or_running_but_not_after(queue: None) -> No
 def test_failures_retry_with_exponential_backoff_then_fail_with_the_error(
         queue: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOVSHARE_JOBS_BACKOFF_SECONDS", "100")
-    from govshare.settings import get_settings
+    from kernel.settings import get_settings
     get_settings.cache_clear()
     with db.session_scope() as session:
         ok = jobs.enqueue(session, "test.flaky", {"name": "ok", "fail_times": 2})

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import govshare.db
+import kernel.db
 
 revision: str = "13w_jobs"
 down_revision: str | None = "0001"
@@ -30,13 +30,13 @@ def upgrade() -> None:
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
-        sa.Column("run_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("lease_until", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("run_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_until", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("started_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_job_claim", "job", ["state", "run_at"], unique=False)
@@ -48,8 +48,8 @@ def upgrade() -> None:
         sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("every_seconds", sa.Integer(), nullable=False),
-        sa.Column("next_run_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_run_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_run_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_run_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name"),
     )
 
