@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml demo/pyproject.toml
 
 setup: $(STAMP)
 
+# The server and one `govshare worker` beside it (deliveries, quality runs, schedules); Ctrl-C
+# stops both.
 run: $(STAMP)
 	$(BIN)/govshare demo --if-empty
-	$(BIN)/govshare serve
+	$(BIN)/govshare serve --with-worker
 
 # SQLite: the whole suite, including the browser story, crash tests and a short fuzz run.
 # PostgreSQL (a throwaway server on loopback): the same suite but the browser tests.

@@ -5,9 +5,9 @@ by the services (``access.service``, ``access.delivery``) from the principal. Mo
 state machine refuses (approving twice, approving for another department, delivering a
 rejected application) are 409 problem+json naming the reason.
 
-Deliveries run after the deciding transaction has committed, as a background task of the
-response (they open their own short transactions); if the process dies first, the scheduler
-retries them.
+Deliveries are jobs (``access.scheduler``): the deciding request enqueues one in its own
+transaction, and a ``govshare worker`` process produces the package; this process only
+answers.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import FileResponse
 from sqlmodel import Session, select
 
-from access import delivery, latency, ratings
+from access import delivery, latency, ratings, scheduler
 from access import service as svc
 from access.flows import legal_actions
 from access.models import (
@@ -59,7 +59,6 @@ from catalog.models import Resource
 from kernel.auth import DbSession, Principal, WriteSession, require
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import Department, Role, User
-from kernel.problems import Problem
 
 log = logging.getLogger("govshare")
 
@@ -161,25 +160,14 @@ def grant_out(session: Session, grant: Grant, app: Application) -> GrantOut:
                     active=svc.grant_active(grant, app))
 
 
-# --- deliveries after commit ------------------------------------------------------------------
+# --- deliveries: enqueued with the decision -----------------------------------------------------
 
-def _deliver_quietly(app_id: int) -> None:
-    try:
-        delivery.deliver(app_id)
-    except Problem as problem:  # blocked or not yet due: recorded; the scheduler retries
-        log.info("delivery of application %s deferred: %s", app_id, problem.detail)
-
-
-def _commit_then_deliver(session: Session, background: BackgroundTasks,
-                         apps: list[Application]) -> None:
-    """Queue the deliveries of what is approved. The request's write session is function-scoped
-    (kernel.auth.WriteSession): it commits, together with any Idempotency-Key record, before
-    the response is sent, and background tasks run only after that, so a delivery never waits
-    on this transaction's SQLite write lock."""
-    approved = [a.id or 0 for a in apps if a.state is ApplicationState.approved]
-    session.flush()
-    for app_id in approved:
-        background.add_task(_deliver_quietly, app_id)
+def _enqueue_deliveries(session: Session, apps: list[Application]) -> None:
+    """Queue the deliveries of what is approved, in the deciding request's transaction: the
+    job exists exactly when the approval committed (a worker produces the package)."""
+    for app in apps:
+        if app.state is ApplicationState.approved:
+            scheduler.enqueue_delivery(session, app.id or 0)
 
 
 # --- applications -----------------------------------------------------------------------------
@@ -188,14 +176,13 @@ def _commit_then_deliver(session: Session, background: BackgroundTasks,
                    dependencies=[IDEMPOTENT],
                    responses={409: {"description": "A duplicate: `existing_application` "
                                                    "names the active one"}})
-def file_application(data: ApplicationIn, session: WriteSession, who: Requester,
-                     background: BackgroundTasks) -> ApplicationOut:
+def file_application(data: ApplicationIn, session: WriteSession, who: Requester) -> ApplicationOut:
     """File an application for your department. Unconditional resources are approved at once
     and delivered within seconds; a duplicate of an active one is refused with 409 and the
     existing id."""
     app = svc.file_application(session, who, data)
     out = application_out(session, who, app)
-    _commit_then_deliver(session, background, [app])
+    _enqueue_deliveries(session, [app])
     return out
 
 
@@ -224,22 +211,20 @@ def history(app_id: int, session: DbSession, who: Involved) -> list[StepOut]:
 
 
 @applications.post("/{app_id}/approve", response_model=ApplicationOut)
-def approve(app_id: int, data: ApprovalIn, session: WriteSession, who: Approver,
-            background: BackgroundTasks) -> ApplicationOut:
+def approve(app_id: int, data: ApprovalIn, session: WriteSession, who: Approver) -> ApplicationOut:
     """Approve with the default masking plan, tightened where you say; with ``conditions``
     the requester must accept them before anything is delivered."""
     app = svc.approve(session, who, app_id, data)
     out = application_out(session, who, app)
-    _commit_then_deliver(session, background, [app])
+    _enqueue_deliveries(session, [app])
     return out
 
 
 @applications.post("/{app_id}/accept-conditions", response_model=ApplicationOut)
-def accept_conditions(app_id: int, session: WriteSession, who: Requester,
-                      background: BackgroundTasks) -> ApplicationOut:
+def accept_conditions(app_id: int, session: WriteSession, who: Requester) -> ApplicationOut:
     app = svc.accept_conditions(session, who, app_id)
     out = application_out(session, who, app)
-    _commit_then_deliver(session, background, [app])
+    _enqueue_deliveries(session, [app])
     return out
 
 
@@ -288,12 +273,11 @@ def coordinate(app_id: int, data: CoordinationIn, session: WriteSession,
 
 
 @applications.post("/{app_id}/masking", response_model=ApplicationOut)
-def tighten(app_id: int, data: TightenIn, session: WriteSession, who: Approver,
-            background: BackgroundTasks) -> ApplicationOut:
+def tighten(app_id: int, data: TightenIn, session: WriteSession, who: Approver) -> ApplicationOut:
     """Tighten the masking plan, row filters or k-anonymity of a granted application."""
     app = svc.tighten(session, who, app_id, data)
     out = application_out(session, who, app)
-    _commit_then_deliver(session, background, [app])
+    _enqueue_deliveries(session, [app])
     return out
 
 
@@ -307,13 +291,12 @@ def deliver_now(app_id: int, who: Requester) -> Delivery:
 
 @bundles.post("", response_model=BundleOut, status_code=status.HTTP_201_CREATED,
                dependencies=[IDEMPOTENT])
-def file_bundle(data: BundleIn, session: WriteSession, who: Requester,
-                background: BackgroundTasks) -> BundleOut:
+def file_bundle(data: BundleIn, session: WriteSession, who: Requester) -> BundleOut:
     """One filing over several departments' resources (一件事): the parts are decided in
     parallel; the first part's provider coordinates (首办责任制)."""
     bundle = svc.file_bundle(session, who, data)
     out = bundle_out(session, who, bundle)
-    _commit_then_deliver(session, background, svc.bundle_parts(session, bundle.id or 0))
+    _enqueue_deliveries(session, svc.bundle_parts(session, bundle.id or 0))
     return out
 
 

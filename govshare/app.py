@@ -37,11 +37,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # import Great Expectations before any thread can race another to it.
     access_native.load()
     quality_validate.preload()
-    wiring.start(settings)
-    try:
-        yield
-    finally:
-        wiring.stop()
+    # No background work here: requests enqueue jobs (kernel/jobs.py) in their own
+    # transactions, and `govshare worker` processes run them (govshare/worker.py).
+    yield
 
 
 def create_app() -> FastAPI:

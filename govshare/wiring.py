@@ -1,15 +1,14 @@
-"""Connects the bounded contexts to each other at run time (events, routers, background jobs).
+"""Connects the bounded contexts to each other at run time (events, routers).
 
-Kept apart from ``app`` so that the CLI wires the same subscribers without building an app.
+Kept apart from ``app`` so that the CLI and ``govshare worker`` (``govshare.worker``, which
+registers the contexts' job handlers) wire the same subscribers without building an app.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kernel import leader
 from kernel.events import subscribe
-from kernel.settings import Settings
 from translog import api as log_api
 from translog import service as log_service
 
@@ -38,22 +37,3 @@ def root_routers() -> list[APIRouter]:
     from metrics.prometheus import router as prometheus_router
 
     return [log_api.well_known, prometheus_router]
-
-
-def start(settings: Settings) -> None:
-    """Background work owned by the process: the quality worker and scheduler, and the
-    periodic-delivery scheduler."""
-    from access import scheduler as access_scheduler
-    from quality import jobs as quality_jobs
-
-    quality_jobs.start()
-    access_scheduler.start(settings)
-
-
-def stop() -> None:
-    from access import scheduler as access_scheduler
-    from quality import jobs as quality_jobs
-
-    quality_jobs.stop()
-    access_scheduler.stop()
-    leader.release_all()  # another worker process takes over the background jobs

@@ -118,11 +118,11 @@ class JobSchedule(SQLModel, table=True):
 
 # --- errors a handler may raise -----------------------------------------------------------------
 
-class Permanent(Exception):  # noqa: N818  (a signal, not a bug)
+class Permanent(Exception):
     """Retrying cannot help (bad payload, a refusal recorded elsewhere): fail at once."""
 
 
-class Defer(Exception):  # noqa: N818
+class Defer(Exception):
     """Not now (e.g. another run of the same resource is in progress): try again later
     without counting an attempt."""
 
@@ -190,7 +190,7 @@ def enqueue(session: Session, kind: str, payload: dict[str, Any] | None = None, 
     """Add a job in the caller's transaction; returns its id, or the id of the active job
     with the same ``key`` (then nothing is added)."""
     spec = _handlers.get(kind)
-    values = {"kind": kind, "payload": payload or {}, "key": key,
+    values: dict[str, Any] = {"kind": kind, "payload": payload or {}, "key": key,
               "state": JobState.pending.value, "attempts": 0,
               "max_attempts": max_attempts or (spec.max_attempts if spec else 5),
               "run_at": run_at or _wall(), "created_at": _wall()}

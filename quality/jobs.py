@@ -1,42 +1,68 @@
-"""Background work: a worker that runs queued runs (a small thread pool, one run per resource
-at a time) and an in-process scheduler that queues a run for every resource once per
-interval. ``start``/``stop`` are called from ``govshare.wiring``; ``tick`` and
-``run_pending`` do the same work synchronously (tests, the CLI, an external cron)."""
+"""Quality's background work, as jobs (kernel/jobs.py) run by ``govshare worker`` processes.
+
+* ``quality.run`` — one queued run (``quality.queue`` enqueues it with the run, in the same
+  transaction). At most one per worker process at a time (GX is not safe to share between
+  threads, and a run already uses DuckDB's threads); a resource's runs stay serial (a run
+  whose resource has another running waits). A worker killed mid-run stops renewing the
+  job's lease, and another worker resumes the run (``runs.execute(resume=True)``): the run
+  stores one result either way.
+* ``quality.schedule`` — periodic (``GOVSHARE_QUALITY_SCHEDULE_MINUTES``): queue a run for
+  every resource whose newest run is older than the interval.
+
+``run_pending`` and ``tick`` do the same work synchronously in this process (tests, the CLI).
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from contextvars import ContextVar
+from datetime import datetime, timedelta
+from typing import Any
 
-from kernel import leader
-from kernel.db import utcnow
+from kernel import jobs
 from quality import queue, runs
 from quality.models import RunStatus
 from quality.settings import get_quality_settings
 
 log = logging.getLogger("govshare.quality")
 
-_thread: threading.Thread | None = None
-_stop = threading.Event()
-# Bounds one call of run_pending, so that a flood of queued runs cannot pin it forever.
-_MAX_BATCHES = 50
+SCHEDULE = "quality.schedule"
+# While ``run_pending`` drains: the time runs are scored at, and where outcomes are collected.
+_scoring_now: ContextVar[datetime | None] = ContextVar("quality_scoring_now", default=None)
+_outcomes: ContextVar[dict[int, RunStatus | None] | None] = ContextVar("quality_outcomes",
+                                                                       default=None)
+
+
+@jobs.handler(queue.RUN, max_attempts=3, per_process=1)
+def _run(payload: dict[str, Any]) -> None:
+    run_id = int(payload["run"])
+    if runs.resource_busy(run_id):
+        raise jobs.Defer(5, "another run of the same resource is in progress")
+    status = runs.execute(run_id, _scoring_now.get(), resume=True)
+    collected = _outcomes.get()
+    if collected is not None:
+        collected[run_id] = status
+
+
+@jobs.handler(SCHEDULE, max_attempts=1)
+def _schedule(_payload: dict[str, Any]) -> None:
+    runs.enqueue_scheduled()
+
+
+def declare_schedules() -> None:
+    minutes = get_quality_settings().schedule_minutes
+    jobs.every(SCHEDULE, SCHEDULE, timedelta(minutes=minutes))
 
 
 def run_pending(now: datetime | None = None) -> dict[int, RunStatus | None]:
-    """Run every queued run, in parallel across resources; returns run id → outcome."""
+    """Run every queued run now, in this thread; returns run id → outcome."""
     done: dict[int, RunStatus | None] = {}
-    workers = get_quality_settings().workers
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="quality-run") as pool:
-        for _ in range(_MAX_BATCHES):
-            batch = [i for i in runs.queued_run_ids() if i not in done]
-            if not batch:
-                break
-            for run_id, status in zip(batch, pool.map(lambda i: runs.execute(i, now), batch),
-                                      strict=True):
-                done[run_id] = status
+    token_now, token_out = _scoring_now.set(now), _outcomes.set(done)
+    try:
+        jobs.run_pending([queue.RUN])
+    finally:
+        _scoring_now.reset(token_now)
+        _outcomes.reset(token_out)
     return done
 
 
@@ -44,44 +70,3 @@ def tick(now: datetime | None = None) -> dict[int, RunStatus | None]:
     """One scheduler tick, synchronously: queue what is due, then run everything queued."""
     runs.enqueue_scheduled(now)
     return run_pending(now)
-
-
-def _loop(poll: float, schedule_minutes: int) -> None:
-    next_schedule = time.monotonic()
-    while not _stop.is_set():
-        try:
-            # With N server processes only the leader works (kernel.leader); a claim is
-            # atomic anyway, but two processes could run two queued runs of one resource.
-            if leader.is_leader():
-                if schedule_minutes and time.monotonic() >= next_schedule:
-                    runs.enqueue_scheduled(utcnow())
-                    next_schedule = time.monotonic() + schedule_minutes * 60
-                if poll:
-                    run_pending()
-        except Exception:  # keep the worker alive; the run itself records its failure
-            log.exception("quality worker iteration failed")
-        queue.wake.wait(poll or schedule_minutes * 60)
-        queue.wake.clear()
-
-
-def start() -> None:
-    """Start the worker/scheduler thread, unless both are disabled by settings."""
-    global _thread
-    settings = get_quality_settings()
-    if _thread is not None or (not settings.poll_seconds and not settings.schedule_minutes):
-        return
-    runs.fail_interrupted()
-    _stop.clear()
-    _thread = threading.Thread(target=_loop, name="quality-worker", daemon=True,
-                               args=(settings.poll_seconds, settings.schedule_minutes))
-    _thread.start()
-
-
-def stop(timeout: float = 60.0) -> None:
-    global _thread
-    if _thread is None:
-        return
-    _stop.set()
-    queue.wake.set()
-    _thread.join(timeout)
-    _thread = None

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from catalog.models import Resource, ResourceStatus, UpdateCycle
 from catalog.service import get_resource, segments_for
+from kernel import crashpoints
 from kernel.auth import Principal
 from kernel.db import session_scope, utcnow
 from kernel.events import Actor, Event, publish
@@ -52,9 +53,7 @@ def request_run(session: Session, who: Principal, code: str) -> QualityRun:
                         f"quality checks on {code}.")
     if resource.current_version == 0:
         raise Conflict(f"Resource {code} has no data to check.")
-    run = queue.enqueue(session, resource, RunTrigger.on_demand, requested_by=who.user_id)
-    queue.wake.set()
-    return run
+    return queue.enqueue(session, resource, RunTrigger.on_demand, requested_by=who.user_id)
 
 
 def enqueue_scheduled(now: datetime | None = None) -> list[int]:
@@ -74,43 +73,28 @@ def enqueue_scheduled(now: datetime | None = None) -> list[int]:
     return queued
 
 
-# A run still "running" this long after it started was cut off by a stopped process.
-INTERRUPTED_AFTER = timedelta(hours=1)
-
-
-def fail_interrupted(now: datetime | None = None) -> int:
-    """Record runs orphaned by a process that stopped mid-run as failed (never scored)."""
-    cutoff = (now or utcnow()) - INTERRUPTED_AFTER
-    with session_scope() as session:
-        result = session.execute(update(QualityRun).where(
-            col(QualityRun.status) == RunStatus.running, col(QualityRun.started_at) < cutoff)
-            .values(status=RunStatus.failed, finished_at=utcnow(),
-                    error="interrupted: the process running it stopped"))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def queued_run_ids(limit: int = 100) -> list[int]:
-    """Queued runs, oldest first, at most one per resource (a resource's runs are serial)."""
+def resource_busy(run_id: int) -> bool:
+    """Whether another run of the same resource is running (a resource's runs are serial:
+    the worker defers this one)."""
     with session_scope(write=False) as session:
-        rows = session.exec(select(QualityRun.id, QualityRun.resource_id)
-                            .where(QualityRun.status == RunStatus.queued)
-                            .order_by(col(QualityRun.queued_at), col(QualityRun.id))
-                            .limit(limit)).all()
-    seen: set[int] = set()
-    picked = []
-    for run_id, resource_id in rows:
-        if resource_id not in seen:
-            seen.add(resource_id)
-            picked.append(int(run_id or 0))
-    return picked
+        run = session.get(QualityRun, run_id)
+        if run is None:
+            return False
+        other = session.exec(select(QualityRun.id).where(
+            QualityRun.resource_id == run.resource_id, QualityRun.status == RunStatus.running,
+            col(QualityRun.id) != run_id)).first()
+        return other is not None
 
 
 # --- execution -------------------------------------------------------------------------------
 
-def execute(run_id: int, now: datetime | None = None) -> RunStatus | None:
-    """Run one queued run to completion; None if another worker had claimed it."""
+def execute(run_id: int, now: datetime | None = None, *,
+            resume: bool = False) -> RunStatus | None:
+    """Run one queued run to completion; None if another worker had claimed it. ``resume``
+    also takes a run left ``running`` by a worker that died: only the ``quality.run`` job,
+    whose lease proves that worker gone, may say so."""
     try:
-        job = _claim(run_id)
+        job = _claim(run_id, resume)
     except Exception as exc:
         _fail(run_id, exc)
         return RunStatus.failed
@@ -127,14 +111,16 @@ def execute(run_id: int, now: datetime | None = None) -> RunStatus | None:
     except Exception as exc:
         _fail(run_id, exc)
         return RunStatus.failed
+    crashpoints.reach("quality.after_validate")  # tests/test_workers.py
     _store(job, validation, now)
     return RunStatus.succeeded
 
 
-def _claim(run_id: int) -> _Job | None:
+def _claim(run_id: int, resume: bool = False) -> _Job | None:
+    claimable = [RunStatus.queued, RunStatus.running] if resume else [RunStatus.queued]
     with session_scope() as session:
         claimed = session.execute(update(QualityRun).where(
-            col(QualityRun.id) == run_id, col(QualityRun.status) == RunStatus.queued)
+            col(QualityRun.id) == run_id, col(QualityRun.status).in_(claimable))
             .values(status=RunStatus.running, started_at=utcnow()))
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return None

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from kernel import db
 from govshare.migrate import upgrade
-from kernel import jobs
+from kernel import db, jobs
 from kernel.jobs import Job, JobState
 
 calls: list[dict[str, Any]] = []

@@ -25,7 +25,7 @@ from kernel import db, ratelimit
 from kernel.identity import Department, Role
 from kernel.problems import PROBLEM_JSON
 from kernel.settings import get_settings
-from tests.conftest import World
+from tests.conftest import DrainingClient, World
 from tests.factories import population_meta, population_rows, to_csv, upload
 from tests.test_access_support import PEOPLE_ITEMS, application, people_rows
 from translog import keys as log_keys
@@ -52,7 +52,7 @@ def test_security_headers_on_every_response(client: TestClient, world: World, pa
 def test_hsts_over_https(data_dir: Path) -> None:
     from govshare.app import create_app
 
-    with TestClient(create_app(), base_url="https://testserver") as c:
+    with DrainingClient(create_app(), base_url="https://testserver") as c:
         assert c.get("/healthz").headers["strict-transport-security"].startswith("max-age=")
 
 

@@ -5,6 +5,7 @@ Revises: 0001
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
@@ -52,6 +53,27 @@ def upgrade() -> None:
         sa.Column("last_run_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name"),
     )
+    _adopt_quality_runs()
+
+
+def _adopt_quality_runs() -> None:
+    """Runs queued (or cut off mid-run) under the old in-process worker become jobs, so a
+    ``govshare worker`` runs (or resumes) them."""
+    bind = op.get_bind()
+    runs = bind.execute(sa.text(
+        "SELECT id FROM quality_run WHERE status IN ('queued', 'running')")).scalars().all()
+    if not runs:
+        return
+    job = sa.table("job", sa.column("kind", sa.String), sa.column("payload", sa.JSON),
+                   sa.column("key", sa.String), sa.column("state", sa.String),
+                   sa.column("attempts", sa.Integer), sa.column("max_attempts", sa.Integer),
+                   sa.column("run_at", kernel.db.UTCDateTime(timezone=True)),
+                   sa.column("created_at", kernel.db.UTCDateTime(timezone=True)))
+    now = datetime.now(UTC)
+    op.bulk_insert(job, [{"kind": "quality.run", "payload": {"run": run_id},
+                          "key": f"quality.run:{run_id}", "state": "pending", "attempts": 0,
+                          "max_attempts": 3, "run_at": now, "created_at": now}
+                         for run_id in runs])
 
 
 def downgrade() -> None:
