@@ -80,6 +80,7 @@ from govshare.db import on_rollback, utcnow
 from govshare.events import Actor, Event, publish
 from govshare.identity import Department, Role
 from govshare.problems import Conflict, Forbidden, Invalid, NotFound, Problem
+from kernel import secrets
 from govshare.settings import get_settings
 
 log = logging.getLogger("govshare")
@@ -632,10 +633,14 @@ def verify_manifest(manifest: dict[str, Any], signature_b64: str, public_key: by
 
 # --- download links ---------------------------------------------------------------------------
 
-def _link_secret() -> bytes:
-    # Derived, not stored: links die with a passphrase change, which is what one wants then.
-    passphrase = log_keys.passphrase(get_settings())
-    return hmac.new(passphrase, b"govshare download links v1", hashlib.sha256).digest()
+def _link_key(kid: str | None = None) -> tuple[str, bytes]:
+    # An HKDF-derived purpose key (kernel.secrets), not anything a passphrase determines: a
+    # link token offers no offline test of a guessed passphrase. The key id travels in the
+    # token, so links made before a key rotation keep working until they expire.
+    if kid is None:
+        key = secrets.current(secrets.DOWNLOAD_LINKS)
+        return key.kid, key.key
+    return kid, secrets.key_for(secrets.DOWNLOAD_LINKS, kid)
 
 
 def _b64(data: bytes) -> str:
@@ -647,18 +652,21 @@ def _unb64(text: str) -> bytes:
 
 
 def make_token(delivery_id: int, department_id: int, expires: datetime) -> str:
-    body = _b64(json.dumps({"d": delivery_id, "g": department_id,
+    kid, key = _link_key()
+    body = _b64(json.dumps({"d": delivery_id, "g": department_id, "k": kid,
                             "e": int(expires.timestamp())}, separators=(",", ":")).encode())
-    mac = hmac.new(_link_secret(), body.encode(), hashlib.sha256).digest()
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(mac)}"
 
 
 def check_token(token: str, delivery_id: int, department_id: int) -> None:
     body, _, mac = token.partition(".")
-    expected = _b64(hmac.new(_link_secret(), body.encode(), hashlib.sha256).digest())
-    try:
-        claims = json.loads(_unb64(body)) if hmac.compare_digest(mac, expected) else None
-    except ValueError:
+    try:  # the key id is read before the MAC is checked only to choose the key
+        unverified = json.loads(_unb64(body))
+        _, key = _link_key(str(unverified["k"]))
+        expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+        claims = unverified if hmac.compare_digest(mac, expected) else None
+    except (ValueError, TypeError, KeyError, secrets.SecretsUnavailable):
         claims = None
     if not isinstance(claims, dict) or claims.get("d") != delivery_id \
             or claims.get("g") != department_id:

@@ -16,6 +16,7 @@ from govshare.metrics.prometheus import RequestMetrics
 from govshare.migrate import upgrade
 from govshare.problems import install_handlers
 from govshare.settings import Mode, get_settings
+from kernel import secrets
 from quality import validate as quality_validate
 
 log = logging.getLogger("govshare")
@@ -26,11 +27,12 @@ API_PREFIX = "/api/v1"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
-    if settings.mode is Mode.production and settings.key_passphrase is None:
-        raise RuntimeError(
-            "GOVSHARE_KEY_PASSPHRASE is required in production mode: "
-            "it protects the log signing key."
-        )
+    try:  # production (the default) refuses to start without a configured master secret
+        source = secrets.check(settings)
+    except secrets.SecretsUnavailable as exc:
+        raise RuntimeError(f"govshare will not start: {exc}") from None
+    if settings.mode is Mode.development:
+        log.warning("development mode (master secret from %s): not for real data", source)
     upgrade()
     # Build/load the native HMAC now (cached per process), not in the first delivery, and
     # import Great Expectations before any thread can race another to it.
