@@ -48,8 +48,8 @@ from sqlmodel import Session, select
 from access import native as native_hmac
 from access.models import PseudonymKey
 from catalog.models import ItemKind
-from govshare.settings import Mode, get_settings
 from kernel import secrets
+from kernel.settings import Mode, get_settings
 
 _BLOCK = 64  # SHA-256 block size
 _MACRO = "gs_hmac_sha256"

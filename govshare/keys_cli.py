@@ -17,9 +17,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from govshare import db
-from govshare.settings import get_settings
-from kernel import secrets
+from kernel import db, secrets
+from kernel.settings import get_settings
 
 app = typer.Typer(help="The master secret and the keys derived from it (docs/security.md).",
                   no_args_is_help=True)
@@ -100,8 +99,8 @@ def rotate(purpose: Annotated[str | None, typer.Option(
 
 def _rewrap() -> None:
     from access import pseudonym
-    from access.log import keys as log_keys
     from govshare.migrate import upgrade
+    from translog import keys as log_keys
 
     settings = get_settings()
     upgrade()

@@ -42,8 +42,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from govshare.settings import Mode, Settings, get_settings
 from kernel import storage
+from kernel.settings import Mode, Settings, get_settings
 
 log = logging.getLogger("govshare")
 

@@ -68,9 +68,8 @@ def publish_bytes(target: Path, data: bytes, *, mode: int = 0o644,
     """Write ``data`` to ``target`` atomically and durably (``exclusive``: only if absent).
     The folder is created (0700 when ``mode`` keeps others out)."""
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if mode & 0o077 == 0 else 0o755)
-    with writing(target, mode=mode, exclusive=exclusive) as temp:
-        with open(temp, "wb") as fh:
-            fh.write(data)
+    with writing(target, mode=mode, exclusive=exclusive) as temp, open(temp, "wb") as fh:
+        fh.write(data)
 
 
 def publish_text(target: Path, text: str, *, mode: int = 0o644) -> None:
