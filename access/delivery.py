@@ -67,11 +67,10 @@ from catalog.warehouse import (
     MEMORY_LIMIT_SQL,
     TABLE,
     data_view_sql,
-    fsync_file,
     open_data,
     quote,
 )
-from kernel import crashpoints, db, secrets
+from kernel import crashpoints, db, secrets, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, utcnow
 from kernel.events import Actor, Event, publish
@@ -314,7 +313,7 @@ def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
     # Flushing the file waits on the disk, hashing it on a core (hashlib releases the GIL);
     # the checks read it through DuckDB meanwhile. All finish before anything is published.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        flushed = pool.submit(fsync_file, tmp)
+        flushed = pool.submit(storage.fsync_file, tmp)
         hashed = pool.submit(_sha256, tmp)
         hits = pii.scan(con, relation, _targets(columns, typed=not csv))
         k = pii.k_anonymity(con, relation, job.quasi_identifiers) if not hits else None
@@ -442,19 +441,10 @@ def _place_file(session: Session, job: Job, produced: Produced, delivery: Delive
     safe_key = re.sub(r"[^0-9A-Za-z-]", "_", job.run_key)
     final = folder / f"{delivery.id:06d}-{safe_key}-{job.token}{job.suffix}"
     assert produced.path is not None
-    os.replace(produced.path, final)
-    _fsync_dir(folder)
+    storage.publish(produced.path, final, synced=True)  # fsynced while it was hashed
     on_rollback(session, lambda: final.unlink(missing_ok=True))
     delivery.path = str(final.relative_to(deliveries_dir()))
     delivery.bytes, delivery.sha256 = produced.bytes, produced.sha256
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def manifest_of(job: Job, produced: Produced, app: Application, delivery: Delivery,
@@ -495,12 +485,9 @@ def _write_manifest(session: Session, delivery: Delivery) -> None:
     if delivery.path is None:
         return
     final = deliveries_dir() / (delivery.path + ".manifest.json")
-    tmp = final.with_name(f".{final.name}.tmp")
     body = {"manifest": delivery.manifest, "signature": delivery.signature,
             "key_id": delivery.key_id}
-    tmp.write_text(json.dumps(body, ensure_ascii=False, indent=2))
-    fsync_file(tmp)
-    os.replace(tmp, final)
+    storage.publish_text(final, json.dumps(body, ensure_ascii=False, indent=2))
     on_rollback(session, lambda: final.unlink(missing_ok=True))
 
 
