@@ -61,7 +61,7 @@ def test_checkpoint_is_a_signed_note_of_the_latest_head(log_of_600: TestClient,
     api = log_of_600
     log_key = _log_vkey(api)
     body = api.get("/checkpoint").text
-    signed, checkpoint = note.open_checkpoint(body, log_key)
+    _, checkpoint = note.open_checkpoint(body, log_key)
     head = api.get("/api/v1/log/tree-heads/latest",
                    headers=world.headers("GA", Role.requester)).json()
     assert checkpoint.size == head["tree_size"] and checkpoint.root_hash.hex() == head["root_hash"]
