@@ -140,9 +140,7 @@ def _proof(old: int, new: int) -> list[bytes]:
 def publish_once() -> Round | None:
     """One cosigning round for the latest head; None when there is nothing new to publish."""
     settings = get_settings()
-    witnesses = witnesses_mod.witnesses(settings)
-    quorum = witnesses_mod.quorum(settings)
-    if not witnesses:
+    if not witnesses_mod.witnesses(settings):
         return None  # the latest head is published as it is signed (checkpoints.published)
     with db.session_scope(write=False) as session:
         try:
@@ -153,13 +151,23 @@ def publish_once() -> Round | None:
         if stored is not None and stored.tree_size >= head.tree_size:
             return None
         signed = checkpoints.sign(head, settings)
+    return submit(signed, head)
+
+
+def submit(signed: note.Note, head: TreeHead | None = None) -> Round:
+    """Ask every witness to cosign ``signed``, record what each answered, and publish it if
+    ``head`` is given and the quorum cosigned."""
+    settings = get_settings()
+    witnesses = witnesses_mod.witnesses(settings)
+    with db.session_scope(write=False) as session:
         sizes = {w.name: w.last_size for w in _states(session)}
-    result = Round(head.tree_size, quorum,
+    checkpoint = note.parse_checkpoint(signed.text)
+    result = Round(checkpoint.size, witnesses_mod.quorum(settings),
                    collect(signed, witnesses, sizes, _proof,
                            settings.log_witness_timeout_seconds))
     with db.session_scope(write=True) as session:
         _record(session, result)
-        if len(result.cosignatures) >= quorum:
+        if head is not None and len(result.cosignatures) >= result.quorum:
             result.published = _store(session, head, signed, result.cosignatures)
     return result
 

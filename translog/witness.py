@@ -93,6 +93,14 @@ def load_or_create_key(data_dir: Path) -> Ed25519PrivateKey:
     return private
 
 
+def read_evidence(data_dir: Path) -> list[dict[str, Any]]:
+    """The refused, contradicting checkpoints recorded in a witness's directory, oldest first."""
+    folder = data_dir / "evidence"
+    if not folder.exists():
+        return []
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+
+
 @dataclass(frozen=True)
 class Submission:
     old_size: int
@@ -168,10 +176,7 @@ class Witness:
         log.warning("witness %s refused a checkpoint: %s", self.name, reason)
 
     def evidence(self) -> list[dict[str, Any]]:
-        folder = self.data_dir / "evidence"
-        if not folder.exists():
-            return []
-        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+        return read_evidence(self.data_dir)
 
     # --- the protocol ---
     def add_checkpoint(self, body: bytes) -> str:
@@ -196,7 +201,7 @@ class Witness:
             if sub.old_size != size:
                 raise Refused(409, "old size does not match", f"{size}\n", SIZE_TYPE)
             if state is not None:
-                self._check_consistency(state, sub, checkpoint, signed.text)
+                self._check_consistency(state, sub, checkpoint, sub.note_text)
             elif sub.proof:
                 raise Refused(400, "the proof must be empty when the old size is zero")
             timestamp = int(time.time())
