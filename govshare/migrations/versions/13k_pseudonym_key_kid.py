@@ -1,7 +1,7 @@
 """pseudonym keys sealed under a purpose key of the master secret: its key id
 
 Revision ID: 13k_pseudonym_key_kid
-Revises: 0001
+Revises: wt18_log_checkpoints
 Create Date: 2026-12-03 14:40:00
 
 Rows without a key id are the ones sealed before the master secret (scrypt of the passphrase
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "13k_pseudonym_key_kid"
-down_revision: str | None = "0001"
+down_revision: str | None = "wt18_log_checkpoints"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
