@@ -20,6 +20,9 @@ setup: $(STAMP)
 
 # The server and one `govshare worker` beside it (deliveries, quality runs, schedules); Ctrl-C
 # stops both.
+# Development mode, said explicitly: production (the default) refuses to start without a
+# configured master secret (docs/security.md, "Keys").
+run: export GOVSHARE_MODE ?= development
 run: $(STAMP)
 	$(BIN)/govshare demo --if-empty
 	$(BIN)/govshare serve --with-worker
@@ -33,6 +36,7 @@ test: $(STAMP)
 	@# known vulnerabilities fail the run; "could not check" (exit 2, e.g. offline) is reported
 	.ci/audit || [ $$? -eq 2 ]
 	.ci/ensure-chromium
+	.ci/ensure-go
 	$(BIN)/pytest -n $(WORKERS)
 	.ci/with-postgres $(BIN)/pytest -q -p no:cacheprovider -n $(WORKERS) -m "not browser"
 
@@ -58,6 +62,7 @@ audit: $(STAMP)
 	.ci/audit
 
 # A PNG of every main page of the demo world, for reviewers (docs/web.md).
+screenshots: export GOVSHARE_MODE ?= development
 screenshots: $(STAMP)
 	.ci/ensure-chromium
 	$(BIN)/govshare screenshots screenshots

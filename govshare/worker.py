@@ -30,11 +30,13 @@ def register() -> None:
     from access import scheduler as access_jobs
     from metrics import jobs as metrics_jobs
     from quality import jobs as quality_jobs
+    from translog import cosigner
 
     settings = get_settings()
     access_jobs.declare_schedules(settings)
     quality_jobs.declare_schedules()
     metrics_jobs.declare_schedules()
+    cosigner.declare_schedules()
 
 
 def prepare() -> None:
