@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import FileResponse
 from sqlmodel import Session, select
 
-from access import delivery, latency, ratings, scheduler
+from access import delivery, latency, links, queries, ratings, scheduler
 from access import service as svc
 from access.flows import legal_actions
 from access.models import (
@@ -346,7 +346,7 @@ def manifest(delivery_id: int, session: DbSession, who: Involved) -> ManifestOut
 @deliveries.post("/{delivery_id}/link", response_model=LinkOut, dependencies=[IDEMPOTENT])
 def link(delivery_id: int, request: Request, session: WriteSession, who: Requester) -> LinkOut:
     """An expiring download link, for the requesting department's users only."""
-    token, expires = delivery.issue_link(session, who, delivery_id)
+    token, expires = links.issue_link(session, who, delivery_id)
     url = str(request.url_for("download", delivery_id=delivery_id)) + f"?token={token}"
     return LinkOut(url=url, expires_at=expires)
 
@@ -356,7 +356,7 @@ def download(delivery_id: int, token: str, session: WriteSession,
              who: Requester) -> FileResponse:
     """Download with a link's token (you must still be signed in, in the requesting
     department); logged."""
-    path, d = delivery.open_download(session, who, delivery_id, token)
+    path, d = links.open_download(session, who, delivery_id, token)
     session.commit()  # the download is on record before a byte leaves
     media = "text/csv" if path.suffix == ".csv" else "application/vnd.apache.parquet"
     return FileResponse(path, media_type=media, filename=path.name,
@@ -418,7 +418,7 @@ def revoke(grant_id: int, data: RevokeIn, session: WriteSession, who: Approver) 
 @grants.post("/{grant_id}/query", response_model=QueryOut)
 def query(grant_id: int, data: QueryIn, session: WriteSession, who: Requester) -> QueryOut:
     """Filtered, paginated rows of the desensitized view (API-query grants); logged."""
-    return QueryOut(**delivery.query(session, who, grant_id, data))
+    return QueryOut(**queries.query(session, who, grant_id, data))
 
 
 # --- latency ----------------------------------------------------------------------------------

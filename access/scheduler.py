@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from access import delivery
+from access import delivery, planning, sweep
 from access import service as svc
 from access.calendar import WorkCalendar
 from kernel import db, jobs
@@ -55,14 +55,14 @@ def enqueue_delivery(session: Session, app_id: int, run_key: str | None = None) 
 
 
 def _due(now: datetime, report: TickReport) -> list[tuple[int, str | None]]:
-    report.swept = delivery.sweep()
+    report.swept = sweep.sweep()
     with db.session_scope(write=True) as session:
         report.expired = svc.expire_due(session, now)
     with db.session_scope(write=False) as session:
         today = WorkCalendar.from_settings().local_date(now)
         due: list[tuple[int, str | None]] = [
-            (a, None) for a in delivery.pending_first_deliveries(session, now - RETRY_AFTER)]
-        due += [(a, k) for a, k in delivery.due_periodic(session, today)]
+            (a, None) for a in planning.pending_first_deliveries(session, now - RETRY_AFTER)]
+        due += [(a, k) for a, k in planning.due_periodic(session, today)]
     return due
 
 

@@ -122,7 +122,8 @@ def serve(host: Annotated[str | None, typer.Option()] = None,
 def worker_command(
         concurrency: Annotated[int, typer.Option(
             min=1, max=64, help="Jobs run at once by this process (threads); quality runs "
-                                "stay one at a time per process.")] = 1,
+                                "stay one at a time per process, so with 2 or more a "
+                                "quality run never holds up a delivery.")] = 2,
         drain: Annotated[bool, typer.Option(
             "--drain", help="Run every due job now, then exit (cron, tests).")] = False,
         exit_with_parent: Annotated[bool, typer.Option(

@@ -62,7 +62,7 @@ def drain() -> int:
     return len(jobs.run_pending())
 
 
-def run(concurrency: int = 1, *, exit_with_parent: bool = False) -> None:
+def run(concurrency: int = 2, *, exit_with_parent: bool = False) -> None:
     prepare()
     settings = get_settings()
     worker = jobs.Worker(concurrency=concurrency, poll_seconds=settings.jobs_poll_seconds)
@@ -98,7 +98,7 @@ class Beside:
     restarted if it exits (a worker that lost a lease exits on purpose), stopped with the
     server, and stopping by itself should the server be killed."""
 
-    def __init__(self, concurrency: int = 1) -> None:
+    def __init__(self, concurrency: int = 2) -> None:
         self.command = [sys.executable, "-c", "from govshare.cli import main; main()",
                         "worker", "--concurrency", str(concurrency), "--exit-with-parent"]
         self.process: subprocess.Popen[bytes] | None = None

@@ -38,6 +38,7 @@ import pyarrow as pa
 from sqlalchemy import Select, func, select
 from sqlmodel import Session, col
 
+from access import latency
 from access.calendar import WorkCalendar
 from access.models import Application, ApplicationStep, Delivery, DeliveryRating
 from catalog.models import Resource
@@ -419,10 +420,10 @@ def _reply_due_dates(con: duckdb.DuckDBPyConnection, full: bool) -> None:
         WHERE step.id = x.id""")
 
 
-_STAGE_SUM = "coalesce(sum(CASE WHEN to_state IN {states} THEN {what} END), 0)"
-STAGES = {"waiting_for_approval": ("submitted", "returned"),
-          "waiting_on_conditions": ("conditions_pending", "conditions_pending"),
-          "processing": ("approved", "approved")}
+_STAGE_SUM = "coalesce(sum(CASE WHEN to_state IN ({states}) THEN {what} END), 0)"
+# The one definition of the stages (access.latency): the same states, the same names.
+STAGES = {stage: ", ".join(f"'{s}'" for s in states)
+          for stage, states in latency.STAGE_STATES.items()}
 
 
 def _stages(con: duckdb.DuckDBPyConnection, full: bool) -> int:

@@ -28,8 +28,8 @@ import pytest
 from sqlmodel import func, select
 from typer.testing import CliRunner
 
-from access.delivery import deliveries_dir
 from access.models import Application, ApplicationState, Delivery
+from access.planning import deliveries_dir
 from catalog.models import DataVersion, Resource
 from govshare import cli
 from kernel import crashpoints, db

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from access import delivery, pseudonym
+from access import delivery, planning, pseudonym
 from catalog.models import Resource
 from govshare.headers import CSP
 from kernel import db, ratelimit
@@ -295,7 +295,7 @@ def test_delivered_csv_neutralises_formulas(aw: Any, tmp_path: Path) -> None:
                 json=application(code, ["name", "district"], file_format="csv"))
     assert r.status_code == 201, r.text
     package = delivery.deliver(r.json()["id"])
-    path = delivery.deliveries_dir() / (package.path or "")
+    path = planning.deliveries_dir() / (package.path or "")
     import csv
 
     with path.open(encoding="utf-8") as fh:

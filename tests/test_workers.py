@@ -20,8 +20,8 @@ import httpx
 import pytest
 from sqlmodel import col, func, select
 
-from access.delivery import deliveries_dir
 from access.models import Application, ApplicationState, Delivery
+from access.planning import deliveries_dir
 from kernel import crashpoints, db
 from kernel.identity import Role
 from kernel.jobs import Job, JobState

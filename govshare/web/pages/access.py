@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from access import delivery, masking, scheduler
+from access import delivery, links, masking, scheduler
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.flows import Party, legal_actions
@@ -319,8 +319,8 @@ def download(request: Request, delivery_id: int, who: Requester,
              form: CheckedForm) -> Response:
     """Issue a link and use it at once: the download is logged before a byte leaves."""
     with session_scope(write=True) as session:
-        token, _ = delivery.issue_link(session, who, delivery_id)
-        path, d = delivery.open_download(session, who, delivery_id, token)
+        token, _ = links.issue_link(session, who, delivery_id)
+        path, d = links.open_download(session, who, delivery_id, token)
         sha = d.sha256 or ""
     media = "text/csv" if path.suffix == ".csv" else "application/vnd.apache.parquet"
     return FileResponse(path, media_type=media, filename=path.name,
