@@ -3,6 +3,7 @@ log entries, and a department lists from the log who read its resources and when
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from kernel.identity import Role
@@ -21,8 +22,8 @@ def _types(client: TestClient, world: World) -> list[str]:
     return [e["entry"]["type"] for e in r.json()]
 
 
-def test_reads_are_entries_and_the_provider_lists_them(client: TestClient, world: World,
-                                                       quiet_quality: None) -> None:
+@pytest.mark.usefixtures("quiet_quality")
+def test_reads_are_entries_and_the_provider_lists_them(client: TestClient, world: World) -> None:
     code = register(client, world, people(12))
     run_queued()
     publisher = world.headers("GA", Role.publisher)
