@@ -84,6 +84,10 @@ def _client(config: OidcConfig, redirect_uri: str) -> OAuth2Client:
                         code_challenge_method="S256", timeout=_TIMEOUT)
 
 
+def _key_set(keys: dict[str, Any]) -> KeySet:
+    return KeySet.import_key_set(keys)  # type: ignore[arg-type]  # a JWKS document
+
+
 def begin(config: OidcConfig, redirect_uri: str) -> tuple[str, dict[str, str]]:
     """The URL to send the browser to, and what to remember until it comes back."""
     metadata, _ = _metadata(config)
@@ -116,11 +120,11 @@ def finish(config: OidcConfig, redirect_uri: str, params: dict[str, str],
     registry = JWSRegistry(algorithms=metadata.get("id_token_signing_alg_values_supported"))
     try:
         try:
-            decoded = jwt.decode(token["id_token"], KeySet.import_key_set(keys),
+            decoded = jwt.decode(token["id_token"], _key_set(keys),
                                  registry=registry)
         except JoseError:  # perhaps a rotated key: fetch the key set once more
             _, keys = _metadata(config, fresh_keys=True)
-            decoded = jwt.decode(token["id_token"], KeySet.import_key_set(keys),
+            decoded = jwt.decode(token["id_token"], _key_set(keys),
                                  registry=registry)
         claims = CodeIDToken(decoded.claims, decoded.header,
                              {"iss": {"essential": True, "value": config.issuer}},
