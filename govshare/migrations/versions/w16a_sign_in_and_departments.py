@@ -2,7 +2,7 @@
 department parents and credit codes (issue 16)
 
 Revision ID: w16a
-Revises: 0001
+Revises: wt18_log_checkpoints
 Create Date: 2026-12-03 14:28:09.867319
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "w16a"
-down_revision: str | None = "0001"
+down_revision: str | None = "wt18_log_checkpoints"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
