@@ -10,9 +10,7 @@ token a person may have signed in with is never put in a cookie.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import time
 from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -22,6 +20,7 @@ from sqlmodel import Field, Session, SQLModel, select
 from kernel.db import UTCDateTime, utcnow
 from kernel.identity import Department, User
 from kernel.problems import Unauthenticated
+from kernel.secrets import derive_key
 from kernel.settings import get_settings
 
 COOKIE = "govshare_session"
@@ -39,30 +38,9 @@ class WebSession(SQLModel, table=True):
 
 
 def signing_key() -> bytes:
-    """The key that signs session and sign-in cookies (and nothing else)."""
-    return _interim_key()  # becomes kernel.secrets.derive_key("sessions") when that lands
-
-
-def _interim_key() -> bytes:
-    """32 random bytes in the keys directory, made once (every worker process reads the same
-    file; O_EXCL makes the first one the only writer)."""
-    path = get_settings().keys_dir / "sessions.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another process may be between creating and writing it
-            key = path.read_bytes()
-            if len(key) == 32:
-                return key
-            time.sleep(0.01)
-        raise RuntimeError(f"{path} is not a 32-byte key") from None
-    key = secrets.token_bytes(32)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-        out.flush()
-        os.fsync(out.fileno())
-    return key
+    """The key that signs session and sign-in cookies and nothing else (rotating it with
+    ``govshare keys rotate --purpose sessions`` signs everyone out)."""
+    return derive_key("sessions")
 
 
 def _serializer(salt: str) -> URLSafeTimedSerializer:

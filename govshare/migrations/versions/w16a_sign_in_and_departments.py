@@ -2,7 +2,7 @@
 department parents and credit codes (issue 16)
 
 Revision ID: w16a
-Revises: wt18_log_checkpoints
+Revises: 13k_pseudonym_key_kid
 Create Date: 2026-12-03 14:28:09.867319
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "w16a"
-down_revision: str | None = "wt18_log_checkpoints"
+down_revision: str | None = "13k_pseudonym_key_kid"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
