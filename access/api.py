@@ -48,6 +48,7 @@ from access.schemas import (
     RatingIn,
     RatingOut,
     ReassignIn,
+    ReceiptOut,
     RejectIn,
     ReturnIn,
     RevisionIn,
@@ -222,6 +223,15 @@ def history(app_id: int, session: DbSession, who: Involved) -> list[StepOut]:
     svc.get_application(session, who, app_id)
     n = _Names(session)
     return [_step_out(s, n) for s in svc.steps(session, app_id)]
+
+
+@applications.get("/{app_id}/receipts", response_model=list[ReceiptOut])
+def application_receipts(app_id: int, session: DbSession, who: Involved) -> list[ReceiptOut]:
+    """A receipt for every log entry of the application: its filing, each decision, each
+    delivery."""
+    svc.get_application(session, who, app_id)
+    return [ReceiptOut(seq=row.seq, type=row.event_type, time=row.time, receipt=receipt)
+            for row, receipt in receipts.for_subject(session, "application", str(app_id))]
 
 
 @applications.post("/{app_id}/approve", response_model=ApplicationOut)

@@ -130,6 +130,16 @@ class StepOut(BaseModel):
     detail: dict[str, Any]
 
 
+class ReceiptOut(BaseModel):
+    seq: int = Field(description="The log entry's sequence number.")
+    type: str = Field(description="What it records: application.filed, …approved, "
+                      "…rejected, delivery.completed, …")
+    time: datetime
+    receipt: str | None = Field(description="C2SP tlog-proof against the cosigned checkpoint "
+                                "(null until one covers the entry); check it offline with "
+                                "`govshare log check-receipt`.")
+
+
 class ApplicationOut(BaseModel):
     id: int
     bundle_id: int | None

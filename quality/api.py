@@ -48,6 +48,7 @@ from quality.schemas import (
     WeightsIn,
     WeightsOut,
 )
+from translog import receipts
 
 router = APIRouter(prefix="/quality", tags=["quality"], route_class=IdempotentRoute)
 
@@ -116,8 +117,9 @@ def get_run(run_id: int, session: WriteSession, who: Reader) -> dict[str, Any]:
     _check_reader(who, resource)
     _record_samples_read(session, who, resource.code, run.id)
     score = _score_of(session, run.id)
+    finished = receipts.for_subject(session, "run", str(run.id), ("quality.run_finished",))
     return {**_run_out(session, run, resource.code), "expectations": run.expectations,
-            "gx_result": run.gx_result,
+            "gx_result": run.gx_result, "receipt": finished[-1][1] if finished else None,
             "score": ScoreOut.model_validate(score) if score else None}
 
 
