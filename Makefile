@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml demo/pyproject.toml
 
 setup: $(STAMP)
 
+# Development mode, said explicitly: production (the default) refuses to start without a
+# configured master secret (docs/security.md, "Keys").
+run: export GOVSHARE_MODE ?= development
 run: $(STAMP)
 	$(BIN)/govshare demo --if-empty
 	$(BIN)/govshare serve
@@ -31,6 +34,7 @@ test: $(STAMP)
 	@# known vulnerabilities fail the run; "could not check" (exit 2, e.g. offline) is reported
 	.ci/audit || [ $$? -eq 2 ]
 	.ci/ensure-chromium
+	.ci/ensure-go
 	$(BIN)/pytest -n $(WORKERS)
 	.ci/with-postgres $(BIN)/pytest -q -p no:cacheprovider -n $(WORKERS) -m "not browser"
 
@@ -56,6 +60,7 @@ audit: $(STAMP)
 	.ci/audit
 
 # A PNG of every main page of the demo world, for reviewers (docs/web.md).
+screenshots: export GOVSHARE_MODE ?= development
 screenshots: $(STAMP)
 	.ci/ensure-chromium
 	$(BIN)/govshare screenshots screenshots

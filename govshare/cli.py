@@ -77,8 +77,18 @@ def serve(host: Annotated[str | None, typer.Option()] = None,
     """Run the web service."""
     import uvicorn
 
+    from kernel import secrets
+
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
+    try:  # before anything else: production (the default) needs a configured master secret
+        source = secrets.check(settings)
+    except secrets.SecretsUnavailable as exc:
+        err.print(f"[red]govshare will not start:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if settings.mode.value == "development":
+        err.print("[yellow]development mode[/yellow]: not for real data "
+                  f"(master secret from {source}).")
     ready()
     if workers > 1 and settings.is_sqlite:
         # Allowed: WAL lets the processes read at once and queue their writes on SQLite's
@@ -292,13 +302,22 @@ def _mount_contexts() -> None:
     from translog.cli import app as log_app
 
     app.add_typer(log_app, name="log", help="The signed access log.")
+    from translog.witness_cli import app as witness_app
+
+    app.add_typer(witness_app, name="witness", help="Run a witness that cosigns checkpoints.")
     app.add_typer(access_app, name="access", help="Applications, deliveries and latency.")
     from govshare.warehouse_cli import app as warehouse_app
 
     app.add_typer(warehouse_app, name="warehouse", help="The data files: segments, staging.")
+<<<<<<< HEAD
     from govshare.search_cli import app as search_app
 
     app.add_typer(search_app, name="search", help="The catalog search index.")
+=======
+    from govshare.keys_cli import app as keys_app
+
+    app.add_typer(keys_app, name="keys", help="The master secret and its purpose keys.")
+>>>>>>> main
     from metrics.cli import app as metrics_app
 
     app.add_typer(metrics_app, name="metrics", help="The sharing metrics' mart.")

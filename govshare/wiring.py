@@ -11,6 +11,7 @@ from kernel import leader
 from kernel.events import subscribe
 from kernel.settings import Settings
 from translog import api as log_api
+from translog import cosigner as log_cosigner
 from translog import service as log_service
 
 
@@ -56,6 +57,7 @@ def start(settings: Settings) -> None:
     search_feed.start()
     quality_jobs.start()
     access_scheduler.start(settings)
+    log_cosigner.start()  # asks the witnesses to cosign new checkpoints (if any configured)
 
 
 def stop() -> None:
@@ -66,4 +68,5 @@ def stop() -> None:
     search_feed.stop()
     quality_jobs.stop()
     access_scheduler.stop()
+    log_cosigner.stop()
     leader.release_all()  # another worker process takes over the background jobs
