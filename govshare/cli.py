@@ -309,15 +309,12 @@ def _mount_contexts() -> None:
     from govshare.warehouse_cli import app as warehouse_app
 
     app.add_typer(warehouse_app, name="warehouse", help="The data files: segments, staging.")
-<<<<<<< HEAD
     from govshare.search_cli import app as search_app
 
     app.add_typer(search_app, name="search", help="The catalog search index.")
-=======
     from govshare.keys_cli import app as keys_app
 
     app.add_typer(keys_app, name="keys", help="The master secret and its purpose keys.")
->>>>>>> main
     from metrics.cli import app as metrics_app
 
     app.add_typer(metrics_app, name="metrics", help="The sharing metrics' mart.")
