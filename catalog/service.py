@@ -324,7 +324,16 @@ def preview(session: Session, who: Principal, code: str, limit: int) -> tuple[li
         cur = con.execute(f"SELECT * FROM {warehouse.TABLE} LIMIT ?", [limit])
         names = [d[0] for d in cur.description or []]
         rows = [[_jsonable(v) for v in row] for row in cur.fetchall()]
+    # Raw rows, even for the provider's own publishers: every read is on record.
+    publish(session, Event("resource.previewed", who.actor, {"resource": code},
+                           {"rows": len(rows), "limit": limit,
+                            "version": resource.current_version}))
     return names, rows, resource.row_count
+
+
+def record_export(session: Session, who: Principal, fmt: str) -> None:
+    """Catalog exports are reads on record too (an entry of the access log)."""
+    publish(session, Event("catalog.exported", who.actor, {"format": fmt}, {"format": fmt}))
 
 
 def _jsonable(value: Any) -> Any:

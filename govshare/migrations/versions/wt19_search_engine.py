@@ -1,7 +1,7 @@
 """search: the tantivy index replaces the SQL postings; a change feed for it
 
 Revision ID: wt19_search_engine
-Revises: 13k_pseudonym_key_kid
+Revises: w16a
 Create Date: 2026-12-03 15:00:00
 
 The index now lives in the data directory (docs/search.md) and is rebuilt from the catalog
@@ -17,7 +17,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "wt19_search_engine"
-down_revision: str | None = "13k_pseudonym_key_kid"
+down_revision: str | None = "w16a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
