@@ -12,8 +12,9 @@ loosens a column):
 * anything else (sex, occupation codes …): keep → suppress.
 
 A *node* picks one level per QI; the lattice is their product. A node meets the target when,
-after suppressing the records of classes that violate it (smaller than k, or with fewer than
-l distinct values of a sensitive item), the suppressed share is at most the allowed one.
+after suppressing the records of classes smaller than k (as a delivery with outlier
+suppression does), the suppressed share is at most the allowed one and every class kept has
+at least l distinct values of each sensitive item.
 
 **Information loss** is the generalized information loss of Iyengar (2002), which ARX calls
 *Loss*: each cell loses ``(leaves − 1) / (D − 1)``, where ``leaves`` is the number of distinct
@@ -48,7 +49,7 @@ from access import masking
 from access.masking import ColumnRule, Generalization, Item, MaskingRule, Plan
 from catalog.models import ItemKind, ItemType
 from catalog.warehouse import quote
-from govshare.problems import Invalid
+from kernel.problems import Invalid
 
 _KEEP = ColumnRule(rule=MaskingRule.keep)
 _SUPPRESS = ColumnRule(rule=MaskingRule.suppress)
@@ -93,7 +94,8 @@ class Suggestion:
     changes: Plan
     levels: dict[str, int]
     loss: float
-    loss_one_level: float | None  # every QI one level up, for comparison
+    loss_one_level: float  # every QI one level up, for comparison
+    one_level_met: bool
     height: int
     discernibility: float
     suppressed_share: float
@@ -109,6 +111,7 @@ class Suggestion:
         return {"changes": {n: r.model_dump(mode="json", exclude_none=True)
                             for n, r in self.changes.items()}, "levels": self.levels,
                 "loss": self.loss, "loss_one_level": self.loss_one_level,
+                "one_level_met": self.one_level_met,
                 "height": self.height, "discernibility": self.discernibility,
                 "suppressed_share": self.suppressed_share, "k": self.k, "rows": self.rows,
                 "evaluated": self.evaluated, "seconds": round(self.seconds, 3),
@@ -155,17 +158,22 @@ def _ladder(con: duckdb.DuckDBPyConnection, relation: str, item: Item) -> list[C
         if span <= 0:
             return []
         unit = 10.0 ** (math.floor(math.log10(span)) - 1)
-        return [ColumnRule(rule=MaskingRule.generalize, method=Generalization.range,
-                           width=float(f"{s * unit:.12g}")) for s in _RANGE_STEPS]
+        widths = [float(f"{s * unit:.12g}") for s in _RANGE_STEPS]
+        if item.type == ItemType.integer:  # bins of 1 or less change nothing
+            widths = [w for w in widths if w > 1 and w.is_integer()]
+        return [ColumnRule(rule=MaskingRule.generalize, method=Generalization.range, width=w)
+                for w in widths]
     return []
 
 
 # --- the search -------------------------------------------------------------------------------
 
 def search(con: duckdb.DuckDBPyConnection, relation: str, items: Sequence[Item], plan: Plan,
-           quasi_identifiers: Sequence[str], target: Target, *, as_of: date) -> Suggestion:
+           quasi_identifiers: Sequence[str], target: Target, *, as_of: date,
+           fixed: Sequence[int] | None = None) -> Suggestion:
     """The node of least loss meeting ``target`` over ``relation`` (the raw rows the delivery
-    would take: ``SELECT * FROM data WHERE <row filters>``)."""
+    would take: ``SELECT * FROM data WHERE <row filters>``). ``fixed``: evaluate only that
+    node (levels per QI, clipped to each hierarchy), e.g. to compare with a suggestion."""
     started = time.perf_counter()
     by_name = {i.name: i for i in items}
     qis = [q for q in quasi_identifiers if q in plan]
@@ -182,16 +190,20 @@ def search(con: duckdb.DuckDBPyConnection, relation: str, items: Sequence[Item],
     space = _Space(con, relation, by_name, qis, ladders, target, as_of)
     try:
         space.materialise()
-        best, evaluated = _branch_and_bound(space)
-        one_up = tuple(min(1, len(ladder) - 1) for ladder in ladders)
-        loss_one = space.evaluate(one_up)
+        if fixed is not None:
+            best, evaluated = space.evaluate(tuple(
+                min(level, len(ladder) - 1) for level, ladder in zip(fixed, ladders,
+                                                                       strict=True))), 1
+        else:
+            best, evaluated = _branch_and_bound(space)
+        one_up = space.evaluate(tuple(min(1, len(ladder) - 1) for ladder in ladders))
     finally:
         space.drop()
     changes = {q: ladders[i][best.levels[i]] for i, q in enumerate(qis)
                if ladders[i][best.levels[i]] != plan[q]}
     return Suggestion(
         changes=changes, levels=dict(zip(qis, best.levels, strict=True)), loss=best.loss,
-        loss_one_level=loss_one.loss if loss_one.ok else None, height=best.height,
+        loss_one_level=one_up.loss, one_level_met=one_up.ok, height=best.height,
         discernibility=best.discernibility,
         suppressed_share=best.suppressed / space.rows if space.rows else 0.0, k=best.k,
         rows=space.rows, evaluated=evaluated, seconds=time.perf_counter() - started,
@@ -306,24 +318,28 @@ class _Space:
                   f"FROM ({per_value}) GROUP BY ALL")
         else:
             ec = f"SELECT {group}, count(*) AS f FROM {self.table} GROUP BY ALL"
-        violates = [f"f < {k}", *[f"d{j} < {l_min}" for j in range(len(sens))]]
+        # Classes smaller than k are suppressed (as a delivery does); those kept must each be
+        # l-diverse, or the node fails.
+        diverse = " AND ".join(f"d{j} >= {l_min}" for j in range(len(sens))) or "true"
         joins = " ".join(f"JOIN {self.lookups[(qi, level)]} l{qi} ON l{qi}.code = ec.{c}"
                          for qi, (level, c) in enumerate(zip(node, cols, strict=True)))
         cell = " + ".join(f"l{qi}.loss" for qi in range(len(node)))
-        bad = " OR ".join(violates)
+        bad = f"f < {k}"
         row = self.con.execute(
             f"WITH ec AS ({ec}), "
-            f"m AS (SELECT ec.f, ({bad}) AS bad, {cell} AS cell FROM ec {joins}) "
+            f"m AS (SELECT ec.f, ({bad}) AS bad, ({diverse}) AS diverse, {cell} AS cell "
+            f"FROM ec {joins}) "
             f"SELECT coalesce(sum(f) FILTER (WHERE bad), 0), min(f) FILTER (WHERE NOT bad), "
             f"coalesce(sum(f * cell) FILTER (WHERE NOT bad), 0), "
-            f"coalesce(sum(f * f) FILTER (WHERE NOT bad), 0) FROM m").fetchone()
+            f"coalesce(sum(f * f) FILTER (WHERE NOT bad), 0), "
+            f"coalesce(bool_and(diverse) FILTER (WHERE NOT bad), true) FROM m").fetchone()
         assert row is not None
         suppressed, k_found, kept_loss, squares = int(row[0]), row[1], float(row[2]), \
             float(row[3])
         n, q = max(self.rows, 1), len(node)
         loss = (kept_loss + suppressed * q) / (n * q)
         ok = self.rows > 0 and suppressed <= self.target.max_suppression * self.rows \
-            and suppressed < self.rows
+            and suppressed < self.rows and bool(row[4])
         return Evaluation(node, ok, suppressed, int(k_found) if k_found is not None else None,
                           loss, squares + float(suppressed) * self.rows, sum(node))
 

@@ -250,7 +250,7 @@ def _sensitive(con: duckdb.DuckDBPyConnection, relation: str, qis: list[str], s:
     group = ", ".join([*qcols, sv])
     part = f"PARTITION BY {', '.join(qcols)}" if qcols else ""
     con.execute(f"CREATE TEMP TABLE {cv} AS SELECT {cid} AS c, v, c_v, "
-                f"sum(c_v) OVER ({part}) AS f FROM (SELECT {', '.join(qcols + [''])}"
+                f"sum(c_v) OVER ({part}) AS f FROM (SELECT {', '.join([*qcols, ''])}"
                 f"{sv} AS v, count(*) AS c_v FROM {relation} GROUP BY {group})")
     try:
         row = con.execute(
