@@ -106,14 +106,24 @@ class Report:
 
     def summary(self) -> dict[str, Any]:
         """The few figures that go into the access log."""
-        return {"rows": self.rows, "k": self.k, "k_target": self.k_target,
-                "records_below_target": round(self.records_below_target, 6),
-                "prosecutor_max": round(self.prosecutor_max, 6),
-                "journalist_max": round(self.journalist_max, 6),
-                "marketer": round(self.marketer, 6),
-                "l": {s.name: s.distinct_l for s in self.sensitive},
-                "t": {s.name: None if s.t_closeness is None else round(s.t_closeness, 6)
-                      for s in self.sensitive}}
+        summary = summary_of(self.as_dict())
+        assert summary is not None
+        return summary
+
+
+def summary_of(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The few figures of a report (``Report.as_dict``) that go into the access log."""
+    if not report:
+        return None
+    return {"k": report["k"], "k_target": report["k_target"],
+            "quasi_identifiers": report["quasi_identifiers"],
+            "records_below_target": round(report["records_below_target"], 6),
+            "prosecutor_max": round(report["prosecutor_max"], 6),
+            "journalist_max": round(report["journalist_max"], 6),
+            "marketer": round(report["marketer"], 6),
+            "l": {s["name"]: s["distinct_l"] for s in report["sensitive"]},
+            "t": {s["name"]: None if s["t_closeness"] is None else round(s["t_closeness"], 6)
+                  for s in report["sensitive"]}}
 
 
 # --- which items ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -15,6 +16,14 @@ from pycanon import anonymity, metrics
 from access import generalize, masking, risk
 from access.masking import ColumnRule, Generalization, MaskingRule
 from catalog.models import DataItem, ItemKind, ItemType, Sensitivity
+from kernel.identity import Role
+from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
+    AccessWorld,
+    access_world,
+    file_app,
+    people_rows,
+    register,
+)
 
 AS_OF = date(2026, 5, 1)
 
@@ -197,3 +206,67 @@ def test_a_suggestion_never_loosens_and_reports_an_unreachable_target() -> None:
                                    generalize.Target(k=5000, max_suppression=0.0),
                                    as_of=AS_OF)
     assert not impossible.met
+
+
+# --- through the API --------------------------------------------------------------------------
+
+def test_the_approver_sees_the_report_before_deciding_and_the_manifest_carries_it(
+        aw: AccessWorld, tmp_path: Path) -> None:
+    code = register(tmp_path, rows=people_rows(60))
+    app = file_app(aw, code, items=["id_number", "birth_date", "district", "household_size",
+                                    "income"])
+    path = f"/applications/{app['id']}"
+    # The requester sees it only once decided; another department never.
+    assert aw.get(f"{path}/risk", "SCJG", Role.requester).status_code == 403
+    assert aw.get(f"{path}/risk", "RS", Role.approver).status_code == 403
+    before = aw.get(f"{path}/risk", "GA", Role.approver).json()
+    assert before["proposed"] and before["quasi_identifiers"] == ["birth_date", "district"]
+    assert before["sensitive_items"] == ["income"] and before["rows"] == 60
+    assert before["k"] == 1 and before["prosecutor_max"] == 1.0  # default: birth year
+    tried = aw.post(f"{path}/risk", "GA", Role.approver,
+                    json={"masking": {"birth_date": {"rule": "generalize",
+                                                     "method": "age_band"}},
+                          "quasi_identifiers": ["birth_date", "district"]}).json()
+    assert tried["classes"] < before["classes"]
+    loosen = aw.post(f"{path}/risk", "GA", Role.approver,
+                     json={"masking": {"birth_date": {"rule": "keep"}}})
+    assert loosen.status_code == 422  # tentative plans are tightenings too
+    suggested = aw.post(f"{path}/suggestion", "GA", Role.approver,
+                        json={"quasi_identifiers": ["birth_date", "district"], "k": 3,
+                              "suppression": 0.1})
+    assert suggested.status_code == 200, suggested.text
+    s = suggested.json()
+    assert s["met"] and s["report"]["k"] >= 3
+    assert aw.post(f"{path}/suggestion", "SCJG", Role.requester, json={}).status_code == 403
+
+    approve = {"masking": s["changes"], "quasi_identifiers": s["quasi_identifiers"],
+               "k_min": 3, "sensitive_items": ["income"],
+               "max_suppression": s["max_suppression"]}
+    assert aw.post(f"{path}/approve", "GA", Role.approver, json=approve).status_code == 200
+    (delivery,) = aw.get("/deliveries", "SCJG", Role.requester).json()
+    manifest = aw.get(f"/deliveries/{delivery['id']}/manifest", "SCJG",
+                      Role.requester).json()["manifest"]
+    report = manifest["risk"]
+    assert report["k"] == delivery["k_anonymity"] >= 3
+    assert report["quasi_identifiers"] == s["quasi_identifiers"]
+    assert [x["name"] for x in report["sensitive"]] == ["income"]
+    assert report["rows"] + manifest["suppressed_rows"] == 60
+    after = aw.get(f"{path}/risk", "SCJG", Role.requester).json()
+    assert after["k"] == report["k"] and not after["proposed"]
+    history = aw.get(f"{path}/history", "SCJG", Role.requester).json()
+    delivered = [h for h in history if h["action"] == "deliver"][-1]
+    assert delivered["detail"]["risk"]["k"] == report["k"]
+
+
+def test_too_many_outliers_block_the_delivery(aw: AccessWorld, tmp_path: Path) -> None:
+    code = register(tmp_path, rows=people_rows(40))
+    app = file_app(aw, code, items=["name", "district", "household_size"])
+    r = aw.post(f"/applications/{app['id']}/approve", "GA", Role.approver,
+                json={"quasi_identifiers": ["district", "household_size"], "k_min": 3,
+                      "max_suppression": 0.01})
+    assert r.status_code == 200
+    got = aw.get(f"/applications/{app['id']}", "SCJG", Role.requester).json()
+    assert "more than the 1.0% that may be suppressed" in got["delivery_blocked"]
+    bad = aw.post(f"/applications/{app['id']}/masking", "GA", Role.approver,
+                  json={"max_suppression": 0.2, "quasi_identifiers": []})
+    assert bad.status_code == 422
