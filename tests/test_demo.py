@@ -424,11 +424,12 @@ def test_the_cli_prints_whole_tokens_on_a_narrow_terminal(monkeypatch: pytest.Mo
     from rich.console import Console
 
     from govshare import cli
+    from govshare_demo.cli import _print_demo
 
     out = io.StringIO()
     monkeypatch.setattr(cli, "console", Console(file=out, width=40, color_system=None))
     token = "gs_" + "A" * 20 + "-_" + "b" * 21
     user = SimpleNamespace(username="sjj-leader", department="SJJ", roles=["leader"],
                            token=token)
-    cli._print_demo(SimpleNamespace(users=[user], resource_count=1), as_json=False)
+    _print_demo(SimpleNamespace(users=[user], resource_count=1), as_json=False)
     assert token in out.getvalue()
