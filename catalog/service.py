@@ -1,7 +1,6 @@
 """Catalog use cases: register resources with their data, new data versions, metadata edits,
 reads. Department scoping is enforced here from the caller's ``Principal``."""
 
-import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -20,7 +19,7 @@ from catalog.models import (
     VersionMode,
 )
 from catalog.schemas import ResourceIn, ResourceUpdate
-from kernel import crashpoints
+from kernel import crashpoints, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, session_scope, utcnow
 from kernel.events import Event, publish
@@ -173,7 +172,7 @@ def _insert_version(session: Session, who: Principal, resource: Resource, loaded
     root = get_settings().warehouse_dir
     segment = warehouse.new_segment_path(root, resource.code, number)
     segment.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(loaded.path, segment)
+    storage.publish(loaded.path, segment, synced=True)  # ingest fsynced the file
     loaded.path = segment
     on_rollback(session, loaded.discard)
     crashpoints.reach("catalog.renamed")  # the segment is in place; nothing committed yet

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import duckdb
 
 from catalog.models import DUCKDB_TYPES, ItemType
+from kernel import storage
 from kernel.problems import Invalid, TooLarge, Unsupported
 
 CHUNK = 1024 * 1024
@@ -169,6 +170,8 @@ def _ensure_utf8(path: Path) -> str | None:
         tmp.unlink(missing_ok=True)
         raise Invalid("The CSV file is neither UTF-8 nor GB 18030 text. Save it as UTF-8 "
                       f"(error near byte {exc.start}).") from None
+    # A staging file, not published data: after a crash the upload is gone anyway and staging
+    # is swept, so no fsync (kernel.storage) is spent on it.
     os.replace(tmp, path)
     return "gb18030"
 
@@ -223,8 +226,7 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path) -> int:
             con.execute("CHECKPOINT")
         finally:
             con.close()
-        fsync_file(tmp)
-        os.replace(tmp, segment)
+        storage.publish(tmp, segment)
     except duckdb.Error as exc:
         raise Invalid(f"The file could not be read as {staged.format.value}: "
                       f"{_first_line(exc)}") from None
@@ -236,15 +238,6 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path) -> int:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:300]
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a finished file to disk before it is renamed into place (write-then-rename)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _source_columns(con: duckdb.DuckDBPyConnection, staged: StagedFile) -> dict[str, str]:

@@ -77,8 +77,18 @@ def serve(host: Annotated[str | None, typer.Option()] = None,
     """Run the web service."""
     import uvicorn
 
+    from kernel import secrets
+
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
+    try:  # before anything else: production (the default) needs a configured master secret
+        source = secrets.check(settings)
+    except secrets.SecretsUnavailable as exc:
+        err.print(f"[red]govshare will not start:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if settings.mode.value == "development":
+        err.print("[yellow]development mode[/yellow]: not for real data "
+                  f"(master secret from {source}).")
     ready()
     if workers > 1 and settings.is_sqlite:
         # Allowed: WAL lets the processes read at once and queue their writes on SQLite's
@@ -300,6 +310,9 @@ def _mount_contexts() -> None:
     from govshare.warehouse_cli import app as warehouse_app
 
     app.add_typer(warehouse_app, name="warehouse", help="The data files: segments, staging.")
+    from govshare.keys_cli import app as keys_app
+
+    app.add_typer(keys_app, name="keys", help="The master secret and its purpose keys.")
     from metrics.cli import app as metrics_app
 
     app.add_typer(metrics_app, name="metrics", help="The sharing metrics' mart.")

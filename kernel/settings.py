@@ -19,11 +19,18 @@ class Mode(StrEnum):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOVSHARE_", extra="ignore")
 
-    mode: Mode = Mode.development
+    # Production unless told otherwise: the server then refuses to start without a master
+    # secret (kernel/secrets.py). `make run`, the tests and the benchmarks say development.
+    mode: Mode = Mode.production
     data_dir: Path = Path("./govshare-data")
     # Empty means SQLite at ``<data_dir>/govshare.db``.
     database_url: str = ""
-    # Protects the log signing key at rest; required in production mode.
+    # The master secret every key is derived from (kernel/secrets.py, docs/security.md):
+    # from the operator's secret store (base64url, comma-separated while rotating, the first
+    # active), or a file holding it; else the key file, opened with the passphrase.
+    master_secret: SecretStr | None = None
+    master_secret_file: Path | None = None
+    # Protects the master key file (keys/master-key.json) through scrypt.
     key_passphrase: SecretStr | None = None
     max_upload_bytes: int = Field(default=5 * 1024**3, ge=1)
     token_default_days: int = Field(default=90, ge=1)

@@ -421,10 +421,10 @@ def test_the_cli_prints_whole_tokens_on_a_narrow_terminal(monkeypatch: pytest.Mo
     import io
     from types import SimpleNamespace
 
+    from govshare_demo.cli import _print_demo
     from rich.console import Console
 
     from govshare import cli
-    from govshare_demo.cli import _print_demo
 
     out = io.StringIO()
     monkeypatch.setattr(cli, "console", Console(file=out, width=40, color_system=None))

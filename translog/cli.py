@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from kernel import storage
+
 app = typer.Typer(help="The signed access log: export it, verify an export, manage keys.",
                   no_args_is_help=True)
 
@@ -149,7 +151,7 @@ def keys(out: Annotated[Path | None, typer.Option(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        storage.publish_text(out, text)
         typer.echo(f"Wrote {len(document['keys'])} public key(s) to {out}")
 
 
