@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import duckdb
 
 from catalog.models import DUCKDB_TYPES, ItemType
-from govshare.problems import Invalid, TooLarge, Unsupported
+from kernel.problems import Invalid, TooLarge, Unsupported
 
 CHUNK = 1024 * 1024
 # DuckDB spills to disk beyond this, so a 1 GB upload never needs 1 GB of memory.
