@@ -143,7 +143,7 @@ def _tokens(source: str) -> list[_Tok]:
         text = m.group()
         if kind == "name" and text.lower() in _KEYWORDS:
             kind, text = "kw", text.lower()
-        if kind == "text" and not text.endswith("'") or kind == "text" and len(text) < 2:
+        if (kind == "text" and not text.endswith("'")) or (kind == "text" and len(text) < 2):
             raise ExpressionError("unterminated text literal", at + 1)
         if kind != "space":
             out.append(_Tok(kind, text, at + 1))
@@ -266,7 +266,7 @@ class _Parser:
             return Op(tok.pos, T.number, "neg", (inner,))
         return self.atom()
 
-    def atom(self) -> Node:  # noqa: PLR0911 (one branch per kind of atom)
+    def atom(self) -> Node:
         tok = self.tok
         if tok.kind == "number":
             self.take()
@@ -400,9 +400,8 @@ def parse(source: str, item_types: Mapping[str, str]) -> Parsed:
 
 
 def _collect(node: Node, out: list[str]) -> None:
-    if isinstance(node, Item):
-        if node.name not in out:
-            out.append(node.name)
+    if isinstance(node, Item) and node.name not in out:
+        out.append(node.name)
     for child in _children(node):
         _collect(child, out)
 
@@ -425,7 +424,7 @@ def to_sql(parsed: Parsed, column: Callable[[str], Any] = sa.column) -> Any:
     return sa.func.coalesce(_sql(parsed.tree, column), sa.false())
 
 
-def _sql(node: Node, column: Callable[[str], Any]) -> Any:  # noqa: PLR0911, PLR0912
+def _sql(node: Node, column: Callable[[str], Any]) -> Any:
     if isinstance(node, Item):
         ref = column(node.name)
         if node.type is T.number:
@@ -488,7 +487,7 @@ def on_pandas(parsed: Parsed, frame: Any) -> Any:
     return result.astype("boolean").fillna(False).astype(bool)
 
 
-def _pd(node: Node, frame: Any) -> Any:  # noqa: PLR0911, PLR0912
+def _pd(node: Node, frame: Any) -> Any:
     import numpy as np
     import pandas as pd
 

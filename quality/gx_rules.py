@@ -24,8 +24,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from great_expectations.execution_engine import PandasExecutionEngine, SqlAlchemyExecutionEngine
 from great_expectations.compatibility import pydantic
+from great_expectations.execution_engine import PandasExecutionEngine, SqlAlchemyExecutionEngine
 from great_expectations.expectations.expectation import (
     ColumnMapExpectation,
     ColumnPairMapExpectation,
@@ -220,13 +220,3 @@ class ExpectRowsToSatisfy(MulticolumnMapExpectation):
         if not v:
             raise ValueError("column_list must name at least one column")
         return v
-
-    @pydantic.root_validator(skip_on_failure=True)
-    def _parses(cls, values: dict[str, Any]) -> dict[str, Any]:
-        from quality.expressions import ExpressionError
-
-        try:
-            _parsed(values["expression"], values["item_types"])
-        except ExpressionError as exc:
-            raise ValueError(str(exc)) from None
-        return values
