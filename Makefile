@@ -31,6 +31,7 @@ test: $(STAMP)
 	@# known vulnerabilities fail the run; "could not check" (exit 2, e.g. offline) is reported
 	.ci/audit || [ $$? -eq 2 ]
 	.ci/ensure-chromium
+	.ci/ensure-go
 	$(BIN)/pytest -n $(WORKERS)
 	.ci/with-postgres $(BIN)/pytest -q -p no:cacheprovider -n $(WORKERS) -m "not browser"
 

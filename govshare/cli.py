@@ -293,6 +293,9 @@ def _mount_contexts() -> None:
     from translog.cli import app as log_app
 
     app.add_typer(log_app, name="log", help="The signed access log.")
+    from translog.witness_cli import app as witness_app
+
+    app.add_typer(witness_app, name="witness", help="Run a witness that cosigns checkpoints.")
     app.add_typer(access_app, name="access", help="Applications, deliveries and latency.")
     from govshare.warehouse_cli import app as warehouse_app
 

@@ -11,6 +11,7 @@ from kernel import leader
 from kernel.events import subscribe
 from kernel.settings import Settings
 from translog import api as log_api
+from translog import cosigner as log_cosigner
 from translog import service as log_service
 
 
@@ -48,6 +49,7 @@ def start(settings: Settings) -> None:
 
     quality_jobs.start()
     access_scheduler.start(settings)
+    log_cosigner.start()  # asks the witnesses to cosign new checkpoints (if any configured)
 
 
 def stop() -> None:
@@ -56,4 +58,5 @@ def stop() -> None:
 
     quality_jobs.stop()
     access_scheduler.stop()
+    log_cosigner.stop()
     leader.release_all()  # another worker process takes over the background jobs

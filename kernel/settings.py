@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     access_query_max_rows: int = Field(default=1000, ge=1, le=100_000)
     # How often the periodic-delivery scheduler wakes up; 0 turns it off.
     access_scheduler_seconds: int = Field(default=60, ge=0)
+    # --- the log's checkpoints and witnesses (docs/access-log.md) ---
+    # The checkpoint origin (and log key name): names this installation's log; empty means
+    # "gov.example/govshare/<region_code>". Set it to your site's URL without the scheme.
+    log_origin: str = Field(default="", pattern=r"^[^\s+]*$", max_length=200)
+    # Witnesses to ask for cosignatures, one per line or comma: "<vkey> <url>", where <vkey>
+    # is the witness's verifier key (`govshare witness key`) and <url> its submission prefix.
+    log_witnesses: str = ""
+    # Cosignatures a checkpoint needs before it is published; -1: a majority of the witnesses.
+    log_witness_quorum: int = Field(default=-1, ge=-1)
+    # How often the cosigner looks for a newer head (it is also woken by each signed head).
+    log_cosign_seconds: float = Field(default=2.0, gt=0)
+    # Per-witness timeout of one add-checkpoint request.
+    log_witness_timeout_seconds: float = Field(default=5.0, gt=0)
     # --- metrics (docs/metrics.md) ---
     # The dashboard's figures may be this many seconds stale; 0 refreshes the mart per request.
     metrics_refresh_seconds: int = Field(default=60, ge=0)
@@ -79,6 +92,10 @@ class Settings(BaseSettings):
     def warehouse_dir(self) -> Path:
         """Where resource data versions live as immutable DuckDB files."""
         return self.data_dir / "warehouse"
+
+    @property
+    def checkpoint_origin(self) -> str:
+        return self.log_origin or f"gov.example/govshare/{self.region_code}"
 
     @property
     def keys_dir(self) -> Path:

@@ -84,6 +84,10 @@ MATRIX: list[Endpoint] = [
     Endpoint("GET", "/api/v1/log/entries/mine", ALL),
     Endpoint("GET", "/api/v1/log/keys", ALL),
     Endpoint("GET", "/api/v1/log/entries", AUDITOR),
+    Endpoint("GET", "/api/v1/log/witnesses", ALL),
+    # receipts: the entry's actor, its department (entry 0: GA registered the resource), auditors
+    Endpoint("GET", "/api/v1/log/receipts/{seq}", ALL),
+    Endpoint("GET", "/tile/entries/{tile_path}", AUDITOR),  # C2SP entry bundles: who did what
     # quality: publishers for their own department's resources; the data bureau for all
     Endpoint("POST", Q + "/resources/{code}/runs", AUD_PUB, provider_scoped=True),
     Endpoint("GET", Q + "/resources/{code}/runs", AUD_LEAD_PUB, provider_scoped=True),
@@ -117,7 +121,8 @@ MATRIX: list[Endpoint] = [
 ]
 
 # Reachable without a token, on purpose.
-PUBLIC = {("GET", "/healthz"), ("GET", "/.well-known/govshare-log-keys")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/.well-known/govshare-log-keys"),
+          ("GET", "/checkpoint"), ("GET", "/tile/{tile_path}")}  # C2SP: hashes and signatures
 
 
 def test_every_endpoint_is_in_the_matrix(client: TestClient) -> None:
@@ -141,7 +146,8 @@ def resource_code(client: TestClient, world: World) -> str:
 
 def _url(endpoint: Endpoint, code: str) -> str:
     return endpoint.path.format(code=code, username="ga-leader", token_id=999999, tree_size=1,
-                                run_id=999999, custom_id=999999, notice_id=999999)
+                                run_id=999999, custom_id=999999, notice_id=999999,
+                                seq=0, tile_path="000.p/1")
 
 
 def _call(client: TestClient, endpoint: Endpoint, code: str, headers: dict[str, str]) -> Any:

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlmodel import Session, col, select
 
 from kernel.db import utcnow
-from kernel.settings import Mode, Settings
-from translog import canonical
+from kernel.settings import Mode, Settings, get_settings
+from translog import canonical, note, witnesses
 from translog.models import LogKey
 
 log = logging.getLogger("govshare")
@@ -132,19 +132,29 @@ def public_pem(raw: bytes) -> str:
     ).decode("ascii")
 
 
-def key_document(keys: list[LogKey]) -> dict[str, Any]:
-    """What /.well-known/govshare-log-keys serves and `govshare log keys` writes."""
+def key_document(keys: list[LogKey], settings: Settings | None = None) -> dict[str, Any]:
+    """What /.well-known/govshare-log-keys serves and `govshare log keys` writes.
+
+    Besides each key (JSON heads, manifests), the checkpoint origin, each key's C2SP note
+    verifier key (``vkey``), and the witnesses' verifier keys and quorum for receipts.
+    """
+    settings = settings or get_settings()
+    origin = settings.checkpoint_origin
     return {
+        "origin": origin,
         "keys": [
             {
                 "key_id": k.key_id,
                 "algorithm": k.algorithm,
                 "public_key": base64.b64encode(k.public_key).decode("ascii"),
                 "public_key_pem": public_pem(k.public_key),
+                "vkey": note.Verifier(origin, note.ED25519, k.public_key).vkey,
                 "created_at": canonical.format_time(k.created_at),
                 "retired_at": canonical.format_time(k.retired_at) if k.retired_at else None,
                 "status": "retired" if k.retired_at else "active",
             }
             for k in keys
-        ]
+        ],
+        "witnesses": [w.verifier.vkey for w in witnesses.witnesses(settings)],
+        "quorum": witnesses.quorum(settings),
     }
