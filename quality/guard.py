@@ -37,7 +37,8 @@ from quality.sql_rules import BANK_CARD_REGEX, EMAIL_REGEX, MOBILE_REGEX
 SMALL_COUNT = 5
 
 # The catalog's vocabulary for protected items: type → kwargs derived from the item's kind.
-_ALWAYS: dict[str, dict[str, Any]] = {"expect_column_values_to_not_be_null": {}, "expect_column_values_to_be_unique": {}}
+_ALWAYS: dict[str, dict[str, Any]] = {"expect_column_values_to_not_be_null": {},
+                                      "expect_column_values_to_be_unique": {}}
 _BY_KIND: dict[ItemKind, tuple[str, dict[str, Any]]] = {
     ItemKind.resident_id: ("expect_column_values_to_be_valid_cn_resident_id", {}),
     ItemKind.uscc: ("expect_column_values_to_be_valid_cn_uscc", {}),

@@ -46,12 +46,13 @@ class _Job:
 # --- requests --------------------------------------------------------------------------------
 
 def request_run(session: Session, who: Principal, code: str) -> QualityRun:
-    """On demand: the data bureau for any resource, publishers for their own department's."""
+    """On demand: the data bureau for any resource; the provider department's publishers
+    and auditors for their own."""
     resource = get_resource(session, code)
-    own = who.has(Role.publisher) and who.department_id == resource.provider_id
+    own = who.has(Role.publisher, Role.auditor) and who.department_id == resource.provider_id
     if not (own or is_data_bureau(session, who)):
-        raise Forbidden(f"Only the data bureau and publishers of the provider department can "
-                        f"run quality checks on {code}.")
+        raise Forbidden(f"Only the data bureau and publishers or auditors of the provider "
+                        f"department can run quality checks on {code}.")
     if resource.current_version == 0:
         raise Conflict(f"Resource {code} has no data to check.")
     run = queue.enqueue(session, resource, RunTrigger.on_demand, requested_by=who.user_id)
