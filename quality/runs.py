@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from catalog.models import Resource, ResourceStatus, UpdateCycle
 from catalog.service import get_resource, segments_for
+from kernel import crashpoints
 from kernel.auth import Principal
 from kernel.db import session_scope, utcnow
 from kernel.events import Actor, Event, publish
@@ -163,6 +164,7 @@ def execute(run_id: int, now: datetime | None = None) -> RunStatus | None:
                                    threads=settings.duckdb_threads or None)
             _raise_if_generated_failed(validation)
             digest = data_hash.result()
+        crashpoints.reach("quality.run_validated")  # crash tests: killed before storing
     except Exception as exc:
         heartbeat.stop()
         return _fail(run_id, exc)
