@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml demo/pyproject.toml
 
 setup: $(STAMP)
 
+# Development mode, said explicitly: production (the default) refuses to start without a
+# configured master secret (docs/security.md, "Keys").
+run: export GOVSHARE_MODE ?= development
 run: $(STAMP)
 	$(BIN)/govshare demo --if-empty
 	$(BIN)/govshare serve
@@ -57,6 +60,7 @@ audit: $(STAMP)
 	.ci/audit
 
 # A PNG of every main page of the demo world, for reviewers (docs/web.md).
+screenshots: export GOVSHARE_MODE ?= development
 screenshots: $(STAMP)
 	.ci/ensure-chromium
 	$(BIN)/govshare screenshots screenshots

@@ -60,6 +60,7 @@ from kernel.auth import DbSession, Principal, WriteSession, require
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import Department, Role, User
 from kernel.problems import Problem
+from translog import proofs, receipts
 
 log = logging.getLogger("govshare")
 
@@ -353,7 +354,10 @@ def get_delivery(delivery_id: int, session: DbSession, who: Involved) -> Deliver
 def manifest(delivery_id: int, session: DbSession, who: Involved) -> ManifestOut:
     """The signed manifest; verify it with the key from /.well-known/govshare-log-keys."""
     d, _ = delivery.get_delivery(session, who, delivery_id)
-    return ManifestOut(manifest=d.manifest, signature=d.signature, key_id=d.key_id)
+    receipt = receipts.for_payload(session, proofs.DELIVERY_EVENT,
+                                   proofs.delivery_payload(d.manifest))
+    return ManifestOut(manifest=d.manifest, signature=d.signature, key_id=d.key_id,
+                       receipt=receipt)
 
 
 @deliveries.post("/{delivery_id}/link", response_model=LinkOut, dependencies=[IDEMPOTENT])

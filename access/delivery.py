@@ -67,11 +67,10 @@ from catalog.warehouse import (
     MEMORY_LIMIT_SQL,
     TABLE,
     data_view_sql,
-    fsync_file,
     open_data,
     quote,
 )
-from kernel import crashpoints, db
+from kernel import crashpoints, db, secrets, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, utcnow
 from kernel.events import Actor, Event, publish
@@ -314,7 +313,7 @@ def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
     # Flushing the file waits on the disk, hashing it on a core (hashlib releases the GIL);
     # the checks read it through DuckDB meanwhile. All finish before anything is published.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        flushed = pool.submit(fsync_file, tmp)
+        flushed = pool.submit(storage.fsync_file, tmp)
         hashed = pool.submit(_sha256, tmp)
         hits = pii.scan(con, relation, _targets(columns, typed=not csv))
         k = pii.k_anonymity(con, relation, job.quasi_identifiers) if not hits else None
@@ -442,19 +441,10 @@ def _place_file(session: Session, job: Job, produced: Produced, delivery: Delive
     safe_key = re.sub(r"[^0-9A-Za-z-]", "_", job.run_key)
     final = folder / f"{delivery.id:06d}-{safe_key}-{job.token}{job.suffix}"
     assert produced.path is not None
-    os.replace(produced.path, final)
-    _fsync_dir(folder)
+    storage.publish(produced.path, final, synced=True)  # fsynced while it was hashed
     on_rollback(session, lambda: final.unlink(missing_ok=True))
     delivery.path = str(final.relative_to(deliveries_dir()))
     delivery.bytes, delivery.sha256 = produced.bytes, produced.sha256
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def manifest_of(job: Job, produced: Produced, app: Application, delivery: Delivery,
@@ -495,12 +485,9 @@ def _write_manifest(session: Session, delivery: Delivery) -> None:
     if delivery.path is None:
         return
     final = deliveries_dir() / (delivery.path + ".manifest.json")
-    tmp = final.with_name(f".{final.name}.tmp")
     body = {"manifest": delivery.manifest, "signature": delivery.signature,
             "key_id": delivery.key_id}
-    tmp.write_text(json.dumps(body, ensure_ascii=False, indent=2))
-    fsync_file(tmp)
-    os.replace(tmp, final)
+    storage.publish_text(final, json.dumps(body, ensure_ascii=False, indent=2))
     on_rollback(session, lambda: final.unlink(missing_ok=True))
 
 
@@ -632,10 +619,14 @@ def verify_manifest(manifest: dict[str, Any], signature_b64: str, public_key: by
 
 # --- download links ---------------------------------------------------------------------------
 
-def _link_secret() -> bytes:
-    # Derived, not stored: links die with a passphrase change, which is what one wants then.
-    passphrase = log_keys.passphrase(get_settings())
-    return hmac.new(passphrase, b"govshare download links v1", hashlib.sha256).digest()
+def _link_key(kid: str | None = None) -> tuple[str, bytes]:
+    # An HKDF-derived purpose key (kernel.secrets), not anything a passphrase determines: a
+    # link token offers no offline test of a guessed passphrase. The key id travels in the
+    # token, so links made before a key rotation keep working until they expire.
+    if kid is None:
+        key = secrets.current(secrets.DOWNLOAD_LINKS)
+        return key.kid, key.key
+    return kid, secrets.key_for(secrets.DOWNLOAD_LINKS, kid)
 
 
 def _b64(data: bytes) -> str:
@@ -647,18 +638,21 @@ def _unb64(text: str) -> bytes:
 
 
 def make_token(delivery_id: int, department_id: int, expires: datetime) -> str:
-    body = _b64(json.dumps({"d": delivery_id, "g": department_id,
+    kid, key = _link_key()
+    body = _b64(json.dumps({"d": delivery_id, "g": department_id, "k": kid,
                             "e": int(expires.timestamp())}, separators=(",", ":")).encode())
-    mac = hmac.new(_link_secret(), body.encode(), hashlib.sha256).digest()
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(mac)}"
 
 
 def check_token(token: str, delivery_id: int, department_id: int) -> None:
     body, _, mac = token.partition(".")
-    expected = _b64(hmac.new(_link_secret(), body.encode(), hashlib.sha256).digest())
-    try:
-        claims = json.loads(_unb64(body)) if hmac.compare_digest(mac, expected) else None
-    except ValueError:
+    try:  # the key id is read before the MAC is checked only to choose the key
+        unverified = json.loads(_unb64(body))
+        _, key = _link_key(str(unverified["k"]))
+        expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+        claims = unverified if hmac.compare_digest(mac, expected) else None
+    except (ValueError, TypeError, KeyError, secrets.SecretsUnavailable):
         claims = None
     if not isinstance(claims, dict) or claims.get("d") != delivery_id \
             or claims.get("g") != department_id:

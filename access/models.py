@@ -214,11 +214,14 @@ class Delivery(SQLModel, table=True):
 
 
 class PseudonymKey(SQLModel, table=True):
-    """A requester department's HMAC key, AES-GCM encrypted under a key derived (scrypt) from
-    GOVSHARE_KEY_PASSPHRASE. It never leaves the server: no API or export returns it."""
+    """A requester department's HMAC key, AES-GCM encrypted under the ``pseudonym-keys``
+    purpose key named by ``kid`` (``kernel.secrets``; rows from before the master secret have
+    no ``kid`` and a scrypt ``salt`` for GOVSHARE_KEY_PASSPHRASE, until ``govshare keys
+    rotate`` re-seals them). It never leaves the server: no API or export returns it."""
 
     __tablename__ = "pseudonym_key"
     department_id: int = Field(foreign_key="department.id", primary_key=True)
+    kid: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     salt: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary(12), nullable=False))
     ciphertext: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))

@@ -3,8 +3,10 @@
 Each requesting department has its own random 256-bit key, so the same resident ID gets the
 same pseudonym in every package that department receives (it can join them) but different
 pseudonyms in two departments' packages (they cannot link theirs). Keys are stored AES-GCM
-encrypted under a key derived with scrypt from GOVSHARE_KEY_PASSPHRASE (one salt per
-department), bound to the department id as associated data, and never leave the server.
+encrypted under the ``pseudonym-keys`` purpose key (``kernel.secrets``, derived from the master
+secret), bound to the department id as associated data, and never leave the server. Rotating
+the master secret re-seals them (``rewrap_all``); the keys themselves, and so the pseudonyms,
+do not change.
 
 HMAC (RFC 2104) is ``SHA256((K ⊕ opad) ‖ SHA256((K ⊕ ipad) ‖ m))`` over the value once
 normalised (``_NORMS``: trimmed of ASCII whitespace and U+3000; IDs upper-cased, e-mails
@@ -41,13 +43,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from duckdb.func import FunctionNullHandling, PythonUDFType
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from access import native as native_hmac
 from access.models import PseudonymKey
 from catalog.models import ItemKind
-from kernel.settings import get_settings
-from translog import keys as log_keys
+from kernel import secrets
+from kernel.settings import Mode, get_settings
 
 _BLOCK = 64  # SHA-256 block size
 _MACRO = "gs_hmac_sha256"
@@ -57,7 +59,7 @@ TOKEN_PATTERN = f"[0-9a-f]{{{TOKEN_HEX_CHARS}}}"
 
 
 class KeyUnavailable(RuntimeError):
-    """A stored key cannot be decrypted (wrong passphrase or tampered row)."""
+    """A stored key cannot be decrypted (no master secret, or a tampered row)."""
 
 
 def _aad(department_id: int) -> bytes:
@@ -65,13 +67,33 @@ def _aad(department_id: int) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def _kek(passphrase: bytes, salt: bytes) -> bytes:
-    # scrypt costs ~50 ms on purpose; cached per (passphrase, salt) for the process.
+def _legacy_kek(passphrase: bytes, salt: bytes) -> bytes:
+    # Rows sealed before the master secret: scrypt of the passphrase, one salt per row.
     return Scrypt(salt=salt, length=32, n=2**14, r=8, p=1).derive(passphrase)
 
 
-def _passphrase() -> bytes:
-    return log_keys.passphrase(get_settings())
+def _legacy_passphrase() -> bytes:
+    settings = get_settings()
+    if settings.key_passphrase is not None:
+        return settings.key_passphrase.get_secret_value().encode()
+    if settings.mode is Mode.development:
+        return secrets.DEV_PASSPHRASE.encode()
+    raise KeyUnavailable("A pseudonymisation key predates the master secret: set the "
+                         "GOVSHARE_KEY_PASSPHRASE it was sealed with and run `govshare keys "
+                         "rotate --rewrap-only`.")
+
+
+def _open(row: PseudonymKey) -> bytes:
+    aad = _aad(row.department_id)
+    try:
+        if row.kid is None:
+            return AESGCM(_legacy_kek(_legacy_passphrase(), row.salt)).decrypt(
+                row.nonce, row.ciphertext, aad)
+        return secrets.unseal(secrets.PSEUDONYM_KEYS, row.kid, row.nonce + row.ciphertext, aad)
+    except (InvalidTag, secrets.SecretsUnavailable) as exc:
+        raise KeyUnavailable(f"The pseudonymisation key of department {row.department_id} "
+                             f"cannot be decrypted: {exc or 'check GOVSHARE_KEY_PASSPHRASE.'}"
+                             ) from None
 
 
 def department_key(session: Session, department_id: int) -> bytes:
@@ -79,12 +101,7 @@ def department_key(session: Session, department_id: int) -> bytes:
     row = session.get(PseudonymKey, department_id)
     if row is None:
         row = _create(session, department_id)
-    try:
-        return AESGCM(_kek(_passphrase(), row.salt)).decrypt(row.nonce, row.ciphertext,
-                                                             _aad(department_id))
-    except InvalidTag:
-        raise KeyUnavailable("A pseudonymisation key cannot be decrypted: check "
-                        "GOVSHARE_KEY_PASSPHRASE.") from None
+    return _open(row)
 
 
 def existing_key(session: Session, department_id: int) -> bytes | None:
@@ -94,14 +111,31 @@ def existing_key(session: Session, department_id: int) -> bytes | None:
     return department_key(session, department_id)
 
 
+def _seal(row: PseudonymKey, key: bytes) -> None:
+    try:
+        row.kid, sealed = secrets.seal(secrets.PSEUDONYM_KEYS, key, _aad(row.department_id))
+    except secrets.SecretsUnavailable as exc:
+        raise KeyUnavailable(str(exc)) from None
+    row.salt, row.nonce, row.ciphertext = b"", sealed[:12], sealed[12:]
+
+
 def _create(session: Session, department_id: int) -> PseudonymKey:
-    key, salt, nonce = os.urandom(32), os.urandom(16), os.urandom(12)
-    ciphertext = AESGCM(_kek(_passphrase(), salt)).encrypt(nonce, key, _aad(department_id))
-    row = PseudonymKey(department_id=department_id, salt=salt, nonce=nonce,
-                       ciphertext=ciphertext)
+    row = PseudonymKey(department_id=department_id, salt=b"", nonce=b"", ciphertext=b"")
+    _seal(row, os.urandom(32))
     session.add(row)
     session.flush()
     return row
+
+
+def rewrap_all(session: Session) -> int:
+    """Re-seal every department's key under the current purpose key (after a master secret
+    or purpose key rotation); the keys, and so the pseudonyms, stay the same."""
+    rows = list(session.exec(select(PseudonymKey)))
+    for row in rows:
+        _seal(row, _open(row))
+        session.add(row)
+    session.flush()
+    return len(rows)
 
 
 # How each kind of value is normalised before hashing (``access.native`` flags), so equal

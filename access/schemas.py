@@ -206,6 +206,10 @@ class ManifestOut(BaseModel):
     signature: str = Field(description="Base64 Ed25519 signature over the RFC 8785 bytes of "
                            "the manifest (docs/access.md)")
     key_id: str = Field(description="Verify with this key from /.well-known/govshare-log-keys")
+    receipt: str | None = Field(
+        default=None, description="C2SP tlog-proof that the delivery's log entry (its payload "
+        "the manifest) is in the cosigned checkpoint; null for the few seconds until the "
+        "witnesses cosign it. Check offline: `govshare log check-receipt FILE`.")
 
 
 class LinkOut(BaseModel):

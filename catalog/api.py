@@ -21,6 +21,7 @@ from catalog.schemas import (
     RevisionOut,
 )
 from kernel.auth import DbSession, Principal, SignedIn, WriteSession, require
+from kernel.db import session_scope
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import Role, User
 from kernel.problems import Invalid, TooLarge
@@ -140,22 +141,28 @@ def list_revisions(code: str, session: DbSession, _: SignedIn) -> list[RevisionO
 
 
 @router.get("/resources/{code}/preview", response_model=Preview)
-def preview(code: str, session: DbSession, who: Publisher,
+def preview(code: str, session: WriteSession, who: Publisher,
             limit: Annotated[int, Query(ge=1, le=200)] = 20) -> Preview:
-    """A few rows, for the provider department's publishers only."""
+    """A few rows, for the provider department's publishers only (each preview is an entry
+    of the access log: a write)."""
     columns, rows, total = service.preview(session, who, code, limit)
     return Preview(columns=columns, rows=rows, total_rows=total)
 
 
 @router.get("/catalog.jsonld", response_class=JSONResponse)
-def catalog_dcat(request: Request, session: DbSession, _: SignedIn) -> JSONResponse:
-    """The whole catalog as DCAT-AP JSON-LD, for CKAN-style harvesters."""
+def catalog_dcat(request: Request, session: WriteSession, who: SignedIn) -> JSONResponse:
+    """The whole catalog as DCAT-AP JSON-LD, for CKAN-style harvesters (logged)."""
+    service.record_export(session, who, "jsonld")
     base = str(request.base_url).rstrip("/")
     return JSONResponse(export.dcat_jsonld(session, base), media_type="application/ld+json")
 
 
 @router.get("/catalog.csv")
-def catalog_csv(session: DbSession, _: SignedIn) -> StreamingResponse:
+def catalog_csv(session: DbSession, who: SignedIn) -> StreamingResponse:
+    # Logged (and committed) before the rows stream: the read session serves the stream,
+    # so the write lock is not held while a client downloads.
+    with session_scope(write=True) as log_session:
+        service.record_export(log_session, who, "csv")
     rows: Iterator[str] = export.catalog_csv(session)
     return StreamingResponse(rows, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="catalog.csv"'})

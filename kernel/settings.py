@@ -19,11 +19,18 @@ class Mode(StrEnum):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOVSHARE_", extra="ignore")
 
-    mode: Mode = Mode.development
+    # Production unless told otherwise: the server then refuses to start without a master
+    # secret (kernel/secrets.py). `make run`, the tests and the benchmarks say development.
+    mode: Mode = Mode.production
     data_dir: Path = Path("./govshare-data")
     # Empty means SQLite at ``<data_dir>/govshare.db``.
     database_url: str = ""
-    # Protects the log signing key at rest; required in production mode.
+    # The master secret every key is derived from (kernel/secrets.py, docs/security.md):
+    # from the operator's secret store (base64url, comma-separated while rotating, the first
+    # active), or a file holding it; else the key file, opened with the passphrase.
+    master_secret: SecretStr | None = None
+    master_secret_file: Path | None = None
+    # Protects the master key file (keys/master-key.json) through scrypt.
     key_passphrase: SecretStr | None = None
     max_upload_bytes: int = Field(default=5 * 1024**3, ge=1)
     token_default_days: int = Field(default=90, ge=1)
@@ -38,6 +45,22 @@ class Settings(BaseSettings):
     auth_failures_per_prefix: int = Field(default=5, ge=1)
     auth_failure_window_seconds: int = Field(default=300, ge=1)
     port: int = 8000
+    # --- sign-in (docs/security.md) ---
+    # A browser session ends this many hours after sign-in, whatever happens in between.
+    session_hours: float = Field(default=8, gt=0, le=24 * 30)
+    # OpenID Connect with the city's identity platform; sign-in with it is offered when the
+    # issuer is set. Users are matched by ``oidc_user_claim`` to the user name; unknown users
+    # are created only with ``oidc_provision`` and when the department claim names a
+    # department (roles then come from ``oidc_roles_claim``, never the admin role).
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_scope: str = "openid profile"
+    oidc_user_claim: str = "preferred_username"
+    oidc_name_claim: str = "name"
+    oidc_department_claim: str = ""
+    oidc_roles_claim: str = ""
+    oidc_provision: bool = False
     # --- access pipeline (docs/access.md) ---
     # Working days a provider has to answer an application before it is overdue.
     access_reply_working_days: int = Field(default=10, ge=1, le=60)

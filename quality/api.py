@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from catalog.models import Resource
 from catalog.service import get_resource
 from kernel.auth import DbSession, Principal, WriteSession, require
+from kernel.events import Event, publish
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import Department, Role, User
 from kernel.policy import is_data_bureau, require_data_bureau
@@ -116,14 +117,16 @@ def list_runs(code: str, session: DbSession, who: Reader,
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail)
-def get_run(run_id: int, session: DbSession, who: Reader) -> dict[str, Any]:
-    """A run with its masked GX validation result, failing expectations and examples."""
+def get_run(run_id: int, session: WriteSession, who: Reader) -> dict[str, Any]:
+    """A run with its masked GX validation result, failing expectations and examples (each
+    read of the failing-row samples is an entry of the access log)."""
     run = session.get(QualityRun, run_id)
     if run is None:
         raise NotFound(f"No quality run {run_id}.")
     resource = session.get(Resource, run.resource_id)
     assert resource is not None
     _check_reader(session, who, resource)
+    _record_samples_read(session, who, resource.code, run.id)
     score = _score_of(session, run.id)
     if guard.is_provider(who, resource):
         expectations, gx_result = run.expectations, run.gx_result
@@ -163,15 +166,23 @@ def latest_score(code: str, session: DbSession, who: Anyone) -> ScoreOut:
 
 
 @router.get("/resources/{code}/report", response_class=HTMLResponse)
-def html_report(code: str, session: DbSession, who: Reader,
+def html_report(code: str, session: WriteSession, who: Reader,
                 run: Annotated[int | None, Query(description="Run id; default newest")] = None,
                 ) -> HTMLResponse:
     """The self-contained HTML report of the newest (or a given) successful run; checks are
-    named by their note; example rows for the provider department only."""
+    named by their note; example rows for the provider department only (each read is an
+    entry of the access log)."""
     resource = get_resource(session, code)
     _check_reader(session, who, resource)
-    return HTMLResponse(report.report_for(session, code, run,
-                                          provider_view=guard.is_provider(who, resource)))
+    html = report.report_for(session, code, run, provider_view=guard.is_provider(who, resource))
+    _record_samples_read(session, who, code, run)
+    return HTMLResponse(html)
+
+
+def _record_samples_read(session: Session, who: Principal, code: str,
+                         run_id: int | None) -> None:
+    subjects = {"resource": code} | ({"run": str(run_id)} if run_id is not None else {})
+    publish(session, Event("quality.samples_viewed", who.actor, subjects, {"run": run_id}))
 
 
 # --- suites and custom expectations -----------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from catalog.models import Resource
 from catalog.service import get_resource, provider_of
+from kernel import storage
 from kernel.db import session_scope
 from kernel.problems import NotFound
 from quality import explain, guard
@@ -155,5 +156,5 @@ def write_report(code: str, path: Path, run_id: int | None = None) -> Path:
     (or given) run to ``path``, as the provider department sees it."""
     with session_scope(write=False) as session:
         html = report_for(session, code, run_id, provider_view=True)
-    path.write_text(html, encoding="utf-8")
+    storage.publish_text(path, html)
     return path

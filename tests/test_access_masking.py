@@ -3,6 +3,7 @@ raw-PII blocker and k-anonymity (unit and end to end)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -23,7 +24,7 @@ from access import masking, pii, pseudonym
 from access.masking import ColumnRule, Generalization, MaskingRule, RowFilter
 from access.models import PseudonymKey
 from catalog.models import DataItem, ItemKind, ItemType, Sensitivity
-from kernel import db
+from kernel import db, secrets
 from kernel.identity import Role
 from kernel.problems import Invalid
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
@@ -219,16 +220,40 @@ def test_keys_are_encrypted_at_rest_and_bound_to_their_department(aw: AccessWorl
         session.rollback()
 
 
-def test_a_wrong_passphrase_cannot_decrypt(aw: AccessWorld,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_another_master_secret_cannot_decrypt(aw: AccessWorld,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from kernel.settings import get_settings
 
     with db.session_scope() as session:
         pseudonym.department_key(session, 1)
-    monkeypatch.setenv("GOVSHARE_KEY_PASSPHRASE", "another passphrase")
+    monkeypatch.setenv("GOVSHARE_MASTER_SECRET", _b64(os.urandom(32)))
     get_settings.cache_clear()
-    with db.session_scope() as session, pytest.raises(pseudonym.KeyUnavailable):
+    secrets.forget()
+    with db.session_scope() as session, pytest.raises(pseudonym.KeyUnavailable,
+                                                      match="does not hold"):
         pseudonym.department_key(session, 1)
+
+
+def test_master_rotation_reseals_keys_and_keeps_pseudonyms(aw: AccessWorld) -> None:
+    from kernel.settings import get_settings
+
+    with db.session_scope() as session:
+        before = pseudonym.department_key(session, 1)
+        old_kid = session.get(PseudonymKey, 1).kid  # type: ignore[union-attr]
+    new_master = secrets.rotate_master(get_settings())
+    with db.session_scope() as session:  # still readable before the re-seal (old master kept)
+        assert pseudonym.department_key(session, 1) == before
+        assert pseudonym.rewrap_all(session) >= 1
+    secrets.drop_old_masters(get_settings())
+    with db.session_scope() as session:
+        row = session.get(PseudonymKey, 1)
+        assert row is not None and row.kid is not None and row.kid != old_kid
+        assert row.kid.startswith(new_master)
+        assert pseudonym.department_key(session, 1) == before  # same key: same pseudonyms
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 # --- generalisation and suppression -----------------------------------------------------------

@@ -88,6 +88,7 @@ MATRIX: list[Endpoint] = [
     Endpoint("GET", "/api/v1/log/keys", ALL),
     Endpoint("GET", "/api/v1/log/entries", AUDITOR),
     Endpoint("GET", "/api/v1/log/witnesses", ALL),
+    Endpoint("GET", "/api/v1/log/reads", ALL),  # your own department's; others: auditors
     # receipts: the entry's actor, its department (entry 0: GA registered the resource), auditors
     Endpoint("GET", "/api/v1/log/receipts/{seq}", ALL),
     Endpoint("GET", "/tile/entries/{tile_path}", AUDITOR),  # C2SP entry bundles: who did what

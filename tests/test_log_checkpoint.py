@@ -168,3 +168,37 @@ def test_go_sumdb_verifies_checkpoint_tiles_and_receipt(log_of_600: TestClient, 
                           str(tmp_path / "mirror"), vkey, str(tmp_path / "receipt.tlog-proof")],
                          env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "FAIL" in run.stderr
+
+
+def test_log_verify_reads_a_tile_mirror(log_of_600: TestClient, world: World,
+                                        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from translog.cli import app as log_cli
+
+    api = log_of_600
+    mirror(api, world, tmp_path / "m")
+    (tmp_path / "keys.json").write_text(api.get("/.well-known/govshare-log-keys").text)
+
+    def verify() -> tuple[int, str]:
+        result = CliRunner().invoke(log_cli, ["verify", str(tmp_path / "m"), "--public-key",
+                                              str(tmp_path / "keys.json")])
+        return result.exit_code, result.output
+
+    status, out = verify()
+    assert status == 0 and out.startswith("OK: tree size 600"), out
+    # an entry changed inside a bundle
+    bundle = tmp_path / "m/tile/entries/001"
+    original = bundle.read_bytes()
+    bundle.write_bytes(original.replace(b'"kind":"user"', b'"kind":"USER"', 1))
+    status, out = verify()
+    assert status == 1 and "entry 256 is not a canonical entry" in out
+    bundle.write_bytes(original)
+    # a hash changed in the level-1 tile (the leaves still match the root: only the tile lies)
+    tile = tmp_path / "m/tile/1/000.p/2"
+    tile.write_bytes(bytes(32) + tile.read_bytes()[32:])
+    status, out = verify()
+    assert status == 1 and "tile/1/000.p/2: hash 0 differs" in out
+    tile.unlink()
+    status, out = verify()
+    assert status == 1 and "lacks tile/1/000.p/2" in out

@@ -22,6 +22,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from translog import canonical, merkle, note
 
 HEADER = "c2sp.org/tlog-proof@v1"
@@ -121,6 +124,74 @@ def _entry(data: bytes) -> dict[str, Any]:
     return result
 
 
+DELIVERY_EVENT = "delivery.completed"
+
+
 def delivery_payload(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The payload of the ``delivery.completed`` entry recording a delivery manifest."""
-    return {"delivery": manifest["delivery"], "manifest": manifest}
+    """The payload of the ``delivery.completed`` entry that records a delivery manifest
+    (``access.delivery``: the application's new state, the delivery id and the manifest)."""
+    return {"state": "delivered", "delivery": manifest.get("delivery"), "manifest": manifest}
+
+
+# --- what `govshare log check-receipt` reads --------------------------------------------------
+
+@dataclass(frozen=True)
+class Trust:
+    """The public keys a receipt is checked with: the log's, the witnesses', the quorum."""
+
+    logs: list[note.Verifier]
+    witnesses: list[note.Verifier]
+    quorum: int
+    manifest_keys: dict[str, bytes]  # key id -> raw Ed25519 key (manifest signatures)
+
+
+def trust_from_document(doc: dict[str, Any]) -> Trust:
+    """From the key document (``govshare log keys``, /.well-known/govshare-log-keys); every
+    key id and note key ID is recomputed from the key material."""
+    logs, manifest_keys = [], {}
+    for item in doc.get("keys", []):
+        raw = note.unb64(item["public_key"], "a public key")
+        manifest_keys[canonical.key_id_of(raw)] = raw
+        if "vkey" in item:
+            verifier = note.parse_vkey(item["vkey"])
+            if verifier.public != raw or verifier.sig_type != note.ED25519:
+                raise note.NoteError(f"key {item.get('key_id')}: its vkey names another key")
+            logs.append(verifier)
+    witnesses = [note.parse_vkey(v) for v in doc.get("witnesses", [])]
+    return Trust(logs, witnesses, int(doc.get("quorum", 0)), manifest_keys)
+
+
+def check_file(data: str, trust: Trust) -> Checked:
+    """A ``.tlog-proof`` file, or a delivery manifest document (the JSON of
+    GET /api/v1/deliveries/{id}/manifest: manifest, signature, key_id, receipt)."""
+    if not data.lstrip().startswith("{"):
+        return check(data, trust.logs, trust.witnesses, trust.quorum)
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise note.NoteError("the file is neither a tlog-proof nor JSON") from None
+    manifest, receipt = doc.get("manifest"), doc.get("receipt")
+    if not isinstance(manifest, dict) or not isinstance(receipt, str):
+        raise note.NoteError("the manifest document carries no receipt yet: fetch it again "
+                             "once the checkpoint is cosigned")
+    _check_manifest_signature(manifest, str(doc.get("signature", "")),
+                              str(doc.get("key_id", "")), trust)
+    checked = check(receipt, trust.logs, trust.witnesses, trust.quorum,
+                    payload=delivery_payload(manifest))
+    if checked.entry["type"] != DELIVERY_EVENT:
+        raise note.NoteError(f"the receipt is for a {checked.entry['type']} entry, not a "
+                             "delivery")
+    return checked
+
+
+def _check_manifest_signature(manifest: dict[str, Any], signature: str, key_id: str,
+                              trust: Trust) -> None:
+    raw = trust.manifest_keys.get(key_id)
+    if raw is None:
+        raise note.NoteError(f"the manifest is signed by the unknown key {key_id!r}")
+    try:
+        Ed25519PublicKey.from_public_bytes(raw).verify(
+            note.unb64(signature, "the manifest signature"), canonical.payload_bytes(manifest))
+    except InvalidSignature:
+        raise note.NoteError("the manifest's signature does not verify: it was changed") \
+            from None

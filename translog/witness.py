@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from kernel import storage
 from translog import merkle, note
 
 log = logging.getLogger("govshare.witness")
@@ -52,23 +52,7 @@ class Refused(Exception):
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write, fsync, rename, fsync the directory: a crash leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    storage.publish_bytes(path, data, mode=0o600)
 
 
 def load_or_create_key(data_dir: Path) -> Ed25519PrivateKey:

@@ -1,7 +1,7 @@
 """quality: run retries and leases, run attestations, checks added by the data bureau
 
 Revision ID: q14_quality_runs_kept
-Revises: wt18_log_checkpoints
+Revises: w16a
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "q14_quality_runs_kept"
-down_revision: str | None = "wt18_log_checkpoints"
+down_revision: str | None = "w16a"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
