@@ -8,7 +8,8 @@ WORKERS ?= 2
 
 .PHONY: run test setup lint migration-initial bench fuzz audit screenshots clean
 
-$(STAMP): pyproject.toml demo/pyproject.toml
+# setup.py builds the native library (access/native) at install time; rebuilt when it changes.
+$(STAMP): pyproject.toml demo/pyproject.toml setup.py $(wildcard access/native/*.c)
 	@test -n "$(PY)" || { echo "need python3.11 on PATH"; exit 1; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
