@@ -1,7 +1,7 @@
 """quality: run retries and leases, run attestations, checks added by the data bureau
 
 Revision ID: q14_quality_runs_kept
-Revises: w16a
+Revises: wt19_search_engine
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "q14_quality_runs_kept"
-down_revision: str | None = "w16a"
+down_revision: str | None = "wt19_search_engine"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
