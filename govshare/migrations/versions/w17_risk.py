@@ -1,7 +1,7 @@
 """risk reports: outlier suppression and sensitive items of an application
 
 Revision ID: w17_risk
-Revises: wt19_search_engine
+Revises: q14_quality_runs_kept
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "w17_risk"
-down_revision: str | None = "wt19_search_engine"
+down_revision: str | None = "q14_quality_runs_kept"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
