@@ -32,6 +32,8 @@ run: $(STAMP)
 # SQLite: the whole suite, including the browser story, crash tests and a short fuzz run.
 # PostgreSQL (a throwaway server on loopback): the same suite but the browser tests.
 # The dependency audit runs first (docs/security.md).
+# The native library must be there (built by the install above; tests/test_native.py).
+test: export GOVSHARE_REQUIRE_NATIVE = 1
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
