@@ -401,10 +401,10 @@ def get_delivery(delivery_id: int, session: DbSession, who: Involved) -> Deliver
 def manifest(delivery_id: int, session: DbSession, who: Involved) -> ManifestOut:
     """The signed manifest; verify it with the key from /.well-known/govshare-log-keys."""
     d, _ = delivery.get_delivery(session, who, delivery_id)
-    receipt = receipts.for_payload(session, proofs.DELIVERY_EVENT,
-                                   proofs.delivery_payload(d.manifest))
+    logged = delivery.logged_payload(d)
+    receipt = receipts.for_payload(session, proofs.DELIVERY_EVENT, logged)
     return ManifestOut(manifest=d.manifest, signature=d.signature, key_id=d.key_id,
-                       receipt=receipt)
+                       receipt=receipt, logged_payload=logged if receipt else None)
 
 
 @deliveries.post("/{delivery_id}/link", response_model=LinkOut, dependencies=[IDEMPOTENT])

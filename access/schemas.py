@@ -250,6 +250,9 @@ class ManifestOut(BaseModel):
         default=None, description="C2SP tlog-proof that the delivery's log entry (its payload "
         "the manifest) is in the cosigned checkpoint; null for the few seconds until the "
         "witnesses cosign it. Check offline: `govshare log check-receipt FILE`.")
+    logged_payload: dict[str, Any] | None = Field(
+        default=None, description="The payload of the delivery's log entry (it contains the "
+        "manifest verbatim): the entry's payload_sha256 is its RFC 8785 SHA-256.")
 
 
 class LinkOut(BaseModel):

@@ -86,6 +86,10 @@ def test_delivery_receipt_verifies_offline_and_a_changed_manifest_fails(
     resigned = {**changed, "signature": base64.b64encode(
         private.sign(canonical.payload_bytes(changed["manifest"]))).decode()}
     status, out = _check(tmp_path, resigned, keys_doc)
+    assert status == 1 and "differs from the one in the logged payload" in out
+    relogged = {**resigned, "logged_payload": {**document["logged_payload"],
+                                               "manifest": changed["manifest"]}}
+    status, out = _check(tmp_path, relogged, keys_doc)
     assert status == 1 and "does not match the logged entry" in out
     # more cosignatures than the checkpoint carries
     status, out = _check(tmp_path, document, keys_doc, "--quorum", "4")
