@@ -39,7 +39,8 @@ def test_reads_are_entries_and_the_provider_lists_them(client: TestClient, world
     checked = proofs.check(detail.json()["receipt"],
                            proofs.trust_from_document(keys_doc).logs, [], 0)
     assert checked.entry["type"] == "quality.run_finished"
-    assert checked.entry["subjects"] == {"resource": code, "run": str(runs[0]["id"])}
+    subjects = checked.entry["subjects"]
+    assert (subjects["resource"], subjects["run"]) == (code, str(runs[0]["id"]))
     assert client.get(f"{API}/quality/resources/{code}/report", headers=publisher) \
         .status_code == 200
     leader = world.headers("SCJG", Role.leader)
