@@ -317,19 +317,18 @@ def resource_register(
 def resource_search(q: Annotated[str | None, typer.Argument()] = None,
                     size: int = 20, as_json: JsonOpt = False) -> None:
     from catalog import search
-    from catalog.models import Resource
 
     ready()
+    search.sync(wait=False)  # no server writes the index: bring it up to date ourselves
     with db.session_scope(write=False) as session:
-        page = search.search(session, search.SearchParams(q=q, size=size))
-        rows: list[dict[str, Any]] = []
-        for hit in page.hits:
-            res = session.get(Resource, hit.resource_id)
-            if res is not None:
-                rows.append({"code": res.code, "name": res.name, "name_en": res.name_en,
-                             "sharing_type": res.sharing_type.value, "rows": res.row_count})
+        page = search.search(session, search.SearchParams(q=q, size=size, facets=False))
+        rows: list[dict[str, Any]] = [
+            {"code": res.code, "name": res.name, "name_en": res.name_en,
+             "sharing_type": res.sharing_type.value, "rows": res.row_count}
+            for res in page.resources]
+    shown = f"{page.total:,}+" if page.total_capped else str(page.total)
     table = Table("code", "name", "name_en", "sharing_type", "rows",
-                  title=f"{page.total} resource(s)")
+                  title=f"{shown} resource(s)")
     for r in rows:
         table.add_row(r["code"], r["name"], r["name_en"], r["sharing_type"], str(r["rows"]))
     _emit({"total": page.total, "hits": rows}, as_json, table)
@@ -347,6 +346,9 @@ def _mount_contexts() -> None:
     from govshare.warehouse_cli import app as warehouse_app
 
     app.add_typer(warehouse_app, name="warehouse", help="The data files: segments, staging.")
+    from govshare.search_cli import app as search_app
+
+    app.add_typer(search_app, name="search", help="The catalog search index.")
     from govshare.keys_cli import app as keys_app
 
     app.add_typer(keys_app, name="keys", help="The master secret and its purpose keys.")
@@ -369,4 +371,13 @@ _mount_plugins()
 
 
 def main() -> None:
-    app()
+    from access.pseudonym import KeyUnavailable as PseudonymKeyUnavailable
+    from kernel.secrets import SecretsUnavailable
+    from translog.keys import KeyUnavailable
+
+    try:
+        app()
+    except (SecretsUnavailable, KeyUnavailable, PseudonymKeyUnavailable) as exc:
+        # An operator's problem with a clear fix, not a bug: the message, no traceback.
+        err.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None

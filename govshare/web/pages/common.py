@@ -15,7 +15,6 @@ from catalog import service as catalog_service
 from catalog.models import (
     CATEGORY_LABELS,
     DataVersion,
-    Resource,
     SecurityLevel,
     SharingType,
     UpdateCycle,
@@ -52,10 +51,8 @@ def catalog_page(request: Request, who: SignedIn) -> Response:
         raise Invalid.of(exc.errors(), "the search filters") from None
     with session_scope(write=False) as session:
         found = search.search(session, params)
-        ids = [h.resource_id for h in found.hits]
-        by_id = {r.id: r for r in session.exec(select(Resource).where(col(Resource.id).in_(ids)))}
         depts = {d.id: d for d in departments(session)}
-        hits = [by_id[h.resource_id] for h in found.hits if h.resource_id in by_id]
+        hits = found.resources
     pages = max(1, -(-found.total // found.size))
     query = {k: v for k, v in raw.items() if k != "page"}
     return render(request, "catalog.html", {
