@@ -138,8 +138,7 @@ def is_indexed(row: Any) -> bool:
 
 def index_dir() -> Path:
     settings = get_settings()
-    configured = os.environ.get("GOVSHARE_SEARCH_INDEX_DIR")
-    return Path(configured) if configured else settings.data_dir / "search-index"
+    return settings.search_index_dir or settings.data_dir / "search-index"
 
 
 def _analyzer() -> tantivy.TextAnalyzer:
