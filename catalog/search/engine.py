@@ -21,6 +21,7 @@ import tantivy
 
 from catalog.models import Category, ResourceStatus, SecurityLevel, SharingType, UpdateCycle
 from catalog.search.analysis import split_camel, terms_text
+from kernel import storage
 from kernel.settings import get_settings
 
 # Bumped whenever the schema or the analysis changes: an index of another version is
@@ -157,9 +158,7 @@ def open_index(path: Path, *, create: bool) -> tantivy.Index | None:
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         tantivy.Index(SCHEMA, str(path), reuse=False)
-        tmp = version.with_suffix(".tmp")
-        tmp.write_text(SCHEMA_VERSION)
-        os.replace(tmp, version)
+        storage.publish_text(version, SCHEMA_VERSION)
     index = tantivy.Index(SCHEMA, str(path), reuse=True)
     index.register_tokenizer(TOKENIZER, _analyzer())
     return index

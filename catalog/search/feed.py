@@ -42,6 +42,7 @@ from sqlmodel import Session, SQLModel
 
 from catalog.models import ResourceStatus
 from catalog.search import engine
+from kernel import storage
 from kernel.db import session_scope, utcnow
 from kernel.events import Event
 
@@ -170,10 +171,8 @@ class Writer:
         return int(saved["watermark"]), set(saved["applied"])
 
     def _save_cursor(self) -> None:
-        tmp = self._cursor_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"watermark": self.watermark, "applied": sorted(self.applied),
-                                   "at": time.time()}))
-        os.replace(tmp, self._cursor_path)
+        storage.publish_text(self._cursor_path, json.dumps(
+            {"watermark": self.watermark, "applied": sorted(self.applied), "at": time.time()}))
 
     # applying the feed
 
