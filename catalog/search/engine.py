@@ -10,7 +10,6 @@ reloads on its own within about half a second of a commit by any process (tantiv
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 from dataclasses import dataclass
