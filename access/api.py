@@ -20,7 +20,16 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import FileResponse
 from sqlmodel import Session, select
 
-from access import delivery, latency, links, queries, ratings, scheduler
+from access import (
+    assessment,
+    delivery,
+    generalize,
+    latency,
+    links,
+    queries,
+    ratings,
+    scheduler,
+)
 from access import service as svc
 from access.flows import legal_actions
 from access.models import (
@@ -48,11 +57,14 @@ from access.schemas import (
     RatingIn,
     RatingOut,
     ReassignIn,
+    ReceiptOut,
     RejectIn,
     ReturnIn,
     RevisionIn,
     RevokeIn,
+    RiskIn,
     StepOut,
+    SuggestIn,
     TightenIn,
 )
 from catalog.models import Resource
@@ -117,7 +129,8 @@ def application_out(session: Session, who: Principal, app: Application,
     fields = app.model_dump(include={
         "id", "bundle_id", "purpose", "legal_basis", "items", "period_start", "period_end",
         "delivery_method", "file_format", "schedule", "revision", "due_date", "escalated_at",
-        "masking_plan", "row_filters", "quasi_identifiers", "k_min", "conditions",
+        "masking_plan", "row_filters", "quasi_identifiers", "k_min", "max_suppression",
+        "sensitive_items", "aggregate", "conditions",
         "delivery_blocked", "returns", "escalations", "reassignments", "notice_violations",
         "filed_at", "decided_at", "approved_at", "masked_at", "delivered_at",
         "first_download_at", "closed_at"})
@@ -158,7 +171,8 @@ def grant_out(session: Session, grant: Grant, app: Application) -> GrantOut:
                     schedule=grant.schedule, valid_from=grant.valid_from,
                     valid_until=grant.valid_until, revoked_at=grant.revoked_at,
                     revoke_reason=grant.revoke_reason, last_version=grant.last_version,
-                    active=svc.grant_active(grant, app))
+                    active=svc.grant_active(grant, app), privacy_spent=grant.privacy_spent,
+                    privacy_budget=(app.aggregate or {}).get("budget"))
 
 
 # --- deliveries: enqueued with the decision -----------------------------------------------------
@@ -204,11 +218,54 @@ def get_application(app_id: int, session: DbSession, who: Involved) -> Applicati
     return application_out(session, who, svc.get_application(session, who, app_id))
 
 
+@applications.get("/{app_id}/risk")
+def risk_report(app_id: int, session: DbSession, who: Involved) -> dict[str, Any]:
+    """The re-identification risk of the plan as it would be delivered: equivalence classes,
+    k, prosecutor / journalist / marketer risk, l-diversity and t-closeness of the sensitive
+    items (docs/access.md). Approvers and the bureau before the decision; the requester
+    after it."""
+    return assessment.report_for(session, who, app_id)
+
+
+@applications.post("/{app_id}/risk")
+def risk_of_changes(app_id: int, data: RiskIn, session: DbSession,
+                    who: Approver) -> dict[str, Any]:
+    """The report of the plan with tentative tightenings, other quasi-identifiers or
+    sensitive items, before deciding (changes nothing)."""
+    return assessment.report_for(
+        session, who, app_id, changes=data.masking, quasi_identifiers=data.quasi_identifiers,
+        sensitive=data.sensitive_items, k_target=data.k_target,
+        max_suppression=data.max_suppression)
+
+
+@applications.post("/{app_id}/suggestion")
+def suggestion(app_id: int, data: SuggestIn, session: DbSession,
+               who: Approver) -> dict[str, Any]:
+    """The least generalization of the quasi-identifiers that meets the target, as masking
+    changes to apply in one click (approve or tighten with them), with its report."""
+    inp = assessment.inputs(session, who, app_id, changes=data.masking,
+                            quasi_identifiers=data.quasi_identifiers,
+                            sensitive=data.sensitive_items, provider_only=True)
+    target = generalize.Target(k=data.k, max_suppression=data.suppression, l=data.l,
+                               sensitive=tuple(inp.sensitive) if data.l else (),
+                               prosecutor_max=data.prosecutor_max)
+    return assessment.suggest(inp, target)
+
+
 @applications.get("/{app_id}/history", response_model=list[StepOut])
 def history(app_id: int, session: DbSession, who: Involved) -> list[StepOut]:
     svc.get_application(session, who, app_id)
     n = _Names(session)
     return [_step_out(s, n) for s in svc.steps(session, app_id)]
+
+
+@applications.get("/{app_id}/receipts", response_model=list[ReceiptOut])
+def application_receipts(app_id: int, session: DbSession, who: Involved) -> list[ReceiptOut]:
+    """A receipt for every log entry of the application: its filing, each decision, each
+    delivery."""
+    svc.get_application(session, who, app_id)
+    return [ReceiptOut(seq=row.seq, type=row.event_type, time=row.time, receipt=receipt)
+            for row, receipt in receipts.for_subject(session, "application", str(app_id))]
 
 
 @applications.post("/{app_id}/approve", response_model=ApplicationOut)
@@ -337,10 +394,10 @@ def get_delivery(delivery_id: int, session: DbSession, who: Involved) -> Deliver
 def manifest(delivery_id: int, session: DbSession, who: Involved) -> ManifestOut:
     """The signed manifest; verify it with the key from /.well-known/govshare-log-keys."""
     d, _ = delivery.get_delivery(session, who, delivery_id)
-    receipt = receipts.for_payload(session, proofs.DELIVERY_EVENT,
-                                   proofs.delivery_payload(d.manifest))
+    logged = delivery.logged_payload(d)
+    receipt = receipts.for_payload(session, proofs.DELIVERY_EVENT, logged)
     return ManifestOut(manifest=d.manifest, signature=d.signature, key_id=d.key_id,
-                       receipt=receipt)
+                       receipt=receipt, logged_payload=logged if receipt else None)
 
 
 @deliveries.post("/{delivery_id}/link", response_model=LinkOut, dependencies=[IDEMPOTENT])

@@ -7,8 +7,9 @@ lock and a crash at any point leaves nothing visible and nothing lost:
    find or skip the period's run (``(grant, run_key)`` is unique: a retry of a finished run
    returns it, which makes the step idempotent), snapshot what to deliver
    (``access.planning``).
-2. *produce* (no transaction): the masked COPY, the raw-PII and k-anonymity checks, fsync
-   and hash (``access.packaging``), under the job's ``flock``.
+2. *produce* (no transaction): the masked COPY (or an aggregate release), the raw-PII,
+   k-anonymity and risk checks, fsync and hash (``access.packaging``), under the job's
+   ``flock``.
 3. *commit* (short write transaction): insert the Delivery row, rename the file into
    ``deliveries/<application>/``, sign and write the manifest (``access.manifest``), move the
    application to ``delivered`` through the state machine (``access.service.move``), publish
@@ -26,20 +27,29 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from access import manifest
+from access import aggregate, manifest, risk
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.flows import Action
 from access.models import (
     Application,
+    ApplicationState,
     Delivery,
     Grant,
 )
-from access.packaging import Produced, discard, job_lock, k_too_small, produce
+from access.packaging import (
+    Produced,
+    discard,
+    job_lock,
+    k_too_small,
+    produce,
+    too_many_suppressed,
+)
 from access.planning import (
     DeliveryBlocked,
     Gone,
@@ -95,7 +105,10 @@ def _prepare(app_id: int, who: Principal | None, run_key: str | None) -> Job | D
         done = existing(session, grant.id or 0, key)
         if done is not None:
             return done
-        return plan_job(session, app, grant, resource, key, today)
+        job = plan_job(session, app, grant, resource, key, today)
+        if job.aggregate is not None:  # refused before any work: nothing is computed
+            aggregate.check_budget(job.aggregate, grant.privacy_spent, grant_id=grant.id)
+        return job
 
 
 def _check_window(grant: Grant) -> None:
@@ -112,6 +125,11 @@ def _record_block(job: Job, produced: Produced, who: Principal | None) -> None:
     if produced.hits:
         kinds = sorted({f"{h.kind} in {h.column}" for h in produced.hits})
         reason = "values that look like raw personal data: " + ", ".join(kinds)
+    elif too_many_suppressed(job, produced):
+        total = produced.rows + produced.suppressed
+        reason = (f"{produced.suppressed} of {total} rows are in classes smaller than "
+                  f"k_min {job.k_min}, more than the {job.max_suppression:.1%} that may be "
+                  f"suppressed")
     else:
         reason = f"k-anonymity {produced.k} is below the required {job.k_min}"
     with db.session_scope(write=True) as session:
@@ -146,6 +164,15 @@ def _commit_in(session: Session, job: Job, produced: Produced,
                who: Principal | None) -> Delivery:
     app = svc.load(session, job.app_id, lock=True)
     svc.check(session, app, Action.deliver, who)  # e.g. revoked while we were masking
+    if job.aggregate is not None:  # spend the budget with the release, or refuse it
+        grant = session.get(Grant, job.grant_id)
+        assert grant is not None
+        aggregate.check_budget(job.aggregate, grant.privacy_spent, grant_id=grant.id)
+        grant.privacy_spent += job.aggregate.epsilon
+        session.add(grant)
+        assert produced.aggregate is not None
+        produced.aggregate["privacy_spent"] = grant.privacy_spent
+        produced.aggregate["privacy_budget"] = job.aggregate.budget
     delivery = Delivery(grant_id=job.grant_id, application_id=job.app_id, run_key=job.run_key,
                         method=job.method, resource_version=job.version,
                         row_count=produced.rows, k_anonymity=produced.k, manifest={},
@@ -185,9 +212,20 @@ def _mark_delivered(session: Session, app: Application, delivery: Delivery,
     grant.last_version = delivery.resource_version
     session.add_all([delivery, grant])
     svc.move(session, app, Action.deliver, who,
-             {"delivery": delivery.id, "run_key": delivery.run_key, "rows": delivery.row_count},
-             event="delivery.completed",
-             payload={"delivery": delivery.id, "manifest": delivery.manifest})
+             {"delivery": delivery.id, "run_key": delivery.run_key, "rows": delivery.row_count,
+              "risk": risk.summary_of(delivery.manifest.get("risk"))},
+             event="delivery.completed", payload=_completed_payload(delivery))
+
+
+def _completed_payload(delivery: Delivery) -> dict[str, Any]:
+    return {"delivery": delivery.id, "manifest": delivery.manifest,
+            "risk": risk.summary_of(delivery.manifest.get("risk"))}
+
+
+def logged_payload(delivery: Delivery) -> dict[str, Any]:
+    """The payload of the delivery's ``delivery.completed`` log entry, exactly as logged
+    (``service.move`` adds the new state): what its receipt proves was recorded."""
+    return {"state": ApplicationState.delivered.value, **_completed_payload(delivery)}
 
 
 def get_delivery(session: Session, who: Principal, delivery_id: int

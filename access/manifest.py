@@ -52,6 +52,9 @@ def manifest_of(job: Job, produced: Produced, app: Application, delivery: Delive
         "row_filters": [f.model_dump(mode="json") for f in job.row_filters],
         "row_count": produced.rows, "k_anonymity": produced.k,
         "quasi_identifiers": job.quasi_identifiers, "file": file,
+        # The re-identification risk of the package as written (docs/access.md).
+        "risk": produced.risk, "suppressed_rows": produced.suppressed,
+        "aggregate": produced.aggregate,
         "created_at": canonical.format_time(utcnow()), "key_id": key_id,
     }
 

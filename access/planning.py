@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from access import masking, pseudonym
+from access.aggregate import AggregateSpec
 from access.masking import RowFilter
 from access.models import (
     Application,
@@ -92,6 +93,9 @@ class Job:
     k_min: int | None
     key: bytes | None
     as_of: date
+    sensitive_items: list[str] = field(default_factory=list)
+    max_suppression: float | None = None
+    aggregate: AggregateSpec | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -116,7 +120,9 @@ def plan_job(session: Session, app: Application, grant: Grant, resource: Resourc
         row_filters=[RowFilter.model_validate(f) for f in app.row_filters],
         quasi_identifiers=list(app.quasi_identifiers), k_min=app.k_min,
         key=pseudonym.department_key(session, app.requester_department_id) if needs_key
-        else None, as_of=today)
+        else None, as_of=today, sensitive_items=list(app.sensitive_items),
+        max_suppression=app.max_suppression,
+        aggregate=AggregateSpec.model_validate(app.aggregate) if app.aggregate else None)
 
 
 def detach(item: DataItem) -> _Item:
@@ -145,6 +151,9 @@ def due_periodic(session: Session, today: date) -> list[tuple[int, str]]:
                                col(Grant.revoked_at).is_(None))).all()
     due = []
     for app, grant, resource in rows:
+        spec = AggregateSpec.model_validate(app.aggregate) if app.aggregate else None
+        if spec is not None and grant.privacy_spent + spec.epsilon > spec.budget + 1e-9:
+            continue  # its budget is spent: no release is due any more
         key = run_key_for(app.schedule, today, resource.current_version)
         if existing(session, grant.id or 0, key) is None:
             due.append((app.id or 0, key))

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from access.aggregate import AggregateSpec
 from access.masking import ColumnRule, RowFilter
 from access.models import (
     Deficiency,
@@ -30,6 +31,9 @@ class ApplicationIn(BaseModel):
     delivery_method: DeliveryMethod = DeliveryMethod.file
     file_format: FileFormat = FileFormat.parquet
     schedule: Schedule = Schedule.once
+    aggregate: AggregateSpec | None = Field(
+        default=None, description="For delivery_method aggregate: groups, measures, ε per "
+        "release and the grant's privacy budget (docs/access.md)")
 
 
 class BundleIn(BaseModel):
@@ -47,6 +51,11 @@ class ApprovalIn(BaseModel):
     row_filters: list[RowFilter] = Field(default_factory=list, max_length=20)
     quasi_identifiers: list[str] = Field(default_factory=list, max_length=20)
     k_min: int | None = Field(default=None, ge=2, le=1000)
+    max_suppression: float | None = Field(
+        default=None, ge=0, le=0.2, description="Share of rows that may be dropped as outliers "
+        "(classes smaller than k_min); needs k_min")
+    sensitive_items: list[str] = Field(default_factory=list, max_length=20, description=
+                                       "Items whose l-diversity and t-closeness are reported")
     conditions: list[str] = Field(default_factory=list, max_length=20,
                                   description="e.g. a data-use responsibility commitment")
     note: str = Field(default="", max_length=2000)
@@ -103,6 +112,29 @@ class TightenIn(BaseModel):
         default=None, description="Replaces the filters; may only add conditions")
     quasi_identifiers: list[str] | None = None
     k_min: int | None = Field(default=None, ge=2, le=1000)
+    max_suppression: float | None = Field(default=None, ge=0, le=0.2)
+    sensitive_items: list[str] | None = Field(default=None, max_length=20)
+
+
+class RiskIn(BaseModel):
+    """A plan to measure: the application's, with tentative tightenings (approvers only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    masking: dict[str, ColumnRule] = Field(default_factory=dict)
+    quasi_identifiers: list[str] | None = Field(default=None, max_length=20)
+    sensitive_items: list[str] | None = Field(default=None, max_length=20)
+    k_target: int | None = Field(default=None, ge=2, le=1000)
+    max_suppression: float | None = Field(default=None, ge=0, le=0.2)
+
+
+class SuggestIn(RiskIn):
+    """A privacy target for the least generalization that meets it."""
+
+    k: int = Field(default=5, ge=2, le=1000)
+    l: int | None = Field(default=None, ge=2, le=100)  # noqa: E741
+    prosecutor_max: float | None = Field(default=None, gt=0, le=1)
+    suppression: float = Field(default=0.01, ge=0, le=0.2,
+                               description="Share of rows that may be suppressed as outliers")
 
 
 class RevokeIn(BaseModel):
@@ -128,6 +160,16 @@ class StepOut(BaseModel):
     actor_department: str | None
     at: datetime
     detail: dict[str, Any]
+
+
+class ReceiptOut(BaseModel):
+    seq: int = Field(description="The log entry's sequence number.")
+    type: str = Field(description="What it records: application.filed, …approved, "
+                      "…rejected, delivery.completed, …")
+    time: datetime
+    receipt: str | None = Field(description="C2SP tlog-proof against the cosigned checkpoint "
+                                "(null until one covers the entry); check it offline with "
+                                "`govshare log check-receipt`.")
 
 
 class ApplicationOut(BaseModel):
@@ -156,6 +198,9 @@ class ApplicationOut(BaseModel):
     row_filters: list[dict[str, Any]]
     quasi_identifiers: list[str]
     k_min: int | None
+    max_suppression: float | None = None
+    sensitive_items: list[str] = []
+    aggregate: dict[str, Any] | None = None
     conditions: list[str]
     delivery_blocked: str | None
     bounces: int
@@ -210,6 +255,9 @@ class ManifestOut(BaseModel):
         default=None, description="C2SP tlog-proof that the delivery's log entry (its payload "
         "the manifest) is in the cosigned checkpoint; null for the few seconds until the "
         "witnesses cosign it. Check offline: `govshare log check-receipt FILE`.")
+    logged_payload: dict[str, Any] | None = Field(
+        default=None, description="The payload of the delivery's log entry (it contains the "
+        "manifest verbatim): the entry's payload_sha256 is its RFC 8785 SHA-256.")
 
 
 class LinkOut(BaseModel):
@@ -229,6 +277,8 @@ class GrantOut(BaseModel):
     revoke_reason: str
     last_version: int
     active: bool
+    privacy_spent: float = 0.0
+    privacy_budget: float | None = None
 
 
 class QueryOut(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from access import masking, pseudonym
+from access import aggregate, masking, pseudonym
 from access.calendar import WorkCalendar
 from access.flows import Action, Party, next_state
 from access.masking import MaskingRule
@@ -238,7 +238,29 @@ def check_application(session: Session, who: Principal, resource: Resource,
     if method is DeliveryMethod.api and _field(data, current, "schedule") is not Schedule.once:
         errors.append({"field": "schedule", "problem": "an API-query grant is live for its "
                        "whole period; schedules apply to file deliveries only"})
+    errors += _check_aggregate(method, getattr(data, "aggregate", None) if current is None
+                               else None, _field(data, current, "items"), resource)
     return errors
+
+
+def _check_aggregate(method: DeliveryMethod | None, spec: aggregate.AggregateSpec | None,
+                     items: Sequence[str], resource: Resource) -> list[dict[str, Any]]:
+    if method is not DeliveryMethod.aggregate:
+        if spec is not None:
+            return [{"field": "aggregate", "problem": "only for delivery_method aggregate"}]
+        return []
+    if spec is None:
+        return [{"field": "aggregate", "problem": "an aggregate grant needs its groups, "
+                 "measures and privacy budget"}]
+    missing = [n for n in spec.items() if n not in items]
+    if missing:
+        return [{"field": "aggregate", "problem": "group and measure items must be among the "
+                 "requested items: " + ", ".join(missing)}]
+    try:
+        aggregate.validate(spec, resource.items)
+    except Invalid as problem:
+        return [{"field": "aggregate", "problem": problem.detail}]
+    return []
 
 
 def _field(data: ApplicationIn | RevisionIn, current: Application | None, name: str) -> Any:
@@ -329,7 +351,8 @@ def _new_application(who: Principal, resource: Resource, data: ApplicationIn,
         purpose=data.purpose, legal_basis=data.legal_basis,
         items=_ordered_items(resource, data.items), period_start=data.period_start or _today(),
         period_end=data.period_end, delivery_method=data.delivery_method,
-        file_format=data.file_format, schedule=data.schedule, due_date=_due_date())
+        file_format=data.file_format, schedule=data.schedule, due_date=_due_date(),
+        aggregate=data.aggregate.model_dump(mode="json") if data.aggregate else None)
 
 
 def _filing_detail(app: Application) -> dict[str, Any]:
@@ -433,13 +456,17 @@ def _approve(session: Session, app: Application, who: Principal | None, data: Ap
     plan = masking.tighten(items, masking.default_plan(items, app.items), data.masking)
     _check_filters(items, data.row_filters)
     _check_quasi_identifiers(plan, data.quasi_identifiers)
+    _check_risk_settings(plan, data.quasi_identifiers, data.sensitive_items, data.k_min,
+                         data.max_suppression)
     app.masking_plan = masking.plan_json(plan)
     app.row_filters = [f.model_dump(mode="json") for f in data.row_filters]
     app.quasi_identifiers, app.k_min = list(data.quasi_identifiers), data.k_min
+    app.max_suppression, app.sensitive_items = data.max_suppression, list(data.sensitive_items)
     app.conditions = list(data.conditions)
     app.decided_at = utcnow()
     payload = {"masking_plan": app.masking_plan, "row_filters": app.row_filters,
                "quasi_identifiers": app.quasi_identifiers, "k_min": app.k_min,
+               "max_suppression": app.max_suppression, "sensitive_items": app.sensitive_items,
                "conditions": app.conditions, "note": data.note}
     event = "application.conditions_set" if action is Action.set_conditions else \
         "application.approved"
@@ -459,6 +486,23 @@ def _check_quasi_identifiers(plan: masking.Plan, names: Sequence[str]) -> None:
     if unknown:
         raise Invalid("Quasi-identifiers must be delivered columns; not delivered: "
                       + ", ".join(unknown) + ".")
+
+
+def _check_risk_settings(plan: masking.Plan, quasi_identifiers: Sequence[str],
+                         sensitive: Sequence[str], k_min: int | None,
+                         max_suppression: float | None) -> None:
+    delivered = {n for n, r in plan.items() if r.rule is not MaskingRule.suppress}
+    unknown = [n for n in sensitive if n not in delivered]
+    if unknown:
+        raise Invalid("Sensitive items must be delivered columns; not delivered: "
+                      + ", ".join(unknown) + ".")
+    both = sorted(set(sensitive) & set(quasi_identifiers))
+    if both:
+        raise Invalid("An item is either a quasi-identifier or sensitive, not both: "
+                      + ", ".join(both) + ".")
+    if max_suppression is not None and (k_min is None or not quasi_identifiers):
+        raise Invalid("Suppressing outliers needs quasi-identifiers and k_min: the outliers "
+                      "are the rows of classes smaller than k_min.")
 
 
 def _activate(session: Session, app: Application) -> Grant:
@@ -645,12 +689,20 @@ def tighten(session: Session, who: Principal, app_id: int, data: TightenIn) -> A
     _check_quasi_identifiers(plan, qi)
     if data.k_min is not None and app.k_min is not None and data.k_min < app.k_min:
         raise Invalid(f"k_min can only be raised (now {app.k_min}).")
+    k_min = data.k_min if data.k_min is not None else app.k_min
+    sensitive = list(data.sensitive_items) if data.sensitive_items is not None \
+        else list(app.sensitive_items)
+    # Suppressing outliers never loosens: every delivered class still has k_min rows.
+    suppression = data.max_suppression if data.max_suppression is not None \
+        else app.max_suppression
+    _check_risk_settings(plan, qi, sensitive, k_min, suppression)
     app.masking_plan, app.row_filters, app.quasi_identifiers = masking.plan_json(plan), filters, qi
-    app.k_min = data.k_min if data.k_min is not None else app.k_min
+    app.k_min, app.sensitive_items, app.max_suppression = k_min, sensitive, suppression
     app.delivery_blocked = None
     move(session, app, Action.tighten, who,
           {"masking_plan": app.masking_plan, "row_filters": filters, "quasi_identifiers": qi,
-           "k_min": app.k_min}, event="application.plan_tightened")
+           "k_min": app.k_min, "max_suppression": suppression, "sensitive_items": sensitive},
+          event="application.plan_tightened")
     return app
 
 

@@ -6,7 +6,7 @@ from typing import Any, BinaryIO
 
 from sqlmodel import Session, col, select
 
-from catalog import codes, search, warehouse
+from catalog import codes, warehouse
 from catalog.models import (
     DataItem,
     DataVersion,
@@ -162,7 +162,6 @@ def _insert_resource(session: Session, who: Principal, provider: Department,
                                for i, item in enumerate(meta.items)])
     session.add(resource)
     session.flush()
-    search.index_resource(session, resource)
     return resource
 
 
@@ -260,7 +259,6 @@ def update_resource(session: Session, who: Principal, code: str, edit: ResourceU
                                  changed_by=who.user_id, changes=changes))
     session.add(resource)
     session.flush()
-    search.index_resource(session, resource)
     publish(session, Event("resource.updated", who.actor,
                            {"resource": code, "revision": str(resource.revision)},
                            {"changes": changes}))
@@ -299,7 +297,6 @@ def set_status(session: Session, who: Principal, code: str, status: ResourceStat
                                  changed_by=who.user_id,
                                  changes={"status": [old.value, status.value]}))
     session.flush()
-    search.index_resource(session, resource)
     publish(session, Event(f"resource.{status.value}", who.actor, {"resource": code}))
     return resource
 
@@ -327,7 +324,16 @@ def preview(session: Session, who: Principal, code: str, limit: int) -> tuple[li
         cur = con.execute(f"SELECT * FROM {warehouse.TABLE} LIMIT ?", [limit])
         names = [d[0] for d in cur.description or []]
         rows = [[_jsonable(v) for v in row] for row in cur.fetchall()]
+    # Raw rows, even for the provider's own publishers: every read is on record.
+    publish(session, Event("resource.previewed", who.actor, {"resource": code},
+                           {"rows": len(rows), "limit": limit,
+                            "version": resource.current_version}))
     return names, rows, resource.row_count
+
+
+def record_export(session: Session, who: Principal, fmt: str) -> None:
+    """Catalog exports are reads on record too (an entry of the access log)."""
+    publish(session, Event("catalog.exported", who.actor, {"format": fmt}, {"format": fmt}))
 
 
 def _jsonable(value: Any) -> Any:

@@ -73,7 +73,8 @@ def detect_format(filename: str) -> Format:
         if name.endswith(ext):
             return _EXTENSIONS[ext]
     known = ", ".join(sorted(_EXTENSIONS))
-    raise Unsupported(f"Cannot tell the format of '{Path(filename).name}'. Use one of: {known}.")
+    raise Unsupported(f"Cannot tell the format of '{Path(filename).name}'. Use one of: {known}.",
+                      key="upload.format", params={"name": Path(filename).name, "known": known})
 
 
 def staging_dir(warehouse: Path) -> Path:
@@ -102,7 +103,8 @@ def stage(src: BinaryIO, filename: str, warehouse: Path, *, max_bytes: int) -> S
                 size += len(chunk)
                 if size > max_bytes:
                     raise TooLarge(f"The file is larger than the limit of {max_bytes:,} bytes"
-                                   " (for .gz files: once decompressed).")
+                                   " (for .gz files: once decompressed).",
+                                   key="upload.too_large", params={"limit": f"{max_bytes:,}"})
                 digest.update(chunk)
                 out.write(chunk)
         if size == 0:
@@ -113,7 +115,8 @@ def stage(src: BinaryIO, filename: str, warehouse: Path, *, max_bytes: int) -> S
     except (OSError, EOFError, zlib.error) as exc:
         dest.unlink(missing_ok=True)
         if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
-            raise Invalid(f"The .gz file is damaged or not gzip: {exc}") from None
+            raise Invalid(f"The .gz file is damaged or not gzip: {exc}",
+                          key="upload.bad_gzip", params={"reason": str(exc)}) from None
         raise
     except BaseException:
         dest.unlink(missing_ok=True)
@@ -129,7 +132,8 @@ def _check_parquet(path: Path, max_bytes: int) -> None:
     try:
         meta = pq.ParquetFile(path).metadata
     except Exception as exc:  # pyarrow raises several types for a damaged footer
-        raise Invalid(f"The file is not readable as Parquet: {str(exc)[:200]}") from None
+        raise Invalid(f"The file is not readable as Parquet: {str(exc)[:200]}",
+                      key="upload.bad_parquet", params={"reason": str(exc)[:200]}) from None
     expanded = 0
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
@@ -141,7 +145,8 @@ def _check_parquet(path: Path, max_bytes: int) -> None:
                             chunk.num_values * _value_width(chunk))
     if expanded > max_bytes:
         raise TooLarge(f"The Parquet file expands to {expanded:,} bytes, beyond the limit of "
-                       f"{max_bytes:,} bytes.")
+                       f"{max_bytes:,} bytes.", key="upload.parquet_expands",
+                       params={"size": f"{expanded:,}", "limit": f"{max_bytes:,}"})
 
 
 _WIDTHS = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
@@ -229,7 +234,9 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path) -> int:
         storage.publish(tmp, segment)
     except duckdb.Error as exc:
         raise Invalid(f"The file could not be read as {staged.format.value}: "
-                      f"{_first_line(exc)}") from None
+                      f"{_first_line(exc)}", key="upload.unreadable",
+                      params={"format": staged.format.value,
+                              "reason": _first_line(exc)}) from None
     finally:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
@@ -259,6 +266,8 @@ def _check_columns(found: dict[str, str], declared: Sequence[Column]) -> None:
               for n in missing]
     errors += [{"column": n, "problem": "in the file but not declared as a data item"}
                for n in extra]
+    keys: list[tuple[str, dict[str, Any]] | None] = [("upload.missing_column", {})] * len(missing)
+    keys += [("upload.extra_column", {})] * len(extra)
     if errors:
         parts = []
         if missing:
@@ -266,7 +275,10 @@ def _check_columns(found: dict[str, str], declared: Sequence[Column]) -> None:
         if extra:
             parts.append("not declared: " + ", ".join(extra))
         raise Invalid("The file's columns do not match the declared data items ("
-                      + "; ".join(parts) + "). Nothing was stored.", errors=errors)
+                      + "; ".join(parts) + "). Nothing was stored.", errors=errors,
+                      key="upload.columns_mismatch", error_keys=keys,
+                      params={"missing": ", ".join(missing) or "—",
+                              "extra": ", ".join(extra) or "—"})
 
 
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[Column]) -> None:
@@ -289,17 +301,23 @@ def _raise_on_rejects(con: duckdb.DuckDBPyConnection, columns: Sequence[Column])
         return
     declared = {c.name: c.type for c in columns}
     errors = []
+    keys: list[tuple[str, dict[str, Any]] | None] = []
     for column, error_type, n, first_line in rejects:
         if column and error_type == "CAST":
             problem = (f"{n} value(s) are not valid {declared[column].value}, "
                        f"first on line {first_line}")
+            keys.append(("upload.cast", {"n": n, "type": declared[column].value,
+                                         "line": first_line}))
         else:
             problem = (f"{n} malformed row(s) ({str(error_type).lower()}), "
                        f"first on line {first_line}")
+            keys.append(("upload.malformed", {"n": n, "kind": str(error_type).lower(),
+                                              "line": first_line}))
         errors.append({"column": column, "problem": problem, "rows": n, "first_line": first_line})
     where = ", ".join(sorted({str(e["column"]) for e in errors if e["column"]})) or "row structure"
     raise Invalid(f"Some values do not match the declared types ({where}). Nothing was stored.",
-                  errors=errors)
+                  errors=errors, error_keys=keys, key="upload.types_mismatch",
+                  params={"where": where})
 
 
 # Typed formats: which source types may fill each declared type without losing meaning.
@@ -323,12 +341,16 @@ def _compatible(source_type: str, declared: ItemType) -> bool:
 
 def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[Column]) -> None:
     found = _described(con, f"read_parquet('{_escape(path)}')")
+    wrong = [c for c in columns if not _compatible(found[c.name], c.type)]
     errors = [{"column": c.name, "problem": f"declared {c.type.value}, file has {found[c.name]}"}
-              for c in columns if not _compatible(found[c.name], c.type)]
+              for c in wrong]
     if errors:
         cols = ", ".join(str(e["column"]) for e in errors)
         raise Invalid(f"Some columns have types other than declared ({cols}). Nothing was stored.",
-                      errors=errors)
+                      errors=errors, key="upload.column_types", params={"cols": cols},
+                      error_keys=[("upload.declared_vs_file",
+                                   {"type": c.type.value, "found": found[c.name]})
+                                  for c in wrong])
     select = ", ".join(f"CAST({quote(c.name)} AS {DUCKDB_TYPES[c.type]}) AS {quote(c.name)}"
                        for c in columns)
     con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM read_parquet(?)", [str(path)])
@@ -344,12 +366,15 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[Co
         for c in columns
     )
     bad = con.execute(f"SELECT {checks} FROM {source}").fetchone() or ()
+    wrong = [(c, n) for c, n in zip(columns, bad, strict=True) if n]
     errors = [{"column": c.name, "problem": f"{n} value(s) are not valid {c.type.value}",
-               "rows": n} for c, n in zip(columns, bad, strict=True) if n]
+               "rows": n} for c, n in wrong]
     if errors:
         cols = ", ".join(str(e["column"]) for e in errors)
         raise Invalid(f"Some values do not match the declared types ({cols}). Nothing was stored.",
-                      errors=errors)
+                      errors=errors, key="upload.types_mismatch", params={"where": cols},
+                      error_keys=[("upload.cast_count", {"n": n, "type": c.type.value})
+                                  for c, n in wrong])
     select = ", ".join(f"CAST({quote(c.name)} AS {DUCKDB_TYPES[c.type]}) AS {quote(c.name)}"
                        for c in columns)
     con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM {source}")

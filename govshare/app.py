@@ -38,9 +38,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # import Great Expectations before any thread can race another to it.
     access_native.load()
     quality_validate.preload()
-    # No background work here: requests enqueue jobs (kernel/jobs.py) in their own
-    # transactions, and `govshare worker` processes run them (govshare/worker.py).
-    yield
+    # Background work is not done here: requests enqueue jobs (kernel/jobs.py) in their own
+    # transactions, and `govshare worker` processes run them (govshare/worker.py). Only this
+    # host's search index is kept by the web process itself.
+    wiring.start(settings)
+    try:
+        yield
+    finally:
+        wiring.stop()
 
 
 def create_app() -> FastAPI:
@@ -68,6 +73,9 @@ def create_app() -> FastAPI:
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": govshare.__version__}
+        # The pseudonym path shows here so that a slow fallback is never silent (access.native).
+        path = access_native.status()
+        out = {"status": "ok", "version": govshare.__version__, "pseudonym_path": path.path}
+        return out | ({"pseudonym_path_detail": path.detail} if path.detail else {})
 
     return app

@@ -4,5 +4,6 @@ import access.models  # noqa: F401
 import catalog.models  # noqa: F401
 import kernel.idempotency
 import kernel.identity
-import kernel.jobs  # noqa: F401
+import kernel.jobs
+import kernel.sessions  # noqa: F401
 import quality.models  # noqa: F401

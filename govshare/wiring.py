@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kernel.events import subscribe
+from kernel.settings import Settings
 from translog import api as log_api
 from translog import service as log_service
 
@@ -20,6 +21,12 @@ def subscribe_events() -> None:
     from quality import queue as quality_queue
 
     subscribe(quality_queue.on_catalog_event)
+    # The search index redoes a resource's document after each catalog change and each new
+    # quality score (quality.run_finished): a feed row in the same transaction. Subscribed
+    # here, so that neither context imports the other for it.
+    from catalog.search import feed as search_feed
+
+    subscribe(search_feed.on_event)
 
 
 def context_routers() -> list[APIRouter]:
@@ -37,3 +44,18 @@ def root_routers() -> list[APIRouter]:
     from metrics.prometheus import router as prometheus_router
 
     return [log_api.well_known, prometheus_router]
+
+
+def start(settings: Settings) -> None:
+    """What a web process keeps up to date on its own host: this machine's search index
+    (``catalog.search.feed``, one index per host). All other background work is jobs, run by
+    ``govshare worker`` processes (govshare/worker.py)."""
+    from catalog.search import feed as search_feed
+
+    search_feed.start()
+
+
+def stop() -> None:
+    from catalog.search import feed as search_feed
+
+    search_feed.stop()

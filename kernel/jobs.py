@@ -47,6 +47,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -345,10 +346,30 @@ class _Heartbeat:
             return
 
 
+_current: ContextVar[Claim | None] = ContextVar("govshare_job", default=None)
+
+
+def current() -> Claim | None:
+    """The claim of the job this thread is running (its ``attempt``: > 1 after a failure or
+    after its previous worker died), or None outside a job."""
+    return _current.get()
+
+
 def execute(c: Claim, now: datetime | None = None,
             on_lost: Callable[[Claim], None] | None = None) -> JobState | None:
     """Run a claimed job's handler under a heartbeat and record the outcome."""
     spec = _handlers.get(c.kind)
+    outcome: BaseException | None
+    token = _current.set(c)
+    try:
+        outcome = _call(spec, c, on_lost)
+    finally:
+        _current.reset(token)
+    return _settle(c, outcome, now or _wall())
+
+
+def _call(spec: Spec | None, c: Claim,
+          on_lost: Callable[[Claim], None] | None) -> BaseException | None:
     outcome: BaseException | None
     with _Heartbeat(c, on_lost):
         try:
@@ -361,7 +382,7 @@ def execute(c: Claim, now: datetime | None = None,
             if not isinstance(exc, Defer):
                 log.warning("job %s (%s) attempt %s failed: %s", c.id, c.kind, c.attempt,
                             exc, exc_info=not isinstance(exc, Permanent))
-    return _settle(c, outcome, now or _wall())
+    return outcome
 
 
 # --- schedules ------------------------------------------------------------------------------------

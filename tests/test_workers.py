@@ -140,9 +140,9 @@ def test_a_killed_workers_jobs_are_finished_by_another_once(cluster: Cluster) ->
     c = cluster
     c.server.start()
     # 1. A quality run, killed after GX validated and before the result was stored.
-    first = c.worker("worker-a", "quality.after_validate")
+    first = c.worker("worker-a", "quality.run_validated")
     code = c.register("人口基础信息")
-    c.reached("quality.after_validate")
+    c.reached("quality.run_validated")
     with db.session_scope(write=False) as session:
         run = session.exec(select(QualityRun)).one()
     assert run.status == RunStatus.running

@@ -11,10 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
+from sqlmodel import col, select
 
 from kernel.auth import DbSession, Principal, SignedIn, require
-from kernel.identity import Role
+from kernel.identity import Department, Role, User
 from kernel.problems import Forbidden, NotFound
+from kernel.settings import get_settings
 from translog import canonical, checkpoints, keys, receipts, service, tilepath, tiles
 from translog.models import LogEntry, LogWitness, TreeHead
 from translog.witnesses import quorum, witnesses
@@ -90,6 +92,17 @@ class KeysOut(BaseModel):
     witnesses: list[str] = Field(description="Verifier keys of the witnesses whose "
                                  "cosignatures a published checkpoint carries.")
     quorum: int = Field(description="Cosignatures a published checkpoint carries at least.")
+
+
+class ReadOut(BaseModel):
+    seq: int
+    time: str
+    type: str = Field(description="What was read: resource.previewed, quality.samples_viewed, "
+                      "delivery.link_issued, delivery.downloaded or grant.queried.")
+    resource: str
+    reader: str | None = Field(description="The reader's username (null for the system).")
+    reader_department: str | None
+    entry: EntryBody
 
 
 class WitnessOut(BaseModel):
@@ -238,14 +251,16 @@ def _tile(session: DbSession, path: str, entries: bool) -> Response:
     try:
         tile = tilepath.parse(path)
     except ValueError as exc:
-        raise NotFound(f"No such tile: {exc} (c2sp.org/tlog-tiles).") from None
+        raise NotFound(f"No such tile: {exc} (c2sp.org/tlog-tiles).",
+                       key="problem.log_tile_path", params={"reason": str(exc)}) from None
     if tile.is_entries != entries:
-        raise NotFound("Entry bundles are at /tile/entries/<N>.")
+        raise NotFound("Entry bundles are at /tile/entries/<N>.", key="problem.log_tile_entries")
     try:
         data = tiles.read(session, tile)
     except tiles.TileMissing:
         raise NotFound(f"The log has no tile {tile.path()} (yet): fetch the checkpoint and "
-                       "only the tiles its size implies.") from None
+                       "only the tiles its size implies.", key="problem.log_tile_missing",
+                       params={"path": tile.path()}) from None
     cache = TILE_CACHE.replace("public", "private") if entries else TILE_CACHE
     return Response(data, media_type="application/octet-stream",
                     headers={"Cache-Control": cache})
@@ -296,5 +311,38 @@ def receipt(seq: int, session: DbSession, who: SignedIn) -> Response:
     row = service.get_entry(session, seq)
     if Role.auditor not in who.roles and row.actor_user_id != who.user_id \
             and row.actor_department_id != who.department_id:
-        raise Forbidden("Receipts are for the entry's actor, their department and auditors.")
+        raise Forbidden("Receipts are for the entry's actor, their department and auditors.",
+                        key="problem.log_receipt_forbidden")
     return Response(receipts.for_entry(session, row), media_type=NOTE_TYPE)
+
+
+# --- reads on record --------------------------------------------------------------------------
+
+@router.get("/reads", response_model=list[ReadOut])
+def reads(session: DbSession, who: SignedIn, after_seq: AfterSeq = -1, limit: Limit = 100,
+          department: Annotated[str | None, Query(
+              max_length=16, description="Provider department code; default: yours. Other "
+              "departments: auditors only.")] = None) -> list[ReadOut]:
+    """Who read the department's resources and when, from the log: previews of raw rows,
+    failing-row samples, download links, downloads and API queries."""
+    code = department or who.department_code
+    if code != who.department_code and Role.auditor not in who.roles:
+        raise Forbidden("A department lists the reads of its own resources; auditors any.",
+                        key="problem.log_reads_forbidden")
+    prefix = f"{get_settings().region_code}-{code}-"
+    rows = service.list_reads(session, prefix, after_seq=after_seq, limit=limit)
+    users = {u.id: u for u in session.exec(select(User).where(
+        col(User.id).in_({r.actor_user_id for r in rows if r.actor_user_id is not None})))}
+    depts = {d.id: d.code for d in session.exec(select(Department).where(
+        col(Department.id).in_({r.actor_department_id for r in rows
+                                if r.actor_department_id is not None})))}
+    out = []
+    for row in rows:
+        user = users.get(row.actor_user_id)
+        out.append(ReadOut(seq=row.seq, time=canonical.format_time(row.time),
+                           type=row.event_type, resource=row.subjects["resource"],
+                           reader=user.username if user else None,
+                           reader_department=depts.get(row.actor_department_id)
+                           if row.actor_department_id is not None else None,
+                           entry=EntryBody.model_validate(service.entry_object(row))))
+    return out

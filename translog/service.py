@@ -281,3 +281,22 @@ def head_record(head: TreeHead) -> dict[str, Any]:
         "key_id": head.key_id,
         "signature": base64.b64encode(head.signature).decode("ascii"),
     }
+
+
+# --- reads on record --------------------------------------------------------------------------
+
+# Entries that record someone reading data (raw or delivered rows, failing-row samples).
+READ_TYPES = ("resource.previewed", "quality.samples_viewed", "delivery.link_issued",
+              "delivery.downloaded", "grant.queried")
+
+
+def list_reads(session: Session, resource_prefix: str, *, after_seq: int = -1,
+               limit: int = 100) -> list[LogEntry]:
+    """Read entries whose ``resource`` subject starts with ``resource_prefix`` (resource codes
+    start with ``<region>-<provider department code>-``), oldest first."""
+    resource = col(LogEntry.subjects)["resource"].as_string()
+    query = (select(LogEntry).where(col(LogEntry.seq) > after_seq)
+             .where(col(LogEntry.event_type).in_(READ_TYPES))
+             .where(resource.startswith(resource_prefix, autoescape=True))
+             .order_by(col(LogEntry.seq)).limit(limit))
+    return list(session.exec(query))
