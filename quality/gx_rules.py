@@ -209,7 +209,7 @@ class ExpectRowsToSatisfy(MulticolumnMapExpectation):
 
     expression: str
     item_types: dict[str, str]
-    item_aliases: dict[str, str] = {}
+    item_aliases: dict[str, str] = pydantic.Field(default_factory=dict)
     ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = "never"
     map_metric = "multicolumn_values.satisfy_govshare_expression"
     success_keys = ("expression", "item_types", "item_aliases", "mostly")
