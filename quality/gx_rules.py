@@ -59,14 +59,14 @@ def _fixed_width(values: pd.Series, width: int) -> np.ndarray:
 
 def ric_birth_dates(values: pd.Series) -> pd.Series:
     """The birth date embedded in each resident ID (NaT where malformed)."""
-    shaped = values.astype("string").str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False)
+    shaped = values.astype("string").str.fullmatch(r"[0-9]{17}[0-9Xx]").fillna(False)
     digits = values.astype("string").str.slice(6, 14).where(shaped)
     return pd.to_datetime(digits, format="%Y%m%d", errors="coerce")
 
 
 def valid_resident_ids(values: pd.Series) -> pd.Series:
     """Vectorised GB 11643 check (see ``quality.sql_rules``)."""
-    text = values.astype("string")
+    text = values.astype("string").str.upper()  # a lowercase x is the same X
     shaped = text.str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False).to_numpy(dtype=bool)
     out = np.zeros(len(values), dtype=bool)
     if shaped.any():
