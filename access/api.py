@@ -122,7 +122,7 @@ def application_out(session: Session, who: Principal, app: Application,
         "id", "bundle_id", "purpose", "legal_basis", "items", "period_start", "period_end",
         "delivery_method", "file_format", "schedule", "revision", "due_date", "escalated_at",
         "masking_plan", "row_filters", "quasi_identifiers", "k_min", "max_suppression",
-        "sensitive_items", "conditions",
+        "sensitive_items", "aggregate", "conditions",
         "delivery_blocked", "returns", "escalations", "reassignments", "notice_violations",
         "filed_at", "decided_at", "approved_at", "masked_at", "delivered_at",
         "first_download_at", "closed_at"})
@@ -163,7 +163,8 @@ def grant_out(session: Session, grant: Grant, app: Application) -> GrantOut:
                     schedule=grant.schedule, valid_from=grant.valid_from,
                     valid_until=grant.valid_until, revoked_at=grant.revoked_at,
                     revoke_reason=grant.revoke_reason, last_version=grant.last_version,
-                    active=svc.grant_active(grant, app))
+                    active=svc.grant_active(grant, app), privacy_spent=grant.privacy_spent,
+                    privacy_budget=(app.aggregate or {}).get("budget"))
 
 
 # --- deliveries after commit ------------------------------------------------------------------

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./govshare-data")
     # Empty means SQLite at ``<data_dir>/govshare.db``.
     database_url: str = ""
+    # This machine's catalog search index (derived data, rebuilt from the database when
+    # missing); empty means ``<data_dir>/search-index`` (docs/search.md).
+    search_index_dir: Path | None = None
     # The master secret every key is derived from (kernel/secrets.py, docs/security.md):
     # from the operator's secret store (base64url, comma-separated while rotating, the first
     # active), or a file holding it; else the key file, opened with the passphrase.
