@@ -1,7 +1,7 @@
 """notifications
 
 Revision ID: w16b
-Revises: w17_risk
+Revises: w17b_aggregate
 Create Date: 2026-12-03 15:30:13.400196
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "w16b"
-down_revision: str | None = "w17_risk"
+down_revision: str | None = "w17b_aggregate"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
