@@ -920,6 +920,9 @@ def due_periodic(session: Session, today: date) -> list[tuple[int, str]]:
                                col(Grant.revoked_at).is_(None))).all()
     due = []
     for app, grant, resource in rows:
+        spec = AggregateSpec.model_validate(app.aggregate) if app.aggregate else None
+        if spec is not None and grant.privacy_spent + spec.epsilon > spec.budget + 1e-9:
+            continue  # its budget is spent: no release is due any more
         key = run_key_for(app.schedule, today, resource.current_version)
         if _existing(session, grant.id or 0, key) is None:
             due.append((app.id or 0, key))
