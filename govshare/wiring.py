@@ -28,6 +28,12 @@ def subscribe_events() -> None:
     from catalog.search import feed as search_feed
 
     subscribe(search_feed.on_event)
+    # The DCAT-AP export carries each resource's scores as W3C DQV measurements; the catalog
+    # takes them from a contributor registered here, without importing quality.
+    from catalog import export as catalog_export
+    from quality import dqv
+
+    catalog_export.contribute(dqv.measurements, dqv.CONTEXT)
 
 
 def context_routers() -> list[APIRouter]:
