@@ -18,6 +18,10 @@ from translog import service as log_service
 def subscribe_events() -> None:
     """Send every domain event to the signed access log (same transaction)."""
     log_service.subscribe()
+    # People's inboxes (and mail): what they must act on or want to know.
+    from govshare import notifications
+
+    notifications.install()
     # Quality queues a run for each registration and new data version (same transaction).
     from quality import queue as quality_queue
 
@@ -64,6 +68,9 @@ def start(settings: Settings) -> None:
     quality_jobs.start()
     access_scheduler.start(settings)
     log_cosigner.start()  # asks the witnesses to cosign new checkpoints (if any configured)
+    from govshare import notifications
+
+    notifications.start()  # replies due soon or overdue, hourly (once a day per application)
 
 
 def stop() -> None:
@@ -75,4 +82,7 @@ def stop() -> None:
     quality_jobs.stop()
     access_scheduler.stop()
     log_cosigner.stop()
+    from govshare import notifications
+
+    notifications.stop()
     leader.release_all()  # another worker process takes over the background jobs
