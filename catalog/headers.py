@@ -1,0 +1,137 @@
+"""Matching a file's header row to the declared data items, and deriving field names.
+
+Department exports head their columns with the items' Chinese titles (数据项名称: 姓名,
+公民身份号码), not with field names; a header cell therefore matches an item by its field name
+or by its title, in any order. Duplicate header cells are refused by their text and both
+column positions, before any reader renames them (DuckDB would call the second one
+``姓名_1``, a name that is not in the file).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pypinyin import lazy_pinyin
+
+from govshare.problems import Invalid
+
+NAME_MAX = 64
+
+
+class Declared(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+
+
+def header_key(text: object) -> str:
+    """How two header texts compare: NFKC (full-width letters and brackets fold), surrounding
+    whitespace and a BOM dropped, inner whitespace removed, ASCII case ignored."""
+    folded = unicodedata.normalize("NFKC", "" if text is None else str(text))
+    return re.sub(r"\s+", "", folded.replace("\ufeff", "")).casefold()
+
+
+def column_label(position: int) -> str:
+    """1-based column number → spreadsheet letters (1 → A, 27 → AA), for messages."""
+    letters = ""
+    while position > 0:
+        position, rest = divmod(position - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    positions: list[int]  # for each declared item, its 0-based column in the file
+    header: list[str]  # the header texts as they are in the file
+
+
+def match_header(header: Sequence[object], items: Sequence[Declared], *,
+                 where: str = "the header row") -> HeaderMatch:
+    """The file column of each declared item, or ``Invalid`` listing every problem."""
+    texts = ["" if h is None else str(h).strip() for h in header]
+    errors: list[dict[str, object]] = []
+    seen: dict[str, int] = {}
+    for pos, text in enumerate(texts):
+        key = header_key(text)
+        if not key:
+            continue
+        if key in seen:
+            first = seen[key]
+            errors.append({
+                "column": text, "positions": [first + 1, pos + 1],
+                "problem": f"the header '{text}' appears twice in {where}: columns "
+                           f"{first + 1} ({column_label(first + 1)}) and {pos + 1} "
+                           f"({column_label(pos + 1)}); rename or remove one"})
+        else:
+            seen[key] = pos
+    if errors:
+        names = ", ".join(f"'{e['column']}'" for e in errors)
+        raise Invalid(f"The file has duplicate column headers ({names}). Nothing was stored.",
+                      errors=errors)
+    positions: list[int] = []
+    used: set[int] = set()
+    missing: list[Declared] = []
+    for item in items:
+        pos = seen.get(header_key(item.name))
+        if pos is None and item.title:
+            pos = seen.get(header_key(item.title))
+        if pos is None or pos in used:
+            missing.append(item)
+            continue
+        used.add(pos)
+        positions.append(pos)
+    extra = [(p, texts[p]) for p in seen.values() if p not in used]
+    if missing or extra:
+        errors = [{"column": _label(i), "problem": "declared as a data item but not in the file"}
+                  for i in missing]
+        errors += [{"column": t, "position": p + 1,
+                    "problem": f"in the file (column {p + 1}) but not declared as a data item"}
+                   for p, t in extra]
+        parts = []
+        if missing:
+            parts.append("missing from the file: " + ", ".join(_label(i) for i in missing))
+        if extra:
+            parts.append("not declared: " + ", ".join(t for _, t in extra))
+        raise Invalid("The file's columns do not match the declared data items ("
+                      + "; ".join(parts) + "). A header may be an item's field name or its "
+                      "title (数据项名称). Nothing was stored.", errors=errors)
+    return HeaderMatch(positions, texts)
+
+
+def _label(item: Declared) -> str:
+    return f"{item.name} ({item.title})" if item.title and item.title != item.name else item.name
+
+
+def score_header(row: Sequence[object], items: Sequence[Declared]) -> int:
+    """How many declared items a candidate header row names (for finding the header below
+    title rows in a spreadsheet)."""
+    keys = {header_key(c) for c in row if c not in (None, "")}
+    return sum(1 for i in items
+               if header_key(i.name) in keys or (i.title and header_key(i.title) in keys))
+
+
+def derive_name(title: str, taken: set[str]) -> str:
+    """A field name for an item declared with a title only: its Hanyu Pinyin, one syllable
+    per character joined by underscores, lower case (公民身份号码 → gong_min_shen_fen_hao_ma).
+
+    ASCII letters and digits in the title are kept; anything else separates words. A name
+    already taken gets ``_2``, ``_3``… Pinyin rather than the Chinese title itself because the
+    derived name is what API clients and SQL users type.
+    """
+    words = lazy_pinyin(unicodedata.normalize("NFKC", title))
+    parts = [p for w in words for p in re.split(r"[^0-9A-Za-z]+", w) if p]
+    base = "_".join(parts).lower()[:NAME_MAX] or "item"
+    if base[0].isdigit():
+        base = ("_" + base)[:NAME_MAX]
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        suffix = f"_{n}"
+        name = base[: NAME_MAX - len(suffix)] + suffix
+    return name
