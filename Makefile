@@ -8,11 +8,12 @@ WORKERS ?= 2
 
 .PHONY: run test setup lint migration-initial bench fuzz audit screenshots clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml demo/pyproject.toml
 	@test -n "$(PY)" || { echo "need python3.11 on PATH"; exit 1; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	@# the demo world is its own distribution (demo/), installed beside the runtime package
+	$(BIN)/pip install --quiet -e ".[dev]" -e ./demo
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -56,10 +56,10 @@ from access.schemas import (
     TightenIn,
 )
 from catalog.models import Resource
-from govshare.auth import DbSession, Principal, WriteSession, require
-from govshare.idempotency import IDEMPOTENT, IdempotentRoute
-from govshare.identity import Department, Role, User
-from govshare.problems import Problem
+from kernel.auth import DbSession, Principal, WriteSession, require
+from kernel.idempotency import IDEMPOTENT, IdempotentRoute
+from kernel.identity import Department, Role, User
+from kernel.problems import Problem
 
 log = logging.getLogger("govshare")
 
@@ -173,7 +173,7 @@ def _deliver_quietly(app_id: int) -> None:
 def _commit_then_deliver(session: Session, background: BackgroundTasks,
                          apps: list[Application]) -> None:
     """Queue the deliveries of what is approved. The request's write session is function-scoped
-    (govshare.auth.WriteSession): it commits, together with any Idempotency-Key record, before
+    (kernel.auth.WriteSession): it commits, together with any Idempotency-Key record, before
     the response is sent, and background tasks run only after that, so a delivery never waits
     on this transaction's SQLite write lock."""
     approved = [a.id or 0 for a in apps if a.state is ApplicationState.approved]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from govshare.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings
 
 _DAY = 86400.0
 

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kernel import runtime
+
 app = typer.Typer(help="Data-sharing applications, deliveries and sharing latency.",
                   no_args_is_help=True)
 console = Console()
@@ -25,11 +27,7 @@ AsUser = Annotated[str, typer.Option("--as", help="Act as this user (username)."
 
 
 def _ready() -> None:
-    from govshare import wiring
-    from govshare.migrate import upgrade
-
-    upgrade()
-    wiring.subscribe_events()
+    runtime.ready()  # migrate and wire subscribers, as the composition root defines it
 
 
 def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
@@ -41,7 +39,7 @@ def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
 
 def _run(fn: Any) -> Any:
     """Run ``fn`` and turn a refusal into a clean error message and exit code 2."""
-    from govshare.problems import Problem
+    from kernel.problems import Problem
 
     try:
         return fn()
@@ -65,8 +63,8 @@ def list_(as_user: AsUser, state: Annotated[str | None, typer.Option()] = None,
     """Applications visible to a user (filed or received by their department)."""
     from access import service
     from access.models import ApplicationState
-    from govshare import db
-    from govshare.auth import principal_of
+    from kernel import db
+    from kernel.auth import principal_of
 
     _ready()
 
@@ -92,8 +90,8 @@ def list_(as_user: AsUser, state: Annotated[str | None, typer.Option()] = None,
 def history(application: int, as_user: AsUser) -> None:
     """Every move of an application."""
     from access import service
-    from govshare import db
-    from govshare.auth import principal_of
+    from kernel import db
+    from kernel.auth import principal_of
 
     _ready()
 
@@ -146,7 +144,7 @@ def latency(by: Annotated[str, typer.Option(
             = False, as_json: JsonOpt = False) -> None:
     """Sharing latency percentiles (first delivery − filing), hours and working days."""
     from access import latency as lat
-    from govshare import db
+    from kernel import db
 
     if by not in lat.GROUPS:
         err.print(f"[red]error:[/red] --by must be one of {', '.join(lat.GROUPS)}")
@@ -178,8 +176,8 @@ def approve(application: int, as_user: AsUser,
     """Approve as a provider's approver (then deliver at once)."""
     from access import delivery, service
     from access.schemas import ApprovalIn
-    from govshare import db
-    from govshare.auth import principal_of
+    from kernel import db
+    from kernel.auth import principal_of
 
     _ready()
 
@@ -205,8 +203,8 @@ def reject(application: int, as_user: AsUser,
     """Reject as a provider's approver, with a structured reason and text."""
     from access import service
     from access.schemas import RejectIn
-    from govshare import db
-    from govshare.auth import principal_of
+    from kernel import db
+    from kernel.auth import principal_of
 
     _ready()
 
@@ -224,8 +222,8 @@ def revoke(grant: int, as_user: AsUser, reason: Annotated[str, typer.Option()],
            as_json: JsonOpt = False) -> None:
     """Revoke a grant as the provider's approver."""
     from access import service
-    from govshare import db
-    from govshare.auth import principal_of
+    from kernel import db
+    from kernel.auth import principal_of
 
     _ready()
 

@@ -50,9 +50,6 @@ from access import masking, native, pii, pseudonym
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.flows import Action, next_state
-from access.log import canonical
-from access.log import keys as log_keys
-from access.log import service as log_service
 from access.masking import OutputColumn, RowFilter
 from access.models import (
     Application,
@@ -74,13 +71,16 @@ from catalog.warehouse import (
     open_data,
     quote,
 )
-from govshare import crashpoints, db
-from govshare.auth import Principal
-from govshare.db import on_rollback, utcnow
-from govshare.events import Actor, Event, publish
-from govshare.identity import Department, Role
-from govshare.problems import Conflict, Forbidden, Invalid, NotFound, Problem
-from govshare.settings import get_settings
+from kernel import crashpoints, db
+from kernel.auth import Principal
+from kernel.db import on_rollback, utcnow
+from kernel.events import Actor, Event, publish
+from kernel.identity import Department, Role
+from kernel.problems import Conflict, Forbidden, Invalid, NotFound, Problem
+from kernel.settings import get_settings
+from translog import canonical
+from translog import keys as log_keys
+from translog import service as log_service
 
 log = logging.getLogger("govshare")
 

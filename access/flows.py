@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from access.models import ApplicationState as S
-from govshare.problems import Conflict
+from kernel.problems import Conflict
 
 
 class Party(StrEnum):

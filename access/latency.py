@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from access.calendar import WorkCalendar
 from access.models import Application, ApplicationStep, Bundle
 from catalog.models import Resource
-from govshare.identity import Department
+from kernel.identity import Department
 
 STAGES = ("approval", "conditions", "processing")
 _STAGE_OF_STATE = {"submitted": "approval", "returned": "approval",

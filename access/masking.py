@@ -31,7 +31,7 @@ from access import pseudonym
 from catalog.masking import mask_expression
 from catalog.models import ItemKind, ItemType, Sensitivity
 from catalog.warehouse import quote
-from govshare.problems import Invalid
+from kernel.problems import Invalid
 
 
 class MaskingRule(StrEnum):

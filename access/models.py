@@ -1,7 +1,7 @@
 """Access: applications, approvals, desensitization, deliveries, and the signed access log.
 
 May read ``catalog``; the catalog never imports this package. Tables of the application
-pipeline (docs/access.md); the signed log's tables live in ``access.log.models``.
+pipeline (docs/access.md); the signed log's tables live in ``translog.models``.
 """
 
 from datetime import date, datetime
@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import JSON, Column, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-import access.log.models  # noqa: F401  (the signed access log's tables)
+import translog.models  # noqa: F401  (the signed access log's tables)
 from catalog.models import SharingType
-from govshare.db import UTCDateTime, utcnow
+from kernel.db import UTCDateTime, utcnow
 
 
 class ApplicationState(StrEnum):

@@ -44,10 +44,10 @@ from duckdb.func import FunctionNullHandling, PythonUDFType
 from sqlmodel import Session
 
 from access import native as native_hmac
-from access.log import keys as log_keys
 from access.models import PseudonymKey
 from catalog.models import ItemKind
-from govshare.settings import get_settings
+from kernel.settings import get_settings
+from translog import keys as log_keys
 
 _BLOCK = 64  # SHA-256 block size
 _MACRO = "gs_hmac_sha256"

@@ -14,11 +14,11 @@ from sqlmodel import Session, col, select
 
 from access import service as svc
 from access.models import Delivery, DeliveryRating
-from govshare.auth import Principal
-from govshare.db import utcnow
-from govshare.events import Event, publish
-from govshare.identity import Role
-from govshare.problems import Forbidden, NotFound
+from kernel.auth import Principal
+from kernel.db import utcnow
+from kernel.events import Event, publish
+from kernel.identity import Role
+from kernel.problems import Forbidden, NotFound
 
 
 def _delivery(session: Session, delivery_id: int) -> Delivery:

@@ -3,7 +3,7 @@ period, retries first deliveries that did not happen (a crash, a restart) and pr
 packages periodic grants are due (daily, weekly, monthly, on every new data version).
 
 Several processes may run it at once (``govshare serve --workers N``): only the one holding
-the lead (``govshare.leader``) ticks, so a package is not masked twice. Should two runs meet
+the lead (``kernel.leader``) ticks, so a package is not masked twice. Should two runs meet
 anyway (a ``govshare access run-due`` beside the server, a lead changing hands mid-tick), a
 run is unique per grant and period, so the second commit is discarded, and each run sweeps
 only files whose job is provably dead (``access.delivery.sweep``).
@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from access import delivery
 from access import service as svc
 from access.calendar import WorkCalendar
-from govshare import db, leader
-from govshare.db import utcnow
-from govshare.problems import Problem
-from govshare.settings import Settings
+from kernel import db, leader
+from kernel.db import utcnow
+from kernel.problems import Problem
+from kernel.settings import Settings
 
 log = logging.getLogger("govshare")
 # A first delivery not done this long after its approval is retried (crash, restart).
@@ -79,7 +79,7 @@ class Scheduler:
         # The first tick waits one interval: start-up (migrations, other workers) comes first.
         while not self._stop.wait(self.interval):
             try:
-                if leader.is_leader():  # one of the N server processes (govshare.leader)
+                if leader.is_leader():  # one of the N server processes (kernel.leader)
                     run_due()
             except Exception:
                 log.exception("delivery scheduler tick failed")

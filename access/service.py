@@ -43,12 +43,12 @@ from access.schemas import (
 from catalog.models import DataItem, Resource, ResourceStatus, SharingType
 from catalog.service import get_resource
 from catalog.warehouse import quote
-from govshare.auth import Principal
-from govshare.db import utcnow
-from govshare.events import Actor, Event, publish
-from govshare.identity import Department, DepartmentKind, Role, User
-from govshare.problems import Conflict, Forbidden, Invalid, NotFound
-from govshare.settings import get_settings
+from kernel.auth import Principal
+from kernel.db import utcnow
+from kernel.events import Actor, Event, publish
+from kernel.identity import Department, DepartmentKind, Role, User
+from kernel.problems import Conflict, Forbidden, Invalid, NotFound
+from kernel.settings import get_settings
 
 SYSTEM = Actor(user_id=None, department_id=None, kind="system")
 S = ApplicationState

@@ -62,10 +62,10 @@ def make_parquet(path: Path, rows: int) -> None:
 def _world(data_dir: str) -> None:
     os.environ["GOVSHARE_DATA_DIR"] = data_dir
     os.environ.setdefault("GOVSHARE_KEY_PASSPHRASE", "bench-passphrase")
-    from access.log import service as log_service
-    from govshare import db, identity
-    from govshare.identity import Role
     from govshare.migrate import upgrade
+    from kernel import db, identity
+    from kernel.identity import Role
+    from translog import service as log_service
 
     upgrade()
     log_service.subscribe()
@@ -84,8 +84,8 @@ def register(data_dir: str, parquet: str, sharing_type: str) -> str:
     _world(data_dir)
     from catalog import service
     from catalog.schemas import ResourceIn
-    from govshare import db
-    from govshare.auth import principal_of
+    from kernel import db
+    from kernel.auth import principal_of
 
     meta = ResourceIn.model_validate({
         "name": "人口基础信息", "category": "101", "items": ITEMS, "update_cycle": "daily",
@@ -97,9 +97,9 @@ def register(data_dir: str, parquet: str, sharing_type: str) -> str:
 
 def _requester(session: Any, dept: str) -> Any:
     """A requester of department ``dept`` (created on first use)."""
-    from govshare import identity
-    from govshare.auth import principal_of
-    from govshare.identity import Role
+    from kernel import identity
+    from kernel.auth import principal_of
+    from kernel.identity import Role
 
     name = f"req-{dept.lower()}"
     if not any(d.code == dept for d in identity.list_departments(session)):
@@ -125,8 +125,8 @@ def approve(data_dir: str, code: str, dept: str) -> int:
     _world(data_dir)
     from access import service as svc
     from access.schemas import ApprovalIn
-    from govshare import db
-    from govshare.auth import principal_of
+    from kernel import db
+    from kernel.auth import principal_of
 
     with db.session_scope() as session:
         app = svc.file_application(session, _requester(session, dept), _application(code))
@@ -141,7 +141,7 @@ def baseline(data_dir: str, code: str, out: str) -> dict[str, Any]:
     os.environ["GOVSHARE_DATA_DIR"] = data_dir
     from catalog.service import get_resource, segments_for
     from catalog.warehouse import open_data
-    from govshare import db
+    from kernel import db
 
     with db.session_scope(write=False) as session:
         segments = segments_for(session, get_resource(session, code))
@@ -159,7 +159,7 @@ def hmac_only(data_dir: str, code: str) -> dict[str, Any]:
     from catalog.models import ItemKind
     from catalog.service import get_resource, segments_for
     from catalog.warehouse import MEMORY_LIMIT_SQL, data_view_sql, open_data
-    from govshare import db
+    from kernel import db
 
     with db.session_scope(write=False) as session:
         segments = segments_for(session, get_resource(session, code))
@@ -195,7 +195,7 @@ def end_to_end(data_dir: str, code: str) -> dict[str, Any]:
     _world(data_dir)
     from access import delivery, native
     from access import service as svc
-    from govshare import db
+    from kernel import db
 
     with db.session_scope() as session:
         _requester(session, "SCJG")

@@ -45,13 +45,13 @@ def setup_world(data_dir: str, clients: str, rows: str) -> dict[str, Any]:
     from bench.bench_delivery import ITEMS, make_parquet
 
     os.environ["GOVSHARE_DATA_DIR"] = data_dir
-    from access.log import service as log_service
     from catalog import service
     from catalog.schemas import ResourceIn
-    from govshare import db, identity
-    from govshare.auth import principal_of
-    from govshare.identity import DepartmentKind, Role
     from govshare.migrate import upgrade
+    from kernel import db, identity
+    from kernel.auth import principal_of
+    from kernel.identity import DepartmentKind, Role
+    from translog import service as log_service
 
     upgrade()
     log_service.subscribe()

@@ -2,14 +2,14 @@
 
     python -m bench.bench_log [--quick] [--entries N] [--batch B] [--verify-entries M]
 
-Append: events are published through ``govshare.events.publish`` into the DB-backed log
+Append: events are published through ``kernel.events.publish`` into the DB-backed log
 (SQLite, WAL), ``--batch`` per transaction, so the time includes the log lock, the Core
 inserts of entries and subtree hashes, one Ed25519 head signature per batch and the commit.
 A second row does one entry per transaction, what a typical request costs.
 
 Verification: an export of ``--verify-entries`` entries (heads every ``--batch``) is written
 directly with the same canonical and Merkle code (appending a million entries through the DB
-would dominate the run), then ``access.log.verify.verify_export`` checks it from disk.
+would dominate the run), then ``translog.verify.verify_export`` checks it from disk.
 
 Each figure is compared with its floor, measured in the same run: plain SHA-256 of the same
 bytes (the leaf bytes of the appended entries; every line of the export file read and hashed).
@@ -30,9 +30,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from access.log import canonical, merkle, verify
 from bench.common import print_table
-from govshare.events import Actor, Event
+from kernel.events import Actor, Event
+from translog import canonical, merkle, verify
 
 TYPES = ["resource.registered", "resource.version_added", "application.submitted",
          "application.approved", "delivery.downloaded", "api.queried"]
@@ -51,9 +51,9 @@ def _events(n: int, seed: int = 7) -> list[Event]:
 def _start_store(data_dir: Path) -> None:
     os.environ["GOVSHARE_DATA_DIR"] = str(data_dir)
     os.environ.setdefault("GOVSHARE_KEY_PASSPHRASE", "bench-passphrase")
-    from govshare import db
     from govshare.migrate import upgrade
-    from govshare.settings import get_settings
+    from kernel import db
+    from kernel.settings import get_settings
 
     get_settings.cache_clear()
     db.reset_engines()
@@ -61,8 +61,8 @@ def _start_store(data_dir: Path) -> None:
 
 
 def _append(events: list[Event], batch: int) -> float:
-    from govshare import db
-    from govshare.events import publish
+    from kernel import db
+    from kernel.events import publish
 
     start = time.perf_counter()
     for i in range(0, len(events), batch):
@@ -75,9 +75,9 @@ def _append(events: list[Event], batch: int) -> float:
 def _leaf_bytes(first: int, count: int) -> list[bytes]:
     from sqlmodel import col, select
 
-    from access.log import service
-    from access.log.models import LogEntry
-    from govshare import db
+    from kernel import db
+    from translog import service
+    from translog.models import LogEntry
 
     with db.session_scope() as session:
         rows = session.exec(select(LogEntry).where(col(LogEntry.seq) >= first)
@@ -86,8 +86,8 @@ def _leaf_bytes(first: int, count: int) -> list[bytes]:
 
 
 def _log_size() -> int:
-    from access.log import tree
-    from govshare import db
+    from kernel import db
+    from translog import tree
 
     with db.session_scope() as session:
         return tree.committed_size(session)
@@ -102,7 +102,7 @@ def _sha_floor(chunks: list[bytes]) -> float:
 
 
 def bench_append(data_dir: Path, n: int, batch: int) -> list[list[str]]:
-    from access.log import service
+    from translog import service
 
     _start_store(data_dir)
     service.subscribe()

@@ -11,7 +11,7 @@ delivered application, quality scores, ratings, and M synthetic rows of the acce
 (for the log-size and per-event-type figures). Then:
 
 * the mart's refresh time: full (from scratch), and incremental after 1% more applications;
-* per endpoint, p50/p95 over ``--calls`` calls of ``govshare.metrics.service`` on the mart
+* per endpoint, p50/p95 over ``--calls`` calls of ``metrics.service`` on the mart
   (what the endpoint runs, minus HTTP and JSON), and of the baseline: the same aggregation on
   the raw tables in SQLite SQL, percentiles computed in Python over the fetched values (SQLite
   has no percentile function). Where SQLite would need the history walk (stages, replies
@@ -308,10 +308,10 @@ def main() -> None:
     from sqlmodel import Session
 
     from bench.bench_search import generate as generate_catalog
-    from govshare import db
-    from govshare.metrics import mart
-    from govshare.metrics import service as svc
     from govshare.migrate import upgrade
+    from kernel import db
+    from metrics import mart
+    from metrics import service as svc
 
     db_path = data_dir / "govshare.db"
     if not db_path.exists():

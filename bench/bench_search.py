@@ -229,8 +229,8 @@ QUERIES: list[tuple[str, str, dict[str, Any]]] = [
 
 def _settings_for(data_dir: Path) -> None:
     os.environ["GOVSHARE_DATA_DIR"] = str(data_dir)
-    from govshare import db
-    from govshare.settings import get_settings
+    from kernel import db
+    from kernel.settings import get_settings
 
     get_settings.cache_clear()
     db.reset_engines()
@@ -299,7 +299,7 @@ def _item_rows(rng: random.Random, resource_id: int) -> list[dict[str, Any]]:
 
 def generate(session: Session, n: int) -> None:
     from catalog.models import Category
-    from govshare.identity import create_department
+    from kernel.identity import create_department
 
     rng = random.Random(SEED)
     dept_ids = {}
@@ -442,7 +442,8 @@ def main() -> None:
         data_dir = args.data_dir or Path(tmp)
         fresh = not (data_dir / "govshare.db").exists()
         _settings_for(data_dir)
-        from govshare import db, migrate
+        from govshare import migrate
+        from kernel import db
 
         migrate.upgrade()
         with Session(db.get_engine()) as session:
@@ -458,7 +459,7 @@ def _report_size(session: Session, data_dir: Path) -> None:
     count = session.execute(select(func.count()).select_from(tables["resource"])).scalar_one()
     postings = session.execute(
         select(func.count()).select_from(tables["search_posting"])).scalar_one()
-    from govshare.db import get_engine
+    from kernel.db import get_engine
 
     engine = get_engine()
     if engine.dialect.name == "sqlite":  # fold the WAL in before measuring, outside any BEGIN

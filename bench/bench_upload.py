@@ -60,10 +60,11 @@ def govshare_register(csv_path: str, data_dir: str) -> dict[str, float]:
     os.environ["GOVSHARE_DATA_DIR"] = data_dir
     from catalog import service
     from catalog.schemas import ResourceIn
-    from govshare import db, identity, wiring
-    from govshare.auth import principal_of
-    from govshare.identity import Role
+    from govshare import wiring
     from govshare.migrate import upgrade
+    from kernel import db, identity
+    from kernel.auth import principal_of
+    from kernel.identity import Role
 
     upgrade()
     wiring.subscribe_events()

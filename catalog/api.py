@@ -20,11 +20,11 @@ from catalog.schemas import (
     ResourceUpdate,
     RevisionOut,
 )
-from govshare.auth import DbSession, Principal, SignedIn, WriteSession, require
-from govshare.idempotency import IDEMPOTENT, IdempotentRoute
-from govshare.identity import Role, User
-from govshare.problems import Invalid, TooLarge
-from govshare.settings import get_settings
+from kernel.auth import DbSession, Principal, SignedIn, WriteSession, require
+from kernel.idempotency import IDEMPOTENT, IdempotentRoute
+from kernel.identity import Role, User
+from kernel.problems import Invalid, TooLarge
+from kernel.settings import get_settings
 
 router = APIRouter(tags=["catalog"], route_class=IdempotentRoute)
 Publisher = Annotated[Principal, Depends(require(Role.publisher))]

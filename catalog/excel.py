@@ -28,7 +28,7 @@ import pyarrow as pa
 from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook
 
 from catalog.headers import Declared, match_header, score_header
-from govshare.problems import Invalid, TooLarge
+from kernel.problems import Invalid, TooLarge
 
 BATCH_ROWS = 50_000
 HEADER_SCAN_ROWS = 30

@@ -25,7 +25,7 @@ from catalog.models import (
     SharingType,
     UpdateCycle,
 )
-from govshare.identity import Department
+from kernel.identity import Department
 
 GS = "https://govshare.example/ns#"  # govshare's own terms; same host as the problem types
 EU_FREQUENCY = "http://publications.europa.eu/resource/authority/frequency/"

@@ -1,7 +1,7 @@
 """Garbage collection of the data plane: warehouse files no committed row refers to.
 
 Segments are written, renamed into place and only then committed; a normal failure deletes
-the file (``govshare.db.on_rollback``), but a process killed between the rename and the
+the file (``kernel.db.on_rollback``), but a process killed between the rename and the
 commit leaves a segment no ``data_version`` row names, and one killed mid-upload leaves its
 staging files. Both are invisible (nothing reads a file the database does not name) and only
 cost disk space; ``govshare warehouse gc`` removes them once they are older than a grace
@@ -22,8 +22,8 @@ from pathlib import Path
 from sqlmodel import select
 
 from catalog.models import DataVersion
-from govshare.db import session_scope
-from govshare.settings import get_settings
+from kernel.db import session_scope
+from kernel.settings import get_settings
 
 STAGING = "_staging"
 DEFAULT_GRACE = timedelta(hours=24)

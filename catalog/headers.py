@@ -17,7 +17,7 @@ from typing import Protocol
 
 from pypinyin import lazy_pinyin
 
-from govshare.problems import Invalid
+from kernel.problems import Invalid
 
 NAME_MAX = 64
 

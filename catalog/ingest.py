@@ -31,7 +31,7 @@ from catalog.warehouse import (
     fsync_file,
     quote,
 )
-from govshare.problems import Invalid
+from kernel.problems import Invalid
 
 RAW = "raw"
 ERROR_LINES = 5  # lines named per problem; the count says how many more

@@ -12,7 +12,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column, Index, SmallInteger, String, Text, UniqueConstraint
 from sqlmodel import Field, Relationship, SQLModel
 
-from govshare.db import UTCDateTime, utcnow
+from kernel.db import UTCDateTime, utcnow
 
 
 class SharingType(StrEnum):

@@ -61,8 +61,8 @@ from catalog.models import (
     SharingType,
     UpdateCycle,
 )
-from govshare.identity import get_department
-from govshare.problems import Invalid, NotFound
+from kernel.identity import get_department
+from kernel.problems import Invalid, NotFound
 
 # Core tables: the index is read and written in bulk, without ORM objects.
 _RES = SQLModel.metadata.tables["resource"]

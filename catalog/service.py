@@ -20,13 +20,13 @@ from catalog.models import (
     VersionMode,
 )
 from catalog.schemas import ResourceIn, ResourceUpdate
-from govshare import crashpoints
-from govshare.auth import Principal
-from govshare.db import on_rollback, session_scope, utcnow
-from govshare.events import Event, publish
-from govshare.identity import Department, Role, get_department
-from govshare.problems import Conflict, Forbidden, Invalid, NotFound
-from govshare.settings import get_settings
+from kernel import crashpoints
+from kernel.auth import Principal
+from kernel.db import on_rollback, session_scope, utcnow
+from kernel.events import Event, publish
+from kernel.identity import Department, Role, get_department
+from kernel.problems import Conflict, Forbidden, Invalid, NotFound
+from kernel.settings import get_settings
 
 # --- lookups ---------------------------------------------------------------------------------
 

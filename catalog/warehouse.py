@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import duckdb
 
 from catalog.excel import check_xlsx
-from govshare.problems import Invalid, TooLarge, Unsupported
+from kernel.problems import Invalid, TooLarge, Unsupported
 
 CHUNK = 1024 * 1024
 # DuckDB spills to disk beyond this, so a 1 GB upload never needs 1 GB of memory.

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from govshare import identity
-from govshare.auth import DbSession, Principal, SignedIn, WriteSession, require
-from govshare.events import Event, publish
-from govshare.idempotency import IDEMPOTENT, IdempotentRoute
-from govshare.identity import AdminLevel, DepartmentKind, Role
-from govshare.problems import Forbidden, NotFound
+from kernel import identity
+from kernel.auth import DbSession, Principal, SignedIn, WriteSession, require
+from kernel.events import Event, publish
+from kernel.idempotency import IDEMPOTENT, IdempotentRoute
+from kernel.identity import AdminLevel, DepartmentKind, Role
+from kernel.problems import Forbidden, NotFound
 
 router = APIRouter(tags=["administration"], route_class=IdempotentRoute)
 AdminOnly = Annotated[Principal, Depends(require(Role.admin))]

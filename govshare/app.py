@@ -10,12 +10,13 @@ from fastapi import FastAPI
 
 import govshare
 from access import native as access_native
-from govshare import admin, idempotency, web, wiring
+from govshare import admin, web, wiring
 from govshare.headers import SecurityHeaders
-from govshare.metrics.prometheus import RequestMetrics
 from govshare.migrate import upgrade
-from govshare.problems import install_handlers
-from govshare.settings import Mode, get_settings
+from kernel import idempotency
+from kernel.problems import install_handlers
+from kernel.settings import Mode, get_settings
+from metrics.prometheus import RequestMetrics
 from quality import validate as quality_validate
 
 log = logging.getLogger("govshare")

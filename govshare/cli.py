@@ -10,11 +10,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from govshare import db, identity, wiring
-from govshare.auth import principal_of
-from govshare.identity import AdminLevel, DepartmentKind, Role
-from govshare.problems import Problem
-from govshare.settings import get_settings
+from govshare import wiring
+from kernel import db, identity, runtime
+from kernel.auth import principal_of
+from kernel.identity import AdminLevel, DepartmentKind, Role
+from kernel.problems import Problem
+from kernel.settings import get_settings
 
 app = typer.Typer(help="govshare: government data-sharing catalog, quality and access.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -40,6 +41,10 @@ def _ready() -> None:
 
     upgrade()
     wiring.subscribe_events()
+
+
+runtime.on_ready(_ready)
+ready = runtime.ready
 
 
 def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
@@ -74,10 +79,10 @@ def serve(host: Annotated[str | None, typer.Option()] = None,
 
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
-    _ready()
+    ready()
     if workers > 1 and settings.is_sqlite:
         # Allowed: WAL lets the processes read at once and queue their writes on SQLite's
-        # single write lock; one of them leads the background jobs (govshare.leader).
+        # single write lock; one of them leads the background jobs (kernel.leader).
         err.print(f"note: {workers} workers share one SQLite file on this host; writes queue "
                   "one at a time. A city's load belongs on PostgreSQL (docs/deployment.md).")
     console.print(f"govshare is serving at [bold]http://{host}:{port}/[/bold] "
@@ -93,36 +98,6 @@ def db_upgrade() -> None:
 
     upgrade()
     console.print("schema is up to date")
-
-
-@app.command()
-def demo(scale: Annotated[str, typer.Option(help="tiny, default or city")] = "default",
-         if_empty: Annotated[bool, typer.Option("--if-empty", help="Skip if data exists.")] = False,
-         history: Annotated[bool, typer.Option(
-             help="Replay six months of sharing (applications, deliveries, notices).")] = True,
-         as_json: JsonOpt = False) -> None:
-    """Load the demo world: departments, users for every role, resources with data, and
-    six months of sharing history made through the real services."""
-    from govshare import demo as demo_world
-
-    _ready()
-    with db.session_scope() as session:
-        empty = demo_world.world_is_empty(session)
-    if not empty:
-        if if_empty:
-            console.print("demo world already loaded; get a token with e.g. "
-                          "govshare token issue ga-publisher")
-            return
-        _fail(Problem("The database already has departments; use a fresh GOVSHARE_DATA_DIR."))
-    with _progress() as progress:
-        task = progress.add_task("demo", total=None)
-
-        def report(step: str, done: int, total: int) -> None:
-            progress.update(task, description=step, completed=done, total=total)
-
-        summary = demo_world.build_world(db.session_scope, scale=scale, progress=report,
-                                         history=history)
-    _print_demo(summary, as_json)
 
 
 @app.command()
@@ -148,24 +123,6 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err)
 
 
-def _print_demo(summary: Any, as_json: bool) -> None:
-    users = [{"username": u.username, "department": u.department, "roles": u.roles,
-              "token": u.token} for u in summary.users]
-    table = Table(title="Demo users")
-    for col in ("department", "username", "roles"):
-        table.add_column(col)
-    for u in users:
-        table.add_row(u["department"], u["username"], ",".join(u["roles"]))
-    _emit({"users": users, "resources": summary.resource_count}, as_json, table)
-    if not as_json:
-        # Tokens on lines of their own: in a table cell a narrow terminal or a pipe cuts
-        # them short.
-        console.print("Their tokens, shown once (keep them; sign in with one):")
-        for u in users:
-            console.print(f"  {u['username']:<16} {u['token']}", soft_wrap=True,
-                          highlight=False)
-
-
 # --- departments, users, tokens -------------------------------------------------------------
 
 
@@ -173,7 +130,7 @@ def _print_demo(summary: Any, as_json: bool) -> None:
 def dept_create(code: str, name_zh: str, name_en: str,
                 kind: DepartmentKind = DepartmentKind.line,
                 level: AdminLevel = AdminLevel.municipal, as_json: JsonOpt = False) -> None:
-    _ready()
+    ready()
     try:
         with db.session_scope() as session:
             d = identity.create_department(session, code=code, name_zh=name_zh,
@@ -186,7 +143,7 @@ def dept_create(code: str, name_zh: str, name_en: str,
 
 @dept_app.command("list")
 def dept_list(as_json: JsonOpt = False) -> None:
-    _ready()
+    ready()
     with db.session_scope(write=False) as session:
         rows = [d.model_dump(mode="json") for d in identity.list_departments(session)]
     table = Table("code", "name_zh", "name_en", "kind", "level")
@@ -200,7 +157,7 @@ def user_create(username: str, department: str,
                 role: Annotated[list[Role], typer.Option(help="Repeat for several roles.")],
                 display_name: Annotated[str | None, typer.Option()] = None,
                 as_json: JsonOpt = False) -> None:
-    _ready()
+    ready()
     try:
         with db.session_scope() as session:
             u = identity.create_user(session, username=username,
@@ -216,7 +173,7 @@ def user_create(username: str, department: str,
 def user_list(as_json: JsonOpt = False) -> None:
     from sqlmodel import select
 
-    _ready()
+    ready()
     with db.session_scope(write=False) as session:
         depts = {d.id: d.code for d in identity.list_departments(session)}
         rows: list[dict[str, Any]] = [{"username": u.username,
@@ -234,7 +191,7 @@ def token_issue(username: str, name: Annotated[str, typer.Option()] = "cli",
                 days: Annotated[int | None, typer.Option()] = None,
                 as_json: JsonOpt = False) -> None:
     """Issue a token; its value is printed once and never stored."""
-    _ready()
+    ready()
     try:
         with db.session_scope() as session:
             user = identity.get_user(session, username)
@@ -250,7 +207,7 @@ def token_issue(username: str, name: Annotated[str, typer.Option()] = "cli",
 @token_app.command("list")
 def token_list(username: Annotated[str | None, typer.Argument()] = None,
                as_json: JsonOpt = False) -> None:
-    _ready()
+    ready()
     with db.session_scope(write=False) as session:
         user = identity.get_user(session, username) if username else None
         rows = [{"id": t.id, "user_id": t.user_id, "name": t.name, "prefix": t.prefix,
@@ -265,7 +222,7 @@ def token_list(username: Annotated[str | None, typer.Argument()] = None,
 
 @token_app.command("revoke")
 def token_revoke(token_id: int, as_json: JsonOpt = False) -> None:
-    _ready()
+    ready()
     try:
         with db.session_scope() as session:
             t = identity.revoke_token(session, token_id)
@@ -290,7 +247,7 @@ def resource_register(
     from catalog import service
     from catalog.schemas import ResourceIn
 
-    _ready()
+    ready()
     try:
         meta = ResourceIn.model_validate_json(metadata.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -315,7 +272,7 @@ def resource_search(q: Annotated[str | None, typer.Argument()] = None,
     from catalog import search
     from catalog.models import Resource
 
-    _ready()
+    ready()
     with db.session_scope(write=False) as session:
         page = search.search(session, search.SearchParams(q=q, size=size))
         rows: list[dict[str, Any]] = []
@@ -333,19 +290,29 @@ def resource_search(q: Annotated[str | None, typer.Argument()] = None,
 
 def _mount_contexts() -> None:
     from access.cli import app as access_app
-    from access.log.cli import app as log_app
+    from translog.cli import app as log_app
 
     app.add_typer(log_app, name="log", help="The signed access log.")
     app.add_typer(access_app, name="access", help="Applications, deliveries and latency.")
     from govshare.warehouse_cli import app as warehouse_app
 
     app.add_typer(warehouse_app, name="warehouse", help="The data files: segments, staging.")
-    from govshare.metrics.cli import app as metrics_app
+    from metrics.cli import app as metrics_app
 
     app.add_typer(metrics_app, name="metrics", help="The sharing metrics' mart.")
 
 
+def _mount_plugins() -> None:
+    """Commands of separately installed distributions (e.g. ``govshare demo`` from
+    govshare-demo), found through the ``govshare.cli`` entry-point group."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="govshare.cli"):
+        entry.load()(app)
+
+
 _mount_contexts()
+_mount_plugins()
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from govshare.db import get_engine
-from govshare.leader import lock_key
+from kernel.db import get_engine
+from kernel.leader import lock_key
 
 _INI = Path(__file__).with_name("alembic.ini")
 

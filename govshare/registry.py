@@ -2,6 +2,6 @@
 
 import access.models  # noqa: F401
 import catalog.models  # noqa: F401
-import govshare.idempotency
-import govshare.identity  # noqa: F401
+import kernel.idempotency
+import kernel.identity  # noqa: F401
 import quality.models  # noqa: F401

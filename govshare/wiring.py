@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from access.log import api as log_api
-from access.log import service as log_service
-from govshare import leader
-from govshare.events import subscribe
-from govshare.settings import Settings
+from kernel import leader
+from kernel.events import subscribe
+from kernel.settings import Settings
+from translog import api as log_api
+from translog import service as log_service
 
 
 def subscribe_events() -> None:
@@ -26,7 +26,7 @@ def subscribe_events() -> None:
 def context_routers() -> list[APIRouter]:
     """Routers of the bounded contexts, mounted under /api/v1."""
     from access.api import routers as access_routers
-    from govshare.metrics.api import router as metrics_router
+    from metrics.api import router as metrics_router
     from quality.api import router as quality_router
 
     return [log_api.router, quality_router, *access_routers, metrics_router]
@@ -35,7 +35,7 @@ def context_routers() -> list[APIRouter]:
 def root_routers() -> list[APIRouter]:
     """Routers mounted at the site root, outside /api/v1: well-known URIs (RFC 8615) and the
     operators' Prometheus /metrics."""
-    from govshare.metrics.prometheus import router as prometheus_router
+    from metrics.prometheus import router as prometheus_router
 
     return [log_api.well_known, prometheus_router]
 

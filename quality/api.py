@@ -16,10 +16,10 @@ from sqlmodel import Session, col, select
 
 from catalog.models import Resource
 from catalog.service import get_resource
-from govshare.auth import DbSession, Principal, WriteSession, require
-from govshare.idempotency import IDEMPOTENT, IdempotentRoute
-from govshare.identity import Department, Role, User
-from govshare.problems import Forbidden, NotFound
+from kernel.auth import DbSession, Principal, WriteSession, require
+from kernel.idempotency import IDEMPOTENT, IdempotentRoute
+from kernel.identity import Department, Role, User
+from kernel.problems import Forbidden, NotFound
 from quality import audit, notices, report, runs, suites
 from quality.masked import ColumnMask, public_kwargs
 from quality.models import (

@@ -12,10 +12,10 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from catalog.models import Resource
-from govshare.auth import Principal
-from govshare.db import utcnow
-from govshare.identity import Department
-from govshare.problems import Invalid
+from kernel.auth import Principal
+from kernel.db import utcnow
+from kernel.identity import Department
+from kernel.problems import Invalid
 from quality import runs
 from quality.models import QualityScore, QualityWeights
 from quality.rules import Dimension

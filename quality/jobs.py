@@ -11,8 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from govshare import leader
-from govshare.db import utcnow
+from kernel import leader
+from kernel.db import utcnow
 from quality import queue, runs
 from quality.models import RunStatus
 from quality.settings import get_quality_settings
@@ -50,7 +50,7 @@ def _loop(poll: float, schedule_minutes: int) -> None:
     next_schedule = time.monotonic()
     while not _stop.is_set():
         try:
-            # With N server processes only the leader works (govshare.leader); a claim is
+            # With N server processes only the leader works (kernel.leader); a claim is
             # atomic anyway, but two processes could run two queued runs of one resource.
             if leader.is_leader():
                 if schedule_minutes and time.monotonic() >= next_schedule:

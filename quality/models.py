@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from govshare.db import UTCDateTime, utcnow
+from kernel.db import UTCDateTime, utcnow
 
 
 class RunStatus(StrEnum):

@@ -12,11 +12,11 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from catalog.service import get_resource
-from govshare.auth import Principal
-from govshare.db import utcnow
-from govshare.events import Actor, Event, publish
-from govshare.identity import Department, Role
-from govshare.problems import Conflict, Forbidden, Invalid, NotFound
+from kernel.auth import Principal
+from kernel.db import utcnow
+from kernel.events import Actor, Event, publish
+from kernel.identity import Department, Role
+from kernel.problems import Conflict, Forbidden, Invalid, NotFound
 from quality import queue
 from quality.models import (
     NoticeEvent,

@@ -9,7 +9,7 @@ import threading
 from sqlmodel import Session, col, select
 
 from catalog.models import Resource
-from govshare.events import Actor, Event
+from kernel.events import Actor, Event
 from quality.models import QualityRun, RunStatus, RunTrigger
 
 SYSTEM = Actor(user_id=None, department_id=None, kind="system")

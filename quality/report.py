@@ -17,8 +17,8 @@ from sqlmodel import Session, col, select
 
 from catalog.models import Resource
 from catalog.service import get_resource, provider_of
-from govshare.db import session_scope
-from govshare.problems import NotFound
+from kernel.db import session_scope
+from kernel.problems import NotFound
 from quality.models import QualityRun, QualityScore, RunStatus
 from quality.rules import Dimension
 

@@ -15,11 +15,11 @@ from sqlmodel import Session, col, select
 
 from catalog.models import Resource, ResourceStatus, UpdateCycle
 from catalog.service import get_resource, segments_for
-from govshare.auth import Principal
-from govshare.db import session_scope, utcnow
-from govshare.events import Actor, Event, publish
-from govshare.identity import Role
-from govshare.problems import Conflict, Forbidden
+from kernel.auth import Principal
+from kernel.db import session_scope, utcnow
+from kernel.events import Actor, Event, publish
+from kernel.identity import Role
+from kernel.problems import Conflict, Forbidden
 from quality import notices, queue, scoring, suites
 from quality.masked import ColumnMask, scrub_error
 from quality.models import QualityRun, QualityScore, QualityWeights, RunStatus, RunTrigger

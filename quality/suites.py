@@ -11,10 +11,10 @@ from sqlmodel import Session, col, select
 
 from catalog.models import DataVersion, Resource
 from catalog.service import get_resource
-from govshare.auth import Principal
-from govshare.db import utcnow
-from govshare.identity import Role, User
-from govshare.problems import Forbidden, Invalid, NotFound
+from kernel.auth import Principal
+from kernel.db import utcnow
+from kernel.identity import Role, User
+from kernel.problems import Forbidden, Invalid, NotFound
 from quality import rules
 from quality.models import CustomExpectation, QualitySuite
 from quality.rules import EXPECTATION_DIMENSIONS, Dimension, Rule

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from govshare import db, events, ratelimit
-from govshare.identity import DepartmentKind, Role
-from govshare.settings import get_settings
+from kernel import db, events, ratelimit
+from kernel.identity import DepartmentKind, Role
+from kernel.settings import get_settings
 from tests import pg
 from tests.world import create_departments
 

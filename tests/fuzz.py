@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from govshare import db
-from govshare.identity import Role
-from govshare.settings import get_settings
+from kernel import db
+from kernel.identity import Role
+from kernel.settings import get_settings
 from tests.server_support import ROOT, Server, make_world
 
 CALLERS: list[tuple[str, Role] | None] = [("GA", Role.publisher), ("SCJG", Role.requester),

@@ -4,10 +4,10 @@ import json
 import random
 from pathlib import Path
 
-from access.log import export, keys, service
-from govshare import db
-from govshare.events import Actor, Event, publish
 from govshare.migrate import upgrade
+from kernel import db
+from kernel.events import Actor, Event, publish
+from translog import export, keys, service
 
 EVENT_TYPES = ["resource.registered", "resource.version_added", "application.submitted",
                "application.approved", "delivery.downloaded", "api.queried", "grant.revoked"]

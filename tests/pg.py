@@ -58,8 +58,9 @@ class Databases:
     @contextmanager
     def migrated_template(self) -> Iterator[str]:
         """A database migrated to head, to copy for each test; dropped at the end."""
-        from govshare import db, migrate
-        from govshare.settings import get_settings
+        from govshare import migrate
+        from kernel import db
+        from kernel.settings import get_settings
 
         self.drop(self.template)
         self._exec(f'CREATE DATABASE "{self.template}"')

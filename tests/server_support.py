@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from govshare.identity import DepartmentKind, Role
 from govshare.migrate import upgrade
+from kernel.identity import DepartmentKind, Role
 from tests.world import create_departments
 
 ROOT = Path(__file__).parent.parent

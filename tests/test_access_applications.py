@@ -7,8 +7,8 @@ from pathlib import Path
 
 from access import service as svc
 from access.models import Application
-from govshare import db, identity
-from govshare.identity import Role
+from kernel import db, identity
+from kernel.identity import Role
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     PEOPLE_ITEMS,
     AccessWorld,

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi.routing import APIRoute
 
 from access.api import routers
-from govshare.identity import Role
+from kernel.identity import Role
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     API,
     AccessWorld,

@@ -19,10 +19,10 @@ from access import delivery, scheduler
 from access import service as svc
 from access.models import ApplicationState, Delivery
 from access.schemas import ApplicationIn, ApprovalIn
-from govshare import crashpoints, db
-from govshare.auth import principal_of
-from govshare.db import utcnow
-from govshare.identity import Role
+from kernel import crashpoints, db
+from kernel.auth import principal_of
+from kernel.db import utcnow
+from kernel.identity import Role
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     AccessWorld,
     access_world,
@@ -33,7 +33,7 @@ from tests.test_access_support import (  # noqa: F401  (access_world: the aw fix
 CHILD = """
 import sys
 from access import delivery, scheduler
-from access.log import service as log_service
+from translog import service as log_service
 log_service.subscribe()
 delivery.deliver(int(sys.argv[1]))
 print("delivered")
@@ -52,7 +52,7 @@ def _approved(code: str) -> int:
 
 
 def _run_child(app_id: int, crash_at: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    """Deliver in a child that stops at ``delivery.<crash_at>`` (govshare.crashpoints), then
+    """Deliver in a child that stops at ``delivery.<crash_at>`` (kernel.crashpoints), then
     SIGKILL it there."""
     point = f"delivery.{crash_at}"
     env = dict(os.environ, **{crashpoints.ENV: point, crashpoints.DIR_ENV: str(tmp)})

@@ -20,9 +20,9 @@ import pytest
 from access import delivery, scheduler
 from access import service as svc
 from access.models import Grant
-from govshare import db
-from govshare.db import utcnow
-from govshare.identity import Role
+from kernel import db
+from kernel.db import utcnow
+from kernel.identity import Role
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     PEOPLE_ITEMS,
     AccessWorld,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from govshare.identity import Role
+from kernel.identity import Role
 from tests.test_access_authorization import MATRIX, matrix_world
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     API,

@@ -25,10 +25,10 @@ from access.flows import Party as P
 from access.models import Application, Grant
 from access.models import ApplicationState as S
 from access.schemas import ApplicationIn, ApprovalIn, RejectIn, ReturnIn
-from govshare import db
-from govshare.auth import principal_of
-from govshare.db import utcnow
-from govshare.identity import Role
+from kernel import db
+from kernel.auth import principal_of
+from kernel.db import utcnow
+from kernel.identity import Role
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     AccessWorld,
     access_world,

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 
-from govshare.identity import Role
+from kernel.identity import Role
 from tests.conftest import World
 from tests.factories import population_meta, population_rows, to_csv, upload
 

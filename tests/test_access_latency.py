@@ -14,8 +14,8 @@ from access import latency
 from access.calendar import WorkCalendar
 from access.models import Application, ApplicationState, ApplicationStep, DeliveryMethod
 from catalog.models import SharingType
-from govshare import db
-from govshare.identity import Role
+from kernel import db
+from kernel.identity import Role
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     AccessWorld,
     access_world,
@@ -54,7 +54,7 @@ def test_working_day_time_between_instants() -> None:
 
 
 def test_settings_configure_the_calendar(monkeypatch: pytest.MonkeyPatch) -> None:
-    from govshare.settings import get_settings
+    from kernel.settings import get_settings
 
     monkeypatch.setenv("GOVSHARE_ACCESS_HOLIDAYS", '["2025-10-01", "2025-10-02"]')
     monkeypatch.setenv("GOVSHARE_ACCESS_MAKEUP_WORKDAYS", '["2025-09-28"]')

@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from access.log import canonical
-from access.log import service as log_service
-from access.log.models import LogEntry
 from access.models import Application
-from govshare import db
-from govshare.identity import Role
+from kernel import db
+from kernel.identity import Role
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     AccessWorld,
     access_world,
@@ -23,6 +20,9 @@ from tests.test_access_support import (  # noqa: F401  (access_world: the aw fix
     log_types,
     register,
 )
+from translog import canonical
+from translog import service as log_service
+from translog.models import LogEntry
 
 
 def _entries() -> list[LogEntry]:

@@ -23,9 +23,9 @@ from access import masking, pii, pseudonym
 from access.masking import ColumnRule, Generalization, MaskingRule, RowFilter
 from access.models import PseudonymKey
 from catalog.models import DataItem, ItemKind, ItemType, Sensitivity
-from govshare import db
-from govshare.identity import Role
-from govshare.problems import Invalid
+from kernel import db
+from kernel.identity import Role
+from kernel.problems import Invalid
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     PEOPLE_ITEMS,
     AccessWorld,
@@ -221,7 +221,7 @@ def test_keys_are_encrypted_at_rest_and_bound_to_their_department(aw: AccessWorl
 
 def test_a_wrong_passphrase_cannot_decrypt(aw: AccessWorld,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from govshare.settings import get_settings
+    from kernel.settings import get_settings
 
     with db.session_scope() as session:
         pseudonym.department_key(session, 1)

@@ -22,17 +22,17 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 from stdnum.cn import ric
 
-from access.log import api as log_api
-from access.log import service as log_service
-from access.log.models import LogEntry
 from catalog import service as catalog_service
 from catalog.schemas import ResourceIn
-from govshare import db
-from govshare.auth import principal_of
-from govshare.identity import DepartmentKind, Role
 from govshare.migrate import upgrade
-from govshare.problems import install_handlers
+from kernel import db
+from kernel.auth import principal_of
+from kernel.identity import DepartmentKind, Role
+from kernel.problems import install_handlers
 from tests.world import create_departments
+from translog import api as log_api
+from translog import service as log_service
+from translog.models import LogEntry
 
 API = "/api/v1"
 DEPARTMENTS = [

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from govshare.identity import Role
+from kernel.identity import Role
 from tests import test_access_authorization as access_matrix
 from tests.conftest import World
 from tests.factories import population_meta, population_rows, to_csv, upload

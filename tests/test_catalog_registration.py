@@ -7,7 +7,7 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from govshare.identity import Role
+from kernel.identity import Role
 from tests.conftest import World
 from tests.factories import population_meta, population_rows, to_csv, to_jsonl, upload
 
@@ -169,7 +169,7 @@ def test_unsupported_format_is_415(client: TestClient, world: World) -> None:
 
 def test_oversize_upload_is_413(client: TestClient, world: World,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from govshare.settings import get_settings
+    from kernel.settings import get_settings
 
     monkeypatch.setattr(get_settings(), "max_upload_bytes", 100)
     r = _register(client, world, population_meta(), to_csv(population_rows(20)))

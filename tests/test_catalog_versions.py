@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from govshare.identity import Role
+from kernel.identity import Role
 from tests.conftest import World
 from tests.factories import population_meta, population_rows, to_csv, upload
 

@@ -29,17 +29,18 @@ from sqlmodel import func, select
 from typer.testing import CliRunner
 
 from access.delivery import deliveries_dir
-from access.log import keys as log_keys
-from access.log.export import export_to_path
-from access.log.models import LogEntry, LogState
 from access.models import Application, ApplicationState, Delivery
 from catalog.models import DataVersion, Resource
-from govshare import cli, crashpoints, db
-from govshare.idempotency import HEADER, REPLAYED_HEADER, IdempotencyRecord
-from govshare.identity import Role
-from govshare.settings import get_settings
+from govshare import cli
+from kernel import crashpoints, db
+from kernel.idempotency import HEADER, REPLAYED_HEADER, IdempotencyRecord
+from kernel.identity import Role
+from kernel.settings import get_settings
 from tests.server_support import Server, make_world
 from tests.test_access_support import PEOPLE_ITEMS, application, people_rows, to_csv
+from translog import keys as log_keys
+from translog.export import export_to_path
+from translog.models import LogEntry, LogState
 
 API = "/api/v1"
 

@@ -18,6 +18,21 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from govshare_demo import (
+    DefectKind,
+    ResourceSpec,
+    build_world,
+    ids,
+    vocab,
+    world_is_empty,
+    world_spec,
+)
+from govshare_demo.build import registers_for
+from govshare_demo.city import SHAPE_ITEMS
+from govshare_demo.generate import generate_table, write_table
+from govshare_demo.pools import Registers
+from govshare_demo.spec import WorldSpec
+from govshare_demo.world import default_world
 from sqlmodel import func, select
 from stdnum import luhn
 from stdnum.cn import ric
@@ -33,22 +48,7 @@ from catalog.models import (
     SharingType,
 )
 from catalog.schemas import DataItemIn, ResourceIn
-from govshare import db, identity
-from govshare.demo import (
-    DefectKind,
-    ResourceSpec,
-    build_world,
-    ids,
-    vocab,
-    world_is_empty,
-    world_spec,
-)
-from govshare.demo.build import registers_for
-from govshare.demo.city import SHAPE_ITEMS
-from govshare.demo.generate import generate_table, write_table
-from govshare.demo.pools import Registers
-from govshare.demo.spec import WorldSpec
-from govshare.demo.world import default_world
+from kernel import db, identity
 
 AS_OF = date(2025, 6, 30)
 SEED = 7
@@ -384,8 +384,8 @@ def test_every_city_template_generates_consistent_data() -> None:
 # --- building into the database --------------------------------------------------------------
 
 def test_tiny_world_builds_into_the_catalog(data_dir: Path) -> None:
-    from govshare.auth import authenticate
     from govshare.migrate import upgrade
+    from kernel.auth import authenticate
 
     upgrade()
     with db.session_scope() as session:

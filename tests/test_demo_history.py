@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from govshare_demo import DemoSummary, build_world
+from govshare_demo.history import HISTORY_DAYS
 from sqlmodel import Session, col, func, select
 
 from access import delivery, scheduler
 from access.flows import MOVES, Action
-from access.log import export, keys, verify
-from access.log.models import LogEntry, TreeHead
 from access.models import (
     Application,
     ApplicationState,
@@ -30,11 +30,9 @@ from access.models import (
     RejectionReason,
 )
 from catalog.models import DataVersion, Resource, VersionMode
-from govshare import db, events
-from govshare.demo import DemoSummary, build_world
-from govshare.demo.history import HISTORY_DAYS
-from govshare.identity import User
-from govshare.settings import get_settings
+from kernel import db, events
+from kernel.identity import User
+from kernel.settings import get_settings
 from quality.models import (
     NoticeEvent,
     NoticeStatus,
@@ -44,6 +42,8 @@ from quality.models import (
     RunStatus,
     RunTrigger,
 )
+from translog import export, keys, verify
+from translog.models import LogEntry, TreeHead
 
 S = ApplicationState
 
@@ -199,8 +199,8 @@ def test_the_catalog_looks_as_before(built: tuple[DemoSummary, datetime],
         assert stored.last_data_update is not None
         assert (summary.as_of - stored.last_data_update.date()).days == made.stale_days
         assert stored.published_at <= stored.created_at.date()
-    from govshare.auth import authenticate
-    from govshare.identity import Role
+    from kernel.auth import authenticate
+    from kernel.identity import Role
 
     principal = authenticate(session, summary.token("GA", Role.requester))
     assert principal.department_code == "GA"

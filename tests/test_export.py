@@ -25,7 +25,8 @@ from catalog.models import (
     SharingType,
     UpdateCycle,
 )
-from govshare import db, identity, migrate
+from govshare import migrate
+from kernel import db, identity
 
 DCAT = "http://www.w3.org/ns/dcat#"
 DCT = "http://purl.org/dc/terms/"

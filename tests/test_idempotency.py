@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
 from catalog.models import Resource
-from govshare import db, idempotency
 from govshare.app import create_app
-from govshare.idempotency import HEADER, REPLAYED_HEADER, IdempotencyRecord
-from govshare.identity import ApiToken, Role
-from govshare.problems import PROBLEM_JSON
+from kernel import db, idempotency
+from kernel.idempotency import HEADER, REPLAYED_HEADER, IdempotencyRecord
+from kernel.identity import ApiToken, Role
+from kernel.problems import PROBLEM_JSON
 from tests.conftest import World
 from tests.factories import population_meta, population_rows, to_csv, upload
 
@@ -108,7 +108,7 @@ def test_a_key_in_flight_gets_409(client: TestClient, world: World) -> None:
     key = "in-flight"
     who = world.headers("GA", Role.admin)
     with db.session_scope(write=False) as session:
-        from govshare.auth import authenticate
+        from kernel.auth import authenticate
 
         user_id = authenticate(session, world.tokens[("GA", Role.admin)]).user_id
     idempotency._running.add((user_id, key))  # as if another thread were working on it

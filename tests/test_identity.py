@@ -3,8 +3,8 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from govshare import db, identity
-from govshare.identity import ApiToken, Role
+from kernel import db, identity
+from kernel.identity import ApiToken, Role
 from tests.conftest import World
 
 

@@ -8,12 +8,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi.testclient import TestClient
 
-from access.log import canonical, merkle, service
-from access.log.api import WELL_KNOWN_KEYS
-from govshare import db, wiring
-from govshare.events import Actor, Event, publish
-from govshare.identity import Role
+from govshare import wiring
+from kernel import db
+from kernel.events import Actor, Event, publish
+from kernel.identity import Role
 from tests.conftest import World
+from translog import canonical, merkle, service
+from translog.api import WELL_KNOWN_KEYS
 
 LOG = "/api/v1/log"
 

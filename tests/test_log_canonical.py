@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import pytest
 
-from access.log import canonical, merkle
+from translog import canonical, merkle
 
 EXAMPLE_PAYLOAD = {"name": "人口基础信息", "rows": 1200}
 EXAMPLE_ENTRY = (
@@ -90,7 +90,7 @@ def test_malformed_entries_are_refused(change: dict[str, object]) -> None:
 
 def test_offline_modules_import_only_stdlib_and_cryptography() -> None:
     code = (
-        "import sys, access.log.verify\n"
+        "import sys, translog.verify\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'sqlalchemy', 'sqlmodel', 'fastapi', 'pydantic', 'govshare', 'catalog', 'typer'})\n"
         "print(','.join(bad))\n"

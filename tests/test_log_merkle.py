@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
-from access.log import merkle, tree
-from access.log.merkle import MemoryTree
-from govshare import db
 from govshare.migrate import upgrade
+from kernel import db
+from translog import merkle, tree
+from translog.merkle import MemoryTree
 
 
 def _missing_vectors() -> None:
@@ -32,7 +32,7 @@ VECTORS = Path(__file__).resolve().parents[2] / "shared" / "reference" / \
 
 
 def mth(leaves: list[bytes]) -> bytes:
-    """RFC 6962 §2.1 written out literally, sharing no code with access.log.merkle."""
+    """RFC 6962 §2.1 written out literally, sharing no code with translog.merkle."""
     if not leaves:
         return hashlib.sha256(b"").digest()
     if len(leaves) == 1:

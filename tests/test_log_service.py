@@ -12,13 +12,13 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from access.log import canonical, keys, service, tree, verify
-from access.log.models import LogEntry, LogKey, TreeHead
-from govshare import db
-from govshare.events import Actor, Event, publish
-from govshare.settings import get_settings
+from kernel import db
+from kernel.events import Actor, Event, publish
+from kernel.settings import get_settings
 from tests.log_support import SECRET, export_with_keys, fill, random_event, start_log
 from tests.test_log_merkle import mth
+from translog import canonical, keys, service, tree, verify
+from translog.models import LogEntry, LogKey, TreeHead
 
 
 @pytest.fixture
@@ -209,7 +209,7 @@ def test_direct_append_without_a_subscriber(log: Path, tmp_path: Path) -> None:
 def test_cli_keys_rotate_export_and_verify(log: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from access.log.cli import app
+    from translog.cli import app
 
     runner = CliRunner()
     keys_file, export_file = tmp_path / "keys.json", tmp_path / "log.jsonl"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from access.log import canonical, verify
-from access.log.cli import app
 from tests.log_support import export_with_keys, fill, start_log
+from translog import canonical, verify
+from translog.cli import app
 
 Lines = list[bytes]
 Mutation = Callable[[random.Random, Lines], Lines]
@@ -27,8 +27,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("log")
     mp.setenv("GOVSHARE_DATA_DIR", str(base / "data"))
     mp.setenv("GOVSHARE_KEY_PASSPHRASE", "test-passphrase")
-    from govshare import db, events
-    from govshare.settings import get_settings
+    from kernel import db, events
+    from kernel.settings import get_settings
 
     get_settings.cache_clear()
     db.reset_engines()

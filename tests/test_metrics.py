@@ -41,11 +41,11 @@ from access import service as svc
 from access.models import Delivery, DeliveryRating
 from access.schemas import ApplicationIn, ApprovalIn, RejectIn, ReturnIn, RevisionIn
 from catalog.models import Resource
-from govshare import db
-from govshare.auth import principal_of
-from govshare.identity import Role, User
-from govshare.metrics import mart
-from govshare.metrics import service as ms
+from kernel import db
+from kernel.auth import principal_of
+from kernel.identity import Role, User
+from metrics import mart
+from metrics import service as ms
 from quality.models import (
     NoticeStatus,
     QualityRun,
@@ -394,7 +394,7 @@ def test_overview_json_has_as_of(client: TestClient, world: World) -> None:
 
 
 def test_prometheus(client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    from govshare.settings import get_settings
+    from kernel.settings import get_settings
 
     client.get("/api/v1/resources", headers=world.headers("GA", Role.requester))
     client.get("/api/v1/applications/12345", headers=world.headers("GA", Role.requester))

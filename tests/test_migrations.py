@@ -16,8 +16,9 @@ from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import govshare.registry  # noqa: F401  (fills SQLModel.metadata)
-from govshare import db, migrate
-from govshare.settings import get_settings
+from govshare import migrate
+from kernel import db
+from kernel.settings import get_settings
 
 
 def _empty() -> None:

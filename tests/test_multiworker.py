@@ -19,14 +19,13 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from access.log import verify
 from catalog import gc
 from catalog.models import DataVersion
 from catalog.warehouse import open_data
-from govshare import db, leader
-from govshare.leader import Leadership
 from govshare.migrate import upgrade
-from govshare.settings import get_settings
+from kernel import db, leader
+from kernel.leader import Leadership
+from kernel.settings import get_settings
 from tests.log_support import export_with_keys
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     AccessWorld,
@@ -34,15 +33,16 @@ from tests.test_access_support import (  # noqa: F401  (access_world: the aw fix
     people_rows,
     register,
 )
+from translog import verify
 
 ROOT = Path(__file__).parent.parent
 
 APPENDER = """
 import sys, time
 from pathlib import Path
-from access.log import service
-from govshare import db
-from govshare.events import Actor, Event, publish
+from translog import service
+from kernel import db
+from kernel.events import Actor, Event, publish
 worker, count, go = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 service.subscribe()
 while not go.exists():  # start together, so that the appends really interleave
@@ -110,7 +110,7 @@ def test_one_leader_at_a_time(data_dir: Path) -> None:
 
 HOLDER = """
 import sys, time
-from govshare.leader import Leadership
+from kernel.leader import Leadership
 lead = Leadership("jobs-test")
 print("leader" if lead.held() else "follower", flush=True)
 time.sleep(600)

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from catalog.models import Resource
-from govshare import db
-from govshare.identity import Role
+from kernel import db
+from kernel.identity import Role
 from quality.models import QualitySuite
 from tests.conftest import World
 from tests.factories import to_csv

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from govshare import events
-from govshare.db import utcnow
-from govshare.identity import Role
+from kernel import events
+from kernel.db import utcnow
+from kernel.identity import Role
 from tests.conftest import World
 from tests.factories import to_csv
 from tests.test_quality_support import (

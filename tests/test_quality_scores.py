@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from govshare import events
-from govshare.db import utcnow
-from govshare.identity import Role
-from govshare.settings import get_settings
+from kernel import events
+from kernel.db import utcnow
+from kernel.identity import Role
+from kernel.settings import get_settings
 from quality import jobs
 from quality.models import RunStatus
 from tests.conftest import World

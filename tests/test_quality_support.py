@@ -13,8 +13,8 @@ from sqlmodel import select
 from stdnum.cn import ric
 
 from catalog.models import Resource
-from govshare import db, events
-from govshare.identity import Role
+from kernel import db, events
+from kernel.identity import Role
 from quality import jobs
 from quality.models import RunStatus
 from quality.settings import get_quality_settings

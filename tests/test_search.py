@@ -27,9 +27,10 @@ from catalog.models import (
     UpdateCycle,
 )
 from catalog.search import SearchParams, SortKey, analyze, parse_query
-from govshare import db, identity, migrate
-from govshare.problems import Invalid
-from govshare.settings import get_settings
+from govshare import migrate
+from kernel import db, identity
+from kernel.problems import Invalid
+from kernel.settings import get_settings
 
 
 @pytest.fixture

@@ -19,17 +19,17 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from access import delivery, pseudonym
-from access.log import keys as log_keys
-from access.log.models import LogKey
 from catalog.models import Resource
-from govshare import db, ratelimit
 from govshare.headers import CSP
-from govshare.identity import Department, Role
-from govshare.problems import PROBLEM_JSON
-from govshare.settings import get_settings
+from kernel import db, ratelimit
+from kernel.identity import Department, Role
+from kernel.problems import PROBLEM_JSON
+from kernel.settings import get_settings
 from tests.conftest import World
 from tests.factories import population_meta, population_rows, to_csv, upload
 from tests.test_access_support import PEOPLE_ITEMS, application, people_rows
+from translog import keys as log_keys
+from translog.models import LogKey
 
 API = "/api/v1"
 

@@ -27,8 +27,8 @@ from catalog.models import (
     UpdateCycle,
     VersionMode,
 )
-from govshare.identity import Role
 from govshare.web import i18n
+from kernel.identity import Role
 from tests.conftest import World
 from tests.factories import POPULATION_ITEMS, population_rows, to_csv
 from tests.web_support import csrf_of, page_csrf, sign_in

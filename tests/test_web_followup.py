@@ -11,9 +11,9 @@ from datetime import date, timedelta
 from fastapi.testclient import TestClient
 
 from access.models import Application, ApplicationState, Grant
-from govshare.db import session_scope
-from govshare.identity import Role
 from govshare.web import i18n
+from kernel.db import session_scope
+from kernel.identity import Role
 from tests.conftest import World
 from tests.factories import population_rows, to_csv
 from tests.test_web import _register_form

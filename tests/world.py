@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from govshare import db, identity
-from govshare.identity import AdminLevel, DepartmentKind, Role
+from kernel import db, identity
+from kernel.identity import AdminLevel, DepartmentKind, Role
 
 Department = tuple[str, str, str, DepartmentKind]
 

@@ -5,7 +5,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import govshare.registry  # noqa: F401  (fills SQLModel.metadata)
-from govshare.db import get_engine
+from kernel.db import get_engine
 
 target_metadata = SQLModel.metadata
 

@@ -11,7 +11,7 @@ import sqlmodel
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import govshare.db
+import kernel.db
 ${imports if imports else ""}
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

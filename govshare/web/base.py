@@ -22,12 +22,12 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from access.calendar import WorkCalendar
-from govshare import csrf
-from govshare.auth import Principal, authenticate
-from govshare.db import session_scope
-from govshare.identity import Role
-from govshare.problems import PROBLEM_JSON, Forbidden, Invalid, Problem, Unauthenticated
 from govshare.web import i18n
+from kernel import csrf
+from kernel.auth import Principal, authenticate
+from kernel.db import session_scope
+from kernel.identity import Role
+from kernel.problems import PROBLEM_JSON, Forbidden, Invalid, Problem, Unauthenticated
 
 TEMPLATES = Jinja2Templates(directory=str(files("govshare.web") / "templates"))
 

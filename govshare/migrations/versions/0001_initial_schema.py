@@ -12,7 +12,7 @@ import sqlmodel
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import govshare.db
+import kernel.db
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -36,7 +36,7 @@ def upgrade() -> None:
             sa.Enum("provincial", "municipal", "district", name="adminlevel"),
             nullable=False,
         ),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("department", schema=None) as batch_op:
@@ -45,7 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "log_entry",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("time", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("time", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("actor_user_id", sa.Integer(), nullable=True),
         sa.Column("actor_department_id", sa.Integer(), nullable=True),
@@ -68,8 +68,8 @@ def upgrade() -> None:
         sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.Column("algorithm", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("public_key", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("retired_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("retired_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("key_id"),
     )
     op.create_table(
@@ -77,7 +77,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("tree_size", sa.BigInteger(), nullable=False),
         sa.Column("root_hash", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("updated_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -113,7 +113,7 @@ def upgrade() -> None:
         "log_tree_head",
         sa.Column("tree_size", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("root_hash", sa.LargeBinary(length=32), nullable=False),
-        sa.Column("time", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("time", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.Column("signature", sa.LargeBinary(length=64), nullable=False),
         sa.ForeignKeyConstraint(
@@ -131,7 +131,7 @@ def upgrade() -> None:
         sa.Column("salt", sa.LargeBinary(length=16), nullable=False),
         sa.Column("nonce", sa.LargeBinary(length=12), nullable=False),
         sa.Column("ciphertext", sa.LargeBinary(length=64), nullable=False),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["department_id"],
             ["department.id"],
@@ -199,13 +199,13 @@ def upgrade() -> None:
         sa.Column("status", sa.Enum("active", "withdrawn", name="resourcestatus"), nullable=False),
         sa.Column("date_item", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("published_at", sa.Date(), nullable=False),
-        sa.Column("last_data_update", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_data_update", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("current_version", sa.Integer(), nullable=False),
         sa.Column("row_count", sa.Integer(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("quality_score", sa.Float(), nullable=True),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["provider_id"],
             ["department.id"],
@@ -244,7 +244,7 @@ def upgrade() -> None:
         sa.Column("display_name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("department_id", sa.Integer(), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["department_id"],
             ["department.id"],
@@ -262,10 +262,10 @@ def upgrade() -> None:
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("prefix", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("expires_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_used_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_used_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user.id"],
@@ -283,8 +283,8 @@ def upgrade() -> None:
         sa.Column("requester_department_id", sa.Integer(), nullable=False),
         sa.Column("requester_user_id", sa.Integer(), nullable=False),
         sa.Column("coordinator_department_id", sa.Integer(), nullable=False),
-        sa.Column("filed_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("completed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("filed_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("completed_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["coordinator_department_id"],
             ["department.id"],
@@ -372,7 +372,7 @@ def upgrade() -> None:
         sa.Column("source_bytes", sa.Integer(), nullable=False),
         sa.Column("source_sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["created_by"],
             ["user.id"],
@@ -401,8 +401,8 @@ def upgrade() -> None:
         sa.Column("media_type", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("redacted", sa.Boolean(), nullable=False),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("expires_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("expires_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["user.id"],
@@ -425,9 +425,9 @@ def upgrade() -> None:
         sa.Column("dimension", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("added_by", sa.Integer(), nullable=False),
-        sa.Column("added_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("added_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("removed_by", sa.Integer(), nullable=True),
-        sa.Column("removed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("removed_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["added_by"],
             ["user.id"],
@@ -467,9 +467,9 @@ def upgrade() -> None:
         sa.Column("requested_by", sa.Integer(), nullable=True),
         sa.Column("notice_id", sa.Integer(), nullable=True),
         sa.Column("suite_version", sa.Integer(), nullable=True),
-        sa.Column("queued_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("started_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("queued_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("row_count", sa.Integer(), nullable=True),
         sa.Column("gx_result", sa.JSON(), nullable=True),
@@ -498,7 +498,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("suite", sa.JSON(), nullable=False),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["resource_id"],
             ["resource.id"],
@@ -521,7 +521,7 @@ def upgrade() -> None:
         sa.Column("consistency", sa.Float(), nullable=False),
         sa.Column("threshold", sa.Float(), nullable=False),
         sa.Column("changed_by", sa.Integer(), nullable=True),
-        sa.Column("changed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("changed_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["changed_by"],
             ["user.id"],
@@ -534,7 +534,7 @@ def upgrade() -> None:
         sa.Column("resource_id", sa.Integer(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("changed_by", sa.Integer(), nullable=True),
-        sa.Column("changed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("changed_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("changes", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["changed_by"],
@@ -616,7 +616,7 @@ def upgrade() -> None:
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("assignee_user_id", sa.Integer(), nullable=True),
         sa.Column("due_date", sa.Date(), nullable=True),
-        sa.Column("escalated_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("escalated_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("masking_plan", sa.JSON(), nullable=False),
         sa.Column("row_filters", sa.JSON(), nullable=False),
         sa.Column("quasi_identifiers", sa.JSON(), nullable=False),
@@ -628,14 +628,14 @@ def upgrade() -> None:
         sa.Column("escalations", sa.Integer(), nullable=False),
         sa.Column("reassignments", sa.Integer(), nullable=False),
         sa.Column("delivery_blocked", sa.Text(), nullable=True),
-        sa.Column("filed_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("decided_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("approved_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("masked_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("delivered_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("first_download_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("closed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("filed_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("decided_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("approved_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("masked_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("delivered_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_download_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["assignee_user_id"],
             ["user.id"],
@@ -693,12 +693,12 @@ def upgrade() -> None:
             "status", sa.Enum("open", "responded", "closed", name="noticestatus"), nullable=False
         ),
         sa.Column("issued_by", sa.Integer(), nullable=False),
-        sa.Column("issued_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("issued_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.Column("response", sa.Text(), nullable=False),
         sa.Column("responded_by", sa.Integer(), nullable=True),
-        sa.Column("responded_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("closed_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("responded_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("closing_run_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["closing_run_id"],
@@ -741,7 +741,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("resource_id", sa.Integer(), nullable=False),
         sa.Column("department_id", sa.Integer(), nullable=False),
-        sa.Column("scored_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("scored_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("freshness", sa.Float(), nullable=True),
         sa.Column("completeness", sa.Float(), nullable=True),
         sa.Column("validity", sa.Float(), nullable=True),
@@ -785,13 +785,13 @@ def upgrade() -> None:
             sa.Enum("once", "daily", "weekly", "monthly", "on_new_version", name="schedule"),
             nullable=False,
         ),
-        sa.Column("valid_from", govshare.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("valid_until", govshare.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("valid_from", kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("valid_until", kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("revoked_by", sa.Integer(), nullable=True),
         sa.Column("revoke_reason", sa.Text(), nullable=False),
         sa.Column("last_version", sa.Integer(), nullable=False),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["application_id"],
             ["application.id"],
@@ -832,7 +832,7 @@ def upgrade() -> None:
         sa.Column("actor_user_id", sa.Integer(), nullable=True),
         sa.Column("actor_department_id", sa.Integer(), nullable=True),
         sa.Column("actor_kind", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(
             ["actor_department_id"],
@@ -860,7 +860,7 @@ def upgrade() -> None:
         sa.Column("notice_id", sa.Integer(), nullable=False),
         sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
-        sa.Column("at", govshare.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("at", kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("note", sa.Text(), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -899,7 +899,7 @@ def upgrade() -> None:
         sa.Column("manifest", sa.JSON(), nullable=False),
         sa.Column("signature", sa.Text(), nullable=False),
         sa.Column("key_id", sa.String(length=16), nullable=False),
-        sa.Column("created_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["application_id"],
             ["application.id"],
@@ -927,7 +927,7 @@ def upgrade() -> None:
         sa.Column("rated_by", sa.Integer(), nullable=False),
         sa.Column("useful", sa.Boolean(), nullable=False),
         sa.Column("comment", sa.Text(), nullable=False),
-        sa.Column("rated_at", govshare.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("rated_at", kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["application_id"],
             ["application.id"],

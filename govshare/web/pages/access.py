@@ -31,10 +31,6 @@ from access.models import (
 from access.schemas import ApplicationIn, ApprovalIn, RejectIn, ReturnIn, RevisionIn, TightenIn
 from catalog import service as catalog_service
 from catalog.models import DataItem, Resource
-from govshare.auth import Principal
-from govshare.db import session_scope, utcnow
-from govshare.identity import Department, Role, User
-from govshare.problems import Invalid, Problem
 from govshare.web.base import (
     CheckedForm,
     PageRoute,
@@ -46,6 +42,10 @@ from govshare.web.base import (
     texts,
 )
 from govshare.web.pages import followup
+from kernel.auth import Principal
+from kernel.db import session_scope, utcnow
+from kernel.identity import Department, Role, User
+from kernel.problems import Invalid, Problem
 
 log = logging.getLogger("govshare")
 router = APIRouter(route_class=PageRoute, include_in_schema=False)

@@ -20,10 +20,6 @@ from catalog.models import (
     SharingType,
     UpdateCycle,
 )
-from govshare.auth import authenticate
-from govshare.db import session_scope
-from govshare.identity import Department, Role, User
-from govshare.problems import Invalid, Unauthenticated
 from govshare.web.base import (
     CheckedForm,
     PageRoute,
@@ -34,6 +30,10 @@ from govshare.web.base import (
     set_session,
     text,
 )
+from kernel.auth import authenticate
+from kernel.db import session_scope
+from kernel.identity import Department, Role, User
+from kernel.problems import Invalid, Unauthenticated
 from quality import audit
 from quality.models import QualityScore
 

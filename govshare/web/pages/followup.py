@@ -24,11 +24,11 @@ from access.masking import RowFilter
 from access.models import Application, ApplicationState, Bundle
 from access.schemas import CoordinationIn, QueryIn
 from catalog.models import Resource
-from govshare.auth import Principal
-from govshare.db import session_scope, utcnow
-from govshare.identity import Department, Role
-from govshare.problems import Forbidden, Invalid
 from govshare.web.base import CheckedForm, PageRoute, page_user, redirect, render, text
+from kernel.auth import Principal
+from kernel.db import session_scope, utcnow
+from kernel.identity import Department, Role
+from kernel.problems import Forbidden, Invalid
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Escalator = Annotated[Principal, Depends(page_user(Role.requester, Role.auditor))]

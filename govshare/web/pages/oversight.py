@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import col, select
 
-from govshare.auth import Principal
-from govshare.db import session_scope
-from govshare.identity import Department, Role
-from govshare.problems import Invalid
 from govshare.web import i18n
 from govshare.web.base import CheckedForm, PageRoute, page_user, redirect, render, text
+from kernel.auth import Principal
+from kernel.db import session_scope
+from kernel.identity import Department, Role
+from kernel.problems import Invalid
 from quality import audit
 from quality import notices as quality_notices
 from quality.models import NoticeStatus, QualityRun

@@ -25,11 +25,6 @@ from catalog.models import (
     VersionMode,
 )
 from catalog.schemas import ResourceIn
-from govshare.auth import Principal
-from govshare.db import session_scope
-from govshare.identity import Department, Role
-from govshare.problems import Invalid, TooLarge
-from govshare.settings import get_settings
 from govshare.web.base import (
     CheckedForm,
     PageRoute,
@@ -39,6 +34,11 @@ from govshare.web.base import (
     text,
     texts,
 )
+from kernel.auth import Principal
+from kernel.db import session_scope
+from kernel.identity import Department, Role
+from kernel.problems import Invalid, TooLarge
+from kernel.settings import get_settings
 from quality import notices as quality_notices
 from quality.models import NoticeStatus, RectificationNotice
 

@@ -1,0 +1,144 @@
+"""Request authentication and role checks.
+
+Every endpoint declares its callers with ``require(...)``; department scoping is done by the
+services with the ``Principal`` this returns, never with ids the client sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
+
+from kernel import csrf, ratelimit
+from kernel.db import get_engine, get_session, get_write_session, session_scope, utcnow
+from kernel.events import Actor
+from kernel.identity import ApiToken, Department, Role, User, hash_token
+from kernel.problems import Forbidden, Unauthenticated
+
+SESSION_COOKIE = "govshare_token"
+# Touch last_used_at at most this often, so reads do not become writes.
+_LAST_USED_GRANULARITY = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: int
+    username: str
+    department_id: int
+    department_code: str
+    roles: frozenset[Role]
+    token_id: int
+
+    def has(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, department_id=self.department_id)
+
+
+def bearer_header(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _bearer(request: Request) -> str | None:
+    return bearer_header(request) or request.cookies.get(SESSION_COOKIE)
+
+
+def authenticate(session: Session, plain: str) -> Principal:
+    row = session.exec(
+        select(ApiToken, User, Department)
+        .join(User, User.id == ApiToken.user_id)  # type: ignore[arg-type]
+        .join(Department, Department.id == User.department_id)  # type: ignore[arg-type]
+        .where(ApiToken.token_hash == hash_token(plain))
+    ).first()
+    if row is None:
+        raise Unauthenticated("The token is not recognised. Ask your administrator for a new one.")
+    token, user, dept = row
+    now = utcnow()
+    if token.revoked_at is not None:
+        raise Unauthenticated("This token has been revoked. Ask your administrator for a new one.")
+    if token.expires_at <= now:
+        raise Unauthenticated("This token has expired. Ask your administrator for a new one.")
+    if not user.is_active:
+        raise Unauthenticated("This user account is disabled.")
+    if token.last_used_at is None or now - token.last_used_at > _LAST_USED_GRANULARITY:
+        if session.get_bind() is get_engine(write=True):
+            token.last_used_at = now  # already a write transaction: no second one needed
+            session.add(token)
+        else:
+            _touch(token.id or 0, now)
+    return Principal(user_id=user.id or 0, username=user.username,
+                     department_id=dept.id or 0, department_code=dept.code,
+                     roles=user.roles, token_id=token.id or 0)
+
+
+def _touch(token_id: int, now: datetime) -> None:
+    """Record use in its own short write, so that authenticating never turns a read into a
+    write transaction; best effort, since it is only a hint for administrators."""
+    try:
+        with session_scope(write=True) as session:
+            token = session.get(ApiToken, token_id)
+            if token is not None:
+                token.last_used_at = now
+    except OperationalError:  # a busy database must not fail the request itself
+        pass
+
+
+def principal_of(session: Session, username: str) -> Principal:
+    """The Principal an operator's CLI action or a system job runs as (no token involved)."""
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise Unauthenticated(f"No user '{username}'.")
+    dept = session.get(Department, user.department_id)
+    assert dept is not None  # foreign key
+    return Principal(user_id=user.id or 0, username=user.username, department_id=dept.id or 0,
+                     department_code=dept.code, roles=user.roles, token_id=0)
+
+
+def current_principal(request: Request,
+                      session: Annotated[Session, Depends(get_session)]) -> Principal:
+    plain = _bearer(request)
+    if not plain:
+        raise Unauthenticated("Send your API token as 'Authorization: Bearer <token>'.")
+    if bearer_header(request) is None and request.method not in csrf.SAFE_METHODS:
+        # The token came from the browser's cookie: a browser would send it along with a
+        # request forged by another site, so the page must prove it is ours.
+        csrf.check(request, request.headers.get(csrf.HEADER))
+    ratelimit.check(request, plain)
+    try:
+        principal = authenticate(session, plain)
+    except Unauthenticated:
+        ratelimit.failed(request, plain)
+        raise
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """Dependency: any signed-in user if no roles are given, else one of ``roles``."""
+
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if roles and not principal.has(*roles):
+            needed = " or ".join(r.value for r in roles)
+            held = ", ".join(sorted(r.value for r in principal.roles)) or "none"
+            raise Forbidden(f"This needs the {needed} role; your roles: {held}.")
+        return principal
+
+    dependency.required_roles = frozenset(roles)  # type: ignore[attr-defined]
+    return dependency
+
+
+SignedIn = Annotated[Principal, Depends(require())]
+DbSession = Annotated[Session, Depends(get_session)]
+# Function scope: the transaction commits before the response is sent, so a 2xx always means
+# committed (a crash or failed commit after the response would otherwise lose the work).
+WriteSession = Annotated[Session, Depends(get_write_session, scope="function")]

@@ -1,0 +1,195 @@
+"""Departments, users, roles and API tokens: who is calling, and for which department."""
+
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Column, UniqueConstraint
+from sqlmodel import Field, Relationship, Session, SQLModel, col, select
+
+from kernel.db import UTCDateTime, utcnow
+from kernel.problems import Conflict, Invalid, NotFound
+
+
+class Role(StrEnum):
+    publisher = "publisher"  # registers and maintains its department's resources
+    requester = "requester"  # files applications for its department
+    approver = "approver"  # decides applications addressed to its department
+    auditor = "auditor"  # the data bureau: quality and metadata, never raw data
+    leader = "leader"  # reads metrics
+    admin = "admin"  # departments, users and tokens; no data rights of its own
+
+
+class DepartmentKind(StrEnum):
+    line = "line"  # 条: a vertical line department (public security, tax…)
+    district = "district"  # 块: a territorial (district/county) government
+    bureau = "bureau"  # the data bureau / big-data center
+
+
+class AdminLevel(StrEnum):
+    provincial = "provincial"
+    municipal = "municipal"
+    district = "district"
+
+
+class Department(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(index=True, unique=True, max_length=16)
+    name_zh: str = Field(max_length=100)
+    name_en: str = Field(max_length=200)
+    kind: DepartmentKind = DepartmentKind.line
+    level: AdminLevel = AdminLevel.municipal
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))
+
+
+class UserRole(SQLModel, table=True):
+    __tablename__ = "user_role"
+    user_id: int | None = Field(default=None, foreign_key="user.id", primary_key=True,
+                                ondelete="CASCADE")
+    role: Role = Field(primary_key=True)
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=64)
+    display_name: str = Field(max_length=100)
+    department_id: int = Field(foreign_key="department.id", index=True)
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))
+    role_links: list[UserRole] = Relationship(
+        sa_relationship_kwargs={"lazy": "selectin", "cascade": "all, delete-orphan"}
+    )
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(link.role for link in self.role_links)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token. Only its SHA-256 is stored: tokens carry 256 bits of randomness, so a
+    fast hash is as safe as a slow one and keeps every request's lookup a single index probe."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(max_length=100)
+    prefix: str = Field(max_length=16)  # shown in listings so people can tell tokens apart
+    token_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+TOKEN_PREFIX = "gs_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- departments -----------------------------------------------------------------------------
+
+def create_department(session: Session, *, code: str, name_zh: str, name_en: str,
+                      kind: DepartmentKind = DepartmentKind.line,
+                      level: AdminLevel = AdminLevel.municipal) -> Department:
+    code = code.strip().upper()
+    if not code.isalnum():
+        raise Invalid(f"Department code '{code}' must be letters and digits only.")
+    if session.exec(select(Department).where(Department.code == code)).first():
+        raise Conflict(f"A department with code '{code}' already exists.")
+    dept = Department(code=code, name_zh=name_zh, name_en=name_en, kind=kind, level=level)
+    session.add(dept)
+    session.flush()
+    return dept
+
+
+def get_department(session: Session, code_or_id: str | int) -> Department:
+    if isinstance(code_or_id, int) or str(code_or_id).isdigit():
+        dept = session.get(Department, int(code_or_id))
+        if dept is None:
+            dept = session.exec(
+                select(Department).where(Department.code == str(code_or_id))
+            ).first()
+    else:
+        dept = session.exec(
+            select(Department).where(Department.code == str(code_or_id).upper())
+        ).first()
+    if dept is None:
+        raise NotFound(f"No department '{code_or_id}'. "
+                       "List departments with GET /api/v1/departments.")
+    return dept
+
+
+def list_departments(session: Session) -> list[Department]:
+    return list(session.exec(select(Department).order_by(col(Department.code))))
+
+
+# --- users -----------------------------------------------------------------------------------
+
+def create_user(session: Session, *, username: str, display_name: str, department: str | int,
+                roles: list[Role]) -> User:
+    if not roles:
+        raise Invalid("A user needs at least one role.")
+    if session.exec(select(User).where(User.username == username)).first():
+        raise Conflict(f"User '{username}' already exists.")
+    dept = get_department(session, department)
+    user = User(username=username, display_name=display_name, department_id=dept.id or 0,
+                role_links=[UserRole(role=r) for r in sorted(set(roles))])
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user(session: Session, username_or_id: str | int) -> User:
+    if isinstance(username_or_id, int):
+        user = session.get(User, username_or_id)
+    else:
+        user = session.exec(select(User).where(User.username == username_or_id)).first()
+    if user is None:
+        raise NotFound(f"No user '{username_or_id}'.")
+    return user
+
+
+def set_roles(session: Session, user: User, roles: list[Role]) -> User:
+    if not roles:
+        raise Invalid("A user needs at least one role.")
+    user.role_links = [UserRole(role=r) for r in sorted(set(roles))]
+    session.add(user)
+    session.flush()
+    return user
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+def issue_token(session: Session, user: User, *, name: str, days: int) -> tuple[ApiToken, str]:
+    """Create a token; the plain value is returned once and never stored."""
+    if days < 1 or days > 3650:
+        raise Invalid("A token's lifetime must be between 1 and 3650 days.")
+    plain = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id or 0, name=name, prefix=plain[:10],
+                     token_hash=hash_token(plain), expires_at=utcnow() + timedelta(days=days))
+    session.add(token)
+    session.flush()
+    return token, plain
+
+
+def revoke_token(session: Session, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"No token with id {token_id}.")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.add(token)
+        session.flush()
+    return token
+
+
+def list_tokens(session: Session, user: User | None = None) -> list[ApiToken]:
+    query = select(ApiToken).order_by(col(ApiToken.id))
+    if user is not None:
+        query = query.where(ApiToken.user_id == user.id)
+    return list(session.exec(query))
