@@ -78,20 +78,20 @@ def match_header(header: Sequence[object], items: Sequence[Declared], *,
     used: set[int] = set()
     missing: list[Declared] = []
     for item in items:
-        pos = seen.get(header_key(item.name))
-        if pos is None and item.title:
-            pos = seen.get(header_key(item.title))
-        if pos is None or pos in used:
+        found: int | None = seen.get(header_key(item.name))
+        if found is None and item.title:
+            found = seen.get(header_key(item.title))
+        if found is None or found in used:
             missing.append(item)
             continue
-        used.add(pos)
-        positions.append(pos)
+        used.add(found)
+        positions.append(found)
     extra = [(p, texts[p]) for p in seen.values() if p not in used]
     if missing or extra:
-        errors = [{"column": _label(i), "problem": "declared as a data item but not in the file"}
-                  for i in missing]
+        errors = [{"column": i.name, "title": i.title,
+                   "problem": "declared as a data item but not in the file"} for i in missing]
         errors += [{"column": t, "position": p + 1,
-                    "problem": f"in the file (column {p + 1}) but not declared as a data item"}
+                    "problem": "in the file but not declared as a data item"}
                    for p, t in extra]
         parts = []
         if missing:

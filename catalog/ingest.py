@@ -65,6 +65,7 @@ class Source:
     text: bool  # raw columns are text (to be normalised and cast) rather than typed
     line_sql: str = "rowid + 2"  # SQL giving a raw row's line (or row) number in the file
     unit: str = "line"
+    place: str = ""  # where the lines are, e.g. " of sheet '明细'"
     types: list[str] = field(default_factory=list)  # typed sources: each column's type
 
 
@@ -208,8 +209,8 @@ def _read_excel(con: duckdb.DuckDBPyConnection, staged: StagedFile,
                 columns: Sequence[Column], options: SourceOptions) -> Source:
     loaded = excel.load(con, staged.path, columns, RAW, sheet=options.sheet,
                         header_row=options.header_row)
-    return Source(loaded.header, text=True, line_sql="_line", unit=f"row of sheet "
-                  f"'{loaded.sheet}'")
+    return Source(loaded.header, text=True, line_sql="_line", unit="row",
+                  place=f" of sheet '{loaded.sheet}'")
 
 
 _READERS = {Format.csv: _read_csv, Format.jsonl: _read_jsonl, Format.parquet: _read_parquet,
@@ -328,7 +329,7 @@ def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
             errors.append({"column": c.name, "header": header, "rows": bad_count,
                            "lines": lines, "first_line": lines[0] if lines else None,
                            "problem": f"{bad_count} value(s) are not {what}, on "
-                                      f"{source.unit}s {_lines(lines, bad_count)}"})
+                                      f"{_where(source, lines, bad_count)}"})
     if errors:
         where = ", ".join(f"{e['header']}" for e in errors)
         raise Invalid(f"Some values do not match the declared types ({where}). Nothing was "
@@ -336,9 +337,12 @@ def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
     return count, normalised
 
 
-def _lines(lines: list[int], total: int) -> str:
+def _where(source: Source, lines: list[int], total: int) -> str:
+    """``lines 2, 5 and 3 more`` / ``row 6 of sheet '明细'``."""
+    unit = source.unit + ("s" if total > 1 else "")
     text = ", ".join(str(n) for n in lines)
-    return text + (f" and {total - len(lines)} more" if total > len(lines) else "")
+    more = f" and {total - len(lines)} more" if total > len(lines) else ""
+    return f"{unit} {text}{more}{source.place}"
 
 
 def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Plan],
@@ -355,9 +359,10 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
         f"SELECT [{k}]::VARCHAR[], count(*), list(line ORDER BY line)[1:{ERROR_LINES}] "
         f"FROM {new} GROUP BY ALL HAVING count(*) > 1 ORDER BY min(line) LIMIT {ERROR_LINES}"
     ).fetchall()
-    errors = [{"column": names, "key": list(v), "rows": int(n), "lines": list(lines),
-               "problem": f"key {_key_text(v)} appears {n} times, on {source.unit}s "
-                          f"{_lines(list(lines), int(n))}"}
+    errors: list[dict[str, Any]] = [
+              {"column": names, "key": list(v), "rows": int(n), "lines": list(lines),
+               "problem": f"key {_key_text(v)} appears {n} times, on "
+                          f"{_where(source, list(lines), int(n))}"}
               for v, n, lines in dupes]
     if not errors and existing:
         for i, seg in enumerate(existing):
@@ -376,11 +381,12 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
                 con.execute(f"DETACH old{i}")
         n_clash = int(total[0]) if total else 0
         errors = [{"column": names, "key": list(v), "lines": [line],
-                   "problem": f"key {_key_text(v)} on {source.unit} {line} is already in the "
-                              "resource's current data"}
+                   "problem": f"key {_key_text(v)} on {_where(source, [line], 1)} is already "
+                              "in the resource's current data"}
                   for v, line in clash[:ERROR_LINES]]
         if n_clash > len(errors) and errors:
-            errors[-1]["problem"] += f" (and {n_clash - len(errors)} more keys)"
+            errors[-1]["problem"] = \
+                f"{errors[-1]['problem']} (and {n_clash - len(errors)} more keys)"
     if errors:
         raise Invalid(f"The key ({names}) must be unique"
                       + (" across the appended and current data" if existing else "")
