@@ -1,7 +1,7 @@
 """Catalog HTTP API: register, browse, search, edit and export resources."""
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -57,6 +57,9 @@ def _check_length(request: Request) -> None:
         raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
 
 
+METADATA_HELP = ("The resource's metadata: a JSON object of schema ResourceIn (a complete "
+                 "example: docs/examples/meta.json). With curl: -F metadata=<meta.json "
+                 "(the file's text as the field's value).")
 FILE_HELP = ("CSV (UTF-8 or GB 18030), Parquet, JSON lines, or an Excel workbook (.xlsx, .xls). "
              "The header names each data item by its field name or its title (数据项名称).")
 SHEET_HELP = ("Excel only: the sheet, by name or 1-based number. Default: the first sheet "
@@ -68,7 +71,7 @@ HEADER_ROW_HELP = ("Excel only: the 1-based row of the header, below any title r
 @router.post("/resources", response_model=ResourceOut, status_code=status.HTTP_201_CREATED,
              dependencies=[Depends(_check_length), IDEMPOTENT])
 def register(session: WriteSession, who: Publisher,
-             metadata: Annotated[str, Form(description="ResourceIn as JSON")],
+             metadata: Annotated[str, Form(description=METADATA_HELP)],
              file: Annotated[UploadFile, File(description=FILE_HELP)],
              sheet: Annotated[str | None, Form(description=SHEET_HELP)] = None,
              header_row: Annotated[int | None, Form(ge=1, description=HEADER_ROW_HELP)] = None,
@@ -86,6 +89,26 @@ def register(session: WriteSession, who: Publisher,
 
 def _options(sheet: str | None, header_row: int | None) -> ingest.SourceOptions:
     return ingest.SourceOptions(sheet=sheet or None, header_row=header_row)
+
+
+def document_metadata(schema: dict[str, Any]) -> None:
+    """Make the OpenAPI document say what ``metadata`` is: a JSON-encoded ResourceIn.
+
+    The form field is text (multipart has no JSON fields), so FastAPI documents it as a plain
+    string. Here its schema becomes a reference to ResourceIn, with the part's content type
+    ``application/json`` (OpenAPI's multipart ``encoding``), so Swagger UI shows the fields
+    with an example and sends the part as JSON, and client generators type it."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    resource_in = ResourceIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in resource_in.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components["ResourceIn"] = resource_in
+    post = schema["paths"]["/api/v1/resources"]["post"]
+    body = post["requestBody"]["content"]["multipart/form-data"]
+    ref = body["schema"]["$ref"].rsplit("/", 1)[1]
+    components[ref]["properties"]["metadata"] = {
+        "$ref": "#/components/schemas/ResourceIn", "description": METADATA_HELP}
+    body["encoding"] = {"metadata": {"contentType": "application/json"}}
 
 
 class SearchResult(BaseModel):

@@ -354,9 +354,11 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
     names = ", ".join(p.column.name for p in keys)
     key_cols = ", ".join(f"{p.typed} AS k{i}" for i, p in enumerate(keys))
     k = ", ".join(f"k{i}" for i in range(len(keys)))
+    # The key's values as text, for the message (key items may differ in type).
+    as_text = "[" + ", ".join(f"CAST(k{i} AS VARCHAR)" for i in range(len(keys))) + "]"
     new = f"(SELECT {source.line_sql} AS line, {key_cols} FROM {RAW})"
     dupes = con.execute(
-        f"SELECT [{k}]::VARCHAR[], count(*), list(line ORDER BY line)[1:{ERROR_LINES}] "
+        f"SELECT {as_text}, count(*), list(line ORDER BY line)[1:{ERROR_LINES}] "
         f"FROM {new} GROUP BY ALL HAVING count(*) > 1 ORDER BY min(line) LIMIT {ERROR_LINES}"
     ).fetchall()
     errors: list[dict[str, Any]] = [
@@ -372,7 +374,7 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
             old = " UNION ALL ".join(f"SELECT {old_cols} FROM old{i}.{TABLE}"
                                      for i in range(len(existing)))
             clash = con.execute(
-                f"SELECT [{k}]::VARCHAR[], line FROM {new} n SEMI JOIN ({old}) o USING ({k}) "
+                f"SELECT {as_text}, line FROM {new} n SEMI JOIN ({old}) o USING ({k}) "
                 f"ORDER BY line LIMIT {ERROR_LINES + 1}").fetchall()
             total = con.execute(
                 f"SELECT count(*) FROM {new} n SEMI JOIN ({old}) o USING ({k})").fetchone()

@@ -1,7 +1,9 @@
 """Request and response bodies of the catalog API (the tables live in ``catalog.models``)."""
 
+import json
 from datetime import date, datetime
-from typing import Self
+from pathlib import Path
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,6 +25,12 @@ from catalog.models import (
 # so a name is one token in API filters and delivery requests. The same pattern is the web
 # form's (JavaScript ``v`` flag) and the JSON schema's.
 ITEM_NAME_PATTERN = r"^[\p{L}_][\p{L}\p{N}_]{0,63}$"
+
+
+# The example in the OpenAPI document; docs/examples/meta.json is the same (a test keeps them
+# equal), and the README's tour registers it.
+EXAMPLE_METADATA: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "example_metadata.json").read_text(encoding="utf-8"))
 
 
 class DataItemIn(BaseModel):
@@ -62,7 +70,10 @@ class DataItemIn(BaseModel):
 
 
 class ResourceIn(BaseModel):
-    """What a publisher declares when registering a resource."""
+    """What a publisher declares when registering a resource (the ``metadata`` part of
+    ``POST /api/v1/resources``; a complete example: docs/examples/meta.json)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_METADATA]})
 
     name: str = Field(min_length=2, max_length=200, examples=["人口基础信息"])
     name_en: str = Field(default="", max_length=300, examples=["Basic population information"])

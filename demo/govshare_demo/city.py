@@ -640,7 +640,7 @@ SHAPE_DEFECTS: dict[str, tuple[Defect, ...]] = {
                Defect(DefectKind.invalid_mobile, "mobile", 0.03),
                Defect(DefectKind.birth_date_mismatch, "birth_date", 0.01)),
     "facility": (Defect(DefectKind.null_required, "address", 0.05),),
-    "statistics": (),
+    "statistics": (Defect(DefectKind.null_required, "unit", 0.02),),
     "project": (Defect(DefectKind.invalid_uscc, "uscc", 0.02),),
     "subsidy": (Defect(DefectKind.null_required, "bank_card", 0.02),
                 Defect(DefectKind.invalid_resident_id, "resident_id", 0.005)),
