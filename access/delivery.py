@@ -46,7 +46,7 @@ import duckdb
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from access import masking, native, pii, pseudonym
+from access import assessment, masking, native, pii, pseudonym, risk
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.flows import Action, next_state
@@ -67,11 +67,10 @@ from catalog.warehouse import (
     MEMORY_LIMIT_SQL,
     TABLE,
     data_view_sql,
-    fsync_file,
     open_data,
     quote,
 )
-from kernel import crashpoints, db
+from kernel import crashpoints, db, secrets, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, utcnow
 from kernel.events import Actor, Event, publish
@@ -153,6 +152,8 @@ class Job:
     k_min: int | None
     key: bytes | None
     as_of: date
+    sensitive_items: list[str] = field(default_factory=list)
+    max_suppression: float | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -165,6 +166,8 @@ class Produced:
     rows: int
     hits: list[pii.Hit]
     k: int | None
+    risk: dict[str, Any] | None = None  # access.risk's report of the package as written
+    suppressed: int = 0  # rows dropped as outliers (classes smaller than k_min)
     path: Path | None = None
     bytes: int = 0
     sha256: str | None = None
@@ -235,7 +238,8 @@ def _job(session: Session, app: Application, grant: Grant, resource: Resource, r
         row_filters=[RowFilter.model_validate(f) for f in app.row_filters],
         quasi_identifiers=list(app.quasi_identifiers), k_min=app.k_min,
         key=pseudonym.department_key(session, app.requester_department_id) if needs_key
-        else None, as_of=today)
+        else None, as_of=today, sensitive_items=list(app.sensitive_items),
+        max_suppression=app.max_suppression)
 
 
 def _detach(item: DataItem) -> _Item:
@@ -266,7 +270,16 @@ def masked_select(con: duckdb.DuckDBPyConnection, job: Job, *, csv: bool = False
     where = masking.filter_sql(job.row_filters,
                                {i.name: (quote(i.name), i.type) for i in job.items})
     select_list = ", ".join(f"{c.sql} AS {quote(c.name)}" for c in columns)
-    return f"SELECT {select_list} FROM {TABLE} WHERE {where}", columns
+    query = f"SELECT {select_list} FROM {TABLE} WHERE {where}"
+    if _suppressing(job):
+        assert job.k_min is not None
+        query = assessment.suppress_outliers(query, job.quasi_identifiers, job.k_min)
+    return query, columns
+
+
+def _suppressing(job: Job) -> bool:
+    return job.max_suppression is not None and job.k_min is not None \
+        and bool(job.quasi_identifiers)
 
 
 # Parquet v2 pages and encodings (DELTA_LENGTH_BYTE_ARRAY for strings) with zstd at level 1,
@@ -296,10 +309,11 @@ def _check_view(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
     query, columns = masked_select(con, job)
     relation = f"({query})"
     (count,), = con.execute(f"SELECT count(*) FROM {relation}").fetchall()
-    return Produced(rows=int(count),
-                    hits=pii.scan(con, relation, _targets(columns, typed=True)),
-                    k=pii.k_anonymity(con, relation, job.quasi_identifiers),
-                    columns=[c.name for c in columns])
+    produced = Produced(rows=int(count),
+                        hits=pii.scan(con, relation, _targets(columns, typed=True)), k=None,
+                        columns=[c.name for c in columns])
+    _measure(con, job, relation, columns, produced, typed=True)
+    return produced
 
 
 def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
@@ -314,14 +328,46 @@ def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
     # Flushing the file waits on the disk, hashing it on a core (hashlib releases the GIL);
     # the checks read it through DuckDB meanwhile. All finish before anything is published.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        flushed = pool.submit(fsync_file, tmp)
+        flushed = pool.submit(storage.fsync_file, tmp)
         hashed = pool.submit(_sha256, tmp)
         hits = pii.scan(con, relation, _targets(columns, typed=not csv))
-        k = pii.k_anonymity(con, relation, job.quasi_identifiers) if not hits else None
+        produced = Produced(rows=rows, hits=hits, k=None, path=tmp,
+                            columns=[c.name for c in columns])
+        if not hits:
+            _measure(con, job, relation, columns, produced, typed=not csv)
         flushed.result()
-        digest = hashed.result()
-    return Produced(rows=rows, hits=hits, k=k, path=tmp, bytes=tmp.stat().st_size,
-                    sha256=digest, columns=[c.name for c in columns])
+        produced.sha256 = hashed.result()
+    produced.bytes = tmp.stat().st_size
+    return produced
+
+
+def _measure(con: duckdb.DuckDBPyConnection, job: Job, relation: str,
+             columns: list[OutputColumn], produced: Produced, *, typed: bool) -> None:
+    """The risk report of the package as written (``access.risk``), for its manifest; its k
+    is the k-anonymity gate's. QIs the approver did not name are proposed from the items,
+    for the report only."""
+    delivered = [c.name for c in columns]
+    qis = job.quasi_identifiers or risk.propose_quasi_identifiers(job.items, delivered)
+    sensitive = job.sensitive_items or risk.propose_sensitive(job.items, delivered, qis)
+    numeric = {c.name for c in columns if typed and c.type in (ItemType.integer,
+                                                                ItemType.decimal)}
+    population = None
+    if job.row_filters and qis:  # a sample of the table: the table is its population
+        population, _ = assessment.masked_relation(job.items, job.plan, qis, [],
+                                                   as_of=job.as_of, filtered=False)
+    report = risk.measure(con, relation, qis, [risk.Sensitive(s, s in numeric)
+                                               for s in sensitive],
+                          k_target=job.k_min, population=population)
+    produced.risk = report.as_dict() | {"proposed": not job.quasi_identifiers,
+                                        "sensitive_items": sensitive}
+    if job.quasi_identifiers:
+        produced.k = report.k
+    if _suppressing(job):
+        where = masking.filter_sql(job.row_filters,
+                                   {i.name: (quote(i.name), i.type) for i in job.items})
+        (total,), = con.execute(f"SELECT count(*) FROM {TABLE} WHERE {where}").fetchall()
+        produced.suppressed = int(total) - produced.rows
+        produced.risk["suppressed_rows"] = produced.suppressed
 
 
 def _copy(con: duckdb.DuckDBPyConnection, job: Job, statement: str) -> int:
@@ -365,7 +411,16 @@ def _targets(columns: list[OutputColumn], *, typed: bool) -> list[pii.Target]:
 
 
 def _k_too_small(job: Job, produced: Produced) -> bool:
-    return job.k_min is not None and produced.k is not None and produced.k < job.k_min
+    if job.k_min is not None and produced.k is not None and produced.k < job.k_min:
+        return True
+    return _too_many_suppressed(job, produced)
+
+
+def _too_many_suppressed(job: Job, produced: Produced) -> bool:
+    if not _suppressing(job) or job.max_suppression is None:
+        return False
+    total = produced.rows + produced.suppressed
+    return total > 0 and produced.suppressed > job.max_suppression * total
 
 
 def _discard(job: Job) -> None:
@@ -377,6 +432,11 @@ def _record_block(job: Job, produced: Produced, who: Principal | None) -> None:
     if produced.hits:
         kinds = sorted({f"{h.kind} in {h.column}" for h in produced.hits})
         reason = "values that look like raw personal data: " + ", ".join(kinds)
+    elif _too_many_suppressed(job, produced):
+        total = produced.rows + produced.suppressed
+        reason = (f"{produced.suppressed} of {total} rows are in classes smaller than "
+                  f"k_min {job.k_min}, more than the {job.max_suppression:.1%} that may be "
+                  f"suppressed")
     else:
         reason = f"k-anonymity {produced.k} is below the required {job.k_min}"
     with db.session_scope(write=True) as session:
@@ -442,19 +502,10 @@ def _place_file(session: Session, job: Job, produced: Produced, delivery: Delive
     safe_key = re.sub(r"[^0-9A-Za-z-]", "_", job.run_key)
     final = folder / f"{delivery.id:06d}-{safe_key}-{job.token}{job.suffix}"
     assert produced.path is not None
-    os.replace(produced.path, final)
-    _fsync_dir(folder)
+    storage.publish(produced.path, final, synced=True)  # fsynced while it was hashed
     on_rollback(session, lambda: final.unlink(missing_ok=True))
     delivery.path = str(final.relative_to(deliveries_dir()))
     delivery.bytes, delivery.sha256 = produced.bytes, produced.sha256
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def manifest_of(job: Job, produced: Produced, app: Application, delivery: Delivery,
@@ -473,6 +524,8 @@ def manifest_of(job: Job, produced: Produced, app: Application, delivery: Delive
         "row_filters": [f.model_dump(mode="json") for f in job.row_filters],
         "row_count": produced.rows, "k_anonymity": produced.k,
         "quasi_identifiers": job.quasi_identifiers, "file": file,
+        # The re-identification risk of the package as written (docs/access.md).
+        "risk": produced.risk, "suppressed_rows": produced.suppressed,
         "created_at": canonical.format_time(utcnow()), "key_id": key_id,
     }
 
@@ -495,12 +548,9 @@ def _write_manifest(session: Session, delivery: Delivery) -> None:
     if delivery.path is None:
         return
     final = deliveries_dir() / (delivery.path + ".manifest.json")
-    tmp = final.with_name(f".{final.name}.tmp")
     body = {"manifest": delivery.manifest, "signature": delivery.signature,
             "key_id": delivery.key_id}
-    tmp.write_text(json.dumps(body, ensure_ascii=False, indent=2))
-    fsync_file(tmp)
-    os.replace(tmp, final)
+    storage.publish_text(final, json.dumps(body, ensure_ascii=False, indent=2))
     on_rollback(session, lambda: final.unlink(missing_ok=True))
 
 
@@ -517,9 +567,11 @@ def _mark_delivered(session: Session, app: Application, delivery: Delivery,
     session.add_all([delivery, grant])
     svc.record(session, app, Action.deliver, target, _actor(who),
                {"delivery": delivery.id, "run_key": delivery.run_key,
-                "rows": delivery.row_count},
+                "rows": delivery.row_count,
+                "risk": risk.summary_of(delivery.manifest.get("risk"))},
                event="delivery.completed", before=before,
-               payload={"delivery": delivery.id, "manifest": delivery.manifest})
+               payload={"delivery": delivery.id, "manifest": delivery.manifest,
+                        "risk": risk.summary_of(delivery.manifest.get("risk"))})
 
 
 # --- crash recovery ---------------------------------------------------------------------------
@@ -632,10 +684,14 @@ def verify_manifest(manifest: dict[str, Any], signature_b64: str, public_key: by
 
 # --- download links ---------------------------------------------------------------------------
 
-def _link_secret() -> bytes:
-    # Derived, not stored: links die with a passphrase change, which is what one wants then.
-    passphrase = log_keys.passphrase(get_settings())
-    return hmac.new(passphrase, b"govshare download links v1", hashlib.sha256).digest()
+def _link_key(kid: str | None = None) -> tuple[str, bytes]:
+    # An HKDF-derived purpose key (kernel.secrets), not anything a passphrase determines: a
+    # link token offers no offline test of a guessed passphrase. The key id travels in the
+    # token, so links made before a key rotation keep working until they expire.
+    if kid is None:
+        key = secrets.current(secrets.DOWNLOAD_LINKS)
+        return key.kid, key.key
+    return kid, secrets.key_for(secrets.DOWNLOAD_LINKS, kid)
 
 
 def _b64(data: bytes) -> str:
@@ -647,18 +703,21 @@ def _unb64(text: str) -> bytes:
 
 
 def make_token(delivery_id: int, department_id: int, expires: datetime) -> str:
-    body = _b64(json.dumps({"d": delivery_id, "g": department_id,
+    kid, key = _link_key()
+    body = _b64(json.dumps({"d": delivery_id, "g": department_id, "k": kid,
                             "e": int(expires.timestamp())}, separators=(",", ":")).encode())
-    mac = hmac.new(_link_secret(), body.encode(), hashlib.sha256).digest()
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
     return f"{body}.{_b64(mac)}"
 
 
 def check_token(token: str, delivery_id: int, department_id: int) -> None:
     body, _, mac = token.partition(".")
-    expected = _b64(hmac.new(_link_secret(), body.encode(), hashlib.sha256).digest())
-    try:
-        claims = json.loads(_unb64(body)) if hmac.compare_digest(mac, expected) else None
-    except ValueError:
+    try:  # the key id is read before the MAC is checked only to choose the key
+        unverified = json.loads(_unb64(body))
+        _, key = _link_key(str(unverified["k"]))
+        expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+        claims = unverified if hmac.compare_digest(mac, expected) else None
+    except (ValueError, TypeError, KeyError, secrets.SecretsUnavailable):
         claims = None
     if not isinstance(claims, dict) or claims.get("d") != delivery_id \
             or claims.get("g") != department_id:

@@ -121,6 +121,13 @@ class Application(SQLModel, table=True):
     quasi_identifiers: list[str] = Field(default_factory=list,
                                          sa_column=Column(JSON, nullable=False))
     k_min: int | None = None
+    # Records of classes smaller than k_min are dropped from a delivery as outliers, up to this
+    # share of the rows (None: none are, and a k below k_min blocks the delivery).
+    max_suppression: float | None = None
+    # Items whose l-diversity and t-closeness the risk report measures (empty: proposed).
+    sensitive_items: list[str] = Field(default_factory=list,
+                                       sa_column=Column(JSON, nullable=False,
+                                                        server_default="[]"))
     conditions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # One-time notice (一次性告知): codes of the first return, and how many later returns broke it.
     first_return_codes: list[str] = Field(default_factory=list,
@@ -214,11 +221,14 @@ class Delivery(SQLModel, table=True):
 
 
 class PseudonymKey(SQLModel, table=True):
-    """A requester department's HMAC key, AES-GCM encrypted under a key derived (scrypt) from
-    GOVSHARE_KEY_PASSPHRASE. It never leaves the server: no API or export returns it."""
+    """A requester department's HMAC key, AES-GCM encrypted under the ``pseudonym-keys``
+    purpose key named by ``kid`` (``kernel.secrets``; rows from before the master secret have
+    no ``kid`` and a scrypt ``salt`` for GOVSHARE_KEY_PASSPHRASE, until ``govshare keys
+    rotate`` re-seals them). It never leaves the server: no API or export returns it."""
 
     __tablename__ = "pseudonym_key"
     department_id: int = Field(foreign_key="department.id", primary_key=True)
+    kid: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     salt: bytes = Field(sa_column=Column(LargeBinary(16), nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary(12), nullable=False))
     ciphertext: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))

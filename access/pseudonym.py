@@ -3,8 +3,10 @@
 Each requesting department has its own random 256-bit key, so the same resident ID gets the
 same pseudonym in every package that department receives (it can join them) but different
 pseudonyms in two departments' packages (they cannot link theirs). Keys are stored AES-GCM
-encrypted under a key derived with scrypt from GOVSHARE_KEY_PASSPHRASE (one salt per
-department), bound to the department id as associated data, and never leave the server.
+encrypted under the ``pseudonym-keys`` purpose key (``kernel.secrets``, derived from the master
+secret), bound to the department id as associated data, and never leave the server. Rotating
+the master secret re-seals them (``rewrap_all``); the keys themselves, and so the pseudonyms,
+do not change.
 
 HMAC (RFC 2104) is ``SHA256((K ⊕ opad) ‖ SHA256((K ⊕ ipad) ‖ m))`` over the value once
 normalised (``_NORMS``: trimmed of ASCII whitespace and U+3000; IDs upper-cased, e-mails
@@ -41,13 +43,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from duckdb.func import FunctionNullHandling, PythonUDFType
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from access import native as native_hmac
 from access.models import PseudonymKey
 from catalog.models import ItemKind
-from kernel.settings import get_settings
-from translog import keys as log_keys
+from kernel import secrets
+from kernel.settings import Mode, get_settings
 
 _BLOCK = 64  # SHA-256 block size
 _MACRO = "gs_hmac_sha256"
@@ -57,7 +59,7 @@ TOKEN_PATTERN = f"[0-9a-f]{{{TOKEN_HEX_CHARS}}}"
 
 
 class KeyUnavailable(RuntimeError):
-    """A stored key cannot be decrypted (wrong passphrase or tampered row)."""
+    """A stored key cannot be decrypted (no master secret, or a tampered row)."""
 
 
 def _aad(department_id: int) -> bytes:
@@ -65,13 +67,33 @@ def _aad(department_id: int) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def _kek(passphrase: bytes, salt: bytes) -> bytes:
-    # scrypt costs ~50 ms on purpose; cached per (passphrase, salt) for the process.
+def _legacy_kek(passphrase: bytes, salt: bytes) -> bytes:
+    # Rows sealed before the master secret: scrypt of the passphrase, one salt per row.
     return Scrypt(salt=salt, length=32, n=2**14, r=8, p=1).derive(passphrase)
 
 
-def _passphrase() -> bytes:
-    return log_keys.passphrase(get_settings())
+def _legacy_passphrase() -> bytes:
+    settings = get_settings()
+    if settings.key_passphrase is not None:
+        return settings.key_passphrase.get_secret_value().encode()
+    if settings.mode is Mode.development:
+        return secrets.DEV_PASSPHRASE.encode()
+    raise KeyUnavailable("A pseudonymisation key predates the master secret: set the "
+                         "GOVSHARE_KEY_PASSPHRASE it was sealed with and run `govshare keys "
+                         "rotate --rewrap-only`.")
+
+
+def _open(row: PseudonymKey) -> bytes:
+    aad = _aad(row.department_id)
+    try:
+        if row.kid is None:
+            return AESGCM(_legacy_kek(_legacy_passphrase(), row.salt)).decrypt(
+                row.nonce, row.ciphertext, aad)
+        return secrets.unseal(secrets.PSEUDONYM_KEYS, row.kid, row.nonce + row.ciphertext, aad)
+    except (InvalidTag, secrets.SecretsUnavailable) as exc:
+        raise KeyUnavailable(f"The pseudonymisation key of department {row.department_id} "
+                             f"cannot be decrypted: {exc or 'check GOVSHARE_KEY_PASSPHRASE.'}"
+                             ) from None
 
 
 def department_key(session: Session, department_id: int) -> bytes:
@@ -79,12 +101,7 @@ def department_key(session: Session, department_id: int) -> bytes:
     row = session.get(PseudonymKey, department_id)
     if row is None:
         row = _create(session, department_id)
-    try:
-        return AESGCM(_kek(_passphrase(), row.salt)).decrypt(row.nonce, row.ciphertext,
-                                                             _aad(department_id))
-    except InvalidTag:
-        raise KeyUnavailable("A pseudonymisation key cannot be decrypted: check "
-                        "GOVSHARE_KEY_PASSPHRASE.") from None
+    return _open(row)
 
 
 def existing_key(session: Session, department_id: int) -> bytes | None:
@@ -94,14 +111,31 @@ def existing_key(session: Session, department_id: int) -> bytes | None:
     return department_key(session, department_id)
 
 
+def _seal(row: PseudonymKey, key: bytes) -> None:
+    try:
+        row.kid, sealed = secrets.seal(secrets.PSEUDONYM_KEYS, key, _aad(row.department_id))
+    except secrets.SecretsUnavailable as exc:
+        raise KeyUnavailable(str(exc)) from None
+    row.salt, row.nonce, row.ciphertext = b"", sealed[:12], sealed[12:]
+
+
 def _create(session: Session, department_id: int) -> PseudonymKey:
-    key, salt, nonce = os.urandom(32), os.urandom(16), os.urandom(12)
-    ciphertext = AESGCM(_kek(_passphrase(), salt)).encrypt(nonce, key, _aad(department_id))
-    row = PseudonymKey(department_id=department_id, salt=salt, nonce=nonce,
-                       ciphertext=ciphertext)
+    row = PseudonymKey(department_id=department_id, salt=b"", nonce=b"", ciphertext=b"")
+    _seal(row, os.urandom(32))
     session.add(row)
     session.flush()
     return row
+
+
+def rewrap_all(session: Session) -> int:
+    """Re-seal every department's key under the current purpose key (after a master secret
+    or purpose key rotation); the keys, and so the pseudonyms, stay the same."""
+    rows = list(session.exec(select(PseudonymKey)))
+    for row in rows:
+        _seal(row, _open(row))
+        session.add(row)
+    session.flush()
+    return len(rows)
 
 
 # How each kind of value is normalised before hashing (``access.native`` flags), so equal
@@ -163,26 +197,82 @@ def _install_macros(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
 
 
 def is_token_call(sql: str, column_sql: str) -> bool:
-    """Whether ``sql`` is exactly one of the installed pseudonym functions applied to
-    ``column_sql``: its values are then 32-hex tokens, '' or NULL by construction (the
-    native function writes only [0-9a-f] and is self-tested; the macro is ``left(sha256)``).
-    Checked on the text itself, independently of ``hmac_sql``, so a broken rule that
-    emits anything else is still read back by the raw-PII check."""
+    """Whether ``sql`` is one of the installed pseudonym functions applied, as the outermost
+    call, to an expression of ``column_sql``: its values are then 32-hex tokens, '' or NULL
+    by construction whatever the argument (the native function writes only [0-9a-f] and is
+    self-tested; the macro is ``left(sha256)``). Checked on the text itself, independently
+    of ``hmac_sql``, so a broken rule that emits anything else is still read back by the
+    raw-PII check."""
     names = "|".join(map(re.escape, functions()))
-    pattern = rf"(?:{names})\(CAST\({re.escape(column_sql)} AS VARCHAR\)\)"
-    return re.fullmatch(pattern, sql) is not None
+    match = re.fullmatch(rf"(?:{names})\((.*)\)", sql, re.DOTALL)
+    if match is None or f"CAST({column_sql} AS VARCHAR)" not in match.group(1):
+        return False
+    return _balanced(match.group(1))
+
+
+def _balanced(sql: str) -> bool:
+    """Parentheses balance outside string literals, never closing below zero: the call's
+    own parenthesis closes at the very end, so nothing follows the pseudonym function."""
+    depth, quoted = 0, False
+    for ch in sql:
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0 and not quoted
+
+
+# GB 11643: a 15-digit ID of 1984–1999 becomes 18 digits by inserting the century "19"
+# before its YYMMDD and appending the ISO 7064 MOD 11-2 check character.
+_RIC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_RIC_CHECK = "10X98765432"
+
+
+def ric_18_sql(value_sql: str) -> str:
+    """SQL turning a legacy 15-digit resident ID (after trimming) into its 18-digit form;
+    any other value passes through unchanged. Only values whose byte length is not 18 are
+    even looked at, so a column of 18-digit IDs costs one length test per value."""
+    t = f"trim({value_sql}, {_SPACES_SQL})"
+    body = f"(left({t}, 6) || '19' || substr({t}, 7, 9))"
+    total = " + ".join(f"{w} * (ord(substr({body}, {i + 1}, 1)) - 48)"
+                       for i, w in enumerate(_RIC_WEIGHTS))
+    return (f"CASE WHEN strlen({value_sql}) BETWEEN 15 AND 64 AND strlen({value_sql}) <> 18 "
+            f"AND regexp_full_match({t}, '[0-9]{{15}}') "
+            f"THEN {body} || substr('{_RIC_CHECK}', (({total}) % 11) + 1, 1) "
+            f"ELSE {value_sql} END")
+
+
+def ric_18(value: str) -> str:
+    """``ric_18_sql`` in Python: one person, one pseudonym whichever ID form a table holds."""
+    text = value.strip(native_hmac.SPACES)
+    if len(text) != 15 or not (text.isascii() and text.isdigit()):
+        return value
+    body = text[:6] + "19" + text[6:]
+    return body + _RIC_CHECK[sum(w * int(c) for w, c in zip(_RIC_WEIGHTS, body, strict=True))
+                             % 11]
 
 
 def hmac_sql(value_sql: str, kind: ItemKind | None) -> str:
     """SQL for the pseudonym of ``value_sql``: NULL stays NULL, a value empty once
-    normalised becomes empty."""
-    return f"{_FUNCTION}_{_norm(kind)[0]}(CAST({value_sql} AS VARCHAR))"
+    normalised becomes empty. Resident IDs in the legacy 15-digit form are first converted to
+    18 digits here, in SQL, so every registration of the function (C API, Arrow, macro)
+    hashes the same string for one person."""
+    value = f"CAST({value_sql} AS VARCHAR)"
+    if kind == ItemKind.resident_id:
+        value = ric_18_sql(value)
+    return f"{_FUNCTION}_{_norm(kind)[0]}({value})"
 
 
 def pseudonym(key: bytes, value: str, kind: ItemKind | None = None) -> str:
     """The same pseudonym in Python (tests and the documentation's examples)."""
     import hmac
 
+    if kind == ItemKind.resident_id:
+        value = ric_18(value)
     text = native_hmac.normalise(value, _norm(kind)[1])
     if text == "":
         return ""

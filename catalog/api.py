@@ -1,15 +1,14 @@
 """Catalog HTTP API: register, browse, search, edit and export resources."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ValidationError
-from sqlmodel import col, select
+from pydantic import BaseModel, Field, ValidationError
 
 from catalog import export, ingest, search, service
-from catalog.models import CATEGORY_LABELS, Resource, ResourceStatus, VersionMode
+from catalog.models import CATEGORY_LABELS, DataItem, Resource, ResourceStatus, VersionMode
 from catalog.schemas import (
     DataItemOut,
     DataVersionOut,
@@ -21,8 +20,9 @@ from catalog.schemas import (
     RevisionOut,
 )
 from kernel.auth import DbSession, Principal, SignedIn, WriteSession, require
+from kernel.db import session_scope
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
-from kernel.identity import Role, User
+from kernel.identity import Department, Role, User
 from kernel.problems import Invalid, TooLarge
 from kernel.settings import get_settings
 
@@ -30,15 +30,19 @@ router = APIRouter(tags=["catalog"], route_class=IdempotentRoute)
 Publisher = Annotated[Principal, Depends(require(Role.publisher))]
 
 
-def resource_out(session: DbSession, resource: Resource) -> ResourceOut:
-    dept = service.provider_of(session, resource)
+def resource_out(session: DbSession, resource: Resource, dept: Department | None = None,
+                 items: Sequence[Any] | None = None) -> ResourceOut:
+    """The resource as the API shows it; pass its provider and its items (ORM objects or
+    rows) when they are already loaded: a search page loads them all at once."""
+    dept = dept or service.provider_of(session, resource)
     zh, en = CATEGORY_LABELS[resource.category]
     return ResourceOut(
         **resource.model_dump(exclude={"id", "provider_id", "created_at", "updated_at"}),
         provider=ProviderOut(code=dept.code, name_zh=dept.name_zh, name_en=dept.name_en,
                              kind=dept.kind.value, level=dept.level.value),
         category_label=zh, category_label_en=en,
-        items=[DataItemOut.model_validate(i) for i in resource.items],
+        items=[DataItemOut.model_validate(i if isinstance(i, DataItem) else dict(i))
+               for i in (resource.items if items is None else items)],
     )
 
 
@@ -112,22 +116,29 @@ def document_metadata(schema: dict[str, Any]) -> None:
 
 
 class SearchResult(BaseModel):
-    total: int
+    total: int = Field(description=f"Exact up to {search.TOTAL_BOUND:,}; beyond, "
+                       f"{search.TOTAL_BOUND:,} with total_capped (show it as "
+                       f"\"{search.TOTAL_BOUND:,}+\")")
+    total_capped: bool = False
     page: int
     size: int
     hits: list[ResourceOut]
+    facets: search.Facets | None = Field(
+        default=None, description="Hits per value of each filter (department codes, category "
+        "codes, enum values; min_quality: hits scoring at least 60, 80, 90)")
 
 
 @router.get("/resources", response_model=SearchResult)
 def search_resources(session: DbSession, _: SignedIn,
                      params: Annotated[search.SearchParams, Query()]) -> SearchResult:
-    """Full-text search (Chinese and English) with filters, sorting and pagination."""
+    """Full-text search (Chinese and English) with filters, facets, sorting and pagination."""
     found = search.search(session, params)
-    ids = [h.resource_id for h in found.hits]
-    by_id = {r.id: r for r in session.exec(select(Resource).where(col(Resource.id).in_(ids)))}
-    hits = [resource_out(session, by_id[h.resource_id]) for h in found.hits
-            if h.resource_id in by_id]
-    return SearchResult(total=found.total, page=found.page, size=found.size, hits=hits)
+    # The page's resources, items and providers were loaded with the page, a fixed number of
+    # queries whatever its size: resource_out reads them from the session.
+    hits = [resource_out(session, r, found.provider(r), found.items(r))
+            for r in found.resources]
+    return SearchResult(total=found.total, total_capped=found.total_capped, page=found.page,
+                        size=found.size, hits=hits, facets=found.facets)
 
 
 @router.get("/resources/{code}", response_model=ResourceOut)
@@ -186,22 +197,28 @@ def list_revisions(code: str, session: DbSession, _: SignedIn) -> list[RevisionO
 
 
 @router.get("/resources/{code}/preview", response_model=Preview)
-def preview(code: str, session: DbSession, who: Publisher,
+def preview(code: str, session: WriteSession, who: Publisher,
             limit: Annotated[int, Query(ge=1, le=200)] = 20) -> Preview:
-    """A few rows, for the provider department's publishers only."""
+    """A few rows, for the provider department's publishers only (each preview is an entry
+    of the access log: a write)."""
     columns, rows, total = service.preview(session, who, code, limit)
     return Preview(columns=columns, rows=rows, total_rows=total)
 
 
 @router.get("/catalog.jsonld", response_class=JSONResponse)
-def catalog_dcat(request: Request, session: DbSession, _: SignedIn) -> JSONResponse:
-    """The whole catalog as DCAT-AP JSON-LD, for CKAN-style harvesters."""
+def catalog_dcat(request: Request, session: WriteSession, who: SignedIn) -> JSONResponse:
+    """The whole catalog as DCAT-AP JSON-LD, for CKAN-style harvesters (logged)."""
+    service.record_export(session, who, "jsonld")
     base = str(request.base_url).rstrip("/")
     return JSONResponse(export.dcat_jsonld(session, base), media_type="application/ld+json")
 
 
 @router.get("/catalog.csv")
-def catalog_csv(session: DbSession, _: SignedIn) -> StreamingResponse:
+def catalog_csv(session: DbSession, who: SignedIn) -> StreamingResponse:
+    # Logged (and committed) before the rows stream: the read session serves the stream,
+    # so the write lock is not held while a client downloads.
+    with session_scope(write=True) as log_session:
+        service.record_export(log_session, who, "csv")
     rows: Iterator[str] = export.catalog_csv(session)
     return StreamingResponse(rows, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="catalog.csv"'})

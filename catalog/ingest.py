@@ -28,9 +28,9 @@ from catalog.warehouse import (
     StagedFile,
     connect,
     escape_path,
-    fsync_file,
     quote,
 )
+from kernel import storage
 from kernel.problems import Invalid
 
 RAW = "raw"
@@ -98,8 +98,7 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path, *,
             con.execute("CHECKPOINT")
         finally:
             con.close()
-        fsync_file(tmp)
-        tmp.replace(segment)
+        storage.publish(tmp, segment)
     except duckdb.Error as exc:
         raise Invalid(f"The file could not be read as {staged.format.value}: "
                       f"{_first_line(exc)}") from None

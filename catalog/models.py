@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Index, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, Relationship, SQLModel
 
 from kernel.db import UTCDateTime, utcnow
@@ -260,50 +260,16 @@ class ResourceRevision(SQLModel, table=True):
     changes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-# --- full-text search index (owned by catalog.search; see docs/search.md) ---------------------
-# Derived data: rebuilt from the tables above by ``catalog.search.reindex_all``.
-
-# Terms compare byte-wise (= code point order) on both backends, so that a prefix search can
-# be a plain range ``term >= 'enterp' AND term < 'enterq'`` served by the primary key. SQLite's
-# default BINARY collation already does that; PostgreSQL needs the "C" collation spelled out.
-_TERM_TYPE = String(64).with_variant(String(64, collation="C"), "postgresql")
+# --- search feed (owned by catalog.search; see docs/search.md) ------------------------------
 
 
-class SearchPosting(SQLModel, table=True):
-    """One term of one active resource: a row of the inverted index (term -> resources).
+class SearchFeed(SQLModel, table=True):
+    """A resource changed and its search documents must be redone: the change feed each
+    machine's search index tails (``catalog.search.feed``). Written in the same transaction as
+    the change, from the catalog's and the quality context's events; pruned after a day."""
 
-    Besides the score, each row repeats the resource's filter codes, so that a search filters
-    and counts straight from the index instead of joining ``resource`` once per candidate.
-    """
-
-    __tablename__ = "search_posting"
-    __table_args__ = (
-        Index("ix_search_posting_resource_id", "resource_id"),  # re-indexing deletes by resource
-        # SQLite: cluster rows by (term, resource_id) so a term's postings are one range read.
-        # Other backends ignore the option; the SQL stays the same.
-        {"sqlite_with_rowid": False},
-    )
-    term: str = Field(sa_column=Column(_TERM_TYPE, primary_key=True))
-    # No foreign key: it costs a check per posting written and turns SQLite's instant
-    # "DELETE FROM search_posting" (reindex_all) into a row-by-row delete. Resources are
-    # withdrawn, not deleted; code that deletes one must call catalog.search.remove_resource.
-    resource_id: int = Field(primary_key=True)
-    weight: int  # field-weighted, length-normalised term score, in hundredths
-    fields: int  # bit set of the fields the term occurs in (catalog.search.FIELDS)
-    # For a Chinese bigram: "|"-separated distinct continuations (the next few characters of
-    # each occurrence), which prove a longer query occurs contiguously without reading text.
-    ctx: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    provider_id: int
-    category_code: int = Field(sa_type=SmallInteger)
-    sharing_code: int = Field(sa_type=SmallInteger)
-    cycle_code: int = Field(sa_type=SmallInteger)
-    level_code: int = Field(sa_type=SmallInteger)
-
-
-class SearchDocument(SQLModel, table=True):
-    """The normalised text of one active resource, one field per line: proves that a Chinese
-    query longer than a posting's context occurs as a substring (its bigrams could be apart)."""
-
-    __tablename__ = "search_document"
-    resource_id: int = Field(foreign_key="resource.id", primary_key=True, ondelete="CASCADE")
-    text: str = Field(sa_column=Column(Text, nullable=False))
+    __tablename__ = "search_feed"
+    id: int | None = Field(default=None, primary_key=True)
+    resource_code: str = Field(max_length=40)
+    created_at: datetime = Field(default_factory=utcnow,
+                                 sa_column=Column(UTCDateTime, nullable=False, index=True))

@@ -1,14 +1,13 @@
 """Catalog use cases: register resources with their data, new data versions, metadata edits,
 reads. Department scoping is enforced here from the caller's ``Principal``."""
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlmodel import Session, col, select
 
-from catalog import codes, ingest, search, warehouse
+from catalog import codes, ingest, warehouse
 from catalog.models import (
     DataItem,
     DataVersion,
@@ -21,7 +20,7 @@ from catalog.models import (
     VersionMode,
 )
 from catalog.schemas import DataItemIn, ResourceIn, ResourceUpdate
-from kernel import crashpoints
+from kernel import crashpoints, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, session_scope, utcnow
 from kernel.events import Event, publish
@@ -172,7 +171,6 @@ def _insert_resource(session: Session, who: Principal, provider: Department,
                                for i, item in enumerate(meta.items)])
     session.add(resource)
     session.flush()
-    search.index_resource(session, resource)
     return resource
 
 
@@ -182,7 +180,7 @@ def _insert_version(session: Session, who: Principal, resource: Resource, loaded
     root = get_settings().warehouse_dir
     segment = warehouse.new_segment_path(root, resource.code, number)
     segment.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(loaded.path, segment)
+    storage.publish(loaded.path, segment, synced=True)  # ingest fsynced the file
     loaded.path = segment
     on_rollback(session, loaded.discard)
     crashpoints.reach("catalog.renamed")  # the segment is in place; nothing committed yet
@@ -285,7 +283,6 @@ def update_resource(session: Session, who: Principal, code: str, edit: ResourceU
                                  changed_by=who.user_id, changes=changes))
     session.add(resource)
     session.flush()
-    search.index_resource(session, resource)
     publish(session, Event("resource.updated", who.actor,
                            {"resource": code, "revision": str(resource.revision)},
                            {"changes": changes}))
@@ -324,7 +321,6 @@ def set_status(session: Session, who: Principal, code: str, status: ResourceStat
                                  changed_by=who.user_id,
                                  changes={"status": [old.value, status.value]}))
     session.flush()
-    search.index_resource(session, resource)
     publish(session, Event(f"resource.{status.value}", who.actor, {"resource": code}))
     return resource
 
@@ -352,7 +348,16 @@ def preview(session: Session, who: Principal, code: str, limit: int) -> tuple[li
         cur = con.execute(f"SELECT * FROM {warehouse.TABLE} LIMIT ?", [limit])
         names = [d[0] for d in cur.description or []]
         rows = [[_jsonable(v) for v in row] for row in cur.fetchall()]
+    # Raw rows, even for the provider's own publishers: every read is on record.
+    publish(session, Event("resource.previewed", who.actor, {"resource": code},
+                           {"rows": len(rows), "limit": limit,
+                            "version": resource.current_version}))
     return names, rows, resource.row_count
+
+
+def record_export(session: Session, who: Principal, fmt: str) -> None:
+    """Catalog exports are reads on record too (an entry of the access log)."""
+    publish(session, Event("catalog.exported", who.actor, {"format": fmt}, {"format": fmt}))
 
 
 def _jsonable(value: Any) -> Any:

@@ -68,7 +68,8 @@ def detect_format(filename: str) -> Format:
         if name.endswith(ext):
             return _EXTENSIONS[ext]
     known = ", ".join(sorted(_EXTENSIONS))
-    raise Unsupported(f"Cannot tell the format of '{Path(filename).name}'. Use one of: {known}.")
+    raise Unsupported(f"Cannot tell the format of '{Path(filename).name}'. Use one of: {known}.",
+                      key="upload.format", params={"name": Path(filename).name, "known": known})
 
 
 def staging_dir(warehouse: Path) -> Path:
@@ -97,7 +98,8 @@ def stage(src: BinaryIO, filename: str, warehouse: Path, *, max_bytes: int) -> S
                 size += len(chunk)
                 if size > max_bytes:
                     raise TooLarge(f"The file is larger than the limit of {max_bytes:,} bytes"
-                                   " (for .gz files: once decompressed).")
+                                   " (for .gz files: once decompressed).",
+                                   key="upload.too_large", params={"limit": f"{max_bytes:,}"})
                 digest.update(chunk)
                 out.write(chunk)
         if size == 0:
@@ -110,7 +112,8 @@ def stage(src: BinaryIO, filename: str, warehouse: Path, *, max_bytes: int) -> S
     except (OSError, EOFError, zlib.error) as exc:
         dest.unlink(missing_ok=True)
         if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
-            raise Invalid(f"The .gz file is damaged or not gzip: {exc}") from None
+            raise Invalid(f"The .gz file is damaged or not gzip: {exc}",
+                          key="upload.bad_gzip", params={"reason": str(exc)}) from None
         raise
     except BaseException:
         dest.unlink(missing_ok=True)
@@ -126,7 +129,8 @@ def _check_parquet(path: Path, max_bytes: int) -> None:
     try:
         meta = pq.ParquetFile(path).metadata
     except Exception as exc:  # pyarrow raises several types for a damaged footer
-        raise Invalid(f"The file is not readable as Parquet: {str(exc)[:200]}") from None
+        raise Invalid(f"The file is not readable as Parquet: {str(exc)[:200]}",
+                      key="upload.bad_parquet", params={"reason": str(exc)[:200]}) from None
     expanded = 0
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
@@ -138,7 +142,8 @@ def _check_parquet(path: Path, max_bytes: int) -> None:
                             chunk.num_values * _value_width(chunk))
     if expanded > max_bytes:
         raise TooLarge(f"The Parquet file expands to {expanded:,} bytes, beyond the limit of "
-                       f"{max_bytes:,} bytes.")
+                       f"{max_bytes:,} bytes.", key="upload.parquet_expands",
+                       params={"size": f"{expanded:,}", "limit": f"{max_bytes:,}"})
 
 
 _WIDTHS = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
@@ -167,6 +172,8 @@ def _ensure_utf8(path: Path) -> str | None:
         tmp.unlink(missing_ok=True)
         raise Invalid("The CSV file is neither UTF-8 nor GB 18030 text. Save it as UTF-8 "
                       f"(error near byte {exc.start}).") from None
+    # A staging file, not published data: after a crash the upload is gone anyway and staging
+    # is swept, so no fsync (kernel.storage) is spent on it.
     os.replace(tmp, path)
     return "gb18030"
 
@@ -194,15 +201,6 @@ def connect(path: str = ":memory:", *, read_only: bool = False) -> duckdb.DuckDB
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a finished file to disk before it is renamed into place (write-then-rename)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def escape_path(path: Path) -> str:

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
+from govshare import administration
 from kernel import identity
 from kernel.auth import DbSession, Principal, SignedIn, WriteSession, require
-from kernel.events import Event, publish
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import AdminLevel, DepartmentKind, Role
 from kernel.problems import Forbidden, NotFound
@@ -26,10 +26,17 @@ class DepartmentIn(BaseModel):
     name_en: str = Field(min_length=1, max_length=200, examples=["Public Security Bureau"])
     kind: DepartmentKind = DepartmentKind.line
     level: AdminLevel = AdminLevel.municipal
+    credit_code: str | None = Field(default=None, max_length=18,
+                                    description="统一社会信用代码 (GB 32100)")
+
+
+class DepartmentCreate(DepartmentIn):
+    parent: str | None = Field(default=None, description="Code of the parent department")
 
 
 class DepartmentOut(DepartmentIn):
     id: int
+    parent_id: int | None = None
 
 
 class UserIn(BaseModel):
@@ -77,10 +84,6 @@ def _token_out(token: identity.ApiToken) -> TokenOut:
     return TokenOut.model_validate(token, from_attributes=True)
 
 
-def _admin_event(session: DbSession, who: Principal, kind: str, subjects: dict[str, str]) -> None:
-    publish(session, Event(type=kind, actor=who.actor, subjects=subjects))
-
-
 @router.get("/departments", response_model=list[DepartmentOut])
 def list_departments(session: DbSession, _: SignedIn) -> list[identity.Department]:
     """Every signed-in user may list departments (needed to read the catalog)."""
@@ -89,11 +92,9 @@ def list_departments(session: DbSession, _: SignedIn) -> list[identity.Departmen
 
 @router.post("/departments", response_model=DepartmentOut, status_code=status.HTTP_201_CREATED,
              dependencies=[IDEMPOTENT])
-def create_department(body: DepartmentIn, session: WriteSession,
+def create_department(body: DepartmentCreate, session: WriteSession,
                       who: AdminOnly) -> identity.Department:
-    dept = identity.create_department(session, **body.model_dump())
-    _admin_event(session, who, "department.created", {"department": dept.code})
-    return dept
+    return administration.create_department(session, who.actor, **body.model_dump())
 
 
 @router.get("/users", response_model=list[UserOut])
@@ -104,8 +105,7 @@ def list_users(session: DbSession, _: AdminOnly) -> list[UserOut]:
 @router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED,
              dependencies=[IDEMPOTENT])
 def create_user(body: UserIn, session: WriteSession, who: AdminOnly) -> UserOut:
-    user = identity.create_user(session, **body.model_dump())
-    _admin_event(session, who, "user.created", {"user": user.username})
+    user = administration.create_user(session, who.actor, **body.model_dump())
     return _user_out(session, user)
 
 
@@ -118,8 +118,8 @@ def me(session: DbSession, who: SignedIn) -> UserOut:
              status_code=status.HTTP_201_CREATED, dependencies=[IDEMPOTENT])
 def issue_token(username: str, body: TokenIn, session: WriteSession, who: AdminOnly) -> IssuedToken:
     user = identity.get_user(session, username)
-    token, plain = identity.issue_token(session, user, name=body.name, days=body.days)
-    _admin_event(session, who, "token.issued", {"user": username, "token": str(token.id)})
+    token, plain = administration.issue_token(session, who.actor, user, name=body.name,
+                                              days=body.days)
     return IssuedToken(**_token_out(token).model_dump(), token=plain)
 
 
@@ -140,6 +140,5 @@ def revoke_token(token_id: int, session: WriteSession, who: SignedIn) -> TokenOu
         raise NotFound(f"No token with id {token_id}.")
     if token.user_id != who.user_id and Role.admin not in who.roles:
         raise Forbidden("You can revoke only your own tokens.")
-    token = identity.revoke_token(session, token_id)
-    _admin_event(session, who, "token.revoked", {"token": str(token_id)})
+    token = administration.revoke_token(session, who.actor, token_id)
     return _token_out(token)

@@ -14,7 +14,7 @@ from access import native as access_native
 from govshare import admin, apidocs, web, wiring
 from govshare.headers import SecurityHeaders
 from govshare.migrate import upgrade
-from kernel import idempotency
+from kernel import idempotency, secrets
 from kernel.problems import install_handlers
 from kernel.settings import Mode, get_settings
 from metrics.prometheus import RequestMetrics
@@ -28,11 +28,12 @@ API_PREFIX = "/api/v1"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
-    if settings.mode is Mode.production and settings.key_passphrase is None:
-        raise RuntimeError(
-            "GOVSHARE_KEY_PASSPHRASE is required in production mode: "
-            "it protects the log signing key."
-        )
+    try:  # production (the default) refuses to start without a configured master secret
+        source = secrets.check(settings)
+    except secrets.SecretsUnavailable as exc:
+        raise RuntimeError(f"govshare will not start: {exc}") from None
+    if settings.mode is Mode.development:
+        log.warning("development mode (master secret from %s): not for real data", source)
     upgrade()
     # Build/load the native HMAC now (cached per process), not in the first delivery, and
     # import Great Expectations before any thread can race another to it.
@@ -89,6 +90,9 @@ def create_app() -> FastAPI:
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": govshare.__version__}
+        # The pseudonym path shows here so that a slow fallback is never silent (access.native).
+        path = access_native.status()
+        out = {"status": "ok", "version": govshare.__version__, "pseudonym_path": path.path}
+        return out | ({"pseudonym_path_detail": path.detail} if path.detail else {})
 
     return app

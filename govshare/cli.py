@@ -1,7 +1,5 @@
 """The ``govshare`` command: serve, demo, administration, registration, the access log."""
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,8 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from govshare import wiring
-from kernel import db, identity, runtime
+from govshare import administration, wiring
+from kernel import db, identity, output, runtime
 from kernel.auth import principal_of
 from kernel.identity import AdminLevel, DepartmentKind, Role
 from kernel.problems import Problem
@@ -48,12 +46,7 @@ ready = runtime.ready
 
 
 def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-    elif table is not None:
-        console.print(table)
-    else:
-        console.print(data)
+    output.emit(table if table is not None and not as_json else data, as_json, out=console)
 
 
 def _fail(problem: Problem) -> None:
@@ -77,8 +70,18 @@ def serve(host: Annotated[str | None, typer.Option()] = None,
     """Run the web service."""
     import uvicorn
 
+    from kernel import secrets
+
     settings = get_settings()
     host, port = host or settings.host, port or settings.port
+    try:  # before anything else: production (the default) needs a configured master secret
+        source = secrets.check(settings)
+    except secrets.SecretsUnavailable as exc:
+        err.print(f"[red]govshare will not start:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if settings.mode.value == "development":
+        err.print("[yellow]development mode[/yellow]: not for real data "
+                  f"(master secret from {source}).")
     ready()
     if workers > 1 and settings.is_sqlite:
         # Allowed: WAL lets the processes read at once and queue their writes on SQLite's
@@ -129,13 +132,19 @@ def _progress() -> Progress:
 @dept_app.command("create")
 def dept_create(code: str, name_zh: str, name_en: str,
                 kind: DepartmentKind = DepartmentKind.line,
-                level: AdminLevel = AdminLevel.municipal, as_json: JsonOpt = False) -> None:
+                level: AdminLevel = AdminLevel.municipal,
+                parent: Annotated[str | None, typer.Option(help="Parent department code")] = None,
+                credit_code: Annotated[str | None, typer.Option(
+                    help="Unified social credit code (GB 32100)")] = None,
+                as_json: JsonOpt = False) -> None:
+    """Create a department (an entry of the signed log)."""
     ready()
     try:
         with db.session_scope() as session:
-            d = identity.create_department(session, code=code, name_zh=name_zh,
-                                           name_en=name_en, kind=kind, level=level)
-            out = d.model_dump(mode="json")
+            d = administration.create_department(
+                session, administration.OPERATOR, code=code, name_zh=name_zh, name_en=name_en,
+                kind=kind, level=level, parent=parent, credit_code=credit_code)
+            out = d.model_dump(mode="json", exclude={"created_at"})
     except Problem as p:
         _fail(p)
     _emit(out, as_json)
@@ -145,25 +154,32 @@ def dept_create(code: str, name_zh: str, name_en: str,
 def dept_list(as_json: JsonOpt = False) -> None:
     ready()
     with db.session_scope(write=False) as session:
-        rows = [d.model_dump(mode="json") for d in identity.list_departments(session)]
-    table = Table("code", "name_zh", "name_en", "kind", "level")
-    for r in rows:
-        table.add_row(r["code"], r["name_zh"], r["name_en"], r["kind"], r["level"])
-    _emit(rows, as_json, table)
+        depts = identity.list_departments(session)
+        codes = {d.id: d.code for d in depts}
+        rows = [{"code": d.code, "name_zh": d.name_zh, "name_en": d.name_en, "kind": d.kind,
+                 "level": d.level, "parent": codes.get(d.parent_id), "credit_code": d.credit_code}
+                for d in depts]
+    _emit(rows, as_json)
 
 
 @user_app.command("create")
 def user_create(username: str, department: str,
                 role: Annotated[list[Role], typer.Option(help="Repeat for several roles.")],
                 display_name: Annotated[str | None, typer.Option()] = None,
+                password: Annotated[bool, typer.Option(
+                    "--password", help="Prompt for a password (a local account).")] = False,
                 as_json: JsonOpt = False) -> None:
+    """Create a user (an entry of the signed log)."""
     ready()
+    secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True) \
+        if password else None
     try:
         with db.session_scope() as session:
-            u = identity.create_user(session, username=username,
-                                     display_name=display_name or username,
-                                     department=department, roles=role)
-            out = {"id": u.id, "username": u.username, "roles": sorted(u.roles)}
+            u = administration.create_user(session, administration.OPERATOR, username=username,
+                                           display_name=display_name or username,
+                                           department=department, roles=role, password=secret)
+            out = {"id": u.id, "username": u.username, "display_name": u.display_name,
+                   "roles": sorted(r.value for r in u.roles)}
     except Problem as p:
         _fail(p)
     _emit(out, as_json)
@@ -176,29 +192,59 @@ def user_list(as_json: JsonOpt = False) -> None:
     ready()
     with db.session_scope(write=False) as session:
         depts = {d.id: d.code for d in identity.list_departments(session)}
-        rows: list[dict[str, Any]] = [{"username": u.username,
-                                       "department": depts[u.department_id],
-                 "roles": sorted(u.roles), "active": u.is_active}
-                for u in session.exec(select(identity.User))]
-    table = Table("username", "department", "roles", "active")
-    for r in rows:
-        table.add_row(r["username"], r["department"], ",".join(r["roles"]), str(r["active"]))
-    _emit(rows, as_json, table)
+        rows: list[dict[str, Any]] = [
+            {"username": u.username, "display_name": u.display_name,
+             "department": depts[u.department_id], "roles": sorted(r.value for r in u.roles),
+             "active": u.is_active, "password": u.password_hash is not None,
+             "totp": u.totp_secret is not None}
+            for u in session.exec(select(identity.User).order_by(identity.User.username))]
+    _emit(rows, as_json)
 
 
-@token_app.command("issue")
-def token_issue(username: str, name: Annotated[str, typer.Option()] = "cli",
-                days: Annotated[int | None, typer.Option()] = None,
-                as_json: JsonOpt = False) -> None:
-    """Issue a token; its value is printed once and never stored."""
+@user_app.command("password")
+def user_password(username: str) -> None:
+    """Set a user's password (prompted; an entry of the signed log)."""
+    ready()
+    secret = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        with db.session_scope() as session:
+            user = identity.get_user(session, username)
+            administration.set_password(session, administration.OPERATOR, user, secret)
+    except Problem as p:
+        _fail(p)
+    console.print(f"password set for {username}")
+
+
+@user_app.command("disable")
+def user_disable(username: str,
+                 enable: Annotated[bool, typer.Option("--enable", help="Enable again.")] = False,
+                 ) -> None:
+    """Disable a user: their sessions and tokens stop working at once."""
     ready()
     try:
         with db.session_scope() as session:
             user = identity.get_user(session, username)
-            token, plain = identity.issue_token(
-                session, user, name=name, days=days or get_settings().token_default_days)
+            administration.set_active(session, administration.OPERATOR, user, enable)
+    except Problem as p:
+        _fail(p)
+    console.print(f"{username} is {'enabled' if enable else 'disabled'}")
+
+
+@token_app.command("issue")
+def token_issue(username: str, name: Annotated[str, typer.Option()] = "cli",
+                days: Annotated[int | None, typer.Option(
+                    min=1, max=3650, help="Lifetime (default GOVSHARE_TOKEN_DEFAULT_DAYS)")] = None,
+                as_json: JsonOpt = False) -> None:
+    """Issue a token; its value is printed once and never stored (an entry of the log)."""
+    ready()
+    try:
+        with db.session_scope() as session:
+            user = identity.get_user(session, username)
+            token, secret = administration.issue_token(
+                session, administration.OPERATOR, user, name=name,
+                days=get_settings().token_default_days if days is None else days)
             out = {"id": token.id, "username": username, "expires_at": token.expires_at,
-                   "token": plain}
+                   "token": secret}
     except Problem as p:
         _fail(p)
     _emit(out, as_json)
@@ -207,25 +253,26 @@ def token_issue(username: str, name: Annotated[str, typer.Option()] = "cli",
 @token_app.command("list")
 def token_list(username: Annotated[str | None, typer.Argument()] = None,
                as_json: JsonOpt = False) -> None:
+    from sqlmodel import select
+
     ready()
     with db.session_scope(write=False) as session:
         user = identity.get_user(session, username) if username else None
-        rows = [{"id": t.id, "user_id": t.user_id, "name": t.name, "prefix": t.prefix,
-                 "expires_at": t.expires_at, "revoked_at": t.revoked_at}
+        names = {u.id: u.username for u in session.exec(select(identity.User))}
+        rows = [{"id": t.id, "user": names.get(t.user_id), "name": t.name, "prefix": t.prefix,
+                 "expires_at": t.expires_at, "revoked_at": t.revoked_at,
+                 "last_used_at": t.last_used_at}
                 for t in identity.list_tokens(session, user)]
-    table = Table("id", "user_id", "name", "prefix", "expires_at", "revoked_at")
-    for r in rows:
-        table.add_row(*(str(r[k]) for k in ("id", "user_id", "name", "prefix", "expires_at",
-                                             "revoked_at")))
-    _emit(rows, as_json, table)
+    _emit(rows, as_json)
 
 
 @token_app.command("revoke")
 def token_revoke(token_id: int, as_json: JsonOpt = False) -> None:
+    """Revoke a token (an entry of the signed log)."""
     ready()
     try:
         with db.session_scope() as session:
-            t = identity.revoke_token(session, token_id)
+            t = administration.revoke_token(session, administration.OPERATOR, token_id)
             out = {"id": t.id, "revoked_at": t.revoked_at}
     except Problem as p:
         _fail(p)
@@ -270,19 +317,18 @@ def resource_register(
 def resource_search(q: Annotated[str | None, typer.Argument()] = None,
                     size: int = 20, as_json: JsonOpt = False) -> None:
     from catalog import search
-    from catalog.models import Resource
 
     ready()
+    search.sync(wait=False)  # no server writes the index: bring it up to date ourselves
     with db.session_scope(write=False) as session:
-        page = search.search(session, search.SearchParams(q=q, size=size))
-        rows: list[dict[str, Any]] = []
-        for hit in page.hits:
-            res = session.get(Resource, hit.resource_id)
-            if res is not None:
-                rows.append({"code": res.code, "name": res.name, "name_en": res.name_en,
-                             "sharing_type": res.sharing_type.value, "rows": res.row_count})
+        page = search.search(session, search.SearchParams(q=q, size=size, facets=False))
+        rows: list[dict[str, Any]] = [
+            {"code": res.code, "name": res.name, "name_en": res.name_en,
+             "sharing_type": res.sharing_type.value, "rows": res.row_count}
+            for res in page.resources]
+    shown = f"{page.total:,}+" if page.total_capped else str(page.total)
     table = Table("code", "name", "name_en", "sharing_type", "rows",
-                  title=f"{page.total} resource(s)")
+                  title=f"{shown} resource(s)")
     for r in rows:
         table.add_row(r["code"], r["name"], r["name_en"], r["sharing_type"], str(r["rows"]))
     _emit({"total": page.total, "hits": rows}, as_json, table)
@@ -293,10 +339,19 @@ def _mount_contexts() -> None:
     from translog.cli import app as log_app
 
     app.add_typer(log_app, name="log", help="The signed access log.")
+    from translog.witness_cli import app as witness_app
+
+    app.add_typer(witness_app, name="witness", help="Run a witness that cosigns checkpoints.")
     app.add_typer(access_app, name="access", help="Applications, deliveries and latency.")
     from govshare.warehouse_cli import app as warehouse_app
 
     app.add_typer(warehouse_app, name="warehouse", help="The data files: segments, staging.")
+    from govshare.search_cli import app as search_app
+
+    app.add_typer(search_app, name="search", help="The catalog search index.")
+    from govshare.keys_cli import app as keys_app
+
+    app.add_typer(keys_app, name="keys", help="The master secret and its purpose keys.")
     from metrics.cli import app as metrics_app
 
     app.add_typer(metrics_app, name="metrics", help="The sharing metrics' mart.")
@@ -316,4 +371,13 @@ _mount_plugins()
 
 
 def main() -> None:
-    app()
+    from access.pseudonym import KeyUnavailable as PseudonymKeyUnavailable
+    from kernel.secrets import SecretsUnavailable
+    from translog.keys import KeyUnavailable
+
+    try:
+        app()
+    except (SecretsUnavailable, KeyUnavailable, PseudonymKeyUnavailable) as exc:
+        # An operator's problem with a clear fix, not a bug: the message, no traceback.
+        err.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None

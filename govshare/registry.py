@@ -3,5 +3,6 @@
 import access.models  # noqa: F401
 import catalog.models  # noqa: F401
 import kernel.idempotency
-import kernel.identity  # noqa: F401
+import kernel.identity
+import kernel.sessions  # noqa: F401
 import quality.models  # noqa: F401

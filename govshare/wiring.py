@@ -11,6 +11,7 @@ from kernel import leader
 from kernel.events import subscribe
 from kernel.settings import Settings
 from translog import api as log_api
+from translog import cosigner as log_cosigner
 from translog import service as log_service
 
 
@@ -21,6 +22,12 @@ def subscribe_events() -> None:
     from quality import queue as quality_queue
 
     subscribe(quality_queue.on_catalog_event)
+    # The search index redoes a resource's document after each catalog change and each new
+    # quality score (quality.run_finished): a feed row in the same transaction. Subscribed
+    # here, so that neither context imports the other for it.
+    from catalog.search import feed as search_feed
+
+    subscribe(search_feed.on_event)
 
 
 def context_routers() -> list[APIRouter]:
@@ -41,19 +48,25 @@ def root_routers() -> list[APIRouter]:
 
 
 def start(settings: Settings) -> None:
-    """Background work owned by the process: the quality worker and scheduler, and the
-    periodic-delivery scheduler."""
+    """Background work owned by the process: the quality worker and scheduler, the
+    periodic-delivery scheduler, and this machine's search index writer."""
     from access import scheduler as access_scheduler
+    from catalog.search import feed as search_feed
     from quality import jobs as quality_jobs
 
+    search_feed.start()
     quality_jobs.start()
     access_scheduler.start(settings)
+    log_cosigner.start()  # asks the witnesses to cosign new checkpoints (if any configured)
 
 
 def stop() -> None:
     from access import scheduler as access_scheduler
+    from catalog.search import feed as search_feed
     from quality import jobs as quality_jobs
 
+    search_feed.stop()
     quality_jobs.stop()
     access_scheduler.stop()
+    log_cosigner.stop()
     leader.release_all()  # another worker process takes over the background jobs

@@ -15,13 +15,12 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from kernel import csrf, ratelimit
+from kernel import csrf, ratelimit, sessions
 from kernel.db import get_engine, get_session, get_write_session, session_scope, utcnow
 from kernel.events import Actor
 from kernel.identity import ApiToken, Department, Role, User, hash_token
 from kernel.problems import Forbidden, Unauthenticated
 
-SESSION_COOKIE = "govshare_token"
 # Touch last_used_at at most this often, so reads do not become writes.
 _LAST_USED_GRANULARITY = timedelta(minutes=5)
 
@@ -33,7 +32,8 @@ class Principal:
     department_id: int
     department_code: str
     roles: frozenset[Role]
-    token_id: int
+    token_id: int  # 0 when signed in through a browser session or acting from the CLI
+    display_name: str = ""
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
@@ -47,10 +47,6 @@ def bearer_header(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header, if there is one."""
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-
-def _bearer(request: Request) -> str | None:
-    return bearer_header(request) or request.cookies.get(SESSION_COOKIE)
 
 
 def authenticate(session: Session, plain: str) -> Principal:
@@ -78,7 +74,8 @@ def authenticate(session: Session, plain: str) -> Principal:
             _touch(token.id or 0, now)
     return Principal(user_id=user.id or 0, username=user.username,
                      department_id=dept.id or 0, department_code=dept.code,
-                     roles=user.roles, token_id=token.id or 0)
+                     roles=user.roles, token_id=token.id or 0,
+                     display_name=user.display_name)
 
 
 def _touch(token_id: int, now: datetime) -> None:
@@ -101,23 +98,36 @@ def principal_of(session: Session, username: str) -> Principal:
     dept = session.get(Department, user.department_id)
     assert dept is not None  # foreign key
     return Principal(user_id=user.id or 0, username=user.username, department_id=dept.id or 0,
-                     department_code=dept.code, roles=user.roles, token_id=0)
+                     department_code=dept.code, roles=user.roles, token_id=0,
+                     display_name=user.display_name)
+
+
+def session_principal(session: Session, cookie: str) -> Principal:
+    """The Principal of a browser session cookie (kernel.sessions); Unauthenticated if it is
+    forged, ended, expired or its user disabled."""
+    _, user, dept = sessions.lookup(session, cookie)
+    return Principal(user_id=user.id or 0, username=user.username, department_id=dept.id or 0,
+                     department_code=dept.code, roles=user.roles, token_id=0,
+                     display_name=user.display_name)
 
 
 def current_principal(request: Request,
                       session: Annotated[Session, Depends(get_session)]) -> Principal:
-    plain = _bearer(request)
-    if not plain:
+    plain = bearer_header(request)
+    cookie = None if plain else request.cookies.get(csrf.SESSION_COOKIE)
+    if not plain and not cookie:
         raise Unauthenticated("Send your API token as 'Authorization: Bearer <token>'.")
-    if bearer_header(request) is None and request.method not in csrf.SAFE_METHODS:
-        # The token came from the browser's cookie: a browser would send it along with a
-        # request forged by another site, so the page must prove it is ours.
+    if cookie and request.method not in csrf.SAFE_METHODS:
+        # A browser session: the browser would send its cookie along with a request forged by
+        # another site, so the page must prove it is ours.
         csrf.check(request, request.headers.get(csrf.HEADER))
-    ratelimit.check(request, plain)
+    secret = plain or cookie or ""
+    ratelimit.check(request, secret)
     try:
-        principal = authenticate(session, plain)
+        principal = (authenticate(session, plain) if plain
+                     else session_principal(session, cookie or ""))
     except Unauthenticated:
-        ratelimit.failed(request, plain)
+        ratelimit.failed(request, secret)
         raise
     request.state.principal = principal
     return principal
@@ -130,7 +140,8 @@ def require(*roles: Role) -> Callable[..., Principal]:
         if roles and not principal.has(*roles):
             needed = " or ".join(r.value for r in roles)
             held = ", ".join(sorted(r.value for r in principal.roles)) or "none"
-            raise Forbidden(f"This needs the {needed} role; your roles: {held}.")
+            raise Forbidden(f"This needs the {needed} role; your roles: {held}.",
+                            key="problem.api_role", params={"needed": needed, "held": held})
         return principal
 
     dependency.required_roles = frozenset(roles)  # type: ignore[attr-defined]

@@ -1,10 +1,11 @@
 """CSRF tokens tied to the browser session.
 
 A page's token is HMAC-SHA256 keyed with the session's secret cookie: the signed-in user's
-API token (``govshare_token``), or before sign-in a random ``govshare_presession`` cookie. Both
-cookies are HttpOnly and SameSite=Strict, so a page on another site can neither read them nor
-compute the token; nothing is stored on the server. Bearer-token API clients send no cookie
-and need no CSRF token (another site cannot make a browser send an Authorization header).
+session cookie (``govshare_session``, kernel.sessions), or before sign-in a random
+``govshare_presession`` cookie. Both cookies are HttpOnly and SameSite=Strict, so a page on
+another site can neither read them nor compute the token; nothing is stored on the server.
+Bearer-token API clients send no cookie and need no CSRF token (another site cannot make a
+browser send an Authorization header).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import Request
 
 from kernel.problems import Forbidden
 
-SESSION_COOKIE = "govshare_token"
+SESSION_COOKIE = "govshare_session"  # kernel.sessions.COOKIE
 PRESESSION_COOKIE = "govshare_presession"
 HEADER = "X-CSRF-Token"
 FORM_FIELD = "csrf_token"

@@ -83,12 +83,19 @@ def make_engine(settings: Settings, *, write: bool = False) -> Engine:
     return engine
 
 
+# FULL: in WAL mode, NORMAL syncs only at checkpoints, so a power loss can drop commits that
+# were acknowledged, such as a signed tree head someone already fetched; the log would then
+# sign a different root at that size, indistinguishable from a fork. FULL syncs the WAL at
+# every commit (cost measured by bench/bench_sqlite_sync.py, docs/deployment.md).
+SQLITE_SYNCHRONOUS = "FULL"
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
     cur.execute("PRAGMA busy_timeout=30000")
     # A larger page cache and memory-mapped reads: search reads many index pages per query.
     cur.execute("PRAGMA cache_size=-65536")  # 64 MiB

@@ -8,6 +8,8 @@ from enum import StrEnum
 
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, Relationship, Session, SQLModel, col, select
+from stdnum.cn import uscc
+from stdnum.exceptions import ValidationError
 
 from kernel.db import UTCDateTime, utcnow
 from kernel.problems import Conflict, Invalid, NotFound
@@ -41,6 +43,10 @@ class Department(SQLModel, table=True):
     name_en: str = Field(max_length=200)
     kind: DepartmentKind = DepartmentKind.line
     level: AdminLevel = AdminLevel.municipal
+    # The department it reports to (a district office under its city bureau), if any.
+    parent_id: int | None = Field(default=None, foreign_key="department.id")
+    # 统一社会信用代码 (GB 32100) of the department as an organisation, checked when set.
+    credit_code: str | None = Field(default=None, max_length=18)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))
 
 
@@ -57,6 +63,11 @@ class User(SQLModel, table=True):
     display_name: str = Field(max_length=100)
     department_id: int = Field(foreign_key="department.id", index=True)
     is_active: bool = True
+    # Local accounts (docs/security.md): an argon2id hash, and a TOTP secret once enrolled.
+    password_hash: str | None = Field(default=None, max_length=200)
+    totp_secret: str | None = Field(default=None, max_length=64)
+    # The identity platform's subject (``sub``) this user signed in with, once matched.
+    oidc_subject: str | None = Field(default=None, max_length=255, index=True, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))
     role_links: list[UserRole] = Relationship(
         sa_relationship_kwargs={"lazy": "selectin", "cascade": "all, delete-orphan"}
@@ -95,13 +106,23 @@ def hash_token(token: str) -> str:
 
 def create_department(session: Session, *, code: str, name_zh: str, name_en: str,
                       kind: DepartmentKind = DepartmentKind.line,
-                      level: AdminLevel = AdminLevel.municipal) -> Department:
+                      level: AdminLevel = AdminLevel.municipal, parent: str | None = None,
+                      credit_code: str | None = None) -> Department:
     code = code.strip().upper()
     if not code.isalnum():
         raise Invalid(f"Department code '{code}' must be letters and digits only.")
     if session.exec(select(Department).where(Department.code == code)).first():
         raise Conflict(f"A department with code '{code}' already exists.")
-    dept = Department(code=code, name_zh=name_zh, name_en=name_en, kind=kind, level=level)
+    parent_id = get_department(session, parent).id if parent else None
+    if credit_code:
+        try:
+            credit_code = uscc.validate(credit_code)
+        except ValidationError:
+            raise Invalid(f"'{credit_code}' is not a valid unified social credit code "
+                          "(18 characters, GB 32100 check character).",
+                          key="problem.credit_code", params={"code": credit_code}) from None
+    dept = Department(code=code, name_zh=name_zh, name_en=name_en, kind=kind, level=level,
+                      parent_id=parent_id, credit_code=credit_code or None)
     session.add(dept)
     session.flush()
     return dept

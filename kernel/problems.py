@@ -7,7 +7,7 @@ them (and FastAPI's own validation and HTTP errors) into ``application/problem+j
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,33 +22,96 @@ PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://govshare.example/problems/"
 
 
+# Problem details in the caller's language (Accept-Language; English when nothing matches).
+# The composition root installs the message catalogue (govshare.web.i18n) with
+# ``set_localizer``; the kernel knows no catalogue of its own. The localizer gets the language,
+# the message key (or None) with its parameters, and the English text, and returns the text to
+# show, or None to keep the English.
+Localizer = Callable[[str, str | None, dict[str, Any], str], str | None]
+_localizer: Localizer | None = None
+
+
+def set_localizer(fn: Localizer | None) -> None:
+    global _localizer
+    _localizer = fn
+
+
+def preferred_language(accept_language: str | None) -> str:
+    """``zh-CN`` or ``en``: the first language of the header we have (q-values respected)."""
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        ranked.append((-q, i, tag.strip().lower()))
+    for _, _, tag in sorted(ranked):
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en") or tag == "*":
+            return "en"
+    return "en"
+
+
+def localize(lang: str, key: str | None, params: dict[str, Any], english: str) -> str:
+    if _localizer is None or (lang == "en" and key is None):
+        return english
+    return _localizer(lang, key, params, english) or english
+
+
 class Problem(Exception):
-    """An error the caller can fix or understand. ``detail`` is shown to the user."""
+    """An error the caller can fix or understand. ``detail`` is shown to the user, in English
+    or, through ``key`` and ``params`` (a message-catalogue entry), in the caller's language;
+    a message without a key is looked up by its English text."""
 
     status = 400
     slug = "bad-request"
     title = "Bad request"
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None,
+                 key: str | None = None, params: dict[str, Any] | None = None,
+                 error_keys: list[tuple[str, dict[str, Any]] | None] | None = None,
                  **extensions: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        # Per entry of ``errors``: the catalogue key and parameters of its message, if any.
+        self.error_keys = error_keys or []
+        self.key = key
+        self.params = params or {}
         self.extensions = extensions
 
-    def body(self, instance: str | None = None) -> dict[str, Any]:
+    def body(self, instance: str | None = None, lang: str = "en") -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": TYPE_BASE + self.slug,
-            "title": self.title,
+            "title": localize(lang, f"problem.title.{self.slug}", {}, self.title),
             "status": self.status,
-            "detail": self.detail,
+            "detail": localize(lang, self.key, self.params, self.detail),
         }
         if instance:
             body["instance"] = instance
         if self.errors:
-            body["errors"] = self.errors
+            keys = self.error_keys + [None] * (len(self.errors) - len(self.error_keys))
+            body["errors"] = [_localize_error(lang, e, k) for e, k in zip(self.errors, keys,
+                                                                          strict=False)]
         body.update(self.extensions)
         return body
+
+
+def _localize_error(lang: str, error: dict[str, Any],
+                    keyed: tuple[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """One entry of ``errors``: its ``message`` (or ``problem``, for files) in the caller's
+    language; the other fields are names and codes, the same in every language."""
+    field = "message" if "message" in error else "problem" if "problem" in error else None
+    if lang == "en" or field is None:
+        return error
+    key, params = keyed if keyed else (None, {})
+    if key is None and error.get("type"):  # pydantic's error types
+        key = f"validation.{error['type']}"
+    return {**error, field: localize(lang, key, params, str(error[field]))}
 
 
 class Unauthenticated(Problem):
@@ -78,7 +141,8 @@ class Invalid(Problem):
                    "message": e.get("msg", "invalid"), "type": e.get("type", "invalid")}
                   for e in errors]
         fields = ", ".join(e["field"] or "(whole)" for e in listed[:5])
-        return cls(f"Some fields of {what} are missing or invalid: {fields}.", errors=listed)
+        return cls(f"Some fields of {what} are missing or invalid: {fields}.", errors=listed,
+                   key="problem.invalid_fields", params={"fields": fields})
 
 
 class TooLarge(Problem):
@@ -106,30 +170,33 @@ _HTTP_TITLES = {
 
 
 def install_handlers(app: FastAPI) -> None:
+    def lang(request: Request) -> str:
+        return preferred_language(request.headers.get("accept-language"))
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
         if "retry_after" in exc.extensions:  # RFC 9110 §10.2.3, for 429 and 503
             headers["Retry-After"] = str(exc.extensions["retry_after"])
-        return problem_response(exc.body(request.url.path), headers or None)
+        return problem_response(exc.body(request.url.path, lang(request)), headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
+        language = lang(request)
         body = {
             "type": "about:blank",
-            "title": _HTTP_TITLES.get(exc.status_code, "Error"),
+            "title": localize(language, f"problem.http.{exc.status_code}", {},
+                              _HTTP_TITLES.get(exc.status_code, "Error")),
             "status": exc.status_code,
-            "detail": detail,
+            "detail": localize(language, None, {}, detail),
             "instance": request.url.path,
         }
         return problem_response(body, dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        body = Invalid.of(exc.errors(), "the request").body(
-            request.url.path
-        )
+        body = Invalid.of(exc.errors(), "the request").body(request.url.path, lang(request))
         return problem_response(body)
 
     @app.exception_handler(OverflowError)
@@ -139,19 +206,16 @@ def install_handlers(app: FastAPI) -> None:
         # ?after_size=10**25): SQLite's driver raises OverflowError, PostgreSQL a DataError.
         return problem_response(Invalid(
             "A number in the request is out of range (at most 9223372036854775807), or a "
-            "value does not fit its field.").body(request.url.path))
+            "value does not fit its field.").body(request.url.path, lang(request)))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Log the type and path only: exception text can carry data values or secrets.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
                   exc_info=exc)
-        body = {
-            "type": "about:blank",
-            "title": "Internal error",
-            "status": 500,
-            "detail": "govshare hit an internal error; nothing was changed. "
-            "Try again, and report the time to your administrator if it persists.",
-            "instance": request.url.path,
-        }
+        body = Problem("govshare hit an internal error; nothing was changed. Try again, and "
+                       "report the time to your administrator if it persists.",
+                       key="problem.internal").body(request.url.path, lang(request))
+        body.update(type="about:blank", title=localize(lang(request), "problem.http.500", {},
+                                                       "Internal error"), status=500)
         return problem_response(body)

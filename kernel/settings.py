@@ -19,11 +19,18 @@ class Mode(StrEnum):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOVSHARE_", extra="ignore")
 
-    mode: Mode = Mode.development
+    # Production unless told otherwise: the server then refuses to start without a master
+    # secret (kernel/secrets.py). `make run`, the tests and the benchmarks say development.
+    mode: Mode = Mode.production
     data_dir: Path = Path("./govshare-data")
     # Empty means SQLite at ``<data_dir>/govshare.db``.
     database_url: str = ""
-    # Protects the log signing key at rest; required in production mode.
+    # The master secret every key is derived from (kernel/secrets.py, docs/security.md):
+    # from the operator's secret store (base64url, comma-separated while rotating, the first
+    # active), or a file holding it; else the key file, opened with the passphrase.
+    master_secret: SecretStr | None = None
+    master_secret_file: Path | None = None
+    # Protects the master key file (keys/master-key.json) through scrypt.
     key_passphrase: SecretStr | None = None
     max_upload_bytes: int = Field(default=5 * 1024**3, ge=1)
     token_default_days: int = Field(default=90, ge=1)
@@ -38,6 +45,22 @@ class Settings(BaseSettings):
     auth_failures_per_prefix: int = Field(default=5, ge=1)
     auth_failure_window_seconds: int = Field(default=300, ge=1)
     port: int = 8000
+    # --- sign-in (docs/security.md) ---
+    # A browser session ends this many hours after sign-in, whatever happens in between.
+    session_hours: float = Field(default=8, gt=0, le=24 * 30)
+    # OpenID Connect with the city's identity platform; sign-in with it is offered when the
+    # issuer is set. Users are matched by ``oidc_user_claim`` to the user name; unknown users
+    # are created only with ``oidc_provision`` and when the department claim names a
+    # department (roles then come from ``oidc_roles_claim``, never the admin role).
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_scope: str = "openid profile"
+    oidc_user_claim: str = "preferred_username"
+    oidc_name_claim: str = "name"
+    oidc_department_claim: str = ""
+    oidc_roles_claim: str = ""
+    oidc_provision: bool = False
     # --- access pipeline (docs/access.md) ---
     # Working days a provider has to answer an application before it is overdue.
     access_reply_working_days: int = Field(default=10, ge=1, le=60)
@@ -54,6 +77,19 @@ class Settings(BaseSettings):
     access_query_max_rows: int = Field(default=1000, ge=1, le=100_000)
     # How often the periodic-delivery scheduler wakes up; 0 turns it off.
     access_scheduler_seconds: int = Field(default=60, ge=0)
+    # --- the log's checkpoints and witnesses (docs/access-log.md) ---
+    # The checkpoint origin (and log key name): names this installation's log; empty means
+    # "gov.example/govshare/<region_code>". Set it to your site's URL without the scheme.
+    log_origin: str = Field(default="", pattern=r"^[^\s+]*$", max_length=200)
+    # Witnesses to ask for cosignatures, one per line or comma: "<vkey> <url>", where <vkey>
+    # is the witness's verifier key (`govshare witness key`) and <url> its submission prefix.
+    log_witnesses: str = ""
+    # Cosignatures a checkpoint needs before it is published; -1: a majority of the witnesses.
+    log_witness_quorum: int = Field(default=-1, ge=-1)
+    # How often the cosigner looks for a newer head (it is also woken by each signed head).
+    log_cosign_seconds: float = Field(default=2.0, gt=0)
+    # Per-witness timeout of one add-checkpoint request.
+    log_witness_timeout_seconds: float = Field(default=5.0, gt=0)
     # --- metrics (docs/metrics.md) ---
     # The dashboard's figures may be this many seconds stale; 0 refreshes the mart per request.
     metrics_refresh_seconds: int = Field(default=60, ge=0)
@@ -79,6 +115,10 @@ class Settings(BaseSettings):
     def warehouse_dir(self) -> Path:
         """Where resource data versions live as immutable DuckDB files."""
         return self.data_dir / "warehouse"
+
+    @property
+    def checkpoint_origin(self) -> str:
+        return self.log_origin or f"gov.example/govshare/{self.region_code}"
 
     @property
     def keys_dir(self) -> Path:

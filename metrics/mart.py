@@ -24,7 +24,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 import shutil
 import threading
 import time
@@ -42,7 +41,7 @@ from sqlmodel import Session, col
 from access.calendar import WorkCalendar
 from access.models import Application, ApplicationStep, Delivery, DeliveryRating
 from catalog.models import Resource
-from catalog.warehouse import fsync_file
+from kernel import storage
 from kernel.db import get_engine, utcnow
 from kernel.identity import Department
 from kernel.settings import Settings, get_settings
@@ -241,7 +240,7 @@ def refresh(*, full: bool = False, wait: bool = True) -> RefreshStats | None:
             shutil.copyfile(old, new)
         try:
             rows = _refresh_into(new, settings, full)
-            fsync_file(new)
+            storage.fsync_file(new)
         except BaseException:
             new.unlink(missing_ok=True)
             Path(str(new) + ".wal").unlink(missing_ok=True)
@@ -251,15 +250,8 @@ def refresh(*, full: bool = False, wait: bool = True) -> RefreshStats | None:
 
 
 def _switch(folder: Path, new: Path, old: Path | None) -> None:
-    tmp = folder / f".current-{os.getpid()}"
-    tmp.write_text(new.name)
-    fsync_file(tmp)
-    os.replace(tmp, _pointer(folder))
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    # The new mart file's name becomes durable with the folder fsync of the pointer.
+    storage.publish_text(_pointer(folder), new.name)
     keep = {new.name, old.name if old else ""}
     for stale in folder.glob("mart-*.duckdb"):
         if stale.name not in keep:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from kernel import db, events, ratelimit
+from kernel import db, events, ratelimit, secrets
 from kernel.identity import DepartmentKind, Role
 from kernel.settings import get_settings
 from tests import pg
@@ -32,13 +32,19 @@ def postgres() -> Iterator[tuple[pg.Databases, str] | None]:
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
              postgres: tuple[pg.Databases, str] | None) -> Iterator[Path]:
     monkeypatch.setenv("GOVSHARE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("GOVSHARE_KEY_PASSPHRASE", "test-passphrase")
+    # Development mode, explicitly (production is the default): the master key file is made
+    # on first use under the public development passphrase, cheaply (kernel/secrets.py).
+    monkeypatch.setenv("GOVSHARE_MODE", "development")
+    for name in ("GOVSHARE_KEY_PASSPHRASE", "GOVSHARE_MASTER_SECRET",
+                 "GOVSHARE_MASTER_SECRET_FILE"):
+        monkeypatch.delenv(name, raising=False)
     database = None
     if postgres is not None:  # a fresh PostgreSQL database per test (tests/pg.py)
         databases, template = postgres
         database = databases.create(template)
         monkeypatch.setenv("GOVSHARE_DATABASE_URL", databases.url_of(database))
     get_settings.cache_clear()
+    secrets.forget()
     db.reset_engines()
     ratelimit.reset()  # failed sign-ins of one test must not block the next
     yield tmp_path / "data"

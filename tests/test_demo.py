@@ -422,6 +422,7 @@ def test_the_cli_prints_whole_tokens_on_a_narrow_terminal(monkeypatch: pytest.Mo
     import io
     from types import SimpleNamespace
 
+    from govshare_demo.cli import _print_demo
     from rich.console import Console
 
     from govshare import cli
@@ -431,5 +432,5 @@ def test_the_cli_prints_whole_tokens_on_a_narrow_terminal(monkeypatch: pytest.Mo
     token = "gs_" + "A" * 20 + "-_" + "b" * 21
     user = SimpleNamespace(username="sjj-leader", department="SJJ", roles=["leader"],
                            token=token)
-    cli._print_demo(SimpleNamespace(users=[user], resource_count=1), as_json=False)
+    _print_demo(SimpleNamespace(users=[user], resource_count=1), as_json=False)
     assert token in out.getvalue()

@@ -1,6 +1,8 @@
 """The DB-backed log: batching and signing, rollbacks, concurrency, privacy, keys and rotation."""
 
+import base64
 import hashlib
+import json
 import logging
 import random
 import stat
@@ -9,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from kernel import db
+from kernel import db, secrets
 from kernel.events import Actor, Event, publish
 from kernel.settings import get_settings
 from tests.log_support import SECRET, export_with_keys, fill, random_event, start_log
@@ -118,43 +122,45 @@ def test_payloads_are_digested_never_stored(log: Path, tmp_path: Path) -> None:
         assert row is not None and len(row.payload_sha256) == 64
 
 
-def test_signing_key_is_encrypted_private_and_identified(log: Path) -> None:
+def test_signing_key_is_sealed_private_and_identified(log: Path) -> None:
     fill([1])
     with db.session_scope() as session:
         key = session.exec(select(LogKey)).one()
     path = keys.key_path(get_settings(), key.key_id)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    pem = path.read_bytes()
-    assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-    with pytest.raises((TypeError, ValueError)):
-        serialization.load_pem_private_key(pem, b"wrong passphrase")
-    private = serialization.load_pem_private_key(pem, b"test-passphrase")
+    doc = json.loads(path.read_text())
+    current = secrets.current(secrets.LOG_SIGNING_KEY)
+    assert doc["kid"] == current.kid and doc["key_id"] == key.key_id
+    sealed = base64.b64decode(doc["sealed"])
+    raw_private = AESGCM(current.key).decrypt(sealed[:12], sealed[12:],
+                                              f"govshare log signing key {key.key_id}".encode())
+    private = Ed25519PrivateKey.from_private_bytes(raw_private)
     raw = private.public_key().public_bytes(serialization.Encoding.Raw,
                                             serialization.PublicFormat.Raw)
     assert raw == key.public_key
     assert key.key_id == canonical.key_id_of(raw) == hashlib.sha256(raw).hexdigest()[:16]
+    # Sealed to its key id: the same bytes under another key's name do not open.
+    other = keys.key_path(get_settings(), "0" * 16)
+    other.write_text(json.dumps(doc | {"key_id": "0" * 16}))
+    with pytest.raises(keys.KeyUnavailable, match="altered"):
+        keys.load_private_key(get_settings(), "0" * 16)
 
 
 def test_development_mode_without_passphrase_uses_the_named_default(
         log: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.delenv("GOVSHARE_KEY_PASSPHRASE")
-    get_settings.cache_clear()
-    monkeypatch.setattr(keys, "_warned_dev_passphrase", False)
+    monkeypatch.setattr(secrets, "_warned_dev", False)
     with caplog.at_level(logging.WARNING, logger="govshare"):
         fill([1])
     assert "development passphrase" in caplog.text
-    with db.session_scope() as session:
-        key_id = session.exec(select(LogKey)).one().key_id
-    pem = keys.key_path(get_settings(), key_id).read_bytes()
-    serialization.load_pem_private_key(pem, keys.DEV_PASSPHRASE.encode())
+    assert secrets.status()["source"] == "file (development passphrase)"
 
 
-def test_production_mode_without_passphrase_refuses_to_sign(
+def test_production_mode_without_a_master_secret_refuses_to_sign(
         log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GOVSHARE_KEY_PASSPHRASE")
     monkeypatch.setenv("GOVSHARE_MODE", "production")
     get_settings.cache_clear()
-    with pytest.raises(keys.KeyUnavailable, match="GOVSHARE_KEY_PASSPHRASE"):
+    secrets.forget()
+    with pytest.raises(keys.KeyUnavailable, match="GOVSHARE_MASTER_SECRET"):
         fill([1])
     with db.session_scope() as session:
         assert _count(session, LogEntry) == 0  # nothing committed unsigned

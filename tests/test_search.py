@@ -1,11 +1,16 @@
 """Catalog full-text search: Chinese and English matching, filters, order, pages, upkeep.
 
 Runs on SQLite by default; set GOVSHARE_DATABASE_URL to a scratch PostgreSQL database to run
-the same tests there (its public schema is dropped before each test).
+the same tests there (its public schema is dropped before each test). The index is tantivy's,
+in the test's data directory; ``fresh`` commits and applies the feed, as the server's index
+writer does after each commit.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,9 +31,10 @@ from catalog.models import (
     SharingType,
     UpdateCycle,
 )
-from catalog.search import SearchParams, SortKey, analyze, parse_query
+from catalog.search import SearchParams, SortKey, analyze, engine, feed, parse_query
 from govshare import migrate
 from kernel import db, identity
+from kernel.events import Actor, Event
 from kernel.problems import Invalid
 from kernel.settings import get_settings
 
@@ -45,6 +51,8 @@ def session(data_dir: Path) -> Iterator[Session]:
         identity.create_department(s, code="SCJG", name_zh="市市场监督管理局",
                                    name_en="Market Regulation Administration")
         yield s
+    feed.stop()
+    engine.forget_readers()
 
 
 _counter = iter(range(1, 10_000))
@@ -68,18 +76,27 @@ def add(session: Session, name: str, *, dept: str = "GA", index: bool = True,
     session.add(resource)
     session.flush()
     if index:
-        search.index_resource(session, resource)
+        search.record(session, [resource.code])
     return resource
 
 
+def fresh(session: Session) -> None:
+    """Commit, and apply the feed to the index (the server's writer does it after commits)."""
+    session.commit()
+    search.sync()
+
+
+def find(session: Session, q: str | None = None, **params: Any) -> search.SearchPage:
+    fresh(session)
+    return search.search(session, SearchParams(q=q, **params))
+
+
 def codes(session: Session, q: str | None = None, **params: Any) -> list[str]:
-    return [h.code for h in search.search(session, SearchParams(q=q, **params)).hits]
+    return [h.code for h in find(session, q, **params).hits]
 
 
 def names(session: Session, q: str | None = None, **params: Any) -> list[str]:
-    page = search.search(session, SearchParams(q=q, **params))
-    by_id = {r.id: r.name for r in session.query(Resource)}
-    return [by_id[h.resource_id] for h in page.hits]
+    return [r.name for r in find(session, q, **params).resources]
 
 
 # --- analysis ---------------------------------------------------------------------------------
@@ -200,21 +217,23 @@ def test_filters_apply_without_a_query(session: Session) -> None:
     assert names(session, category=Category.legal_entity) == ["企业登记信息"]
     assert names(session, department="GA") == ["人口基础信息"]
     assert names(session, min_quality=50) == ["人口基础信息"]
-    assert search.search(session, SearchParams()).total == 2
+    assert find(session).total == 2
 
 
-def test_filter_by_quality_reads_the_current_score(session: Session) -> None:
+def test_a_new_quality_score_reaches_the_index_through_its_event(session: Session) -> None:
     resource = add(session, "人口基础信息", quality_score=40.0)
     assert names(session, "人口", min_quality=50) == []
-    resource.quality_score = 70.0  # the quality context writes it without re-indexing
+    resource.quality_score = 70.0  # what the quality context writes, with its event
     session.add(resource)
-    session.flush()
+    feed.on_event(session, Event("quality.run_finished", Actor(None, None, "system"),
+                                 {"resource": resource.code, "run": "1"}, {"overall": 70.0}))
     assert names(session, "人口", min_quality=50) == ["人口基础信息"]
+    assert names(session, "人口", sort=SortKey.quality) == ["人口基础信息"]
 
 
 def test_unknown_department_is_a_clear_error(session: Session) -> None:
     with pytest.raises(Invalid, match="No department 'XYZ'"):
-        search.search(session, SearchParams(q="人口", department="XYZ"))
+        find(session, "人口", department="XYZ")
 
 
 # --- order and pages --------------------------------------------------------------------------
@@ -225,7 +244,7 @@ def test_name_match_ranks_above_summary_only_match(session: Session) -> None:
     add(session, "人口基础信息")
     add(session, "婚姻登记记录", items=[("x", "人口编号", "", "")])
     assert names(session, "人口") == ["人口基础信息", "婚姻登记记录", "户籍迁移记录"]
-    page = search.search(session, SearchParams(q="人口"))
+    page = find(session, "人口")
     scores = [h.score or 0 for h in page.hits]
     assert scores == sorted(scores, reverse=True)
     assert page.hits[0].matched == ["name"]
@@ -268,23 +287,22 @@ def test_pages_and_totals(session: Session) -> None:
     add(session, "企业登记信息")
     seen: list[str] = []
     for page, expected in ((1, 10), (2, 10), (3, 5)):
-        result = search.search(session, SearchParams(q="人口", page=page, size=10,
-                                                     sort=SortKey.name))
+        result = find(session, "人口", page=page, size=10, sort=SortKey.name)
         assert result.total == 25
         assert (result.page, result.size, len(result.hits)) == (page, 10, expected)
         seen += [h.code for h in result.hits]
     assert len(set(seen)) == 25
-    beyond = search.search(session, SearchParams(q="人口", page=4, size=10))
+    beyond = find(session, "人口", page=4, size=10)
     assert (beyond.total, beyond.hits) == (25, [])
-    assert search.search(session, SearchParams(page=3, size=10)).total == 26
+    assert find(session, page=3, size=10).total == 26
 
 
 def test_no_results_is_an_empty_page(session: Session) -> None:
     add(session, "人口基础信息")
     for q in ("火星基地", "nothing", "人口 nothing", "婚姻登记信息系统数据汇总"):
-        page = search.search(session, SearchParams(q=q))
+        page = find(session, q)
         assert (page.total, page.hits) == (0, [])
-    assert search.search(session, SearchParams(q="!!! ？")).total == 1  # no words: browse
+    assert find(session, "!!! ？").total == 1  # no words: browse
 
 
 def test_size_is_capped() -> None:
@@ -302,7 +320,7 @@ def test_update_reindexes(session: Session) -> None:
                                type=ItemType.string)]
     session.add(resource)
     session.flush()
-    search.index_resource(session, resource)
+    search.record(session, [resource.code])
     assert names(session, "人口") == []
     assert names(session, "身份证") == []
     assert names(session, "法人") == ["法人单位信息"]
@@ -313,7 +331,7 @@ def test_filter_change_reindexes(session: Session) -> None:
     resource = add(session, "人口基础信息")
     resource.category = Category.credit
     session.add(resource)
-    search.index_resource(session, resource)
+    search.record(session, [resource.code])
     assert names(session, "人口", category=Category.population) == []
     assert names(session, "人口", category=Category.credit) == ["人口基础信息"]
 
@@ -323,22 +341,171 @@ def test_withdrawn_resources_are_excluded(session: Session) -> None:
     add(session, "人口统计年报")
     resource.status = ResourceStatus.withdrawn
     session.add(resource)
-    search.index_resource(session, resource)
+    search.record(session, [resource.code])
     assert names(session, "人口") == ["人口统计年报"]
     assert names(session) == ["人口统计年报"]
     resource.status = ResourceStatus.active
-    search.index_resource(session, resource)
+    search.record(session, [resource.code])
     assert len(names(session, "人口")) == 2
 
 
-def test_remove_and_reindex_all(session: Session) -> None:
-    first = add(session, "人口基础信息")
-    add(session, "人口统计年报", index=False)  # e.g. written before search existed
-    add(session, "人口迁移", index=False, status=ResourceStatus.withdrawn)
+
+
+# --- facets, bounds -----------------------------------------------------------------------------
+
+
+def test_facets_count_hits_by_each_filter_value(session: Session) -> None:
+    add(session, "人口基础信息", quality_score=92.0)
+    add(session, "人口统计年报", dept="SCJG", category=Category.macro_economy,
+        sharing_type=SharingType.unconditional, update_cycle=UpdateCycle.yearly,
+        security_level=SecurityLevel.important, quality_score=65.0)
+    add(session, "企业登记信息", dept="SCJG", category=Category.legal_entity)
+    facets = find(session, "人口", facets=True).facets
+    assert facets is not None
+    assert facets.department == {"GA": 1, "SCJG": 1}
+    assert facets.category == {"101": 1, "104": 1}
+    assert facets.sharing_type == {"conditional": 1, "unconditional": 1}
+    assert facets.update_cycle == {"daily": 1, "yearly": 1}
+    assert facets.security_level == {"general": 1, "important": 1}
+    assert facets.min_quality == {"60": 2, "80": 1, "90": 1}
+    # With a filter, the counts are those of the narrowed hits; browsing counts everything.
+    narrowed = find(session, "人口", department="SCJG", facets=True).facets
+    assert narrowed is not None and narrowed.department == {"SCJG": 1}
+    browsing = find(session, facets=True).facets
+    assert browsing is not None and browsing.department == {"GA": 1, "SCJG": 2}
+    assert find(session, "人口").facets is None  # only when asked for
+
+
+def test_totals_are_exact_up_to_the_bound(session: Session,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(6):
+        add(session, f"人口统计{i}")
+    assert (find(session, "人口").total, find(session, "人口").total_capped) == (6, False)
+    monkeypatch.setattr("catalog.search.query.TOTAL_BOUND", 5)
+    page = find(session, "人口", size=2)
+    assert (page.total, page.total_capped, len(page.hits)) == (5, True, 2)
+
+
+def test_pages_end_at_the_bound() -> None:
+    assert SearchParams(page=500, size=20).page == 500  # hits 9,981 to 10,000
+    with pytest.raises(ValueError, match="pages end at the 10,000th hit"):
+        SearchParams(page=501, size=20)
+
+
+# --- upkeep: the feed, the writer, the rebuild --------------------------------------------------
+
+QUERIES: list[dict[str, Any]] = [
+    {"q": "人口", "facets": True}, {"q": "信息", "sort": SortKey.name}, {"q": "登记"},
+    {"q": "enterp"},
+    {"q": "人口", "department": "SCJG"}, {}, {"sort": SortKey.quality},
+    {"category": Category.legal_entity}, {"q": "税"}, {"q": "人口 统计", "page": 2, "size": 1},
+]
+
+
+def _answers(session: Session) -> list[Any]:
+    out = []
+    for params in QUERIES:
+        page = find(session, **params)
+        out.append((page.total, [(h.code, h.score, h.matched) for h in page.hits],
+                    page.facets))
+    return out
+
+
+def test_a_reindex_from_scratch_gives_the_same_results(session: Session,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed, "PARALLEL", feed.PARALLEL)  # restored after the test
+    monkeypatch.setattr(feed, "BATCH", feed.BATCH)
+    add(session, "人口基础信息", name_en="Basic population", quality_score=80.0)
+    add(session, "人口统计年报", dept="SCJG", quality_score=95.0)
+    add(session, "企业登记信息", dept="SCJG", category=Category.legal_entity,
+        name_en="Enterprise registration")
+    add(session, "个人所得税缴纳", summary="人口 统计口径")
+    withdrawn = add(session, "人口迁移登记", status=ResourceStatus.withdrawn)
+    resource = add(session, "婚姻登记记录")
+    resource.name = "婚姻登记人口统计"  # changed after indexing: the feed redoes it
+    search.record(session, [resource.code])
+    before = _answers(session)
+    assert withdrawn.name not in names(session, "迁移")
+    shutil.rmtree(engine.index_dir())  # from nothing: the writer rebuilds it on its own
+    engine.forget_readers()
+    search.sync()
+    assert _answers(session) == before
+    writer = feed.Writer()
+    assert writer.acquire()
+    try:
+        # Again over an existing index, analysed in worker processes as large catalogs are.
+        feed.PARALLEL, feed.BATCH = 0, 2
+        assert writer.rebuild() == 5
+    finally:
+        writer.release()
+    assert _answers(session) == before
+
+
+def test_resources_written_without_the_feed_appear_after_a_reindex(session: Session) -> None:
+    add(session, "人口基础信息")
+    assert names(session, "人口") == ["人口基础信息"]  # the index is built
+    add(session, "人口统计年报", index=False)  # e.g. loaded by hand into the database
     assert names(session, "人口") == ["人口基础信息"]
-    assert search.reindex_all(session) == 2
+    from typer.testing import CliRunner
+
+    from govshare.cli import app
+
+    session.commit()  # let go of SQLite's write lock
+    result = CliRunner().invoke(app, ["search", "reindex", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["resources"] == 2
+    engine.reload_readers()
     assert sorted(names(session, "人口")) == ["人口基础信息", "人口统计年报"]
-    search.remove_resource(session, first.id or 0)
-    assert names(session, "人口") == ["人口统计年报"]
-    assert search.reindex_all(session) == 2  # and again: starts from nothing each time
-    assert len(names(session, "人口")) == 2
+
+
+def test_one_writer_per_machine_and_readers_see_its_commits(session: Session) -> None:
+    add(session, "人口基础信息")
+    fresh(session)
+    first, second = feed.Writer(), feed.Writer()
+    assert first.acquire()
+    try:
+        assert not second.acquire()  # another process of this machine: it only reads
+        # A reader of another process: its own handle, reloaded by tantivy on its own.
+        other = engine.open_index(engine.index_dir(), create=False)
+        assert other is not None
+        other.config_reader(reload_policy="commit")
+        query = search.query.tantivy.Query.all_query()
+        assert other.searcher().search(query, 10).count == 1  # type: ignore[attr-defined]
+        add(session, "人口统计年报")
+        session.commit()
+        assert first.catch_up() == 1
+        deadline = time.monotonic() + 5
+        while other.searcher().search(query, 10).count != 2:  # type: ignore[attr-defined]
+            assert time.monotonic() < deadline, "the other reader never saw the commit"
+            time.sleep(0.05)
+    finally:
+        first.release()
+    assert second.acquire()  # the lock is free again
+    second.release()
+
+
+def test_the_feed_is_tailed_past_late_commits(session: Session) -> None:
+    """An id committed after a larger one (PostgreSQL sequences) is still applied."""
+    early = add(session, "人口基础信息")
+    late = add(session, "人口统计年报", index=False)
+    fresh(session)
+    writer = feed.Writer()
+    assert writer.acquire()
+    try:
+        writer.catch_up()
+        search.record(session, [late.code])
+        search.record(session, [early.code])
+        session.commit()
+        rows = session.execute(text("SELECT id FROM search_feed ORDER BY id")).scalars().all()
+        # Pretend the last-but-one row was not yet committed when the writer first looked.
+        session.execute(text("DELETE FROM search_feed WHERE id = :i"), {"i": rows[-2]})
+        session.commit()
+        writer.catch_up()
+        session.execute(text("INSERT INTO search_feed (id, resource_code, created_at) "
+                             "VALUES (:i, :c, :t)"),
+                        {"i": rows[-2], "c": late.code, "t": datetime.now(UTC)})
+        session.commit()
+        assert writer.catch_up() == 1  # below the highest id seen, yet applied
+    finally:
+        writer.release()
+    assert sorted(names(session, "人口")) == ["人口基础信息", "人口统计年报"]

@@ -22,6 +22,7 @@ from access import delivery, pseudonym
 from catalog.models import Resource
 from govshare.headers import CSP
 from kernel import db, ratelimit
+from kernel import secrets as kernel_secrets
 from kernel.identity import Department, Role
 from kernel.problems import PROBLEM_JSON
 from kernel.settings import get_settings
@@ -142,8 +143,10 @@ def test_secrets_never_appear_in_logs_or_responses(client: TestClient, world: Wo
 
     settings = get_settings()
     secrets = [*world.tokens.values(), new_token]
-    assert settings.key_passphrase is not None
-    secrets.append(settings.key_passphrase.get_secret_value())
+    for master in kernel_secrets.keyring().masters.values():
+        secrets += _secret_forms(master)
+    for purpose in kernel_secrets.PURPOSES:
+        secrets += _secret_forms(kernel_secrets.derive_key(purpose))
     with db.session_scope() as session:
         for key in session.exec(select(LogKey)):
             private = log_keys.load_private_key(settings, key.key_id)
@@ -155,8 +158,7 @@ def test_secrets_never_appear_in_logs_or_responses(client: TestClient, world: Wo
             hmac_key = pseudonym.existing_key(session, dept.id or 0)
             if hmac_key is not None:
                 secrets += _secret_forms(hmac_key)
-    secrets += _secret_forms(delivery._link_secret())
-    assert len(secrets) > len(world.tokens) + 8  # the signing key and an HMAC key were made
+    assert len(secrets) > len(world.tokens) + 28  # the signing key and an HMAC key were made
 
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.__dict__}"
                        for r in caplog.records)

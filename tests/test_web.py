@@ -92,7 +92,7 @@ def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_clears_it(
                                             "next": "/catalog"}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/catalog"
     cookie = next(c for c in response.headers.get_list("set-cookie")
-                  if c.startswith("govshare_token="))
+                  if c.startswith("govshare_session="))
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
     assert "Secure" not in cookie  # plain http here; https requests get Secure
     assert client.get("/inbox").status_code == 200
@@ -111,7 +111,7 @@ def test_sign_in_cookie_is_secure_over_https(data_dir: Path, world: World) -> No
                                                "csrf_token": csrf_of(page.text)},
                               follow_redirects=False)
     cookie = next(c for c in response.headers.get_list("set-cookie")
-                  if c.startswith("govshare_token="))
+                  if c.startswith("govshare_session="))
     assert "Secure" in cookie
 
 
@@ -121,7 +121,7 @@ def test_a_wrong_token_is_refused_with_a_readable_message(client: TestClient,
     response = client.post("/signin", data={"token": "gs_nope",
                                             "csrf_token": csrf_of(page.text)})
     assert response.status_code == 401
-    assert "not recognised" in response.text and "govshare_token" not in response.cookies
+    assert "无法识别该令牌" in response.text and "govshare_session" not in response.cookies
 
 
 def test_a_sign_in_redirect_never_leaves_the_site(client: TestClient, world: World) -> None:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
+from sqlmodel import col, select
 
 from kernel.auth import DbSession, Principal, SignedIn, require
-from kernel.identity import Role
-from translog import keys, service
-from translog.models import LogEntry, TreeHead
+from kernel.identity import Department, Role, User
+from kernel.problems import Forbidden, NotFound
+from kernel.settings import get_settings
+from translog import canonical, checkpoints, keys, receipts, service, tilepath, tiles
+from translog.models import LogEntry, LogWitness, TreeHead
+from translog.witnesses import quorum, witnesses
 
 router = APIRouter(prefix="/log", tags=["access log"])
 well_known = APIRouter(tags=["access log"])
@@ -76,13 +80,48 @@ class PublicKeyOut(BaseModel):
     algorithm: str
     public_key: str = Field(description="Base64 of the 32-byte raw Ed25519 public key.")
     public_key_pem: str
+    vkey: str = Field(description="C2SP signed-note verifier key of the checkpoints.")
     created_at: str
     retired_at: str | None
     status: str
 
 
 class KeysOut(BaseModel):
+    origin: str = Field(description="The checkpoint origin (and note key name) of this log.")
     keys: list[PublicKeyOut]
+    witnesses: list[str] = Field(description="Verifier keys of the witnesses whose "
+                                 "cosignatures a published checkpoint carries.")
+    quorum: int = Field(description="Cosignatures a published checkpoint carries at least.")
+
+
+class ReadOut(BaseModel):
+    seq: int
+    time: str
+    type: str = Field(description="What was read: resource.previewed, quality.samples_viewed, "
+                      "delivery.link_issued, delivery.downloaded or grant.queried.")
+    resource: str
+    reader: str | None = Field(description="The reader's username (null for the system).")
+    reader_department: str | None
+    entry: EntryBody
+
+
+class WitnessOut(BaseModel):
+    name: str
+    vkey: str
+    url: str
+    last_size: int = Field(description="The tree size this witness last cosigned.")
+    cosigned_at: str | None
+    refusal: str | None = Field(description="Its last refusal: a checkpoint it would not "
+                                "cosign because it contradicts one it cosigned before.")
+    refused_at: str | None
+    error: str | None
+    error_at: str | None
+
+
+class WitnessesOut(BaseModel):
+    quorum: int
+    published_size: int | None
+    witnesses: list[WitnessOut]
 
 
 def _head(head: TreeHead) -> TreeHeadOut:
@@ -189,3 +228,117 @@ def published_keys(session: DbSession) -> dict[str, Any]:
 def log_keys(session: DbSession, _: SignedIn) -> dict[str, Any]:
     """The same document as /.well-known/govshare-log-keys."""
     return _keys(session)
+
+
+# --- C2SP checkpoint and tiles (at the site root, like the keys) -------------------------------
+
+NOTE_TYPE = "text/plain; charset=utf-8"
+# The checkpoint changes with every batch; tiles never change once they exist.
+CHECKPOINT_CACHE = "no-cache, max-age=0"
+TILE_CACHE = "public, max-age=31536000, immutable"
+
+
+@well_known.get("/checkpoint", response_class=Response,
+                responses={200: {"content": {NOTE_TYPE: {}}}})
+def checkpoint(session: DbSession) -> Response:
+    """The latest published C2SP checkpoint (c2sp.org/tlog-checkpoint), a signed note carrying
+    the witnesses' cosignatures; no sign-in."""
+    _, signed = checkpoints.published(session)
+    return Response(signed, media_type=NOTE_TYPE, headers={"Cache-Control": CHECKPOINT_CACHE})
+
+
+def _tile(session: DbSession, path: str, entries: bool) -> Response:
+    try:
+        tile = tilepath.parse(path)
+    except ValueError as exc:
+        raise NotFound(f"No such tile: {exc} (c2sp.org/tlog-tiles).") from None
+    if tile.is_entries != entries:
+        raise NotFound("Entry bundles are at /tile/entries/<N>.")
+    try:
+        data = tiles.read(session, tile)
+    except tiles.TileMissing:
+        raise NotFound(f"The log has no tile {tile.path()} (yet): fetch the checkpoint and "
+                       "only the tiles its size implies.") from None
+    cache = TILE_CACHE.replace("public", "private") if entries else TILE_CACHE
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Cache-Control": cache})
+
+
+@well_known.get("/tile/entries/{tile_path:path}", response_class=Response)
+def entry_bundle(session: DbSession, _: Auditor,
+                 tile_path: Annotated[str, Path(description="<N>[.p/<W>]")]) -> Response:
+    """Entry bundles (auditors: entries say who did what): each entry's canonical bytes
+    prefixed with a big-endian uint16 length."""
+    return _tile(session, "entries/" + tile_path, entries=True)
+
+
+@well_known.get("/tile/{tile_path:path}", response_class=Response)
+def hash_tile(session: DbSession,
+              tile_path: Annotated[str, Path(description="<L>/<N>[.p/<W>]")]) -> Response:
+    """Merkle tree tiles (c2sp.org/tlog-tiles): 256 hashes, or W in a partial tile; no
+    sign-in (hashes only), immutable."""
+    return _tile(session, tile_path, entries=False)
+
+
+# --- witnesses and receipts -------------------------------------------------------------------
+
+def _time(moment: Any) -> str | None:
+    return canonical.format_time(moment) if moment else None
+
+
+@router.get("/witnesses", response_model=WitnessesOut)
+def witness_status(session: DbSession, _: SignedIn) -> WitnessesOut:
+    """The configured witnesses, the size each last cosigned, and any refusal they reported."""
+    stored = checkpoints.latest_stored(session)
+    out = []
+    for w in witnesses():
+        row = session.get(LogWitness, w.name) or LogWitness(name=w.name)
+        out.append(WitnessOut(name=w.name, vkey=w.verifier.vkey, url=w.url,
+                              last_size=row.last_size, cosigned_at=_time(row.cosigned_at),
+                              refusal=row.refusal, refused_at=_time(row.refused_at),
+                              error=row.error, error_at=_time(row.error_at)))
+    return WitnessesOut(quorum=quorum(), published_size=stored.tree_size if stored else None,
+                        witnesses=out)
+
+
+@router.get("/receipts/{seq}", response_class=Response,
+            responses={200: {"content": {NOTE_TYPE: {}}}})
+def receipt(seq: int, session: DbSession, who: SignedIn) -> Response:
+    """A C2SP tlog-proof that entry ``seq`` is in the published, cosigned checkpoint (the
+    entry's own actor, members of its department, and auditors)."""
+    row = service.get_entry(session, seq)
+    if Role.auditor not in who.roles and row.actor_user_id != who.user_id \
+            and row.actor_department_id != who.department_id:
+        raise Forbidden("Receipts are for the entry's actor, their department and auditors.")
+    return Response(receipts.for_entry(session, row), media_type=NOTE_TYPE)
+
+
+# --- reads on record --------------------------------------------------------------------------
+
+@router.get("/reads", response_model=list[ReadOut])
+def reads(session: DbSession, who: SignedIn, after_seq: AfterSeq = -1, limit: Limit = 100,
+          department: Annotated[str | None, Query(
+              max_length=16, description="Provider department code; default: yours. Other "
+              "departments: auditors only.")] = None) -> list[ReadOut]:
+    """Who read the department's resources and when, from the log: previews of raw rows,
+    failing-row samples, download links, downloads and API queries."""
+    code = department or who.department_code
+    if code != who.department_code and Role.auditor not in who.roles:
+        raise Forbidden("A department lists the reads of its own resources; auditors any.")
+    prefix = f"{get_settings().region_code}-{code}-"
+    rows = service.list_reads(session, prefix, after_seq=after_seq, limit=limit)
+    users = {u.id: u for u in session.exec(select(User).where(
+        col(User.id).in_({r.actor_user_id for r in rows if r.actor_user_id is not None})))}
+    depts = {d.id: d.code for d in session.exec(select(Department).where(
+        col(Department.id).in_({r.actor_department_id for r in rows
+                                if r.actor_department_id is not None})))}
+    out = []
+    for row in rows:
+        user = users.get(row.actor_user_id)
+        out.append(ReadOut(seq=row.seq, time=canonical.format_time(row.time),
+                           type=row.event_type, resource=row.subjects["resource"],
+                           reader=user.username if user else None,
+                           reader_department=depts.get(row.actor_department_id)
+                           if row.actor_department_id is not None else None,
+                           entry=EntryBody.model_validate(service.entry_object(row))))
+    return out

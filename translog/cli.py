@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from kernel import storage
+
 app = typer.Typer(help="The signed access log: export it, verify an export, manage keys.",
                   no_args_is_help=True)
 
@@ -37,23 +39,97 @@ def export(file: Annotated[Path, typer.Argument(help="Where to write the export 
 
 @app.command()
 def verify(
-    file: Annotated[Path, typer.Argument(help="An export written by `govshare log export`.")],
+    file: Annotated[Path, typer.Argument(help="An export written by `govshare log export`, or "
+                                         "a tile mirror directory (`govshare log mirror`).")],
     public_key: Annotated[Path, typer.Option(
         "--public-key", help="Trusted public keys: the output of `govshare log keys` (or of "
         "/.well-known/govshare-log-keys), or PEM 'PUBLIC KEY' blocks.")],
 ) -> None:
     """Recompute every hash and check every signature in FILE; no database or server needed."""
     from translog.verify import load_public_keys, verify_export
+    from translog.verify_tiles import document_origin, verify_mirror
 
     try:
         keys = load_public_keys(public_key)
-        result = verify_export(file, keys)
+        result = verify_mirror(file, list(keys.values()), document_origin(public_key)) \
+            if file.is_dir() else verify_export(file, keys)
     except (OSError, ValueError) as exc:
         typer.echo(f"Cannot verify: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(result.summary())
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def mirror(
+    url: Annotated[str, typer.Argument(help="The log's prefix, e.g. https://gov.example/")],
+    directory: Annotated[Path, typer.Argument(help="Where to keep the mirror.")],
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="GOVSHARE_TOKEN", help="An auditor's API token: entry bundles say "
+        "who did what, so only auditors may fetch them.")] = None,
+) -> None:
+    """Fetch the checkpoint and every tile it implies (C2SP tlog-tiles) into DIRECTORY; full
+    tiles already there are kept, since they never change. Then: `govshare log verify DIR`."""
+    import httpx
+
+    from translog import note, tilepath
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    fetched = 0
+    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=60) as client:
+        try:
+            r = client.get("/checkpoint")
+            r.raise_for_status()
+            checkpoint = note.parse_checkpoint(note.parse_note(r.content).text)
+            for tile in tilepath.tiles_for_size(checkpoint.size):
+                target = directory / tile.path()
+                if not tile.partial and target.exists():
+                    continue
+                got = client.get("/" + tile.path())
+                got.raise_for_status()
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(got.content)
+                fetched += 1
+        except (httpx.HTTPError, note.NoteError) as exc:
+            typer.echo(f"Cannot mirror: {exc}", err=True)
+            raise typer.Exit(2) from None
+    # the checkpoint last: a mirror never names a size its tiles do not reach
+    (directory / "checkpoint").write_bytes(r.content)
+    typer.echo(f"Mirrored tree size {checkpoint.size} ({fetched} tiles fetched) to {directory}")
+
+
+@app.command("check-receipt")
+def check_receipt(
+    file: Annotated[Path, typer.Argument(help="A .tlog-proof receipt, or a delivery manifest "
+                                         "document with its receipt (JSON).")],
+    public_key: Annotated[Path, typer.Option(
+        "--public-key", help="The key document: `govshare log keys` or "
+        "/.well-known/govshare-log-keys (the log's keys, origin, witnesses and quorum).")],
+    witness: Annotated[list[str] | None, typer.Option(
+        "--witness", help="A witness verifier key you trust; repeat. Replaces the document's "
+        "list: trust witnesses you chose, not the ones the log's operator names.")] = None,
+    quorum: Annotated[int | None, typer.Option(
+        "--quorum", min=0, help="Cosignatures required (default: the document's).")] = None,
+) -> None:
+    """Check a receipt offline: the entry, its inclusion proof, the log's signature and a quorum
+    of witness cosignatures; for a manifest also its signature and that the log recorded
+    exactly this manifest. No database or server needed."""
+    from dataclasses import replace
+
+    from translog import note, proofs
+
+    try:
+        trust = proofs.trust_from_document(json.loads(public_key.read_text(encoding="utf-8")))
+        if witness:
+            trust = replace(trust, witnesses=[note.parse_vkey(v) for v in witness])
+        if quorum is not None:
+            trust = replace(trust, quorum=quorum)
+        checked = proofs.check_file(file.read_text(encoding="utf-8"), trust)
+    except (OSError, ValueError, KeyError) as exc:  # NoteError is a ValueError
+        typer.echo(f"FAILED: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(checked.summary())
 
 
 @app.command()
@@ -75,7 +151,7 @@ def keys(out: Annotated[Path | None, typer.Option(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        storage.publish_text(out, text)
         typer.echo(f"Wrote {len(document['keys'])} public key(s) to {out}")
 
 

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from sqlmodel import Session, col, select
 
+from kernel import storage
 from kernel.db import utcnow
 from translog import canonical, service
 from translog.models import LogEntry, TreeHead
@@ -60,13 +61,8 @@ def _entries(session: Session, size: int) -> Iterator[LogEntry]:
 
 
 def export_to_path(session: Session, path: Path) -> tuple[int, int]:
-    """Write-then-rename, so a failed export never leaves a plausible-looking partial file."""
-    temp = path.with_name(f".{path.name}.partial")
-    try:
-        with temp.open("wb") as fh:
-            counts = export(session, fh)
-        temp.replace(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    """Published atomically (kernel.storage), so a failed export never leaves a
+    plausible-looking partial file."""
+    with storage.writing(path) as temp, temp.open("wb") as fh:
+        counts = export(session, fh)
     return counts

@@ -1,16 +1,21 @@
-"""Ed25519 tree-head signing keys: encrypted PEM files plus a table every worker reads.
+"""Ed25519 tree-head signing keys: sealed key files plus a table every worker reads.
 
-The private key lives in ``Settings.keys_dir`` as PKCS#8 PEM encrypted with the passphrase
-(``GOVSHARE_KEY_PASSPHRASE``); the ``log_key`` table says which key is active, so all workers
-sign with the same one. Retired keys keep their row: their public half stays published.
+The private key lives in ``Settings.keys_dir`` as ``log-signing-<key id>.key``: the raw key
+AES-GCM sealed under the ``log-signing-key`` purpose key (``kernel.secrets``, derived from the
+master secret), with that purpose key's id, so a rotated master secret still opens older
+files until ``govshare keys rotate`` re-seals them. The ``log_key`` table says which key is
+active, so all workers sign with the same one. Retired keys keep their row: their public half
+stays published with the range of time it signed for.
+
+Files from before the master secret (``.pem``, PKCS#8 encrypted with GOVSHARE_KEY_PASSPHRASE)
+are still read, and re-sealed by ``govshare keys init`` / ``rotate``.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +23,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, col, select
 
+from kernel import secrets, storage
 from kernel.db import utcnow
-from kernel.settings import Mode, Settings
-from translog import canonical
+from kernel.settings import Mode, Settings, get_settings
+from translog import canonical, note, witnesses
 from translog.models import LogKey
 
 log = logging.getLogger("govshare")
 
-# Development only: a clearly named, publicly known passphrase, so a fresh checkout runs.
-DEV_PASSPHRASE = "govshare-development-passphrase-NOT-SECRET"
-_warned_dev_passphrase = False
-# Decrypting a PEM on every commit would be wasted work; keys are immutable once written.
+_FORMAT = "govshare-log-signing-key-v1"
+# The public development passphrase of the legacy PEM files (read only, for migration).
+DEV_PASSPHRASE = secrets.DEV_PASSPHRASE
+# Opening a key file on every commit would be wasted work; keys are immutable once written.
 _private_keys: dict[tuple[Path, str], Ed25519PrivateKey] = {}
 
 
@@ -36,21 +42,11 @@ class KeyUnavailable(RuntimeError):
     """The signing key cannot be used; the message says what the operator should do."""
 
 
-def passphrase(settings: Settings) -> bytes:
-    global _warned_dev_passphrase
-    if settings.key_passphrase is not None:
-        return settings.key_passphrase.get_secret_value().encode()
-    if settings.mode is Mode.production:
-        raise KeyUnavailable("GOVSHARE_KEY_PASSPHRASE is required in production mode: it "
-                             "protects the log signing key.")
-    if not _warned_dev_passphrase:
-        log.warning("GOVSHARE_KEY_PASSPHRASE is not set: the log signing key is encrypted with "
-                    "the public development passphrase. Set it before real use.")
-        _warned_dev_passphrase = True
-    return DEV_PASSPHRASE.encode()
-
-
 def key_path(settings: Settings, key_id: str) -> Path:
+    return settings.keys_dir / f"log-signing-{key_id}.key"
+
+
+def legacy_path(settings: Settings, key_id: str) -> Path:
     return settings.keys_dir / f"log-signing-{key_id}.pem"
 
 
@@ -59,25 +55,21 @@ def raw_public(private: Ed25519PrivateKey) -> bytes:
                                              serialization.PublicFormat.Raw)
 
 
+def _aad(key_id: str) -> bytes:
+    return f"govshare log signing key {key_id}".encode()
+
+
 def _write_private_key(settings: Settings, private: Ed25519PrivateKey, key_id: str) -> None:
-    """Write-then-rename, mode 0600: a crash leaves either no file or a whole one."""
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(passphrase(settings)),
-    )
-    settings.keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    target = key_path(settings, key_id)
-    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    """Sealed under the current purpose key, published atomically and durably, mode 0600."""
+    raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                serialization.NoEncryption())
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+        kid, sealed = secrets.seal(secrets.LOG_SIGNING_KEY, raw, _aad(key_id))
+    except secrets.SecretsUnavailable as exc:
+        raise KeyUnavailable(str(exc)) from None
+    doc = {"format": _FORMAT, "key_id": key_id, "kid": kid,
+           "sealed": base64.b64encode(sealed).decode("ascii")}
+    storage.publish_bytes(key_path(settings, key_id), json.dumps(doc).encode(), mode=0o600)
 
 
 def load_private_key(settings: Settings, key_id: str) -> Ed25519PrivateKey:
@@ -90,18 +82,56 @@ def load_private_key(settings: Settings, key_id: str) -> Ed25519PrivateKey:
 def _read_private_key(settings: Settings, key_id: str) -> Ed25519PrivateKey:
     path = key_path(settings, key_id)
     try:
-        pem = path.read_bytes()
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if legacy_path(settings, key_id).exists():
+            return _read_legacy(settings, key_id)
         raise KeyUnavailable(f"The log signing key file {path} is missing. Restore it from backup"
                              ", or run `govshare log rotate-key` to start a new key.") from None
     try:
-        private = serialization.load_pem_private_key(pem, passphrase(settings))
+        raw = secrets.unseal(secrets.LOG_SIGNING_KEY, doc["kid"],
+                             base64.b64decode(doc["sealed"]), _aad(key_id))
+    except secrets.SecretsUnavailable as exc:
+        raise KeyUnavailable(f"Cannot open {path}: {exc}") from None
+    private = Ed25519PrivateKey.from_private_bytes(raw)
+    if canonical.key_id_of(raw_public(private)) != key_id:
+        raise KeyUnavailable(f"{path} does not hold the Ed25519 key {key_id}.")
+    return private
+
+
+def _read_legacy(settings: Settings, key_id: str) -> Ed25519PrivateKey:
+    path = legacy_path(settings, key_id)
+    if settings.key_passphrase is not None:
+        passphrase = settings.key_passphrase.get_secret_value().encode()
+    elif settings.mode is Mode.development:
+        passphrase = DEV_PASSPHRASE.encode()
+    else:
+        raise KeyUnavailable(f"{path} predates the master secret: set the "
+                             "GOVSHARE_KEY_PASSPHRASE it was written with and run "
+                             "`govshare keys rotate --rewrap-only`.")
+    try:
+        private = serialization.load_pem_private_key(path.read_bytes(), passphrase)
     except (ValueError, TypeError):
         raise KeyUnavailable(f"Cannot decrypt {path}: check GOVSHARE_KEY_PASSPHRASE.") from None
     if not isinstance(private, Ed25519PrivateKey) \
             or canonical.key_id_of(raw_public(private)) != key_id:
         raise KeyUnavailable(f"{path} does not hold the Ed25519 key {key_id}.")
     return private
+
+
+def rewrap_all(settings: Settings) -> int:
+    """Re-seal every signing key file (new and legacy) under the current purpose key; returns
+    how many. Called by ``govshare keys rotate`` after a new master secret or key version."""
+    ids = {p.name[len("log-signing-"):-4] for p in settings.keys_dir.glob("log-signing-*.key")}
+    ids |= {p.name[len("log-signing-"):-4] for p in settings.keys_dir.glob("log-signing-*.pem")}
+    for key_id in sorted(ids):
+        private = _read_private_key(settings, key_id)
+        _write_private_key(settings, private, key_id)
+        legacy = legacy_path(settings, key_id)
+        if legacy.exists():
+            legacy.unlink()
+            storage.fsync_dir(legacy.parent)
+    return len(ids)
 
 
 def active_key(session: Session) -> LogKey | None:
@@ -132,19 +162,29 @@ def public_pem(raw: bytes) -> str:
     ).decode("ascii")
 
 
-def key_document(keys: list[LogKey]) -> dict[str, Any]:
-    """What /.well-known/govshare-log-keys serves and `govshare log keys` writes."""
+def key_document(keys: list[LogKey], settings: Settings | None = None) -> dict[str, Any]:
+    """What /.well-known/govshare-log-keys serves and `govshare log keys` writes.
+
+    Besides each key (JSON heads, manifests), the checkpoint origin, each key's C2SP note
+    verifier key (``vkey``), and the witnesses' verifier keys and quorum for receipts.
+    """
+    settings = settings or get_settings()
+    origin = settings.checkpoint_origin
     return {
+        "origin": origin,
         "keys": [
             {
                 "key_id": k.key_id,
                 "algorithm": k.algorithm,
                 "public_key": base64.b64encode(k.public_key).decode("ascii"),
                 "public_key_pem": public_pem(k.public_key),
+                "vkey": note.Verifier(origin, note.ED25519, k.public_key).vkey,
                 "created_at": canonical.format_time(k.created_at),
                 "retired_at": canonical.format_time(k.retired_at) if k.retired_at else None,
                 "status": "retired" if k.retired_at else "active",
             }
             for k in keys
-        ]
+        ],
+        "witnesses": [w.verifier.vkey for w in witnesses.witnesses(settings)],
+        "quorum": witnesses.quorum(settings),
     }

@@ -5,7 +5,7 @@ and the committed size) and ``LogKey.retired_at``."""
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, LargeBinary, String, Text
 from sqlmodel import Field, SQLModel
 
 from kernel.db import UTCDateTime, utcnow
@@ -24,7 +24,8 @@ class LogEntry(SQLModel, table=True):
     actor_department_id: int | None = Field(default=None, index=True)
     actor_kind: str = Field(max_length=16)
     subjects: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    payload_sha256: str = Field(max_length=64)
+    # Indexed: a receipt finds the entry of a payload it was given (a delivery manifest).
+    payload_sha256: str = Field(max_length=64, index=True)
 
 
 class LogSubtree(SQLModel, table=True):
@@ -75,3 +76,30 @@ class LogState(SQLModel, table=True):
     root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime,
                                                                           nullable=False))
+
+
+class LogCheckpoint(SQLModel, table=True):
+    """A published C2SP checkpoint: the log's signed note plus the witnesses' cosignatures,
+    stored once a quorum of them cosigned (``translog.checkpoints``)."""
+
+    __tablename__ = "log_checkpoint"
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    cosignatures: int = Field(default=0)
+    published_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime,
+                                                                            nullable=False))
+
+
+class LogWitness(SQLModel, table=True):
+    """What govshare knows of each configured witness: the size it last cosigned, and its
+    last refusal (a witness refusing a checkpoint it should accept is reported here)."""
+
+    __tablename__ = "log_witness"
+    name: str = Field(sa_column=Column(String(200), primary_key=True))
+    last_size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    cosigned_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    refusal: str | None = Field(default=None, sa_column=Column(Text))
+    refused_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    error_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))

@@ -11,6 +11,7 @@ a rolled-back savepoint makes the batch reload its size and frontier from the da
 from __future__ import annotations
 
 import base64
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ from translog.merkle import Frontier
 from translog.models import LogEntry, LogKey, LogState, TreeHead
 
 _BATCH = "govshare.access_log.batch"
+_SIGNED = "govshare.access_log.head_signed"
+# Set after a transaction that signed a head commits: wakes the cosigner (translog.cosigner).
+head_committed = threading.Event()
 SYSTEM = Actor(user_id=None, department_id=None, kind="system")
 _INSERT_ENTRY = insert(LogEntry.__table__)  # type: ignore[attr-defined]
 
@@ -103,6 +107,12 @@ def _sign_pending_head(session: OrmSession) -> None:
         _reload(session, batch)
     if batch.frontier.size != batch.state.tree_size:
         sign_head(session, batch.state, batch.frontier.size, batch.frontier.root())
+        session.info[_SIGNED] = True
+
+
+def _after_commit(session: OrmSession) -> None:
+    if session.info.pop(_SIGNED, False):
+        head_committed.set()
 
 
 def sign_head(session: Session, state: LogState, size: int, root: bytes) -> TreeHead:
@@ -128,6 +138,7 @@ def _on_soft_rollback(session: OrmSession, previous: SessionTransaction) -> None
             batch.stale = True
     else:
         session.info.pop(_BATCH, None)
+        session.info.pop(_SIGNED, None)
 
 
 def _on_transaction_end(session: OrmSession, transaction: SessionTransaction) -> None:
@@ -138,6 +149,7 @@ def _on_transaction_end(session: OrmSession, transaction: SessionTransaction) ->
 def _install_hooks() -> None:
     for name, fn in (("before_commit", _sign_pending_head),
                      ("after_soft_rollback", _on_soft_rollback),
+                     ("after_commit", _after_commit),
                      ("after_transaction_end", _on_transaction_end)):
         if not sa_event.contains(OrmSession, name, fn):
             sa_event.listen(OrmSession, name, fn)
@@ -269,3 +281,22 @@ def head_record(head: TreeHead) -> dict[str, Any]:
         "key_id": head.key_id,
         "signature": base64.b64encode(head.signature).decode("ascii"),
     }
+
+
+# --- reads on record --------------------------------------------------------------------------
+
+# Entries that record someone reading data (raw or delivered rows, failing-row samples).
+READ_TYPES = ("resource.previewed", "quality.samples_viewed", "delivery.link_issued",
+              "delivery.downloaded", "grant.queried")
+
+
+def list_reads(session: Session, resource_prefix: str, *, after_seq: int = -1,
+               limit: int = 100) -> list[LogEntry]:
+    """Read entries whose ``resource`` subject starts with ``resource_prefix`` (resource codes
+    start with ``<region>-<provider department code>-``), oldest first."""
+    resource = col(LogEntry.subjects)["resource"].as_string()
+    query = (select(LogEntry).where(col(LogEntry.seq) > after_seq)
+             .where(col(LogEntry.event_type).in_(READ_TYPES))
+             .where(resource.startswith(resource_prefix, autoescape=True))
+             .order_by(col(LogEntry.seq)).limit(limit))
+    return list(session.exec(query))

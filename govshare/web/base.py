@@ -24,10 +24,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from access.calendar import WorkCalendar
 from govshare.web import i18n
 from kernel import csrf
-from kernel.auth import Principal, authenticate
+from kernel.auth import Principal, session_principal
 from kernel.db import session_scope
 from kernel.identity import Role
 from kernel.problems import PROBLEM_JSON, Forbidden, Invalid, Problem, Unauthenticated
+from kernel.settings import get_settings
 
 TEMPLATES = Jinja2Templates(directory=str(files("govshare.web") / "templates"))
 
@@ -50,6 +51,7 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/coordination", "nav.coordination", frozenset({Role.auditor})),
     ("/quality", "nav.quality", frozenset({Role.auditor, Role.leader})),
     ("/dashboard", "nav.dashboard", frozenset({Role.leader, Role.auditor})),
+    ("/admin", "nav.admin", frozenset({Role.admin})),
 ]
 
 
@@ -64,12 +66,12 @@ class SignInRequired(Exception):
 # --- the signed-in user -------------------------------------------------------------------------
 
 def _principal(request: Request) -> Principal:
-    token = request.cookies.get(csrf.SESSION_COOKIE)
-    if not token:
+    cookie = request.cookies.get(csrf.SESSION_COOKIE)
+    if not cookie:
         raise SignInRequired()
     try:
         with session_scope(write=False) as session:
-            principal = authenticate(session, token)
+            principal = session_principal(session, cookie)
     except Unauthenticated as exc:
         raise SignInRequired(exc.detail) from None
     request.state.principal = principal
@@ -83,8 +85,13 @@ def page_user(*roles: Role) -> Callable[[Request], Principal]:
         who = _principal(request)
         if roles and not who.has(*roles):
             needed = " / ".join(r.value for r in roles)
-            raise Forbidden(f"This page needs the {needed} role; your roles: "
-                            f"{', '.join(sorted(r.value for r in who.roles)) or 'none'}.")
+            held = ", ".join(sorted(r.value for r in who.roles)) or "none"
+            t = i18n.Translator(i18n.language_of(request))
+            raise Forbidden(f"This page needs the {needed} role; your roles: {held}.",
+                            key="problem.page_role",
+                            params={"needed": " / ".join(t.label("role", r) for r in roles),
+                                    "held": "、".join(t.label("role", r) for r in
+                                                     sorted(who.roles)) or "—"})
         return who
 
     return dependency
@@ -174,9 +181,11 @@ def _https(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session(request: Request, response: Response, token: str) -> None:
-    response.set_cookie(csrf.SESSION_COOKIE, token, httponly=True, samesite="strict",
-                        secure=_https(request), path="/")
+def set_session(request: Request, response: Response, cookie: str) -> None:
+    """The session cookie (kernel.sessions.start made it); it lives as long as the session."""
+    response.set_cookie(csrf.SESSION_COOKIE, cookie, httponly=True, samesite="strict",
+                        secure=_https(request), path="/",
+                        max_age=int(get_settings().session_hours * 3600))
     response.delete_cookie(csrf.PRESESSION_COOKIE, path="/")
 
 
@@ -197,7 +206,7 @@ def _wants_json(request: Request) -> bool:
 
 
 def error_page(request: Request, problem: Problem) -> Response:
-    body = problem.body(request.url.path)
+    body = problem.body(request.url.path, i18n.language_of(request))
     if _wants_json(request):  # the upload form posts with XMLHttpRequest
         return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON)
     return render(request, "error.html", {"problem": body}, status=problem.status)
@@ -224,7 +233,8 @@ class PageRoute(APIRoute):
             except RequestValidationError as exc:
                 return error_page(request, Invalid.of(exc.errors(), "the form"))
             except StarletteHTTPException as exc:
-                http_problem = Problem(str(exc.detail))
+                http_problem = Problem(str(exc.detail),
+                                       key=f"error.http_detail.{exc.status_code}")
                 http_problem.status = exc.status_code
                 return error_page(request, http_problem)
 

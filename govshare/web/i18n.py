@@ -65,3 +65,24 @@ class Translator:
             zh = getattr(obj, "name_zh", None) or getattr(obj, "name", "")
             en = getattr(obj, "name_en", "")
         return (en or zh) if self.lang == "en" else (zh or en)
+
+
+@lru_cache
+def _keys_by_english() -> dict[str, str]:
+    """English text → key, so a problem raised without a key still finds its translation."""
+    return {text: key for key, text in catalog("en").items()}
+
+
+def localize_problem(lang: str, key: str | None, params: dict[str, Any],
+                     english: str) -> str | None:
+    """kernel.problems' localizer: the catalogue's text for ``key`` (or for the English text
+    itself), formatted with ``params``; None when the catalogue has neither."""
+    messages = catalog(lang)
+    if key is None or key not in messages:
+        key = _keys_by_english().get(english)
+    if key is None or key not in messages:
+        return None
+    try:
+        return messages[key].format(**params) if params else messages[key]
+    except (KeyError, IndexError, ValueError):
+        return None

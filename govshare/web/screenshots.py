@@ -135,6 +135,7 @@ def take(out_dir: Path, *, scale: str = "tiny", quality_wait: float = 240,
                     page = context.new_page()
                     if who is not None:
                         page.goto("/signin")
+                        page.click("details.token-signin summary")
                         page.fill("#token", tokens[who])
                         page.click("#signin")
                         page.wait_for_load_state()

@@ -83,6 +83,7 @@ def sign_in(page: Any, token: str) -> None:
     """Through the sign-in form, as a person would (the cookie jar is the context's)."""
     page.context.clear_cookies()
     page.goto("/signin")
+    page.click("details.token-signin summary")
     page.fill("#token", token)
     page.click("#signin")
     page.wait_for_load_state()

@@ -12,15 +12,16 @@ def test_sign_in_lands_on_the_role_page_and_sign_out_ends_the_session(page: Any,
                                                                       live: Live) -> None:
     page.goto("/quality")
     assert "/signin?next=%2Fquality" in page.url
+    page.click("details.token-signin summary")
     page.fill("#token", "gs_not-a-token")
     page.click("#signin")
-    assert "not recognised" in page.locator(".flash.error").inner_text()
+    assert "无法识别该令牌" in page.locator(".flash.error").inner_text()
     page.fill("#token", live.token("SJJ", "auditor"))
     page.click("#signin")
     page.wait_for_url("**/quality")
-    cookie = next(c for c in page.context.cookies() if c["name"] == "govshare_token")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "govshare_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    assert page.evaluate("() => document.cookie").find("govshare_token") == -1
+    assert page.evaluate("() => document.cookie").find("govshare_session") == -1
     page.click("#signout")
     page.wait_for_url("**/signin")
     page.goto("/quality")
@@ -64,7 +65,7 @@ def test_a_page_of_another_role_is_a_403_page(page: Any, live: Live) -> None:
     response = page.goto("/inbox")
     assert response.status == 403
     assert "无权访问" in page.locator("h1").inner_text()
-    assert page.locator(".problem-detail").inner_text().startswith("This page needs")
+    assert page.locator(".problem-detail").inner_text().startswith("此页面需要“审批人”角色")
 
 
 def test_pages_fit_a_tablet_without_sideways_scrolling(page: Any, live: Live) -> None:

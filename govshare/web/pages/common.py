@@ -15,76 +15,22 @@ from catalog import service as catalog_service
 from catalog.models import (
     CATEGORY_LABELS,
     DataVersion,
-    Resource,
     SecurityLevel,
     SharingType,
     UpdateCycle,
 )
 from govshare.web.base import (
-    CheckedForm,
     PageRoute,
     SignedIn,
-    clear_session,
-    redirect,
     render,
-    set_session,
-    text,
 )
-from kernel.auth import authenticate
 from kernel.db import session_scope
 from kernel.identity import Department, Role, User
-from kernel.problems import Invalid, Unauthenticated
+from kernel.problems import Invalid
 from quality import audit
 from quality.models import QualityScore
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-
-# Where a role lands after signing in (first match wins).
-LANDING = [(Role.leader, "/dashboard"), (Role.approver, "/inbox"), (Role.requester, "/requests"),
-           (Role.publisher, "/publish"), (Role.auditor, "/quality")]
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only a local path: never send a freshly signed-in user to another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
-
-
-@router.get("/signin")
-def signin_page(request: Request, next: str | None = None, expired: int = 0) -> Response:
-    return render(request, "signin.html", {"next": _safe_next(next) or "",
-                                           "expired": bool(expired)})
-
-
-@router.post("/signin")
-def signin(request: Request, form: CheckedForm) -> Response:
-    token = text(form, "token")
-    target = _safe_next(text(form, "next"))
-    try:
-        with session_scope(write=False) as session:
-            who = authenticate(session, token)
-    except Unauthenticated as exc:
-        return render(request, "signin.html", {"next": target or "", "error": exc.detail},
-                      status=401)
-    landing = next((url for role, url in LANDING if who.has(role)), "/catalog")
-    response = redirect(target or landing)
-    set_session(request, response, token)
-    return response
-
-
-@router.post("/signout")
-def signout(request: Request, form: CheckedForm) -> Response:
-    response = redirect("/signin")
-    clear_session(request, response)
-    return response
-
-
-@router.get("/")
-def home(request: Request, who: SignedIn) -> Response:
-    landing = next((url for role, url in LANDING if who.has(role)), "/catalog")
-    return redirect(landing)
-
 
 # --- catalog ------------------------------------------------------------------------------------
 
@@ -105,10 +51,8 @@ def catalog_page(request: Request, who: SignedIn) -> Response:
         raise Invalid.of(exc.errors(), "the search filters") from None
     with session_scope(write=False) as session:
         found = search.search(session, params)
-        ids = [h.resource_id for h in found.hits]
-        by_id = {r.id: r for r in session.exec(select(Resource).where(col(Resource.id).in_(ids)))}
         depts = {d.id: d for d in departments(session)}
-        hits = [by_id[h.resource_id] for h in found.hits if h.resource_id in by_id]
+        hits = found.resources
     pages = max(1, -(-found.total // found.size))
     query = {k: v for k, v in raw.items() if k != "page"}
     return render(request, "catalog.html", {

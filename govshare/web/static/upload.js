@@ -43,7 +43,9 @@
       var ul = document.createElement("ul");
       errors.slice(0, 20).forEach(function (e) {
         var li = document.createElement("li");
-        li.textContent = Object.keys(e).map(function (k) { return k + ": " + e[k]; }).join("; ");
+        // The column (or field) and its problem, already in the page's language.
+        var name = e.column || e.field || "";
+        li.textContent = (name ? name + ": " : "") + (e.problem || e.message || "");
         ul.appendChild(li);
       });
       errorBox.appendChild(ul);

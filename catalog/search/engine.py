@@ -1,0 +1,197 @@
+"""The tantivy index of the catalog: its schema, its documents, and where it lives.
+
+One index per machine, in ``<data dir>/search-index`` (``GOVSHARE_SEARCH_INDEX_DIR``). Every
+process opens it for reading; one process per machine writes it (``catalog.search.feed``).
+tantivy's segments are immutable: a reader keeps the set it opened until it reloads, and it
+reloads on its own within about half a second of a commit by any process (tantivy polls
+``meta.json``), so several web workers read while the writer commits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tantivy
+
+from catalog.models import Category, ResourceStatus, SecurityLevel, SharingType, UpdateCycle
+from catalog.search.analysis import split_camel, terms_text
+from kernel import storage
+from kernel.settings import get_settings
+
+# Bumped whenever the schema or the analysis changes: an index of another version is
+# rebuilt from the database on start (``feed.Indexer``).
+SCHEMA_VERSION = "1"
+TOKENIZER = "terms"  # our analysis, already done: split on spaces
+
+
+@dataclass(frozen=True)
+class SearchField:
+    """A text field of the index and its weight: name > keywords > data items > summary."""
+
+    name: str
+    boost: float
+
+
+NAME = SearchField("name", 10.0)  # name and English name
+KEYWORDS = SearchField("keywords", 6.0)
+ITEMS = SearchField("items", 3.0)  # data item names and titles
+SUMMARY = SearchField("summary", 1.5)  # summary and English summary
+ITEM_DESCRIPTIONS = SearchField("item_descriptions", 1.0)
+TEXT_FIELDS = (NAME, KEYWORDS, ITEMS, SUMMARY, ITEM_DESCRIPTIONS)
+
+# Filter fields: small fixed numbers rather than enum positions, so that adding a member to
+# an enum never silently renumbers an existing index.
+SHARING_CODES = {SharingType.unconditional: 1, SharingType.conditional: 2,
+                 SharingType.not_shareable: 3}
+CYCLE_CODES = {UpdateCycle.realtime: 1, UpdateCycle.daily: 2, UpdateCycle.weekly: 3,
+               UpdateCycle.monthly: 4, UpdateCycle.quarterly: 5, UpdateCycle.yearly: 6,
+               UpdateCycle.irregular: 7}
+LEVEL_CODES = {SecurityLevel.general: 1, SecurityLevel.important: 2, SecurityLevel.core: 3}
+
+
+def category_code(category: Category) -> int:
+    return int(category.value)  # the guideline's own numbers: 101, 201, ...
+
+
+# Filter fields (u64, indexed for term filters, fast for facet counts).
+DEPARTMENT, CATEGORY, SHARING, CYCLE, LEVEL = "department", "category", "sharing", "cycle", \
+    "level"
+FILTER_FIELDS = (DEPARTMENT, CATEGORY, SHARING, CYCLE, LEVEL)
+QUALITY = "quality"  # f64, for the min_quality range filter and its facet
+# Sort keys (u64 fast fields): the value in the high 32 bits, then ~id, so that ties come out
+# in id order and pages stay stable; a missing value sorts last in either direction, so the
+# nullable ones have a key per direction (both sorted descending).
+PUBLISHED = "k_published"
+UPDATED_DESC, UPDATED_ASC = "k_updated_desc", "k_updated_asc"
+QUALITY_DESC, QUALITY_ASC = "k_quality_desc", "k_quality_asc"
+NAME_SORT = "k_name"  # the name, then the zero-padded id: byte order = code point order
+_LOW = 0xFFFF_FFFF
+
+
+def _schema() -> tantivy.Schema:
+    b = tantivy.SchemaBuilder()
+    b.add_unsigned_field("id", indexed=True, fast=True)
+    for f in TEXT_FIELDS:
+        b.add_text_field(f.name, tokenizer_name=TOKENIZER, index_option="position")
+    for name in FILTER_FIELDS:
+        b.add_unsigned_field(name, indexed=True, fast=True)
+    b.add_float_field(QUALITY, indexed=True, fast=True)
+    for name in (PUBLISHED, UPDATED_DESC, UPDATED_ASC, QUALITY_DESC, QUALITY_ASC):
+        b.add_unsigned_field(name, fast=True)
+    b.add_text_field(NAME_SORT, fast=True, tokenizer_name="raw", index_option="basic")
+    return b.build()
+
+
+SCHEMA = _schema()
+
+
+def _key(value: int, resource_id: int) -> int:
+    return (value << 32) | (_LOW - resource_id)
+
+
+def document(row: Any, items: list[Any]) -> str:
+    """The index document of an active resource (an ORM ``Resource`` or a Core row alike), as
+    JSON for ``IndexWriter.add_json``: a string crosses process boundaries cheaply (the
+    rebuild analyses in worker processes) and tantivy parses it without Python objects."""
+    rid = int(row.id)
+    updated = row.last_data_update
+    seconds = int(updated.timestamp()) if updated is not None else None
+    score = row.quality_score
+    hundredths = min(max(round(score * 100), 0), 1_000_000) if score is not None else None
+    doc: dict[str, Any] = {
+        "id": rid,
+        NAME.name: terms_text(row.name, row.name_en),
+        KEYWORDS.name: terms_text(*(row.keywords or [])),
+        ITEMS.name: terms_text(*(t for i in items
+                                 for t in (split_camel(i.name), i.title, i.title_en))),
+        SUMMARY.name: terms_text(row.summary, row.summary_en),
+        ITEM_DESCRIPTIONS.name: terms_text(*(i.description for i in items)),
+        DEPARTMENT: int(row.provider_id),
+        CATEGORY: category_code(Category(row.category)),
+        SHARING: SHARING_CODES[SharingType(row.sharing_type)],
+        CYCLE: CYCLE_CODES[UpdateCycle(row.update_cycle)],
+        LEVEL: LEVEL_CODES[SecurityLevel(row.security_level)],
+        PUBLISHED: _key(row.published_at.toordinal(), rid),
+        UPDATED_DESC: _key(seconds + 1 if seconds is not None else 0, rid),
+        UPDATED_ASC: _key(_LOW - seconds if seconds is not None else 0, rid),
+        QUALITY_DESC: _key(hundredths + 1 if hundredths is not None else 0, rid),
+        QUALITY_ASC: _key(1_000_001 - hundredths if hundredths is not None else 0, rid),
+        NAME_SORT: f"{row.name}\x00{rid:010d}",
+    }
+    if score is not None:
+        doc[QUALITY] = float(score)
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def is_indexed(row: Any) -> bool:
+    """Withdrawn resources are not searchable: they are left out of the index entirely."""
+    return ResourceStatus(row.status) is ResourceStatus.active
+
+
+# --- opening ----------------------------------------------------------------------------------
+
+
+def index_dir() -> Path:
+    settings = get_settings()
+    configured = os.environ.get("GOVSHARE_SEARCH_INDEX_DIR")
+    return Path(configured) if configured else settings.data_dir / "search-index"
+
+
+def _analyzer() -> tantivy.TextAnalyzer:
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
+
+
+def open_index(path: Path, *, create: bool) -> tantivy.Index | None:
+    """The index at ``path``; with ``create``, a new empty one replaces a missing index or one
+    of another schema version. None: there is no usable index (yet)."""
+    version = path / "govshare-schema-version"
+    usable = version.exists() and version.read_text() == SCHEMA_VERSION and \
+        tantivy.Index.exists(str(path))
+    if not usable:
+        if not create:
+            return None
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        tantivy.Index(SCHEMA, str(path), reuse=False)
+        storage.publish_text(version, SCHEMA_VERSION)
+    index = tantivy.Index(SCHEMA, str(path), reuse=True)
+    index.register_tokenizer(TOKENIZER, _analyzer())
+    return index
+
+
+_readers: dict[Path, tantivy.Index] = {}
+_readers_lock = threading.Lock()
+
+
+def reader() -> tantivy.Index | None:
+    """This process's reading handle on the index (None before the first build). tantivy
+    reloads it by itself after each commit, from any process."""
+    path = index_dir()
+    with _readers_lock:
+        index = _readers.get(path)
+        if index is None:
+            index = open_index(path, create=False)
+            if index is None:
+                return None
+            index.config_reader(reload_policy="commit")
+            _readers[path] = index
+        return index
+
+
+def reload_readers() -> None:
+    """After a commit by this process: its readers see it now, not within half a second."""
+    with _readers_lock:
+        for index in _readers.values():
+            index.reload()
+
+
+def forget_readers() -> None:
+    """Drop the cached handles (tests switch data directories; a rebuild replaced a dir)."""
+    with _readers_lock:
+        _readers.clear()

@@ -1,0 +1,365 @@
+"""Answering a search from the index: the query, filters, order, page, total and facets.
+
+A query word must occur in some text field (each field weighted: name > keywords > data items
+> summary), every word must occur (AND), each filter is a term on a small integer field, and
+tantivy collects the top hits of the page (with its own early termination) and counts the
+rest. The page's resources are then read from the database in a constant number of queries.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from enum import StrEnum
+from typing import Any, Literal, Self
+
+import tantivy
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+from pydantic import Field as PydanticField
+from sqlalchemy import RowMapping
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import lazyload
+from sqlmodel import Session, col, select
+
+from catalog.models import (
+    Category,
+    DataItem,
+    Resource,
+    SecurityLevel,
+    SharingType,
+    UpdateCycle,
+)
+from catalog.search import engine
+from catalog.search.analysis import (
+    MAX_QUERY_TOKENS,
+    QueryToken,
+    analyze,
+    parse_query,
+    split_camel,
+)
+from kernel.identity import Department, get_department
+from kernel.problems import Invalid, NotFound
+
+TOTAL_BOUND = 10_000  # totals beyond are reported as "10,000+", and no page goes past it
+MAX_EXPANSIONS = 32  # a Latin prefix with more index terms becomes one constant-score range
+PREFIX_FACTOR = 0.5  # a word found only by prefix counts half as much as the word itself
+
+
+class SortKey(StrEnum):
+    relevance = "relevance"
+    name = "name"
+    published = "published"
+    updated = "updated"  # last data update
+    quality = "quality"
+
+
+class SearchParams(BaseModel):
+    """Query, filters, order and page; also usable as FastAPI query parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str | None = PydanticField(default=None, max_length=200,
+                                  description="Words in Chinese or English; all must match")
+    department: str | None = PydanticField(default=None, max_length=16,
+                                           description="Provider department code (or id)")
+    category: Category | None = None
+    sharing_type: SharingType | None = None
+    update_cycle: UpdateCycle | None = None
+    security_level: SecurityLevel | None = None
+    min_quality: float | None = PydanticField(default=None, ge=0)
+    sort: SortKey | None = PydanticField(
+        default=None, description="Default: relevance with a query, else newest published")
+    order: Literal["asc", "desc"] | None = PydanticField(
+        default=None, description="Default: descending, except by name")
+    page: int = PydanticField(default=1, ge=1, le=TOTAL_BOUND)
+    size: int = PydanticField(default=20, ge=1, le=100)
+    facets: bool = PydanticField(
+        default=False, description="Also count the hits by each filter's values (a second "
+        "pass over all the hits: ask for it when showing the counts)")
+
+    @model_validator(mode="after")
+    def _within_bound(self) -> Self:
+        if (self.page - 1) * self.size >= TOTAL_BOUND:
+            raise ValueError(f"pages end at the {TOTAL_BOUND:,}th hit: narrow the search with "
+                             "more words or a filter")
+        return self
+
+
+class SearchHit(BaseModel):
+    resource_id: int
+    code: str
+    score: float | None  # None when not sorted by relevance
+    matched: list[str]  # labels of the fields (MATCH_LABELS) some query word was found in
+
+
+class Facets(BaseModel):
+    """Hits by filter value, for the current query and filters (codes as in the filters)."""
+
+    department: dict[str, int]
+    category: dict[str, int]
+    sharing_type: dict[str, int]
+    update_cycle: dict[str, int]
+    security_level: dict[str, int]
+    min_quality: dict[str, int]  # hits scoring at least 60, 80, 90
+
+
+class SearchPage(BaseModel):
+    total: int  # exact up to TOTAL_BOUND; beyond, TOTAL_BOUND with total_capped
+    total_capped: bool = False
+    page: int
+    size: int
+    hits: list[SearchHit]
+    facets: Facets | None = None
+    _resources: dict[int, Resource] = PrivateAttr(default_factory=dict)
+    _providers: dict[int, Department] = PrivateAttr(default_factory=dict)
+    _items: dict[int, list[RowMapping]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def resources(self) -> list[Resource]:
+        """The hits' resources, in hit order, loaded with their items."""
+        return [self._resources[h.resource_id] for h in self.hits]
+
+    def provider(self, resource: Resource) -> Department:
+        """A hit's provider department, loaded with the page."""
+        return self._providers[resource.provider_id]
+
+    def items(self, resource: Resource) -> list[RowMapping]:
+        """A hit's data items (rows of ``data_item``, in order), loaded with the page; its
+        ``items`` relationship is not loaded."""
+        return self._items[resource.id or 0]
+
+
+def search(session: Session, params: SearchParams) -> SearchPage:
+    """Active resources matching every query word and every filter: one page, and the total."""
+    tokens = parse_query(params.q)
+    if len(tokens) > MAX_QUERY_TOKENS:
+        raise Invalid(f"A search may have at most {MAX_QUERY_TOKENS} words.")
+    filters = _filters(session, params)
+    empty = SearchPage(total=0, page=params.page, size=params.size, hits=[])
+    index = engine.reader()
+    if index is None:  # not built yet: the writer builds it on start
+        return empty
+    searcher = index.searcher()
+    text = _text_query(searcher, tokens) if tokens else tantivy.Query.all_query()
+    if text is None:  # a prefix that begins no word
+        return empty
+    query = tantivy.Query.boolean_query(
+        [(tantivy.Occur.Must, text)]
+        + [(tantivy.Occur.Must, tantivy.Query.const_score_query(f, 0.0)) for f in filters])
+    sort, descending = _sort_of(params, bool(tokens))
+    offset = (params.page - 1) * params.size
+    if sort is SortKey.relevance:
+        found = searcher.search(query, params.size, count=True, offset=offset)
+    else:
+        field, order = _sort_field(sort, descending)
+        found = searcher.search(query, params.size, count=True, order_by_field=field,
+                                offset=offset, order=order)
+    addresses = [address for _, address in found.hits]
+    ids = [int(i) for i in searcher.fast_field_values("id", addresses)] if addresses else []  # type: ignore[arg-type]
+    scores: list[float | None] = [float(s) for s, _ in found.hits] \
+        if sort is SortKey.relevance else [None] * len(ids)
+    if sort is SortKey.relevance:
+        # Equal scores in different segments come out in segment order: by id, as before.
+        ranked = sorted(range(len(ids)), key=lambda i: (-(scores[i] or 0.0), ids[i]))
+        ids, scores = [ids[i] for i in ranked], [scores[i] for i in ranked]
+    total = int(found.count or 0)  # type: ignore[attr-defined]  # missing from the stub
+    page = SearchPage(total=min(total, TOTAL_BOUND), total_capped=total > TOTAL_BOUND,
+                      page=params.page, size=params.size, hits=[])
+    resources, page._providers, page._items = _load(session, ids)
+    for rid, score in zip(ids, scores, strict=True):
+        resource = resources.get(rid)
+        if resource is None:  # the index runs a moment behind the database
+            continue
+        page.hits.append(SearchHit(resource_id=rid, code=resource.code,
+                                   score=round(float(score), 3) if score is not None else None,
+                                   matched=matched_fields(resource, page._items[rid],
+                                                          tokens)))
+    page._resources = resources
+    if params.facets:
+        page.facets = _facets(session, searcher, query)
+    return page
+
+
+# --- the query --------------------------------------------------------------------------------
+
+
+def _text_query(searcher: tantivy.Searcher, tokens: list[QueryToken]) -> tantivy.Query | None:
+    musts = []
+    for token in tokens:
+        shoulds = []
+        for field in engine.TEXT_FIELDS:
+            q = _field_query(searcher, field.name, token)
+            if q is not None:
+                shoulds.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, field.boost)))
+        if not shoulds:
+            return None
+        musts.append((tantivy.Occur.Must, tantivy.Query.boolean_query(shoulds)))
+    return tantivy.Query.boolean_query(musts)
+
+
+def _field_query(searcher: tantivy.Searcher, field: str,
+                 token: QueryToken) -> tantivy.Query | None:
+    schema = engine.SCHEMA
+    if token.kind == "term":
+        return tantivy.Query.term_query(schema, field, token.text)
+    if token.kind == "phrase":
+        bigrams: list[str | tuple[int, str]] = list(token.bigrams)
+        return tantivy.Query.phrase_query(schema, field, bigrams)
+    if token.cjk:  # one character: any bigram it begins, or a run it ends
+        return tantivy.Query.regex_query(schema, field, f"{token.text}.*")
+    # A Latin prefix: its index terms, scored like words (BM25, length-normalised), the whole
+    # word above longer ones; too many terms and it is a constant-score range instead.
+    terms = searcher.terms_with_prefix(field, token.text, limit=MAX_EXPANSIONS + 1)
+    if not terms:
+        return None
+    if len(terms) > MAX_EXPANSIONS:
+        return tantivy.Query.boost_query(
+            tantivy.Query.regex_query(schema, field, f"{token.text}.*"), PREFIX_FACTOR)
+    return tantivy.Query.boolean_query([
+        (tantivy.Occur.Should, tantivy.Query.boost_query(
+            tantivy.Query.term_query(schema, field, term),
+            1.0 if term == token.text else PREFIX_FACTOR))
+        for term, _ in terms])
+
+
+def _filters(session: Session, params: SearchParams) -> list[tantivy.Query]:
+    schema, term = engine.SCHEMA, tantivy.Query.term_query
+    out = []
+    if params.department:
+        out.append(term(schema, engine.DEPARTMENT, _department_id(session, params.department)))
+    if params.category is not None:
+        out.append(term(schema, engine.CATEGORY, engine.category_code(params.category)))
+    if params.sharing_type is not None:
+        out.append(term(schema, engine.SHARING, engine.SHARING_CODES[params.sharing_type]))
+    if params.update_cycle is not None:
+        out.append(term(schema, engine.CYCLE, engine.CYCLE_CODES[params.update_cycle]))
+    if params.security_level is not None:
+        out.append(term(schema, engine.LEVEL, engine.LEVEL_CODES[params.security_level]))
+    if params.min_quality is not None:
+        out.append(tantivy.Query.range_query(schema, engine.QUALITY, tantivy.FieldType.Float,
+                                             float(params.min_quality), None))
+    return out
+
+
+def _department_id(session: Session, code_or_id: str) -> int:
+    try:
+        return get_department(session, code_or_id.strip()).id or 0
+    except NotFound:
+        raise Invalid(f"No department '{code_or_id}' to filter by. "
+                      "List departments with GET /api/v1/departments.") from None
+
+
+def _sort_field(sort: SortKey, descending: bool) -> tuple[str, tantivy.Order]:
+    """The fast field to order by, and the direction (see engine for the keys' layout)."""
+    direction = tantivy.Order.Desc if descending else tantivy.Order.Asc
+    if sort is SortKey.name:
+        return engine.NAME_SORT, direction
+    if sort is SortKey.published:
+        return engine.PUBLISHED, direction
+    # Nullable: a key per direction, both descending, so that missing values come last.
+    if sort is SortKey.updated:
+        return (engine.UPDATED_DESC if descending else engine.UPDATED_ASC), tantivy.Order.Desc
+    return (engine.QUALITY_DESC if descending else engine.QUALITY_ASC), tantivy.Order.Desc
+
+
+def _sort_of(params: SearchParams, has_query: bool) -> tuple[SortKey, bool]:
+    """The sort key and whether it is descending."""
+    sort = params.sort or (SortKey.relevance if has_query else SortKey.published)
+    if sort == SortKey.relevance and not has_query:
+        sort = SortKey.published  # nothing to be relevant to
+    order = params.order or ("asc" if sort == SortKey.name else "desc")
+    return sort, order == "desc"
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def _load(session: Session, ids: list[int]) -> tuple[
+        dict[int, Resource], dict[int, Department], dict[int, list[RowMapping]]]:
+    """The page's resources, their providers and their data items: three queries, whatever
+    the page size, and nothing looked up per hit afterwards. The items are plain rows: ten
+    or so per resource, they cost more as ORM objects than the rest of the search."""
+    if not ids:
+        return {}, {}, {}
+    resources = {r.id or 0: r for r in session.exec(
+        select(Resource).where(col(Resource.id).in_(ids)).options(lazyload("*")))}
+    wanted = {r.provider_id for r in resources.values()}
+    providers = {d.id or 0: d for d in session.exec(
+        select(Department).where(col(Department.id).in_(wanted)))}
+    items: dict[int, list[RowMapping]] = {i: [] for i in ids}
+    table = DataItem.__table__  # type: ignore[attr-defined]
+    for row in session.execute(sa_select(table).where(table.c.resource_id.in_(ids))
+                               .order_by(table.c.resource_id, table.c.position)).mappings():
+        items[row["resource_id"]].append(row)
+    return resources, providers, items
+
+
+# Labels of the hits' ``matched``: (label, the resource's texts for it).
+MATCH_LABELS = ("name", "name_en", "keywords", "items", "summary", "summary_en",
+                "item_descriptions")
+
+
+def _texts(resource: Resource, items: list[RowMapping], label: str) -> list[str]:
+    if label == "keywords":
+        return list(resource.keywords or [])
+    if label == "items":
+        return [t for i in items for t in (split_camel(i["name"]), i["title"], i["title_en"])]
+    if label == "item_descriptions":
+        return [i["description"] for i in items]
+    return [getattr(resource, label) or ""]
+
+
+def matched_fields(resource: Resource, items: list[RowMapping],
+                   tokens: list[QueryToken]) -> list[str]:
+    """The fields some query word was found in, for the page's hits only (in Python: 20
+    resources cost less than asking the index field by field)."""
+    if not tokens:
+        return []
+    out = []
+    for label in MATCH_LABELS:
+        terms = [t for text in _texts(resource, items, label) for t in [*analyze(text), "\n"]]
+        joined = " ".join(terms)
+        if any(token.matches(terms, joined) for token in tokens):
+            out.append(label)
+    return out
+
+
+# --- facets -----------------------------------------------------------------------------------
+
+_QUALITY_STEPS = (60.0, 80.0, 90.0)
+
+
+def _facets(session: Session, searcher: tantivy.Searcher, query: tantivy.Query) -> Facets:
+    """Hits per value of each filter, in one pass over the hits (tantivy's aggregations on the
+    filter fields' columnar values)."""
+    aggs: dict[str, Any] = {f: {"terms": {"field": f, "size": 1000}}
+                            for f in engine.FILTER_FIELDS}
+    ranges = [{"to": _QUALITY_STEPS[0]}] + [
+        {"from": lo, "to": hi} for lo, hi in itertools.pairwise(_QUALITY_STEPS)
+    ] + [{"from": _QUALITY_STEPS[-1]}]
+    aggs[engine.QUALITY] = {"range": {"field": engine.QUALITY, "ranges": ranges}}
+    result = searcher.aggregate(query, aggs)
+    counts = {f: {int(b["key"]): int(b["doc_count"]) for b in result[f]["buckets"]}
+              for f in engine.FILTER_FIELDS}
+    codes = dict(session.exec(select(Department.id, Department.code).where(
+        col(Department.id).in_(list(counts[engine.DEPARTMENT]))
+    )).all()) if counts[engine.DEPARTMENT] else {}
+    by_quality: Counter[str] = Counter()
+    for bucket in result[engine.QUALITY]["buckets"]:
+        start = bucket.get("from")
+        for step in _QUALITY_STEPS:
+            if start is not None and start >= step:
+                by_quality[f"{step:g}"] += int(bucket["doc_count"])
+    return Facets(
+        department={codes[k]: n for k, n in counts[engine.DEPARTMENT].items() if k in codes},
+        category={str(k): n for k, n in counts[engine.CATEGORY].items()},
+        sharing_type=_named(counts[engine.SHARING], engine.SHARING_CODES),
+        update_cycle=_named(counts[engine.CYCLE], engine.CYCLE_CODES),
+        security_level=_named(counts[engine.LEVEL], engine.LEVEL_CODES),
+        min_quality={f"{s:g}": by_quality[f"{s:g}"] for s in _QUALITY_STEPS},
+    )
+
+
+def _named(counts: dict[int, int], codes: dict[Any, int]) -> dict[str, int]:
+    names = {code: member.value for member, code in codes.items()}
+    return {names[k]: n for k, n in counts.items() if k in names}

@@ -1,0 +1,127 @@
+"""The admin console: departments, users with roles, tokens, settings; every change an entry
+of the signed log whichever way it is made (console, API, CLI). And the error pages and
+problem details people see, in their language."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from kernel import db, identity
+from kernel.identity import Role
+from tests.conftest import World
+from tests.web_support import csrf_of, sign_in
+from translog.models import LogEntry
+
+
+def _log() -> list[tuple[str, str]]:
+    with db.session_scope(write=False) as session:
+        return [(e.event_type, e.actor_kind) for e in
+                session.exec(select(LogEntry).order_by(LogEntry.seq))]
+
+
+def test_the_admin_creates_a_department_a_user_with_roles_and_a_token(
+        client: TestClient, world: World) -> None:
+    sign_in(client, world.tokens[("SJJ", Role.admin)])
+    page = client.get("/admin/departments")
+    assert page.status_code == 200 and "市公安局" in page.text
+    token = csrf_of(page.text)
+    client.post("/admin/departments", data={
+        "csrf_token": token, "code": "MZJ", "name_zh": "市民政局", "name_en": "Civil Affairs",
+        "kind": "district", "level": "district", "parent": "SJJ", "credit_code": ""})
+    client.post("/admin/users", data={
+        "csrf_token": token, "username": "mzj-zhang", "display_name": "张科员",
+        "department": "MZJ", "roles": ["requester", "approver"], "password": ""})
+    user_page = client.get("/admin/users/mzj-zhang")
+    assert "张科员" in user_page.text
+    issued = client.post("/admin/users/mzj-zhang/tokens", data={
+        "csrf_token": token, "name": "first", "days": "7"})
+    plain = issued.text.split('id="new-token">')[1].split("<")[0]
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {plain}"}).json()
+    assert me["department"] == "MZJ" and set(me["roles"]) == {"requester", "approver"}
+    client.post("/admin/users/mzj-zhang/roles", data={
+        "csrf_token": token, "department": "MZJ", "roles": ["requester"]})
+    client.post("/admin/users/mzj-zhang/disable", data={"csrf_token": token})
+    assert client.get("/api/v1/me",
+                      headers={"Authorization": f"Bearer {plain}"}).status_code == 401
+    with db.session_scope(write=False) as session:
+        dept = identity.get_department(session, "MZJ")
+        assert dept.parent_id == identity.get_department(session, "SJJ").id
+    kinds = [k for k, _ in _log()]
+    for kind in ("department.created", "user.created", "token.issued", "user.updated",
+                 "user.disabled"):
+        assert kind in kinds, kind
+    assert all(actor == "user" for k, actor in _log() if k != "user.signed_in")
+    tokens = client.get("/admin/tokens")
+    assert "first" in tokens.text and plain not in tokens.text
+    settings = client.get("/admin/settings")
+    assert "GOVSHARE_SESSION_HOURS" in settings.text and "test-passphrase" not in settings.text
+
+
+def test_the_console_is_for_admins_only(client: TestClient, world: World) -> None:
+    sign_in(client, world.tokens[("GA", Role.publisher)])
+    page = client.get("/admin/users")
+    assert page.status_code == 403 and "<main>" in page.text
+    assert 'href="/admin"' not in page.text  # not in the navigation either
+
+
+def test_a_bad_credit_code_is_refused_in_chinese(client: TestClient, world: World) -> None:
+    sign_in(client, world.tokens[("SJJ", Role.admin)])
+    page = client.get("/admin/departments")
+    bad = client.post("/admin/departments", data={
+        "csrf_token": csrf_of(page.text), "code": "MZJ", "name_zh": "市民政局",
+        "name_en": "Civil Affairs", "kind": "line", "level": "municipal",
+        "credit_code": "91350100M000100Y44"})
+    assert bad.status_code == 422 and "统一社会信用代码" in bad.text
+
+
+def test_cli_token_commands_leave_log_entries_and_refuse_zero_days(data_dir: Path,
+                                                                   world: World) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    govshare = [sys.executable, "-c", "from govshare.cli import main; main()"]
+    zero = subprocess.run([*govshare, "token", "issue", "ga-leader", "--days", "0"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert zero.returncode != 0 and "--days" in zero.stderr
+    issued = subprocess.run([*govshare, "token", "issue", "ga-leader", "--days", "3"], env=env,
+                            capture_output=True, text=True, check=True)
+    assert "token" in issued.stdout and "datetime" not in issued.stdout
+    assert "nanobind" not in issued.stderr
+    token_id = issued.stdout.split("id")[1].split()[0]
+    subprocess.run([*govshare, "token", "revoke", token_id], env=env, check=True,
+                   capture_output=True)
+    listed = subprocess.run([*govshare, "user", "list"], env=env, capture_output=True,
+                            text=True, check=True).stdout
+    assert "┃ username" in listed and "Role." not in listed and "<" not in listed
+    entries = [e for e in _log() if e[0].startswith("token.")]
+    assert entries == [("token.issued", "system"), ("token.revoked", "system")]
+
+
+def test_problem_details_follow_accept_language(client: TestClient, world: World) -> None:
+    zh = client.get("/api/v1/me", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert zh.status_code == 401 and zh.headers["content-type"] == "application/problem+json"
+    assert zh.json()["title"] == "需要登录" and "API 令牌" in zh.json()["detail"]
+    en = client.get("/api/v1/me", headers={"Accept-Language": "en-GB,zh;q=0.1"})
+    assert en.json()["detail"].startswith("Send your API token")
+    plain = client.get("/api/v1/me")
+    assert plain.json()["title"] == "Sign-in required"  # no preference: English for scripts
+    bad = client.post("/api/v1/departments", json={"code": ""},
+                      headers={**world.headers("SJJ", Role.admin), "Accept-Language": "zh"})
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("以下字段缺失或有误")
+
+
+def test_browser_routes_get_error_pages_in_the_ui_frame(client: TestClient,
+                                                        world: World) -> None:
+    sign_in(client, world.tokens[("GA", Role.requester)])
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    missing = client.get("/no/such/page", headers=html)
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "此地址没有页面" in missing.text and 'class="top"' in missing.text
+    api = client.get("/api/v1/no-such-thing", headers=html)
+    assert api.headers["content-type"] == "application/problem+json"
+    long_query = client.get("/catalog?q=" + "人" * 600, headers=html)
+    assert long_query.headers["content-type"].startswith("text/html")

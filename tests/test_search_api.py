@@ -1,0 +1,115 @@
+"""Catalog search through the API and the running server's index writer: a registration is
+found within seconds, a withdrawal disappears, facets come with the page, and a page costs
+the same number of SQL statements whatever its size."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from kernel import db
+from kernel.identity import Role
+from tests.conftest import World
+from tests.factories import population_meta, population_rows, to_csv, upload
+
+API = "/api/v1/resources"
+
+
+def _register(client: TestClient, world: World, **meta: Any) -> str:
+    r = client.post(API, **upload(population_meta(**meta), to_csv(population_rows(3))),
+                    headers=world.headers("GA", Role.publisher))
+    assert r.status_code == 201, r.text
+    return str(r.json()["code"])
+
+
+def _search(client: TestClient, world: World, **params: Any) -> dict[str, Any]:
+    r = client.get(API, params=params, headers=world.headers("SCJG", Role.requester))
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _eventually(check: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "not visible within the time allowed"
+        time.sleep(0.05)
+
+
+def test_a_registration_is_found_within_seconds_and_a_withdrawal_disappears(
+        client: TestClient, world: World) -> None:
+    code = _register(client, world, name="婚姻登记信息", name_en="Marriage registration")
+    started = time.monotonic()
+    _eventually(lambda: [h["code"] for h in _search(client, world, q="婚姻")["hits"]] == [code])
+    assert time.monotonic() - started < 5
+    assert _search(client, world, q="marri")["total"] == 1  # English prefix
+    r = client.post(f"{API}/{code}/withdraw", headers=world.headers("GA", Role.publisher))
+    assert r.status_code == 200, r.text
+    _eventually(lambda: _search(client, world, q="婚姻")["total"] == 0)
+    assert _search(client, world)["total"] == 0  # browsing too
+    client.post(f"{API}/{code}/reactivate", headers=world.headers("GA", Role.publisher))
+    _eventually(lambda: _search(client, world, q="婚姻")["total"] == 1)
+
+
+def test_a_metadata_edit_is_searchable(client: TestClient, world: World) -> None:
+    code = _register(client, world)
+    r = client.patch(f"{API}/{code}", json={"keywords": ["低保", "救助"]},
+                     headers=world.headers("GA", Role.publisher))
+    assert r.status_code == 200, r.text
+    _eventually(lambda: _search(client, world, q="低保")["total"] == 1)
+    hit = _search(client, world, q="低保")["hits"][0]
+    assert hit["code"] == code and hit["provider"]["code"] == "GA"
+
+
+def test_the_page_carries_facets_and_a_capped_total(client: TestClient, world: World) -> None:
+    _register(client, world)
+    _register(client, world, name="人口迁移记录", category="208", sharing_type="unconditional",
+              sharing_condition="")
+    body = _search(client, world, q="人口", facets="true")
+    assert (body["total"], body["total_capped"]) == (2, False)
+    assert body["facets"]["department"] == {"GA": 2}
+    assert body["facets"]["category"] == {"101": 1, "208": 1}
+    assert body["facets"]["sharing_type"] == {"conditional": 1, "unconditional": 1}
+    assert _search(client, world, q="人口")["facets"] is None  # only when asked for
+    r = client.get(API, params={"page": 600}, headers=world.headers("SCJG", Role.requester))
+    assert r.status_code == 422 and "10,000" in r.text
+
+
+_BACKGROUND = {"search-writer", "quality-worker", "govshare-deliveries", "govshare-cosigner"}
+
+
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread().name not in _BACKGROUND:  # not the request's
+            seen.append(statement)
+
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_page_costs_the_same_statements_whatever_its_size(client: TestClient,
+                                                              world: World) -> None:
+    for i in range(6):
+        _register(client, world, name=f"人口统计{i}")
+    _eventually(lambda: _search(client, world, q="人口")["total"] == 6)
+    counts = []
+    for size in (1, 6):
+        with _statements() as seen:
+            assert len(_search(client, world, q="人口", size=size)["hits"]) == size
+        counts.append(len(seen))
+    assert counts[0] == counts[1], "\n".join(seen)
+    with _statements() as seen:
+        _search(client, world, size=6)  # browsing
+    assert len(seen) == counts[0]

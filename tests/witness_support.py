@@ -1,0 +1,71 @@
+"""Witness processes for the tests: `govshare witness serve` in a subprocess on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.server_support import ROOT, free_port
+from translog import note, witness
+
+
+@dataclass
+class WitnessProcess:
+    name: str
+    data_dir: Path
+    log_vkey: str
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def verifier(self) -> note.Verifier:
+        private = witness.load_or_create_key(self.data_dir)
+        return note.Verifier(self.name, note.COSIGNATURE_V1, note.raw_public(private))
+
+    def config(self) -> str:
+        return f"{self.verifier.vkey} {self.url}"
+
+    def start(self, timeout: float = 60) -> None:
+        log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("ab")
+        # The same Typer app `govshare witness` mounts, without loading the whole CLI.
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from translog.witness_cli import app; app()", "serve",
+             "--data-dir", str(self.data_dir), "--name", self.name, "--log", self.log_vkey,
+             "--port", str(self.port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"witness {self.name} exited")
+            try:
+                if httpx.get(self.url + "/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"witness {self.name} did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=20)
+        self.process = None
+
+    def state_size(self) -> int:
+        return int(httpx.get(self.url + "/").json()["logs"][0]["size"])
+
+    def evidence(self) -> list[dict[str, str]]:
+        return list(httpx.get(self.url + "/evidence").json()["evidence"])
