@@ -27,8 +27,9 @@ import duckdb
 import pyarrow as pa
 from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook
 
+from catalog import messages
 from catalog.headers import Declared, match_header, score_header
-from kernel.problems import Invalid, TooLarge
+from kernel.problems import TooLarge
 
 BATCH_ROWS = 50_000
 HEADER_SCAN_ROWS = 30
@@ -48,11 +49,11 @@ def check_xlsx(path: Path, max_bytes: int) -> None:
         with zipfile.ZipFile(path) as zf:
             expanded = sum(i.file_size for i in zf.infolist())
     except zipfile.BadZipFile:
-        raise Invalid("The file is not a readable .xlsx workbook (not a zip archive). Save it "
-                      "again from Excel or WPS, or upload it as .xls or CSV.") from None
+        raise messages.refuse("upload.bad_xlsx") from None
     if expanded > max_bytes:
         raise TooLarge(f"The workbook expands to {expanded:,} bytes, beyond the limit of "
-                       f"{max_bytes:,} bytes.")
+                       f"{max_bytes:,} bytes.", key="upload.xlsx_expands",
+                       params={"size": f"{expanded:,}", "limit": f"{max_bytes:,}"})
 
 
 def load(con: duckdb.DuckDBPyConnection, path: Path, items: Sequence[Declared], table: str, *,
@@ -64,7 +65,7 @@ def load(con: duckdb.DuckDBPyConnection, path: Path, items: Sequence[Declared], 
             chosen, found = _pick_sheet(wb, items, sheet, header_row)
             return _load_sheet(con, chosen, found, items, table)
     except CalamineError as exc:
-        raise Invalid(f"The workbook could not be read: {str(exc)[:300]}") from None
+        raise messages.refuse("upload.bad_workbook", reason=str(exc)[:300]) from None
 
 
 def _pick_sheet(wb: CalamineWorkbook, items: Sequence[Declared], sheet: str | int | None,
@@ -75,24 +76,24 @@ def _pick_sheet(wb: CalamineWorkbook, items: Sequence[Declared], sheet: str | in
                                       and sheet not in names):
             index = int(sheet)
             if not 1 <= index <= len(names):
-                raise Invalid(f"The workbook has {len(names)} sheet(s); there is no sheet "
-                              f"{index}. Sheets: {', '.join(names)}.")
+                raise messages.refuse("upload.no_sheet_number", count=len(names),
+                                      index=index, sheets=", ".join(names))
             candidates = [wb.get_sheet_by_index(index - 1)]
         elif sheet in names:
             candidates = [wb.get_sheet_by_name(sheet)]
         else:
-            raise Invalid(f"The workbook has no sheet '{sheet}'. Sheets: {', '.join(names)}.")
+            raise messages.refuse("upload.no_sheet", sheet=sheet, sheets=", ".join(names))
     else:
         candidates = [wb.get_sheet_by_index(i) for i in range(len(names))]
     for candidate in candidates:
         row = header_row if header_row is not None else _find_header(candidate, items)
         if row is not None:
             return candidate, row
-    where = f"sheet '{candidates[0].name}'" if len(candidates) == 1 else \
-        f"any sheet ({', '.join(names)})"
-    raise Invalid(f"No header row naming the declared data items was found in the first "
-                  f"{HEADER_SCAN_ROWS} rows of {where}. Give the sheet and the header row "
-                  "(sheet, header_row), or check the column titles.")
+    if len(candidates) == 1:
+        raise messages.refuse("upload.no_header_sheet", rows=HEADER_SCAN_ROWS,
+                              sheet=candidates[0].name)
+    raise messages.refuse("upload.no_header_any", rows=HEADER_SCAN_ROWS,
+                          sheets=", ".join(names))
 
 
 def _find_header(sheet: CalamineSheet, items: Sequence[Declared]) -> int | None:
@@ -113,7 +114,7 @@ def _load_sheet(con: duckdb.DuckDBPyConnection, sheet: CalamineSheet, header_row
         if number == header_row:
             header = row
             break
-    match = match_header(header, items, where=f"row {header_row} of sheet '{sheet.name}'")
+    match = match_header(header, items)
     types = [(f"c{i}", pa.string()) for i in range(len(items))] + [("_line", pa.int64())]
     schema = pa.schema(types)
     cols = ", ".join(f"c{i} VARCHAR" for i in range(len(items)))

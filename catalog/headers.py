@@ -13,11 +13,11 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pypinyin import lazy_pinyin
 
-from kernel.problems import Invalid
+from catalog import messages
 
 NAME_MAX = 64
 
@@ -51,29 +51,29 @@ class HeaderMatch:
     header: list[str]  # the header texts as they are in the file
 
 
-def match_header(header: Sequence[object], items: Sequence[Declared], *,
-                 where: str = "the header row") -> HeaderMatch:
+def match_header(header: Sequence[object], items: Sequence[Declared]) -> HeaderMatch:
     """The file column of each declared item, or ``Invalid`` listing every problem."""
     texts = ["" if h is None else str(h).strip() for h in header]
-    errors: list[dict[str, object]] = []
+    errors: list[dict[str, Any]] = []
+    keys: list[tuple[str, dict[str, Any]] | None] = []
     seen: dict[str, int] = {}
     for pos, text in enumerate(texts):
         key = header_key(text)
         if not key:
             continue
         if key in seen:
-            first = seen[key]
-            errors.append({
-                "column": text, "positions": [first + 1, pos + 1],
-                "problem": f"the header '{text}' appears twice in {where}: columns "
-                           f"{first + 1} ({column_label(first + 1)}) and {pos + 1} "
-                           f"({column_label(pos + 1)}); rename or remove one"})
+            params = {"text": text, "first": seen[key] + 1,
+                      "first_letter": column_label(seen[key] + 1), "second": pos + 1,
+                      "second_letter": column_label(pos + 1)}
+            errors.append({"column": text, "positions": [seen[key] + 1, pos + 1],
+                           "problem": messages.text("upload.duplicate_header", **params)})
+            keys.append(("upload.duplicate_header", params))
         else:
             seen[key] = pos
     if errors:
         names = ", ".join(f"'{e['column']}'" for e in errors)
-        raise Invalid(f"The file has duplicate column headers ({names}). Nothing was stored.",
-                      errors=errors)
+        raise messages.refuse("upload.duplicate_headers", errors=errors, error_keys=keys,
+                              names=names)
     positions: list[int] = []
     used: set[int] = set()
     missing: list[Declared] = []
@@ -93,14 +93,12 @@ def match_header(header: Sequence[object], items: Sequence[Declared], *,
         errors += [{"column": t, "position": p + 1,
                     "problem": "in the file but not declared as a data item"}
                    for p, t in extra]
-        parts = []
-        if missing:
-            parts.append("missing from the file: " + ", ".join(_label(i) for i in missing))
-        if extra:
-            parts.append("not declared: " + ", ".join(t for _, t in extra))
-        raise Invalid("The file's columns do not match the declared data items ("
-                      + "; ".join(parts) + "). A header may be an item's field name or its "
-                      "title (数据项名称). Nothing was stored.", errors=errors)
+        keys = [("upload.missing_column", {})] * len(missing)
+        keys += [("upload.extra_column", {})] * len(extra)
+        raise messages.refuse(
+            "upload.columns_mismatch", errors=errors, error_keys=keys,
+            missing=", ".join(_label(i) for i in missing) or "—",
+            extra=", ".join(t for _, t in extra) or "—")
     return HeaderMatch(positions, texts)
 
 

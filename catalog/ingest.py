@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from catalog import cells, excel
+from catalog import cells, excel, messages
 from catalog.headers import match_header
 from catalog.models import DUCKDB_TYPES, ItemKind, ItemType
 from catalog.warehouse import (
@@ -64,8 +64,13 @@ class Source:
     header: list[str]  # the file's header text of each declared item, in declared order
     text: bool  # raw columns are text (to be normalised and cast) rather than typed
     line_sql: str = "rowid + 2"  # SQL giving a raw row's line (or row) number in the file
-    unit: str = "line"
-    place: str = ""  # where the lines are, e.g. " of sheet '明细'"
+    unit: str = "line"  # or "row" (Parquet, spreadsheets)
+    sheet: str | None = None  # spreadsheets: the sheet the rows are on
+
+    @property
+    def variant(self) -> str:
+        """Which message variant names this source's places: line, row or sheet."""
+        return "sheet" if self.sheet else self.unit
     types: list[str] = field(default_factory=list)  # typed sources: each column's type
 
 
@@ -148,8 +153,10 @@ def _raise_on_rejects(con: duckdb.DuckDBPyConnection, names: list[str],
                           f"first on line {first_line}",
                "rows": n, "first_line": first_line}
               for column, error_type, n, first_line in rejects]
-    raise Invalid("Some rows of the file are malformed (a wrong number of fields, or an "
-                  "unclosed quote). Nothing was stored.", errors=errors)
+    keys: list[tuple[str, dict[str, Any]] | None] = [
+        ("upload.malformed", {"n": n, "kind": str(kind).lower(), "line": line})
+        for _, kind, n, line in rejects]
+    raise messages.refuse("upload.malformed_rows", errors=errors, error_keys=keys)
 
 
 def _read_jsonl(con: duckdb.DuckDBPyConnection, staged: StagedFile, columns: Sequence[Column],
@@ -157,7 +164,7 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, staged: StagedFile, columns: Seq
     path = escape_path(staged.path)
     keys = [str(r[0]) for r in con.execute(
         f"DESCRIBE SELECT * FROM read_json('{path}', format='newline_delimited')").fetchall()]
-    match = match_header(keys, columns, where="the JSON keys")
+    match = match_header(keys, columns)
     as_text = ", ".join(f"{cells.sql_str(k)}: 'VARCHAR'" for k in keys)
     select = ", ".join(f"{quote(keys[p])} AS c{i}" for i, p in enumerate(match.positions))
     con.execute(f"CREATE TEMP TABLE {RAW} AS SELECT {select} FROM read_json('{path}', "
@@ -189,7 +196,7 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, staged: StagedFile,
     path = escape_path(staged.path)
     found = [(str(r[0]), str(r[1])) for r in con.execute(
         f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()]
-    match = match_header([n for n, _ in found], columns, where="the Parquet columns")
+    match = match_header([n for n, _ in found], columns)
     picked = [found[p] for p in match.positions]
     errors = [{"column": c.name, "problem": f"declared {c.type.value}, file has {t}"}
               for c, (_, t) in zip(columns, picked, strict=True)
@@ -208,8 +215,7 @@ def _read_excel(con: duckdb.DuckDBPyConnection, staged: StagedFile,
                 columns: Sequence[Column], options: SourceOptions) -> Source:
     loaded = excel.load(con, staged.path, columns, RAW, sheet=options.sheet,
                         header_row=options.header_row)
-    return Source(loaded.header, text=True, line_sql="_line", unit="row",
-                  place=f" of sheet '{loaded.sheet}'")
+    return Source(loaded.header, text=True, line_sql="_line", unit="row", sheet=loaded.sheet)
 
 
 _READERS = {Format.csv: _read_csv, Format.jsonl: _read_jsonl, Format.parquet: _read_parquet,
@@ -240,7 +246,7 @@ def _check_and_write(con: duckdb.DuckDBPyConnection, source: Source, columns: Se
     _decide_types(con, source, plans)
     count, normalised = _check_values(con, source, plans)
     if count == 0:
-        raise Invalid("The file has a header but no data rows.")
+        raise messages.refuse("upload.no_rows")
     _check_keys(con, source, plans, existing)
     select = ", ".join(f"{p.typed} AS {quote(p.column.name)}" for p in plans)
     con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM {RAW}")
@@ -284,9 +290,8 @@ def _decide_types(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_P
         p.typed = (cells.typed(p.text, c.type, p.duck_type) if source.text
                    else f"TRY_CAST({p.text} AS {p.duck_type})")
     if errors:
-        raise Invalid("Some decimal items cannot be stored exactly "
-                      f"({', '.join(str(e['column']) for e in errors)}). Nothing was stored.",
-                      errors=errors)
+        raise messages.refuse("upload.decimal_too_wide", errors=errors,
+                              cols=", ".join(str(e["column"]) for e in errors))
 
 
 def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
@@ -315,6 +320,7 @@ def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
     count = int(values.pop(0))
     normalised: dict[str, dict[str, int]] = {}
     errors: list[dict[str, Any]] = []
+    keys: list[tuple[str, dict[str, Any]] | None] = []
     for (p, names), header in zip(layout, source.header, strict=True):
         changed = {name: int(values.pop(0)) for name in names}
         changed = {k: v for k, v in changed.items() if v}
@@ -323,25 +329,25 @@ def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
         bad_count, lines = int(values.pop(0)), list(values.pop(0) or [])
         if bad_count:
             c = p.column
-            what = (f"valid {c.type.value}" if c.type is not ItemType.decimal else
-                    f"decimals fitting {p.duck_type}")
+            kind = c.type.value if c.type is not ItemType.decimal else p.duck_type.lower()
+            key = f"upload.bad_values_{source.variant}"
+            params = {"n": bad_count, "type": kind, "lines": _lines(lines, bad_count),
+                      "sheet": source.sheet}
             errors.append({"column": c.name, "header": header, "rows": bad_count,
                            "lines": lines, "first_line": lines[0] if lines else None,
-                           "problem": f"{bad_count} value(s) are not {what}, on "
-                                      f"{_where(source, lines, bad_count)}"})
+                           "problem": messages.text(key, **params)})
+            keys.append((key, params))
     if errors:
         where = ", ".join(f"{e['header']}" for e in errors)
         raise Invalid(f"Some values do not match the declared types ({where}). Nothing was "
-                      "stored.", errors=errors)
+                      "stored.", errors=errors, error_keys=keys, key="upload.types_mismatch",
+                      params={"where": where})
     return count, normalised
 
 
-def _where(source: Source, lines: list[int], total: int) -> str:
-    """``lines 2, 5 and 3 more`` / ``row 6 of sheet '明细'``."""
-    unit = source.unit + ("s" if total > 1 else "")
-    text = ", ".join(str(n) for n in lines)
-    more = f" and {total - len(lines)} more" if total > len(lines) else ""
-    return f"{unit} {text}{more}{source.place}"
+def _lines(lines: list[int], total: int) -> str:
+    """``2, 5, 9`` (or ``2, 5, 9 …`` when there are more than named)."""
+    return ", ".join(str(n) for n in lines) + (" …" if total > len(lines) else "")
 
 
 def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Plan],
@@ -360,11 +366,12 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
         f"SELECT {as_text}, count(*), list(line ORDER BY line)[1:{ERROR_LINES}] "
         f"FROM {new} GROUP BY ALL HAVING count(*) > 1 ORDER BY min(line) LIMIT {ERROR_LINES}"
     ).fetchall()
+    found = "duplicate_key"
     errors: list[dict[str, Any]] = [
-              {"column": names, "key": list(v), "rows": int(n), "lines": list(lines),
-               "problem": f"key {_key_text(v)} appears {n} times, on "
-                          f"{_where(source, list(lines), int(n))}"}
-              for v, n, lines in dupes]
+        {"column": names, "key": list(v), "rows": int(n), "lines": list(lines),
+         "params": {"names": names, "key": _key_text(v), "n": int(n),
+                    "lines": _lines(list(lines), int(n)), "sheet": source.sheet}}
+        for v, n, lines in dupes]
     if not errors and existing:
         for i, seg in enumerate(existing):
             con.execute(f"ATTACH '{escape_path(seg)}' AS old{i} (READ_ONLY)")
@@ -381,18 +388,23 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
             for i in range(len(existing)):
                 con.execute(f"DETACH old{i}")
         n_clash = int(total[0]) if total else 0
+        found = "key_exists"
         errors = [{"column": names, "key": list(v), "lines": [line],
-                   "problem": f"key {_key_text(v)} on {_where(source, [line], 1)} is already "
-                              "in the resource's current data"}
+                   "params": {"names": names, "key": _key_text(v), "lines": str(line),
+                              "sheet": source.sheet}}
                   for v, line in clash[:ERROR_LINES]]
-        if n_clash > len(errors) and errors:
-            errors[-1]["problem"] = \
-                f"{errors[-1]['problem']} (and {n_clash - len(errors)} more keys)"
+        if errors:
+            errors[0]["rows"] = n_clash  # keys of the file already in the data
     if errors:
-        raise Invalid(f"The key ({names}) must be unique"
-                      + (" across the appended and current data" if existing else "")
-                      + f": {errors[0]['problem']}. Nothing was stored.", errors=errors)
+        key = f"upload.{found}_{source.variant}"
+        error_keys: list[tuple[str, dict[str, Any]] | None] = []
+        for e in errors:
+            params = e.pop("params")
+            e["problem"] = messages.text(key, **params)
+            error_keys.append((key, params))
+        raise Invalid(str(errors[0]["problem"]), errors=errors, error_keys=error_keys,
+                      key=key, params=error_keys[0][1] if error_keys[0] else {})
 
 
 def _key_text(values: Sequence[Any]) -> str:
-    return "(" + ", ".join("NULL" if v is None else str(v) for v in values) + ")"
+    return ", ".join("NULL" if v is None else str(v) for v in values)

@@ -131,6 +131,16 @@ def register_resource(session: Session, who: Principal, meta: ResourceIn,
     return resource
 
 
+def register_metadata(session: Session, who: Principal, meta: ResourceIn) -> Resource:
+    """Register a resource's metadata only (a catalog register, ``catalog.register_sheet``):
+    its data follows as data versions. No quality run is queued until data arrives."""
+    provider = check_registration(session, who, meta)
+    resource = _insert_resource(session, who, provider, meta)
+    publish(session, Event("resource.catalogued", who.actor, {"resource": resource.code},
+                           {"metadata": meta.model_dump(mode="json")}))
+    return resource
+
+
 class _Loaded:
     """A segment loaded into the incoming area, waiting for its metadata to commit."""
 

@@ -166,7 +166,7 @@ def test_an_append_repeating_keys_is_refused_naming_the_lines(client: TestClient
     assert r.status_code == 422
     (err,) = r.json()["errors"]
     assert err["key"] == ["110105491231002"] and err["lines"] == [3]
-    assert "already in the resource's current data" in err["problem"]
+    assert "is already in the resource's data" in err["problem"]
     res = client.get(f"{API}/{code}", headers=mz.headers("MZ", Role.publisher)).json()
     assert res["current_version"] == 1 and res["row_count"] == 3
     ok = client.post(f"{API}/{code}/versions", data={"mode": "append"},
@@ -287,7 +287,7 @@ def test_xlsx_refusals_name_sheet_rows(client: TestClient, mz: World) -> None:
     assert r.status_code == 422
     (err,) = r.json()["errors"]
     assert err["header"] == "出生日期" and err["lines"] == [6]
-    assert "on row 6 of sheet '发放明细'" in err["problem"]
+    assert "on rows 6 of sheet '发放明细'" in err["problem"]
 
 
 def test_xls_fixture(client: TestClient, mz: World) -> None:
@@ -303,3 +303,21 @@ def test_xls_fixture(client: TestClient, mz: World) -> None:
     assert body["normalised"] == {"id_number": {"upper_case": 1}, "xing_ming": {"trimmed": 1}}
     rows = {row[0]: row for row in _preview(client, mz, body["code"])["rows"]}
     assert rows["110105491231002"][1:] == ["赵六", "1949-12-31", 1, "300.00"]
+
+
+def test_refusals_speak_chinese_when_asked(client: TestClient, mz: World) -> None:
+    import json as _json
+
+    from catalog.messages import ENGLISH
+    from govshare.web import i18n
+
+    en, zh = i18n.catalog("en"), i18n.catalog("zh-CN")
+    assert {k: en[k] for k in ENGLISH} == ENGLISH and set(ENGLISH) <= set(zh)
+    header = [*HEADER, "姓名"]
+    kw = upload(_meta(), _csv(header, [[*row, "x"] for row in ROWS]), "a.csv")
+    r = client.post(API, **kw, headers={**mz.headers("MZ", Role.publisher),
+                                        "Accept-Language": "zh-CN,zh;q=0.9"})
+    assert r.status_code == 422
+    body = r.json()
+    assert body["detail"].startswith("文件表头有重复的列名（'姓名'）")
+    assert "第 1 列（A）和第 6 列（F）" in _json.dumps(body["errors"], ensure_ascii=False)

@@ -1,7 +1,7 @@
 """data items: decimal precision and scale; data versions: the cells normalised on the way in
 
 Revision ID: i15_items_decimal
-Revises: 0001
+Revises: w17_risk
 Create Date: 2026-12-03 14:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i15_items_decimal"
-down_revision: str | None = "0001"
+down_revision: str | None = "w17_risk"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

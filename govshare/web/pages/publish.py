@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 from starlette.datastructures import FormData, UploadFile
 
+from catalog import register_sheet, warehouse
 from catalog import service as catalog_service
 from catalog.ingest import SourceOptions
 from catalog.models import (
@@ -152,6 +153,24 @@ def register(request: Request, who: Publisher, form: CheckedForm) -> Response:
                                                      options=_source_options(form))
         code = resource.code
     return _done(request, f"/catalog/{code}?ok=registered")
+
+
+@router.post("/publish/import-catalog", dependencies=[CheckedLength])
+def import_catalog(request: Request, who: Publisher, form: CheckedForm) -> Response:
+    """The department's catalog register: all of it applied, or a 422 page listing every
+    problem by sheet, row and column (catalog.register_sheet)."""
+    upload = _upload(form)
+    settings = get_settings()
+    staged = warehouse.stage(upload.file, upload.filename or "register.xlsx",
+                             settings.warehouse_dir, max_bytes=settings.max_upload_bytes)
+    try:
+        if staged.format not in (warehouse.Format.xlsx, warehouse.Format.xls):
+            raise Invalid("A catalog register is an Excel workbook (.xlsx or .xls).")
+        with session_scope(write=True) as session:
+            applied = register_sheet.import_catalog(session, who, staged.path)
+    finally:
+        staged.path.unlink(missing_ok=True)
+    return render(request, "imported.html", {"applied": applied})
 
 
 @router.get("/catalog/{code}/versions/new")
