@@ -48,6 +48,7 @@ from access.schemas import (
     RatingIn,
     RatingOut,
     ReassignIn,
+    ReceiptOut,
     RejectIn,
     ReturnIn,
     RevisionIn,
@@ -121,7 +122,7 @@ def application_out(session: Session, who: Principal, app: Application,
         "id", "bundle_id", "purpose", "legal_basis", "items", "period_start", "period_end",
         "delivery_method", "file_format", "schedule", "revision", "due_date", "escalated_at",
         "masking_plan", "row_filters", "quasi_identifiers", "k_min", "max_suppression",
-        "sensitive_items", "conditions",
+        "sensitive_items", "aggregate", "conditions",
         "delivery_blocked", "returns", "escalations", "reassignments", "notice_violations",
         "filed_at", "decided_at", "approved_at", "masked_at", "delivered_at",
         "first_download_at", "closed_at"})
@@ -162,7 +163,8 @@ def grant_out(session: Session, grant: Grant, app: Application) -> GrantOut:
                     schedule=grant.schedule, valid_from=grant.valid_from,
                     valid_until=grant.valid_until, revoked_at=grant.revoked_at,
                     revoke_reason=grant.revoke_reason, last_version=grant.last_version,
-                    active=svc.grant_active(grant, app))
+                    active=svc.grant_active(grant, app), privacy_spent=grant.privacy_spent,
+                    privacy_budget=(app.aggregate or {}).get("budget"))
 
 
 # --- deliveries after commit ------------------------------------------------------------------
@@ -259,6 +261,15 @@ def history(app_id: int, session: DbSession, who: Involved) -> list[StepOut]:
     svc.get_application(session, who, app_id)
     n = _Names(session)
     return [_step_out(s, n) for s in svc.steps(session, app_id)]
+
+
+@applications.get("/{app_id}/receipts", response_model=list[ReceiptOut])
+def application_receipts(app_id: int, session: DbSession, who: Involved) -> list[ReceiptOut]:
+    """A receipt for every log entry of the application: its filing, each decision, each
+    delivery."""
+    svc.get_application(session, who, app_id)
+    return [ReceiptOut(seq=row.seq, type=row.event_type, time=row.time, receipt=receipt)
+            for row, receipt in receipts.for_subject(session, "application", str(app_id))]
 
 
 @applications.post("/{app_id}/approve", response_model=ApplicationOut)
@@ -391,10 +402,10 @@ def get_delivery(delivery_id: int, session: DbSession, who: Involved) -> Deliver
 def manifest(delivery_id: int, session: DbSession, who: Involved) -> ManifestOut:
     """The signed manifest; verify it with the key from /.well-known/govshare-log-keys."""
     d, _ = delivery.get_delivery(session, who, delivery_id)
-    receipt = receipts.for_payload(session, proofs.DELIVERY_EVENT,
-                                   proofs.delivery_payload(d.manifest))
+    logged = delivery.logged_payload(d)
+    receipt = receipts.for_payload(session, proofs.DELIVERY_EVENT, logged)
     return ManifestOut(manifest=d.manifest, signature=d.signature, key_id=d.key_id,
-                       receipt=receipt)
+                       receipt=receipt, logged_payload=logged if receipt else None)
 
 
 @deliveries.post("/{delivery_id}/link", response_model=LinkOut, dependencies=[IDEMPOTENT])

@@ -46,8 +46,9 @@ import duckdb
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from access import assessment, masking, native, pii, pseudonym, risk
+from access import aggregate, assessment, masking, native, pii, pseudonym, risk
 from access import service as svc
+from access.aggregate import AggregateSpec
 from access.calendar import WorkCalendar
 from access.flows import Action, next_state
 from access.masking import OutputColumn, RowFilter
@@ -154,6 +155,7 @@ class Job:
     as_of: date
     sensitive_items: list[str] = field(default_factory=list)
     max_suppression: float | None = None
+    aggregate: AggregateSpec | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -167,6 +169,7 @@ class Produced:
     hits: list[pii.Hit]
     k: int | None
     risk: dict[str, Any] | None = None  # access.risk's report of the package as written
+    aggregate: dict[str, Any] | None = None  # an aggregate release's privacy accounting
     suppressed: int = 0  # rows dropped as outliers (classes smaller than k_min)
     path: Path | None = None
     bytes: int = 0
@@ -209,7 +212,10 @@ def _prepare(app_id: int, who: Principal | None, run_key: str | None) -> Job | D
         done = _existing(session, grant.id or 0, key)
         if done is not None:
             return done
-        return _job(session, app, grant, resource, key, today)
+        job = _job(session, app, grant, resource, key, today)
+        if job.aggregate is not None:  # refused before any work: nothing is computed
+            aggregate.check_budget(job.aggregate, grant.privacy_spent, grant_id=grant.id)
+        return job
 
 
 def _check_window(grant: Grant) -> None:
@@ -239,7 +245,8 @@ def _job(session: Session, app: Application, grant: Grant, resource: Resource, r
         quasi_identifiers=list(app.quasi_identifiers), k_min=app.k_min,
         key=pseudonym.department_key(session, app.requester_department_id) if needs_key
         else None, as_of=today, sensitive_items=list(app.sensitive_items),
-        max_suppression=app.max_suppression)
+        max_suppression=app.max_suppression,
+        aggregate=AggregateSpec.model_validate(app.aggregate) if app.aggregate else None)
 
 
 def _detach(item: DataItem) -> _Item:
@@ -302,7 +309,50 @@ def _produce(job: Job) -> Produced:
     with open_data(job.segments) as con:
         if job.method is DeliveryMethod.api:
             return _check_view(con, job)
+        if job.method is DeliveryMethod.aggregate:
+            return _write_aggregate(con, job)
         return _write_file(con, job)
+
+
+def _write_aggregate(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
+    """Counts, sums and means per group with differential privacy (``access.aggregate``):
+    groups as the plan masks them, measures over the raw numbers (only noisy aggregates of
+    them leave), written as the grant's file format and checked like any package."""
+    import pyarrow as pa
+
+    spec = job.aggregate
+    assert spec is not None
+    suppressed = [g for g in spec.group_by if job.plan[g].rule is masking.MaskingRule.suppress]
+    if suppressed:
+        raise Invalid("The plan suppresses group items of the aggregate: "
+                      + ", ".join(suppressed) + "; it cannot group by them.")
+    if job.key is not None:
+        pseudonym.install(con, job.key)
+    groups = masking.compile_columns(job.items, {g: job.plan[g] for g in spec.group_by},
+                                     as_of=job.as_of)
+    measured = sorted({m.item for m in spec.measures if m.item})
+    select = ", ".join([*(f"{c.sql} AS {quote(c.name)}" for c in groups),
+                        *(quote(m) for m in measured)]) or "1 AS one"
+    where = masking.filter_sql(job.row_filters,
+                               {i.name: (quote(i.name), i.type) for i in job.items})
+    names, rows, accounting = aggregate.release(
+        con, spec, f"(SELECT {select} FROM {TABLE} WHERE {where})")
+    table = pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows]) if rows \
+        else pa.table({n: pa.array([], pa.string()) for n in names})
+    con.register("gs_aggregate_release", table)
+    tmp = _partial(job)
+    target = str(tmp).replace("'", "''")
+    csv = job.file_format is FileFormat.csv
+    con.execute(f"COPY gs_aggregate_release TO '{target}' "
+                f"({'FORMAT csv, HEADER' if csv else _PARQUET})")
+    con.unregister("gs_aggregate_release")
+    relation = f"read_csv('{target}', header=true, all_varchar=true)" if csv else \
+        f"read_parquet('{target}')"
+    hits = pii.scan(con, relation, _targets(groups, typed=not csv))
+    storage.fsync_file(tmp)
+    return Produced(rows=len(rows), hits=hits, k=None, path=tmp, bytes=tmp.stat().st_size,
+                    sha256=_sha256(tmp), columns=names,
+                    aggregate={"spec": spec.model_dump(mode="json"), **accounting})
 
 
 def _check_view(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
@@ -480,6 +530,15 @@ def _commit_in(session: Session, job: Job, produced: Produced,
     before = app.state
     target = next_state(before, Action.deliver, svc.parties_of(session, who, app),
                         app_id=app.id)  # e.g. revoked while we were masking
+    if job.aggregate is not None:  # spend the budget with the release, or refuse it
+        grant = session.get(Grant, job.grant_id)
+        assert grant is not None
+        aggregate.check_budget(job.aggregate, grant.privacy_spent, grant_id=grant.id)
+        grant.privacy_spent += job.aggregate.epsilon
+        session.add(grant)
+        assert produced.aggregate is not None
+        produced.aggregate["privacy_spent"] = grant.privacy_spent
+        produced.aggregate["privacy_budget"] = job.aggregate.budget
     delivery = Delivery(grant_id=job.grant_id, application_id=job.app_id, run_key=job.run_key,
                         method=job.method, resource_version=job.version,
                         row_count=produced.rows, k_anonymity=produced.k, manifest={},
@@ -526,6 +585,7 @@ def manifest_of(job: Job, produced: Produced, app: Application, delivery: Delive
         "quasi_identifiers": job.quasi_identifiers, "file": file,
         # The re-identification risk of the package as written (docs/access.md).
         "risk": produced.risk, "suppressed_rows": produced.suppressed,
+        "aggregate": produced.aggregate,
         "created_at": canonical.format_time(utcnow()), "key_id": key_id,
     }
 
@@ -569,9 +629,18 @@ def _mark_delivered(session: Session, app: Application, delivery: Delivery,
                {"delivery": delivery.id, "run_key": delivery.run_key,
                 "rows": delivery.row_count,
                 "risk": risk.summary_of(delivery.manifest.get("risk"))},
-               event="delivery.completed", before=before,
-               payload={"delivery": delivery.id, "manifest": delivery.manifest,
-                        "risk": risk.summary_of(delivery.manifest.get("risk"))})
+               event="delivery.completed", before=before, payload=_completed_payload(delivery))
+
+
+def _completed_payload(delivery: Delivery) -> dict[str, Any]:
+    return {"delivery": delivery.id, "manifest": delivery.manifest,
+            "risk": risk.summary_of(delivery.manifest.get("risk"))}
+
+
+def logged_payload(delivery: Delivery) -> dict[str, Any]:
+    """The payload of the delivery's ``delivery.completed`` log entry, exactly as logged
+    (``service.record`` adds the new state): what its receipt proves was recorded."""
+    return {"state": ApplicationState.delivered.value, **_completed_payload(delivery)}
 
 
 # --- crash recovery ---------------------------------------------------------------------------
@@ -851,6 +920,9 @@ def due_periodic(session: Session, today: date) -> list[tuple[int, str]]:
                                col(Grant.revoked_at).is_(None))).all()
     due = []
     for app, grant, resource in rows:
+        spec = AggregateSpec.model_validate(app.aggregate) if app.aggregate else None
+        if spec is not None and grant.privacy_spent + spec.epsilon > spec.budget + 1e-9:
+            continue  # its budget is spent: no release is due any more
         key = run_key_for(app.schedule, today, resource.current_version)
         if _existing(session, grant.id or 0, key) is None:
             due.append((app.id or 0, key))

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from access.aggregate import AggregateSpec
 from access.masking import ColumnRule, RowFilter
 from access.models import (
     Deficiency,
@@ -30,6 +31,9 @@ class ApplicationIn(BaseModel):
     delivery_method: DeliveryMethod = DeliveryMethod.file
     file_format: FileFormat = FileFormat.parquet
     schedule: Schedule = Schedule.once
+    aggregate: AggregateSpec | None = Field(
+        default=None, description="For delivery_method aggregate: groups, measures, ε per "
+        "release and the grant's privacy budget (docs/access.md)")
 
 
 class BundleIn(BaseModel):
@@ -158,6 +162,16 @@ class StepOut(BaseModel):
     detail: dict[str, Any]
 
 
+class ReceiptOut(BaseModel):
+    seq: int = Field(description="The log entry's sequence number.")
+    type: str = Field(description="What it records: application.filed, …approved, "
+                      "…rejected, delivery.completed, …")
+    time: datetime
+    receipt: str | None = Field(description="C2SP tlog-proof against the cosigned checkpoint "
+                                "(null until one covers the entry); check it offline with "
+                                "`govshare log check-receipt`.")
+
+
 class ApplicationOut(BaseModel):
     id: int
     bundle_id: int | None
@@ -186,6 +200,7 @@ class ApplicationOut(BaseModel):
     k_min: int | None
     max_suppression: float | None = None
     sensitive_items: list[str] = []
+    aggregate: dict[str, Any] | None = None
     conditions: list[str]
     delivery_blocked: str | None
     bounces: int
@@ -240,6 +255,9 @@ class ManifestOut(BaseModel):
         default=None, description="C2SP tlog-proof that the delivery's log entry (its payload "
         "the manifest) is in the cosigned checkpoint; null for the few seconds until the "
         "witnesses cosign it. Check offline: `govshare log check-receipt FILE`.")
+    logged_payload: dict[str, Any] | None = Field(
+        default=None, description="The payload of the delivery's log entry (it contains the "
+        "manifest verbatim): the entry's payload_sha256 is its RFC 8785 SHA-256.")
 
 
 class LinkOut(BaseModel):
@@ -259,6 +277,8 @@ class GrantOut(BaseModel):
     revoke_reason: str
     last_version: int
     active: bool
+    privacy_spent: float = 0.0
+    privacy_budget: float | None = None
 
 
 class QueryOut(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from access import masking, pseudonym
+from access import aggregate, masking, pseudonym
 from access.calendar import WorkCalendar
 from access.flows import Action, Party, next_state
 from access.masking import MaskingRule
@@ -229,7 +229,29 @@ def check_application(session: Session, who: Principal, resource: Resource,
     if method is DeliveryMethod.api and _field(data, current, "schedule") is not Schedule.once:
         errors.append({"field": "schedule", "problem": "an API-query grant is live for its "
                        "whole period; schedules apply to file deliveries only"})
+    errors += _check_aggregate(method, getattr(data, "aggregate", None) if current is None
+                               else None, _field(data, current, "items"), resource)
     return errors
+
+
+def _check_aggregate(method: DeliveryMethod | None, spec: aggregate.AggregateSpec | None,
+                     items: Sequence[str], resource: Resource) -> list[dict[str, Any]]:
+    if method is not DeliveryMethod.aggregate:
+        if spec is not None:
+            return [{"field": "aggregate", "problem": "only for delivery_method aggregate"}]
+        return []
+    if spec is None:
+        return [{"field": "aggregate", "problem": "an aggregate grant needs its groups, "
+                 "measures and privacy budget"}]
+    missing = [n for n in spec.items() if n not in items]
+    if missing:
+        return [{"field": "aggregate", "problem": "group and measure items must be among the "
+                 "requested items: " + ", ".join(missing)}]
+    try:
+        aggregate.validate(spec, resource.items)
+    except Invalid as problem:
+        return [{"field": "aggregate", "problem": problem.detail}]
+    return []
 
 
 def _field(data: ApplicationIn | RevisionIn, current: Application | None, name: str) -> Any:
@@ -320,7 +342,8 @@ def _new_application(who: Principal, resource: Resource, data: ApplicationIn,
         purpose=data.purpose, legal_basis=data.legal_basis,
         items=_ordered_items(resource, data.items), period_start=data.period_start or _today(),
         period_end=data.period_end, delivery_method=data.delivery_method,
-        file_format=data.file_format, schedule=data.schedule, due_date=_due_date())
+        file_format=data.file_format, schedule=data.schedule, due_date=_due_date(),
+        aggregate=data.aggregate.model_dump(mode="json") if data.aggregate else None)
 
 
 def _filing_detail(app: Application) -> dict[str, Any]:

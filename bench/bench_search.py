@@ -239,6 +239,7 @@ QUERIES: list[tuple[str, str, dict[str, Any]]] = [
 
 def _settings_for(data_dir: Path) -> None:
     os.environ["GOVSHARE_DATA_DIR"] = str(data_dir)
+    os.environ["GOVSHARE_MODE"] = "development"  # a development master secret
     from kernel import db
     from kernel.settings import get_settings
 
@@ -380,14 +381,18 @@ def _indexed(session: Session, q: str | None, filters: dict[str, Any]) -> int:
     return page.total
 
 
-def _time(fn: Callable[[], int], repeat: int) -> tuple[list[float], int]:
+def _time(fn: Callable[[], int], repeat: int) -> tuple[list[float], list[float], int]:
+    """Wall-clock and CPU (this thread's) milliseconds per run, and the last total. The CPU
+    time is what the search itself costs; the wall time adds whatever else the machine runs
+    (the development VM is shared: both are printed)."""
     fn()  # warm the caches: the steady state is what users see
-    samples, total = [], 0
+    wall, cpu, total = [], [], 0
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         total = fn()
-        samples.append((time.perf_counter() - t) * 1000)
-    return samples, total
+        wall.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.thread_time() - c) * 1000)
+    return wall, cpu, total
 
 
 def _pct(samples: list[float], p: float) -> float:
@@ -396,29 +401,40 @@ def _pct(samples: list[float], p: float) -> float:
 
 
 def run_queries(session: Session, repeat: int) -> dict[str, float]:
-    rows, all_idx, all_like = [], [], []
+    rows = []
+    idx_wall: list[float] = []
+    idx_cpu: list[float] = []
+    like_wall: list[float] = []
+    like_cpu: list[float] = []
     for label, q, filters in QUERIES:
-        idx, total = _time(partial(_indexed, session, q, filters), repeat)
-        like, like_total = _time(partial(_like_baseline, session, q, filters),
-                                 max(1, repeat // 3))
-        all_idx += idx
-        all_like += like
+        idx, cpu, total = _time(partial(_indexed, session, q, filters), repeat)
+        like, lcpu, like_total = _time(partial(_like_baseline, session, q, filters),
+                                       max(1, repeat // 3))
+        idx_wall += idx
+        idx_cpu += cpu
+        like_wall += like
+        like_cpu += lcpu
         rows.append([label, q, str(filters or ""), f"{total:,}", f"{like_total:,}",
                      f"{statistics.median(idx):.1f}", f"{max(idx):.1f}",
-                     f"{statistics.median(like):.1f}"])
+                     f"{statistics.median(cpu):.1f}", f"{statistics.median(like):.1f}"])
     print_table("Per query (ms; hits: index (capped at 10,000) vs LIKE, which skips items "
                 "and keywords)",
                 ["kind", "q", "filters", "hits", "LIKE hits", "index p50", "index max",
-                 "LIKE p50"], rows)
+                 "index CPU p50", "LIKE p50"], rows)
     summary = [
         [name, f"{_pct(s, 50):.1f}", f"{_pct(s, 95):.1f}", f"{_pct(s, 99):.1f}", len(s)]
-        for name, s in (("index (catalog.search)", all_idx), ("LIKE '%q%' scan", all_like))
+        for name, s in (("index (catalog.search), wall", idx_wall),
+                        ("index (catalog.search), CPU", idx_cpu),
+                        ("LIKE '%q%' scan, wall", like_wall),
+                        ("LIKE '%q%' scan, CPU", like_cpu))
     ]
     print_table("Latency over all queries (ms)", ["method", "p50", "p95", "p99", "samples"],
                 summary)
-    ratio = [_pct(all_like, p) / max(_pct(all_idx, p), 1e-9) for p in (50, 95, 99)]
-    print(f"\nLIKE / index: p50 {ratio[0]:.0f}x, p95 {ratio[1]:.0f}x, p99 {ratio[2]:.0f}x")
-    return {"p50": _pct(all_idx, 50), "p95": _pct(all_idx, 95), "p99": _pct(all_idx, 99)}
+    for kind, a, b in (("wall", like_wall, idx_wall), ("CPU", like_cpu, idx_cpu)):
+        ratio = [_pct(a, p) / max(_pct(b, p), 1e-9) for p in (50, 95, 99)]
+        print(f"LIKE / index ({kind}): p50 {ratio[0]:.0f}x, p95 {ratio[1]:.0f}x, "
+              f"p99 {ratio[2]:.0f}x")
+    return {"p95": _pct(idx_wall, 95), "p95_cpu": _pct(idx_cpu, 95)}
 
 
 BROWSE: list[dict[str, Any]] = [
@@ -428,16 +444,17 @@ BROWSE: list[dict[str, Any]] = [
 ]
 
 
-def run_browse(session: Session, repeat: int) -> float:
+def run_browse(session: Session, repeat: int) -> tuple[float, float]:
     """No query: served by the index as well (its sort keys and filter fields)."""
-    rows, worst = [], 0.0
+    rows, worst, worst_cpu = [], 0.0, 0.0
     for filters in BROWSE:
-        samples, total = _time(partial(_indexed, session, None, filters), repeat)
-        worst = max(worst, max(samples))
-        rows.append([str(filters or "(none)"), f"{total:,}", f"{statistics.median(samples):.1f}",
-                     f"{max(samples):.1f}"])
-    print_table("Browsing without a query (ms)", ["filters", "hits", "p50", "max"], rows)
-    return worst
+        wall, cpu, total = _time(partial(_indexed, session, None, filters), repeat)
+        worst, worst_cpu = max(worst, max(wall)), max(worst_cpu, max(cpu))
+        rows.append([str(filters or "(none)"), f"{total:,}", f"{statistics.median(wall):.1f}",
+                     f"{max(wall):.1f}", f"{max(cpu):.1f}"])
+    print_table("Browsing without a query (ms)", ["filters", "hits", "p50", "max", "CPU max"],
+                rows)
+    return worst, worst_cpu
 
 
 def _build(session: Session, n: int) -> None:
@@ -528,8 +545,7 @@ def run_http(data_dir: Path, token: str, seconds: float = 5.0) -> dict[str, floa
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    env = dict(os.environ, GOVSHARE_DATA_DIR=str(data_dir),
-               GOVSHARE_KEY_PASSPHRASE="bench-passphrase",
+    env = dict(os.environ, GOVSHARE_DATA_DIR=str(data_dir), GOVSHARE_MODE="development",
                GOVSHARE_QUALITY_POLL_SECONDS="0", GOVSHARE_QUALITY_SCHEDULE_MINUTES="0")
     env.pop("GOVSHARE_DATABASE_URL", None)
     server = subprocess.Popen(
@@ -593,19 +609,20 @@ def main() -> None:
         with Session(db.get_engine()) as session:
             if fresh:
                 _build(session, n)
-                token = _token(session)
-                (data_dir / "bench-token").write_text(token)
+            if not (data_dir / "bench-token").exists():
+                (data_dir / "bench-token").write_text(_token(session))
             token = (data_dir / "bench-token").read_text()
             _report_size(session, data_dir)
             if args.generate_only:
                 return
             built = _index(data_dir)
             figures = run_queries(session, args.repeat)
-            worst_browse = run_browse(session, args.repeat)
+            worst_browse, worst_browse_cpu = run_browse(session, args.repeat)
         db.reset_engines()
         http = {} if args.no_http else run_http(data_dir, token)
-        print(f"\ntargets: p95 {figures['p95']:.1f} ms (<= 25), slowest browse "
-              f"{worst_browse:.1f} ms (<= 50), index {built['bytes']:,.0f} B/resource "
+        print(f"\ntargets: p95 {figures['p95']:.1f} ms wall, {figures['p95_cpu']:.1f} ms CPU "
+              f"(<= 25), slowest browse {worst_browse:.1f} ms wall, {worst_browse_cpu:.1f} ms "
+              f"CPU (<= 50), index {built['bytes']:,.0f} B/resource "
               f"(<= 2,048), indexing {built['rate']:,.0f}/s (>= 5,000)"
               + (f", page of 20 {http['page of 20, q=人口']:,.0f} req/s (>= 300)"
                  if http else ""))

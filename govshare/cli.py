@@ -379,6 +379,10 @@ def _mount_contexts() -> None:
     from metrics.cli import app as metrics_app
 
     app.add_typer(metrics_app, name="metrics", help="The sharing metrics' mart.")
+    from quality.cli import app as quality_app
+
+    app.add_typer(quality_app, name="quality",
+                  help="Data quality: re-check logged scores (verify), reports.")
 
 
 def _mount_plugins() -> None:

@@ -18,6 +18,7 @@ import duckdb
 from access.calendar import WorkCalendar
 from kernel.db import utcnow
 from kernel.problems import Invalid
+from kernel.settings import get_settings
 from metrics.mart import REPLIES
 
 Bucket = Literal["day", "week", "month"]
@@ -136,13 +137,38 @@ def overview(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
     notices = _one(con, """
         SELECT count(*) AS n FROM notice
         WHERE status <> 'closed' AND ($dept IS NULL OR department_id = $dept)""", p)
+    sharing = _by_sharing_type(con, p)
+    sharing["conditional"]["on_time_rate"] = _rate(replies["on_time"], replies["replied"])
+    sharing["conditional"]["replied"] = replies["replied"]
     return {"applications": apps["applications"], "approved": apps["approved"],
             "delivered": apps["delivered"], "rejected": apps["rejected"],
             "rows_delivered": int(volume["rows"]), "bytes_delivered": int(volume["bytes"]),
             "latency_p50_hours": _r(apps["latency_p50_hours"]),
             "on_time_rate": _rate(replies["on_time"], replies["replied"]),
             "overdue_now": apps["overdue_now"], "open_notices": notices["n"],
-            "quality_avg": _r(quality["q"], 2)}
+            "quality_avg": _r(quality["q"], 2), "sharing": sharing}
+
+
+def _by_sharing_type(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> dict[str, Any]:
+    """The headline sharing times, one per sharing type, never mixed: unconditional
+    applications are delivered at once (seconds), conditional ones wait for a reply within a
+    deadline counted in working days. Each with the count it was computed from."""
+    rows = {r["sharing_type"]: r for r in _rows(con, f"""
+        SELECT sharing_type, count(*) AS delivered,
+               quantile_cont(epoch(delivered_at - filed_at), 0.5) AS p50_seconds,
+               quantile_cont(delivered_w - filed_w, 0.5) AS p50_working_days
+        FROM application a WHERE delivered_day {IN_WINDOW} AND {SCOPE_A}
+        GROUP BY ALL""", p)}
+    empty = {"delivered": 0, "p50_seconds": None, "p50_working_days": None}
+    fast, slow = rows.get("unconditional", empty), rows.get("conditional", empty)
+    return {"unconditional": {"delivered": fast["delivered"],
+                              "p50_seconds": _r(fast["p50_seconds"], 1)},
+            "conditional": {"delivered": slow["delivered"],
+                            "p50_working_days": _r(slow["p50_working_days"], 2),
+                            "p50_hours": _r(None if slow["p50_seconds"] is None
+                                            else slow["p50_seconds"] / 3600),
+                            "deadline_working_days":
+                                get_settings().access_reply_working_days}}
 
 
 def _replies_totals(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> dict[str, Any]:
@@ -522,15 +548,19 @@ def log_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
             con.execute("SELECT event_type, n FROM log_count ORDER BY 1").fetchall()]
 
 
+def _flat(row: dict[str, Any], prefix: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):  # nested objects too (the overview's sharing types)
+            flat |= _flat(value, f"{prefix}{key}_")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def flatten(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Nested {code, name_zh, name_en} objects as ``<key>_code`` … columns (CSV)."""
     out = []
     for row in rows:
-        flat: dict[str, Any] = {}
-        for key, value in row.items():
-            if isinstance(value, dict):
-                flat |= {f"{key}_{k}": v for k, v in value.items()}
-            else:
-                flat[key] = value
-        out.append(flat)
+        out.append(_flat(row, ""))
     return out

@@ -56,6 +56,7 @@ def test_working_day_time_between_instants() -> None:
 def test_settings_configure_the_calendar(monkeypatch: pytest.MonkeyPatch) -> None:
     from kernel.settings import get_settings
 
+    monkeypatch.setenv("GOVSHARE_ACCESS_CALENDAR", "weekends")  # the lists alone
     monkeypatch.setenv("GOVSHARE_ACCESS_HOLIDAYS", '["2025-10-01", "2025-10-02"]')
     monkeypatch.setenv("GOVSHARE_ACCESS_MAKEUP_WORKDAYS", '["2025-09-28"]')
     get_settings.cache_clear()

@@ -125,3 +125,16 @@ def test_browser_routes_get_error_pages_in_the_ui_frame(client: TestClient,
     assert api.headers["content-type"] == "application/problem+json"
     long_query = client.get("/catalog?q=" + "人" * 600, headers=html)
     assert long_query.headers["content-type"].startswith("text/html")
+
+
+def test_each_dashboard_figure_links_to_its_applications(client: TestClient,
+                                                         world: World) -> None:
+    sign_in(client, world.tokens[("SJJ", Role.leader)])
+    page = client.get("/dashboard?from=2026-01-01&to=2026-12-31")
+    assert 'href="/dashboard/applications?list=delivered&amp;sharing_type=conditional' \
+        in page.text
+    listed = client.get("/dashboard/applications?list=delivered&sharing_type=conditional"
+                        "&from=2026-01-01&to=2026-12-31&department=")
+    assert listed.status_code == 200 and "没有申请" in listed.text
+    bad = client.get("/dashboard/applications?list=everything")
+    assert bad.status_code == 422

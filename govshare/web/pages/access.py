@@ -179,7 +179,7 @@ def new_request_page(request: Request, who: Requester, resource: str) -> Respons
 @router.post("/requests/new")
 def file_request(request: Request, who: Requester, form: CheckedForm,
                  background: BackgroundTasks) -> Response:
-    raw = {"resource": text(form, "resource"), "purpose": text(form, "purpose"),
+    raw: dict[str, Any] = {"resource": text(form, "resource"), "purpose": text(form, "purpose"),
            "legal_basis": text(form, "legal_basis"), "items": texts(form, "items"),
            "period_end": text(form, "period_end"),
            "delivery_method": text(form, "delivery_method") or "file",
@@ -187,6 +187,8 @@ def file_request(request: Request, who: Requester, form: CheckedForm,
            "schedule": text(form, "schedule") or "once"}
     if text(form, "period_start"):
         raw["period_start"] = text(form, "period_start")
+    if raw["delivery_method"] == DeliveryMethod.aggregate.value:
+        raw["aggregate"] = _aggregate_spec(form)
     try:
         data = ApplicationIn.model_validate(raw)
     except ValidationError as exc:
@@ -196,6 +198,20 @@ def file_request(request: Request, who: Requester, form: CheckedForm,
         app_id = app.id
     _deliver_later(background, [app])
     return redirect(f"/applications/{app_id}?ok=filed")
+
+
+def _aggregate_spec(form: CheckedForm) -> dict[str, Any]:
+    """The aggregate fields of the form: always a count per group, optionally a mean of one
+    number between bounds (the API takes any counts, sums and means, docs/access.md)."""
+    measures: list[dict[str, Any]] = [{"op": "count"}]
+    if text(form, "agg_mean"):
+        measures.append({"op": "mean", "item": text(form, "agg_mean"),
+                         "lower": text(form, "agg_lower") or None,
+                         "upper": text(form, "agg_upper") or None})
+    return {"group_by": texts(form, "agg_group_by"), "measures": measures,
+            "epsilon": text(form, "agg_epsilon") or 1.0,
+            "budget": text(form, "agg_budget") or 10.0,
+            "min_count": text(form, "agg_min_count") or 10}
 
 
 # --- one application, for every party -------------------------------------------------------------
@@ -233,7 +249,17 @@ def application_page(request: Request, app_id: int, who: Involved) -> Response:
         grant = svc.grant_of(session, app)
         grant_active = grant is not None and svc.grant_active(grant, app)
         coordinations = [s for s in history if s.action in ("escalate", "coordinate")]
+        # What the requester must read before acting: the latest return (every deficiency
+        # and its note) and the decision's note and conditions.
+        last_return = next((s for s in reversed(history) if s.action == "return"), None)
+        decision = next((s for s in reversed(history)
+                         if s.action in ("approve", "set_conditions", "auto_approve")), None)
+        all_items = list(resource.items)
     return render(request, "application.html", {
+        "last_return": last_return if app.state is S.returned else None,
+        "returns": [s for s in history if s.action == "return"], "decision": decision,
+        "all_items": all_items, "methods": list(DeliveryMethod),
+        "formats": list(FileFormat), "schedules": list(Schedule),
         "grant": grant, "grant_active": grant_active, "coordinations": coordinations,
         "days_overdue": followup.working_days_overdue(app.due_date) if svc.is_overdue(app)
         else 0, "bureau": "coordinate" in actions and app.escalated_at is not None
@@ -312,8 +338,9 @@ def return_application(request: Request, app_id: int, who: Approver,
     codes = texts(form, "deficiency")
     note = text(form, "note")
     try:
-        data = ReturnIn.model_validate({"deficiencies": [{"code": c, "note": note}
-                                                         for c in codes]})
+        # Each deficiency with its own note when the approver wrote one, else the common note.
+        data = ReturnIn.model_validate({"deficiencies": [
+            {"code": c, "note": text(form, f"note_{c}") or note} for c in codes]})
     except ValidationError:
         raise Invalid("Tick every deficiency the requester must fix (一次性告知).") from None
     with session_scope(write=True) as session:
@@ -323,13 +350,19 @@ def return_application(request: Request, app_id: int, who: Approver,
 
 @router.post("/applications/{app_id}/resubmit")
 def resubmit(request: Request, app_id: int, who: Requester, form: CheckedForm) -> Response:
+    raw: dict[str, Any] = {"purpose": text(form, "purpose") or None,
+                           "legal_basis": text(form, "legal_basis") or None,
+                           "note": text(form, "note")}
+    # Everything the requester may change (the form shows the current values).
+    if texts(form, "items"):
+        raw["items"] = texts(form, "items")
+    for name in ("period_start", "period_end", "delivery_method", "file_format", "schedule"):
+        if text(form, name):
+            raw[name] = text(form, name)
     try:
-        data = RevisionIn(purpose=text(form, "purpose") or None,
-                          legal_basis=text(form, "legal_basis") or None,
-                          note=text(form, "note"))
-    except ValidationError:
-        raise Invalid("Purpose needs at least 4 and legal basis at least 2 characters.") \
-            from None
+        data = RevisionIn.model_validate(raw)
+    except ValidationError as exc:
+        raise Invalid.of(exc.errors(), "the revision") from None
     with session_scope(write=True) as session:
         svc.resubmit(session, who, app_id, data)
     return redirect(f"/applications/{app_id}?ok=resubmitted")

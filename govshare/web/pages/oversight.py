@@ -22,7 +22,7 @@ from quality.models import NoticeStatus, QualityRun
 from quality.rules import Dimension
 
 # Catalog entries the dashboard's script needs (series names, stages, reasons…).
-_CHART_LABELS = ("chart.", "stage.", "reason.", "sharing_type.", "unit.")
+_CHART_LABELS = ("chart.", "stage.", "reason.", "sharing_type.", "unit.", "kpi.")
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Overseer = Annotated[Principal, Depends(page_user(Role.auditor, Role.leader))]
@@ -87,3 +87,66 @@ def dashboard(request: Request, who: Overseer) -> Response:
         or (today - timedelta(days=180)).isoformat(),
         "to": request.query_params.get("to") or today.isoformat(),
         "department": request.query_params.get("department", "")})
+
+
+_LISTS = ("filed", "delivered", "replied", "overdue")
+
+
+@router.get("/dashboard/applications")
+def dashboard_applications(request: Request, who: Overseer) -> Response:
+    """The applications a dashboard figure was computed from, with the same window and
+    department (metadata only: who asked whom for what, and how long it took)."""
+    from access.calendar import WorkCalendar
+    from access.models import Application, ApplicationStep
+    from catalog.models import Resource, SharingType
+    from metrics.mart import REPLIES
+
+    q = request.query_params
+    kind = q.get("list", "filed")
+    if kind not in _LISTS:
+        raise Invalid(f"Unknown list '{kind}'.")
+    try:
+        start = date.fromisoformat(q.get("from") or "2000-01-01")
+        end = date.fromisoformat(q.get("to") or date.today().isoformat())
+        sharing = SharingType(q["sharing_type"]) if q.get("sharing_type") else None
+    except ValueError:
+        raise Invalid("Give the dates as YYYY-MM-DD and a known sharing type.") from None
+    cal = WorkCalendar.from_settings()
+    lo, hi = cal.end_of_day(start - timedelta(days=1)), cal.end_of_day(end)
+    with session_scope(write=False) as session:
+        depts = {d.id: d for d in session.exec(select(Department))}
+        query = select(Application)
+        dept = next((d for d in depts.values() if d.code == q.get("department")), None)
+        if dept is not None:
+            query = query.where((Application.provider_department_id == dept.id)
+                                | (Application.requester_department_id == dept.id))
+        if sharing is not None:
+            query = query.where(Application.sharing_type == sharing)
+        if kind == "filed":
+            query = query.where(Application.filed_at >= lo, Application.filed_at < hi)
+        elif kind == "delivered":
+            query = query.where(col(Application.delivered_at) >= lo,
+                                col(Application.delivered_at) < hi)
+        elif kind == "replied":
+            replied = select(ApplicationStep.application_id).where(
+                col(ApplicationStep.action).in_(REPLIES), ApplicationStep.at >= lo,
+                ApplicationStep.at < hi)
+            query = query.where(col(Application.id).in_(replied))
+        else:
+            query = query.where(Application.state == "submitted",
+                                col(Application.due_date) < date.today())
+        apps = list(session.exec(query.order_by(col(Application.id).desc()).limit(500)))
+        names = {r.id: r.name for r in session.exec(select(Resource).where(
+            col(Resource.id).in_({a.resource_id for a in apps})))}
+        rows = [{"id": a.id, "resource": names.get(a.resource_id, ""),
+                 "provider": depts[a.provider_department_id],
+                 "requester": depts[a.requester_department_id], "sharing_type": a.sharing_type,
+                 "state": a.state, "filed_at": a.filed_at, "delivered_at": a.delivered_at,
+                 "due_date": a.due_date,
+                 "hours": None if a.delivered_at is None
+                 else (a.delivered_at - a.filed_at).total_seconds() / 3600,
+                 "working_days": None if a.delivered_at is None
+                 else cal.working_days_between(a.filed_at, a.delivered_at)} for a in apps]
+    return render(request, "dashboard_applications.html", {
+        "rows": rows, "kind": kind, "sharing": sharing, "from": start, "to": end,
+        "department": dept})
