@@ -1,7 +1,7 @@
 """data items: decimal precision and scale; data versions: the cells normalised on the way in
 
 Revision ID: i15_items_decimal
-Revises: w17_risk
+Revises: w16b
 Create Date: 2026-12-03 14:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i15_items_decimal"
-down_revision: str | None = "w17_risk"
+down_revision: str | None = "w16b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
