@@ -61,10 +61,9 @@ from access.planning import (
 )
 from access.sweep import sweep
 from catalog.models import Resource
-from kernel import crashpoints, db, storage
+from kernel import crashpoints, db, policy, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, utcnow
-from kernel.identity import Role
 from kernel.problems import Conflict, NotFound
 
 log = logging.getLogger("govshare")
@@ -239,7 +238,7 @@ def get_delivery(session: Session, who: Principal, delivery_id: int
 def list_deliveries(session: Session, who: Principal, application_id: int | None = None,
                     limit: int = 100) -> list[Delivery]:
     query = select(Delivery).join(Application, col(Application.id) == Delivery.application_id)
-    if not (who.has(Role.auditor) and svc.is_bureau(session, who.department_id)):
+    if not policy.is_data_bureau(session, who):
         query = query.where((col(Application.requester_department_id) == who.department_id)
                             | (col(Application.provider_department_id) == who.department_id))
     if application_id is not None:

@@ -42,9 +42,11 @@ def create_department(session: Session, actor: Actor, *, code: str, name_zh: str
 
 
 def create_user(session: Session, actor: Actor, *, username: str, display_name: str,
-                department: str | int, roles: list[Role], password: str | None = None) -> User:
+                department: str | int, roles: list[Role], password: str | None = None,
+                email: str | None = None) -> User:
     user = identity.create_user(session, username=username, display_name=display_name,
                                 department=department, roles=roles)
+    user.email = email or None
     if password:
         user.password_hash = _hash(password)
     _log(session, actor, "user.created", {"user": username},

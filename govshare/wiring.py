@@ -17,6 +17,10 @@ from translog import service as log_service
 def subscribe_events() -> None:
     """Send every domain event to the signed access log (same transaction)."""
     log_service.subscribe()
+    # People's inboxes (and mail): what they must act on or want to know.
+    from govshare import notifications
+
+    notifications.install()
     # Quality queues a run for each registration and new data version (same transaction).
     from quality import queue as quality_queue
 
@@ -27,6 +31,12 @@ def subscribe_events() -> None:
     from catalog.search import feed as search_feed
 
     subscribe(search_feed.on_event)
+    # The DCAT-AP export carries each resource's scores as W3C DQV measurements; the catalog
+    # takes them from a contributor registered here, without importing quality.
+    from catalog import export as catalog_export
+    from quality import dqv
+
+    catalog_export.contribute(dqv.measurements, dqv.CONTEXT)
 
 
 def context_routers() -> list[APIRouter]:

@@ -28,6 +28,7 @@ log = logging.getLogger("govshare.worker")
 def register() -> None:
     """Import every context's handlers and declare their periodic jobs."""
     from access import scheduler as access_jobs
+    from govshare import notifications
     from metrics import jobs as metrics_jobs
     from quality import jobs as quality_jobs
     from translog import cosigner
@@ -37,6 +38,7 @@ def register() -> None:
     quality_jobs.declare_schedules()
     metrics_jobs.declare_schedules()
     cosigner.declare_schedules()
+    notifications.declare_schedules()
 
 
 def prepare() -> None:

@@ -66,6 +66,8 @@ class User(SQLModel, table=True):
     # Local accounts (docs/security.md): an argon2id hash, and a TOTP secret once enrolled.
     password_hash: str | None = Field(default=None, max_length=200)
     totp_secret: str | None = Field(default=None, max_length=64)
+    # Where notifications are mailed (optional; the identity platform's ``email`` claim).
+    email: str | None = Field(default=None, max_length=254)
     # The identity platform's subject (``sub``) this user signed in with, once matched.
     oidc_subject: str | None = Field(default=None, max_length=255, index=True, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))

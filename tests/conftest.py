@@ -57,15 +57,15 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 
 class DrainingClient(TestClient):
-    """A test client with "a worker beside the server": after each request, the delivery
-    jobs it enqueued run at once in this process (``kernel.jobs.run_pending``), as FastAPI's
-    background tasks used to. Quality runs stay queued until a test runs them."""
+    """A test client with "a worker beside the server": after each request, the delivery and
+    mail jobs it enqueued run at once in this process (``kernel.jobs.run_pending``), as the
+    background tasks and threads used to. Quality runs stay queued until a test runs them."""
 
     def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         from kernel import jobs
 
         response = super().request(*args, **kwargs)
-        jobs.run_pending(["access.deliver"])
+        jobs.run_pending(["access.deliver", "notifications.mail"])
         return response
 
 

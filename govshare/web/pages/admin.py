@@ -100,7 +100,8 @@ def create_user(request: Request, form: CheckedForm, who: Admin) -> Response:
     with session_scope() as session:
         administration.create_user(session, who.actor, username=username, display_name=display,
                                    department=text(form, "department"), roles=_roles(form),
-                                   password=text(form, "password") or None)
+                                   password=text(form, "password") or None,
+                                   email=text(form, "email")[:254] or None)
     return redirect(f"/admin/users/{username}?ok=user_created")
 
 

@@ -24,6 +24,7 @@ from govshare.web.base import (
     SignedIn,
     render,
 )
+from govshare.web.pages import quality_view
 from kernel.db import session_scope
 from kernel.identity import Department, Role, User
 from kernel.problems import Invalid
@@ -84,6 +85,7 @@ def resource_page(request: Request, code: str, who: SignedIn) -> Response:
                 Application.requester_department_id == who.department_id,
             ).order_by(col(Application.id).desc())).first()
         items = list(resource.items)
+        quality = quality_view.panel(session, who, resource)
     latest: dict[str, Any] | None = None
     if scores:
         s = scores[0]
@@ -93,7 +95,7 @@ def resource_page(request: Request, code: str, who: SignedIn) -> Response:
     return render(request, "resource.html", {
         "r": resource, "provider": provider, "items": items, "versions": versions,
         "revisions": revisions, "users": users, "scores": scores, "latest": latest,
-        "trend": trend, "mine": mine, "applied": applied,
+        "trend": trend, "mine": mine, "applied": applied, "quality": quality,
         "category": CATEGORY_LABELS[resource.category],
         "can_apply": who.has(Role.requester) and not mine
         and resource.sharing_type is not SharingType.not_shareable,
