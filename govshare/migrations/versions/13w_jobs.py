@@ -1,7 +1,7 @@
 """background jobs: the job table and periodic schedules (kernel/jobs.py)
 
 Revision ID: 13w_jobs
-Revises: w17b_aggregate
+Revises: i15_items_decimal
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "13w_jobs"
-down_revision: str | None = "w17b_aggregate"
+down_revision: str | None = "i15_items_decimal"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
