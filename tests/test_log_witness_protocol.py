@@ -80,3 +80,10 @@ def test_statuses(setup: tuple[Log, witness.Witness, TestClient]) -> None:
     again = witness.Witness(w.data_dir, w.name, [log.verifier])
     assert again.state(ORIGIN)["size"] == 9  # type: ignore[index]
     assert again.verifier == w.verifier
+    # after a key rotation the witness follows both keys of the origin
+    rotated = Ed25519PrivateKey.generate()
+    both = witness.Witness(w.data_dir, w.name, [
+        log.verifier, note.Verifier(ORIGIN, note.ED25519, note.raw_public(rotated))])
+    api2 = TestClient(witness.create_app(both))
+    assert api2.post(add, content=log.body(9, 12, key=rotated)).status_code == 200
+    assert len(api2.get("/").json()["logs"][0]["vkeys"]) == 2

@@ -12,8 +12,6 @@ import sqlmodel
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-import kernel.db
-
 revision: str = "w16c"
 down_revision: str | None = "w16b"
 branch_labels: str | Sequence[str] | None = None

@@ -25,6 +25,7 @@ from govshare.web.base import (
     SignedIn,
     render,
 )
+from govshare.web.pages import quality_view
 from kernel.db import session_scope
 from kernel.identity import Department, Role, User
 from kernel.problems import Invalid
@@ -86,6 +87,7 @@ def resource_page(request: Request, code: str, who: SignedIn) -> Response:
             ).order_by(col(Application.id).desc())).first()
         items = list(resource.items)
         column_profile = catalog_profile.profile(session, resource)
+        quality = quality_view.panel(session, who, resource)
     latest: dict[str, Any] | None = None
     if scores:
         s = scores[0]
@@ -95,7 +97,8 @@ def resource_page(request: Request, code: str, who: SignedIn) -> Response:
     return render(request, "resource.html", {
         "r": resource, "provider": provider, "items": items, "versions": versions,
         "revisions": revisions, "users": users, "scores": scores, "latest": latest,
-        "trend": trend, "mine": mine, "applied": applied, "column_profile": column_profile,
+        "trend": trend, "mine": mine, "applied": applied, "quality": quality,
+        "column_profile": column_profile,
         "category": CATEGORY_LABELS[resource.category],
         "can_apply": who.has(Role.requester) and not mine
         and resource.sharing_type is not SharingType.not_shareable,
