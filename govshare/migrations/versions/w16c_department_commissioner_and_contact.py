@@ -1,7 +1,7 @@
 """department commissioner and contact
 
 Revision ID: w16c
-Revises: w16b
+Revises: i15_items_decimal
 Create Date: 2026-12-03 15:42:04.176327
 """
 
@@ -13,7 +13,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "w16c"
-down_revision: str | None = "w16b"
+down_revision: str | None = "i15_items_decimal"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
