@@ -71,7 +71,7 @@ from catalog.warehouse import (
     open_data,
     quote,
 )
-from kernel import crashpoints, db, secrets, storage
+from kernel import crashpoints, db, policy, secrets, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, utcnow
 from kernel.events import Actor, Event, publish
@@ -730,7 +730,7 @@ def get_delivery(session: Session, who: Principal, delivery_id: int
 def list_deliveries(session: Session, who: Principal, application_id: int | None = None,
                     limit: int = 100) -> list[Delivery]:
     query = select(Delivery).join(Application, col(Application.id) == Delivery.application_id)
-    if not (who.has(Role.auditor) and svc.is_bureau(session, who.department_id)):
+    if not policy.is_data_bureau(session, who):
         query = query.where((col(Application.requester_department_id) == who.department_id)
                             | (col(Application.provider_department_id) == who.department_id))
     if application_id is not None:
@@ -920,6 +920,9 @@ def due_periodic(session: Session, today: date) -> list[tuple[int, str]]:
                                col(Grant.revoked_at).is_(None))).all()
     due = []
     for app, grant, resource in rows:
+        spec = AggregateSpec.model_validate(app.aggregate) if app.aggregate else None
+        if spec is not None and grant.privacy_spent + spec.epsilon > spec.budget + 1e-9:
+            continue  # its budget is spent: no release is due any more
         key = run_key_for(app.schedule, today, resource.current_version)
         if _existing(session, grant.id or 0, key) is None:
             due.append((app.id or 0, key))

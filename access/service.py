@@ -43,10 +43,11 @@ from access.schemas import (
 from catalog.models import DataItem, Resource, ResourceStatus, SharingType
 from catalog.service import get_resource
 from catalog.warehouse import quote
+from kernel import policy
 from kernel.auth import Principal
 from kernel.db import utcnow
 from kernel.events import Actor, Event, publish
-from kernel.identity import Department, DepartmentKind, Role, User
+from kernel.identity import Role, User
 from kernel.problems import Conflict, Forbidden, Invalid, NotFound
 from kernel.settings import get_settings
 
@@ -79,8 +80,8 @@ def load(session: Session, app_id: int, *, lock: bool = False) -> Application:
 
 
 def is_bureau(session: Session, department_id: int) -> bool:
-    dept = session.get(Department, department_id)
-    return dept is not None and dept.kind is DepartmentKind.bureau
+    """Whether the department is of kind bureau (the rule itself: ``kernel.policy``)."""
+    return policy.is_bureau_department(session, department_id)
 
 
 def parties_of(session: Session, who: Principal | None, app: Application) -> set[Party]:
@@ -92,7 +93,7 @@ def parties_of(session: Session, who: Principal | None, app: Application) -> set
         parties.add(Party.requester)
     if who.department_id == app.provider_department_id and who.has(Role.approver):
         parties.add(Party.provider)
-    if who.has(Role.auditor) and is_bureau(session, who.department_id):
+    if policy.is_data_bureau(session, who):
         parties.add(Party.bureau)
     if app.bundle_id is not None and who.has(Role.approver):
         bundle = session.get(Bundle, app.bundle_id)
@@ -119,7 +120,7 @@ def list_applications(session: Session, who: Principal, *, state: S | None = Non
                       overdue: bool | None = None, limit: int = 100,
                       offset: int = 0) -> list[Application]:
     query = select(Application)
-    if not (who.has(Role.auditor) and is_bureau(session, who.department_id)):
+    if not policy.is_data_bureau(session, who):
         mine = (col(Application.requester_department_id) == who.department_id) | \
             (col(Application.provider_department_id) == who.department_id)
         query = query.where(mine)
@@ -760,7 +761,7 @@ def grant_active(grant: Grant, app: Application, now: datetime | None = None) ->
 
 def list_grants(session: Session, who: Principal, limit: int = 100) -> list[Grant]:
     query = select(Grant).join(Application, col(Application.id) == Grant.application_id)
-    if not (who.has(Role.auditor) and is_bureau(session, who.department_id)):
+    if not policy.is_data_bureau(session, who):
         query = query.where((col(Application.requester_department_id) == who.department_id)
                             | (col(Application.provider_department_id) == who.department_id))
     return list(session.exec(query.order_by(col(Grant.id).desc()).limit(limit)))

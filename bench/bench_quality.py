@@ -124,10 +124,27 @@ def _items() -> list[Any]:
             for i, item in enumerate(ITEMS)]
 
 
-def suite_configs() -> list[dict[str, Any]]:
-    from quality.rules import generate
+# Row-expression rules (expect_rows_to_satisfy), as a provider would add them: a range over two
+# items, date order, and a rule that fails a known share of rows (visits 39 with an amount of
+# 5,000 or more: about 1.25% of them).
+ROW_RULES = ["visits between 0 and 40 and amount >= 0",
+             "record_date >= birth_date and year(record_date) >= 2000",
+             "visits < 39 or amount < 5000"]
 
-    return [r.as_config() for r in generate(_items(), date_item=DATE_ITEM, previous_rows=None)]
+
+def suite_configs() -> list[dict[str, Any]]:
+    from quality.expressions import parse
+    from quality.rules import Dimension, Rule, generate
+
+    items = _items()
+    configs = [r.as_config() for r in generate(items, date_item=DATE_ITEM, previous_rows=None)]
+    types = {i.name: str(i.type) for i in items}
+    for n, expression in enumerate(ROW_RULES):
+        kwargs = {"expression": expression, "column_list": list(parse(expression, types).items),
+                  "item_types": types, "item_aliases": {}}
+        configs.append(Rule("expect_rows_to_satisfy", kwargs, f"row:{n}",
+                            Dimension.consistency, source="custom").as_config())
+    return configs
 
 
 def _summary(outcomes: list[tuple[str, bool, int | None, str | None]]) -> dict[str, Any]:
@@ -161,6 +178,7 @@ def gx_pandas(path: str) -> dict[str, Any]:
 
     imported = time.perf_counter()
     con = duckdb.connect(path, read_only=True)
+    con.execute("SET enable_progress_bar = false")
     frame = con.execute("SELECT * FROM data").df()
     con.close()
     context = gx.get_context(mode="ephemeral")
@@ -204,6 +222,7 @@ def _for_pandas(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def duckdb_floor(path: str) -> dict[str, Any]:
     started = time.perf_counter()
     con = duckdb.connect(path, read_only=True)
+    con.execute("SET enable_progress_bar = false")  # it prints to stdout, the result's channel
     parts = []
     for item in ITEMS:
         col = f'"{item["name"]}"'

@@ -313,6 +313,30 @@ def resource_register(
     _emit(out, as_json)
 
 
+@resource_app.command("import-catalog")
+def resource_import_catalog(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="The catalog register (.xlsx or .xls)")],
+    publisher: Annotated[str, typer.Option(help="Username of a publisher of the department")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Register or update many resources' metadata from a catalog register spreadsheet, one
+    row per data item (docs/catalog.md): all of it, or nothing with every problem listed."""
+    from catalog import register_sheet
+
+    ready()
+    try:
+        with db.session_scope(write=False) as read:
+            who = principal_of(read, publisher)
+        with db.session_scope() as session:
+            applied = register_sheet.import_catalog(session, who, file)
+            out = [{"code": a.code, "name": a.name, "action": a.action, "items": a.items}
+                   for a in applied]
+    except Problem as p:
+        _fail(p)
+    _emit(out, as_json)
+
+
 @resource_app.command("search")
 def resource_search(q: Annotated[str | None, typer.Argument()] = None,
                     size: int = 20, as_json: JsonOpt = False) -> None:
@@ -355,6 +379,10 @@ def _mount_contexts() -> None:
     from metrics.cli import app as metrics_app
 
     app.add_typer(metrics_app, name="metrics", help="The sharing metrics' mart.")
+    from quality.cli import app as quality_app
+
+    app.add_typer(quality_app, name="quality",
+                  help="Data quality: re-check logged scores (verify), reports.")
 
 
 def _mount_plugins() -> None:

@@ -2,6 +2,7 @@
 
 import access.models  # noqa: F401
 import catalog.models  # noqa: F401
+import govshare.notifications  # noqa: F401
 import kernel.idempotency
 import kernel.identity
 import kernel.sessions  # noqa: F401

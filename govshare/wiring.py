@@ -18,6 +18,10 @@ from translog import service as log_service
 def subscribe_events() -> None:
     """Send every domain event to the signed access log (same transaction)."""
     log_service.subscribe()
+    # People's inboxes (and mail): what they must act on or want to know.
+    from govshare import notifications
+
+    notifications.install()
     # Quality queues a run for each registration and new data version (same transaction).
     from quality import queue as quality_queue
 
@@ -28,6 +32,12 @@ def subscribe_events() -> None:
     from catalog.search import feed as search_feed
 
     subscribe(search_feed.on_event)
+    # The DCAT-AP export carries each resource's scores as W3C DQV measurements; the catalog
+    # takes them from a contributor registered here, without importing quality.
+    from catalog import export as catalog_export
+    from quality import dqv
+
+    catalog_export.contribute(dqv.measurements, dqv.CONTEXT)
 
 
 def context_routers() -> list[APIRouter]:
@@ -58,6 +68,9 @@ def start(settings: Settings) -> None:
     quality_jobs.start()
     access_scheduler.start(settings)
     log_cosigner.start()  # asks the witnesses to cosign new checkpoints (if any configured)
+    from govshare import notifications
+
+    notifications.start()  # replies due soon or overdue, hourly (once a day per application)
 
 
 def stop() -> None:
@@ -69,4 +82,7 @@ def stop() -> None:
     quality_jobs.stop()
     access_scheduler.stop()
     log_cosigner.stop()
+    from govshare import notifications
+
+    notifications.stop()
     leader.release_all()  # another worker process takes over the background jobs

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     oidc_department_claim: str = ""
     oidc_roles_claim: str = ""
     oidc_provision: bool = False
+    # --- notifications (docs/web.md): mailed too when an SMTP host is set ---
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "govshare@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: SecretStr | None = None
+    # The site's address as people reach it, for links in mails (e.g. https://share.gov.cn).
+    public_url: str = ""
     # --- access pipeline (docs/access.md) ---
     # Working days a provider has to answer an application before it is overdue.
     access_reply_working_days: int = Field(default=10, ge=1, le=60)

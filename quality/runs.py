@@ -4,11 +4,13 @@ notices, and publish ``quality.run_finished``."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -277,8 +279,19 @@ def weights_dict(weights: QualityWeights) -> dict[str, float]:
             "consistency": weights.consistency}
 
 
+def _plain(value: Any) -> Any:
+    """JSON-storable: decimal items' values (observed minimums, examples) are DuckDB
+    DECIMALs, i.e. Python ``Decimal``; kept exact as text."""
+    return json.loads(json.dumps(value, default=lambda v: str(v) if isinstance(v, Decimal)
+                                 else _unserialisable(v)))
+
+
+def _unserialisable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _store(job: _Job, validation: Validation, now: datetime, data_sha256: str) -> None:
-    outcomes = [o.as_json() for o in validation.expectations]
+    outcomes = _plain([o.as_json() for o in validation.expectations])
     with session_scope() as session:
         run = session.get(QualityRun, job.run_id)
         assert run is not None
@@ -291,7 +304,8 @@ def _store(job: _Job, validation: Validation, now: datetime, data_sha256: str) -
                                now=now, weights=weights)
         run.status, run.finished_at = RunStatus.succeeded, utcnow()
         run.row_count, run.gx_result, run.expectations = (validation.row_count,
-                                                          validation.gx_result, outcomes)
+                                                          _plain(validation.gx_result),
+                                                          outcomes)
         session.add(run)
         dims = scores.dimensions
         session.add(QualityScore(run_id=run.id or 0, resource_id=resource.id or 0,

@@ -4,6 +4,7 @@ across periodic releases, and the refusal once it is spent."""
 from __future__ import annotations
 
 import statistics
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -112,5 +113,7 @@ def test_an_aggregate_grant_spends_its_budget_across_periodic_releases(
     with db.session_scope(write=False) as session:
         grant = session.get(Grant, first["grant_id"])
         assert grant is not None and grant.privacy_spent == 2.0
+        # the scheduler no longer considers it due
+        assert app_id not in [a for a, _ in delivery.due_periodic(session, date(2099, 3, 1))]
     out = aw.get(f"/grants/{first['grant_id']}", "SCJG", Role.requester).json()
     assert out["privacy_spent"] == 2.0 and out["privacy_budget"] == 2.5

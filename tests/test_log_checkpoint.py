@@ -102,6 +102,8 @@ def test_tiles_refuse_bad_paths_and_unknown_tiles(log_of_600: TestClient, world:
         r = api.get(path)
         assert r.status_code == 404, path
         assert r.headers["content-type"] == "application/problem+json"
+    r = api.get("/tile/0/3", headers={"Accept-Language": "zh-CN"})
+    assert r.json()["detail"].startswith("无此瓦片")
     assert api.get("/tile/entries/000").status_code == 401  # entries say who did what
     r = api.get("/tile/entries/000", headers=world.headers("GA", Role.publisher))
     assert r.status_code == 403

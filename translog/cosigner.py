@@ -84,6 +84,10 @@ def ask(witness: WitnessConfig, signed: note.Note, checkpoint: note.Checkpoint, 
                            f"larger than this checkpoint's {checkpoint.size}", old)
         try:
             proof = proof_fn(old, checkpoint.size)
+        except Exception as exc:  # e.g. a size the log never had: this witness only
+            return Outcome(witness.name, "error", f"no consistency proof from size {old}: "
+                           f"{type(exc).__name__}: {exc}")
+        try:
             r = client.post(f"{witness.url}/add-checkpoint",
                             content=submission(old, proof, signed))
         except (httpx.HTTPError, OSError) as exc:

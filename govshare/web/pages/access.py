@@ -179,7 +179,7 @@ def new_request_page(request: Request, who: Requester, resource: str) -> Respons
 @router.post("/requests/new")
 def file_request(request: Request, who: Requester, form: CheckedForm,
                  background: BackgroundTasks) -> Response:
-    raw = {"resource": text(form, "resource"), "purpose": text(form, "purpose"),
+    raw: dict[str, Any] = {"resource": text(form, "resource"), "purpose": text(form, "purpose"),
            "legal_basis": text(form, "legal_basis"), "items": texts(form, "items"),
            "period_end": text(form, "period_end"),
            "delivery_method": text(form, "delivery_method") or "file",
@@ -187,6 +187,8 @@ def file_request(request: Request, who: Requester, form: CheckedForm,
            "schedule": text(form, "schedule") or "once"}
     if text(form, "period_start"):
         raw["period_start"] = text(form, "period_start")
+    if raw["delivery_method"] == DeliveryMethod.aggregate.value:
+        raw["aggregate"] = _aggregate_spec(form)
     try:
         data = ApplicationIn.model_validate(raw)
     except ValidationError as exc:
@@ -196,6 +198,20 @@ def file_request(request: Request, who: Requester, form: CheckedForm,
         app_id = app.id
     _deliver_later(background, [app])
     return redirect(f"/applications/{app_id}?ok=filed")
+
+
+def _aggregate_spec(form: CheckedForm) -> dict[str, Any]:
+    """The aggregate fields of the form: always a count per group, optionally a mean of one
+    number between bounds (the API takes any counts, sums and means, docs/access.md)."""
+    measures: list[dict[str, Any]] = [{"op": "count"}]
+    if text(form, "agg_mean"):
+        measures.append({"op": "mean", "item": text(form, "agg_mean"),
+                         "lower": text(form, "agg_lower") or None,
+                         "upper": text(form, "agg_upper") or None})
+    return {"group_by": texts(form, "agg_group_by"), "measures": measures,
+            "epsilon": text(form, "agg_epsilon") or 1.0,
+            "budget": text(form, "agg_budget") or 10.0,
+            "min_count": text(form, "agg_min_count") or 10}
 
 
 # --- one application, for every party -------------------------------------------------------------

@@ -25,6 +25,7 @@ from access.models import Application, ApplicationState, Bundle
 from access.schemas import CoordinationIn, QueryIn
 from catalog.models import Resource
 from govshare.web.base import CheckedForm, PageRoute, page_user, redirect, render, text
+from kernel import policy
 from kernel.auth import Principal
 from kernel.db import session_scope, utcnow
 from kernel.identity import Department, Role
@@ -80,7 +81,7 @@ def coordinate(request: Request, app_id: int, who: Coordinator, form: CheckedFor
 def bureau_intray(request: Request, who: Auditor) -> Response:
     """The data bureau's in-tray: applications escalated to it, still waiting, oldest first."""
     with session_scope(write=False) as session:
-        if not svc.is_bureau(session, who.department_id):
+        if not policy.is_data_bureau(session, who):
             raise Forbidden("The coordination in-tray is the data bureau's: only auditors of "
                             "a department of kind 'bureau' coordinate escalated applications.")
         escalated = list(session.exec(

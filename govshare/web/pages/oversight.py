@@ -10,13 +10,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlmodel import col, select
 
+from catalog.models import Resource, ResourceStatus
 from govshare.web import i18n
 from govshare.web.base import CheckedForm, PageRoute, page_user, redirect, render, text
+from govshare.web.pages import quality_view
 from kernel.auth import Principal
 from kernel.db import session_scope
-from kernel.identity import Department, Role
-from kernel.problems import Invalid
-from quality import audit
+from kernel.identity import Department, Role, User
+from kernel.policy import is_data_bureau
+from kernel.problems import Forbidden, Invalid
+from quality import audit, suites
 from quality import notices as quality_notices
 from quality.models import NoticeStatus, QualityRun
 from quality.rules import Dimension
@@ -27,6 +30,8 @@ _CHART_LABELS = ("chart.", "stage.", "reason.", "sharing_type.", "unit.", "kpi."
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Overseer = Annotated[Principal, Depends(page_user(Role.auditor, Role.leader))]
 Auditor = Annotated[Principal, Depends(page_user(Role.auditor))]
+Reader = Annotated[Principal, Depends(page_user(Role.auditor, Role.leader, Role.publisher))]
+Editor = Annotated[Principal, Depends(page_user(Role.auditor, Role.publisher))]
 
 
 def _failing(run: QualityRun | None) -> list[dict[str, Any]]:
@@ -36,6 +41,9 @@ def _failing(run: QualityRun | None) -> list[dict[str, Any]]:
 @router.get("/quality")
 def quality_page(request: Request, who: Overseer) -> Response:
     with session_scope(write=False) as session:
+        if not quality_notices.sees_all(session, who):
+            raise Forbidden("The city-wide quality audit is for leaders and the data bureau "
+                            "(auditors of a department of kind 'bureau').")
         threshold = audit.threshold_or_default(session, None)
         departments = audit.rank_departments(session, threshold)
         below = audit.below_threshold(session, threshold)[:30]
@@ -48,9 +56,18 @@ def quality_page(request: Request, who: Overseer) -> Response:
         notices = quality_notices.list_notices(session, who, None, None)
         open_count = sum(1 for n in notices if n.status is not NoticeStatus.closed)
         depts = {d.id: d for d in session.exec(select(Department))}
+        timing = {n.id: quality_notices.timing(n) for n in notices[:20]}
+        failed_runs = audit.failed_latest(session)[:20]
+        bureau = is_data_bureau(session, who)
+        # The notice form's search box: every active resource, by code and name.
+        resources = list(session.exec(select(Resource.code, Resource.name).where(
+            Resource.status == ResourceStatus.active).order_by(col(Resource.code)))) \
+            if bureau else []
     return render(request, "quality.html", {
         "threshold": threshold, "departments": departments, "failing": failing,
         "notices": notices[:20], "open_count": open_count, "depts": depts,
+        "timing": timing, "failed_runs": failed_runs, "bureau": bureau,
+        "resources": resources,
         "dimensions": [d.value for d in Dimension],
         "default_deadline": date.today() + timedelta(days=14)})
 
@@ -72,6 +89,40 @@ def issue_notice(request: Request, who: Auditor, form: CheckedForm) -> Response:
                               rules=[r.strip() for r in rules], min_score=threshold,
                               run_id=None)
     return redirect("/quality?ok=notice_issued")
+
+
+@router.get("/quality/notices/{notice_id}")
+def notice_page(request: Request, notice_id: int, who: Reader) -> Response:
+    """One rectification notice: status, deadline in working days, overdue, the runs that
+    verify it and its history."""
+    with session_scope(write=False) as session:
+        notice = quality_notices.get_notice(session, notice_id)
+        if not quality_notices.visible_to(session, who, notice):
+            raise Forbidden("This notice is addressed to another department.")
+        resource = session.get(Resource, notice.resource_id)
+        dept = session.get(Department, notice.department_id)
+        verifying = list(session.exec(select(QualityRun).where(
+            QualityRun.notice_id == notice.id).order_by(col(QualityRun.id).desc())))
+        history = quality_notices.history(session, notice)
+        users = {u.id: u.username for u in session.exec(select(User))}
+        details = resource is not None and quality_view.can_read_details(session, who, resource)
+    return render(request, "notice.html", {
+        "n": notice, "resource": resource, "dept": dept, "verifying": verifying,
+        "history": history, "users": users, "timing": quality_notices.timing(notice),
+        "details": details,
+        "can_respond": who.has(Role.publisher) and who.department_id == notice.department_id
+        and notice.status is not NoticeStatus.closed})
+
+
+@router.post("/catalog/{code}/quality/rules")
+def add_row_rule(request: Request, code: str, who: Editor, form: CheckedForm) -> Response:
+    """A row-expression rule (expect_rows_to_satisfy), counted in consistency: the provider's
+    publishers and the data bureau (quality.guard decides what each may name)."""
+    with session_scope(write=True) as session:
+        suites.add_custom(session, who, code, suites.ROW_EXPRESSION,
+                          {"expression": text(form, "expression")}, "consistency",
+                          text(form, "note"))
+    return redirect(f"/catalog/{code}?ok=rule_added")
 
 
 @router.get("/dashboard")
