@@ -1,7 +1,7 @@
 """background jobs: the job table and periodic schedules (kernel/jobs.py)
 
 Revision ID: 13w_jobs
-Revises: i15_items_decimal
+Revises: w16c
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "13w_jobs"
-down_revision: str | None = "i15_items_decimal"
+down_revision: str | None = "w16c"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
