@@ -110,7 +110,19 @@ def register_resource(session: Session, who: Principal, meta: ResourceIn,
     with session_scope(write=False) as read:
         check_registration(read, who, meta)
     columns = [warehouse.Column(i.name, i.type) for i in meta.items]
-    loaded = _load(source, filename, columns)
+    return _register_loaded(session, who, meta, _load(source, filename, columns))
+
+
+def register_pulled_resource(session: Session, who: Principal, meta: ResourceIn,
+                             segment: Path, *, rows: int, sha256: str, nbytes: int) -> Resource:
+    """Register a resource whose first version was loaded from a database source
+    (``catalog.sources``); the caller checked the registration before the pull."""
+    staged = warehouse.StagedFile(segment, warehouse.Format.database, nbytes, sha256)
+    return _register_loaded(session, who, meta, _Loaded(staged, segment, rows))
+
+
+def _register_loaded(session: Session, who: Principal, meta: ResourceIn,
+                     loaded: "_Loaded") -> Resource:
     try:
         provider = check_registration(session, who, meta)  # again, inside the transaction
         resource = _insert_resource(session, who, provider, meta)
@@ -211,7 +223,20 @@ def add_version(session: Session, who: Principal, code: str, source: Path | Bina
     with session_scope(write=False) as read:
         items = _accepting_data(read, who, code).items
         columns = [warehouse.Column(i.name, i.type) for i in items]
-    loaded = _load(source, filename, columns)
+    return _store_version(session, who, code, _load(source, filename, columns), mode)
+
+
+def add_pulled_version(session: Session, who: Principal, code: str, segment: Path, *,
+                       rows: int, sha256: str, nbytes: int) -> DataVersion:
+    """Store a segment already loaded from a database source (``catalog.sources``) as the
+    resource's new data (a replace), with the same checks and event as an upload."""
+    staged = warehouse.StagedFile(segment, warehouse.Format.database, nbytes, sha256)
+    return _store_version(session, who, code, _Loaded(staged, segment, rows),
+                          VersionMode.replace)
+
+
+def _store_version(session: Session, who: Principal, code: str, loaded: _Loaded,
+                   mode: VersionMode) -> DataVersion:
     try:
         resource = _accepting_data(session, who, code)
         version = _insert_version(session, who, resource, loaded, mode)
@@ -221,6 +246,7 @@ def add_version(session: Session, who: Principal, code: str, source: Path | Bina
     publish(session, Event("resource.version_added", who.actor,
                            {"resource": code, "version": str(version.version)},
                            {"mode": mode.value, "rows": loaded.rows,
+                            "source": loaded.staged.format.value,
                             "data_sha256": loaded.staged.sha256}))
     return version
 

@@ -16,10 +16,12 @@ import codecs
 import gzip
 import hashlib
 import os
+import queue
 import shutil
+import threading
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import duckdb
+import pyarrow as pa
 
 from catalog.models import DUCKDB_TYPES, ItemType
 from kernel import storage
@@ -43,6 +46,7 @@ class Format(StrEnum):
     csv = "csv"
     parquet = "parquet"
     jsonl = "jsonl"
+    database = "database"  # pulled from a department's database (catalog.sources)
 
 
 _EXTENSIONS: dict[str, Format] = {
@@ -381,6 +385,129 @@ def _load_jsonl(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[Co
 
 
 _LOADERS = {Format.csv: _load_csv, Format.parquet: _load_parquet, Format.jsonl: _load_jsonl}
+
+
+# --- Arrow streams (database sources) -------------------------------------------------------
+
+# PostgreSQL NUMERIC arrives from ADBC as an opaque extension over its exact decimal text;
+# the text is cast to the declared DECIMAL exactly, so it counts as a decimal source.
+_EXACT_TEXT_TYPES = {"numeric"}
+
+
+def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column],
+                 segment: Path) -> tuple[int, str]:
+    """Load an Arrow stream (a database pull) into a new segment, streaming: DuckDB pulls
+    the batches as it writes, so neither the stream nor the table is ever whole in memory.
+
+    Columns match the declared items by name; types must be compatible as for Parquet.
+    Returns the row count and the SHA-256 of the stream's batches (the pull's content hash,
+    to tell an unchanged source from a changed one). All or nothing, like ``ingest``.
+    """
+    schema, exact = _plain_schema(reader.schema)
+    found = {f.name: _arrow_duckdb_type(f, exact) for f in schema}
+    _check_columns(found, columns)
+    errors = [{"column": c.name, "problem": f"declared {c.type.value}, source has {found[c.name]}"}
+              for c in columns if not _compatible(found[c.name], c.type)]
+    if errors:
+        cols = ", ".join(str(e["column"]) for e in errors)
+        raise Invalid(f"Some columns have types other than declared ({cols}). Nothing was stored.",
+                      errors=errors)
+    digest = hashlib.sha256()
+    stream = pa.RecordBatchReader.from_batches(schema, _hashed(reader, schema, digest))
+    select = ", ".join(f"CAST({quote(c.name)} AS {DUCKDB_TYPES[c.type]}) AS {quote(c.name)}"
+                       for c in columns)
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    tmp = segment.with_name(segment.name + ".tmp")
+    spill = segment.with_name(segment.name + ".spill")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = connect(str(tmp))
+        try:
+            con.execute(f"SET temp_directory='{_escape(spill)}'")
+            con.register("pulled", stream)
+            con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM pulled")
+            con.unregister("pulled")
+            count = int((con.execute(f"SELECT count(*) FROM {TABLE}").fetchone() or (0,))[0])
+            if count == 0:
+                raise Invalid("The source returned no rows; nothing was stored.")
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        storage.publish(tmp, segment)
+    except duckdb.ConversionException as exc:
+        raise Invalid("Some values do not match the declared types: "
+                      f"{_first_line(exc)}. Nothing was stored.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        shutil.rmtree(spill, ignore_errors=True)
+    return count, digest.hexdigest()
+
+
+def _plain_schema(schema: pa.Schema) -> tuple[pa.Schema, set[str]]:
+    """The schema with opaque extension columns replaced by their storage type, and the
+    names of those whose text is an exact number."""
+    fields, exact = [], set()
+    for f in schema:
+        if isinstance(f.type, pa.BaseExtensionType):
+            meta = f.metadata or {}
+            if meta.get(b"POSTGRESQL:type", b"").decode() in _EXACT_TEXT_TYPES:
+                exact.add(f.name)
+            f = pa.field(f.name, f.type.storage_type, f.nullable, f.metadata)
+        fields.append(f)
+    return pa.schema(fields), exact
+
+
+def _arrow_duckdb_type(f: pa.Field, exact: set[str]) -> str:
+    if f.name in exact:
+        return "DECIMAL"
+    t = f.type
+    for test, name in _ARROW_TYPES:
+        if test(t):
+            return name
+    return str(t).upper()
+
+
+_ARROW_TYPES: list[tuple[Callable[[pa.DataType], bool], str]] = [
+    (pa.types.is_boolean, "BOOLEAN"), (pa.types.is_int8, "TINYINT"),
+    (pa.types.is_int16, "SMALLINT"), (pa.types.is_int32, "INTEGER"),
+    (pa.types.is_int64, "BIGINT"), (pa.types.is_floating, "DOUBLE"),
+    (pa.types.is_decimal, "DECIMAL"), (pa.types.is_date, "DATE"),
+    (lambda t: pa.types.is_timestamp(t) and t.tz is not None, "TIMESTAMP WITH TIME ZONE"),
+    (pa.types.is_timestamp, "TIMESTAMP"),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "VARCHAR"),
+]
+
+
+def _hashed(reader: pa.RecordBatchReader, schema: pa.Schema,
+            digest: Any) -> Iterator[pa.RecordBatch]:
+    """The batches with their extension columns unwrapped, hashed on the way.
+
+    A reader thread keeps the next batches coming while DuckDB writes the previous ones
+    (the driver and hashlib release the GIL), so the pull takes about as long as the slower
+    of the two rather than their sum."""
+    ahead: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=4)
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                plain = pa.RecordBatch.from_arrays(
+                    [c.storage if isinstance(c, pa.ExtensionArray) else c
+                     for c in batch.columns], schema=schema)
+                digest.update(plain.serialize())
+                ahead.put(plain)
+            ahead.put(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ahead.put(exc)
+
+    thread = threading.Thread(target=produce, name="pull-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        thread.join(timeout=0)
 
 
 def _described(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:
