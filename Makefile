@@ -8,12 +8,16 @@ WORKERS ?= 2
 
 .PHONY: run test setup lint migration-initial bench fuzz audit screenshots clean
 
-$(STAMP): pyproject.toml demo/pyproject.toml
+# setup.py builds the native library (access/native) at install time; rebuilt when it changes.
+$(STAMP): pyproject.toml demo/pyproject.toml setup.py $(wildcard access/native/*.c)
 	@test -n "$(PY)" || { echo "need python3.11 on PATH"; exit 1; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@# the demo world is its own distribution (demo/), installed beside the runtime package
 	$(BIN)/pip install --quiet -e ".[dev]" -e ./demo
+	@# pycanon (the independent check of access/risk.py's figures in the tests) pins exact old
+	@# numpy/pandas releases it does not need; it only uses their stable API, so no deps.
+	$(BIN)/pip install --quiet --no-deps pycanon==1.3.6
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -28,6 +32,8 @@ run: $(STAMP)
 # SQLite: the whole suite, including the browser story, crash tests and a short fuzz run.
 # PostgreSQL (a throwaway server on loopback): the same suite but the browser tests.
 # The dependency audit runs first (docs/security.md).
+# The native library must be there (built by the install above; tests/test_native.py).
+test: export GOVSHARE_REQUIRE_NATIVE = 1
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -20,7 +20,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, status
 from fastapi.responses import FileResponse
 from sqlmodel import Session, select
 
-from access import delivery, latency, ratings
+from access import assessment, delivery, generalize, latency, ratings
 from access import service as svc
 from access.flows import legal_actions
 from access.models import (
@@ -52,7 +52,9 @@ from access.schemas import (
     ReturnIn,
     RevisionIn,
     RevokeIn,
+    RiskIn,
     StepOut,
+    SuggestIn,
     TightenIn,
 )
 from catalog.models import Resource
@@ -118,7 +120,8 @@ def application_out(session: Session, who: Principal, app: Application,
     fields = app.model_dump(include={
         "id", "bundle_id", "purpose", "legal_basis", "items", "period_start", "period_end",
         "delivery_method", "file_format", "schedule", "revision", "due_date", "escalated_at",
-        "masking_plan", "row_filters", "quasi_identifiers", "k_min", "conditions",
+        "masking_plan", "row_filters", "quasi_identifiers", "k_min", "max_suppression",
+        "sensitive_items", "conditions",
         "delivery_blocked", "returns", "escalations", "reassignments", "notice_violations",
         "filed_at", "decided_at", "approved_at", "masked_at", "delivered_at",
         "first_download_at", "closed_at"})
@@ -215,6 +218,40 @@ def list_applications(session: DbSession, who: Involved,
 @applications.get("/{app_id}", response_model=ApplicationOut)
 def get_application(app_id: int, session: DbSession, who: Involved) -> ApplicationOut:
     return application_out(session, who, svc.get_application(session, who, app_id))
+
+
+@applications.get("/{app_id}/risk")
+def risk_report(app_id: int, session: DbSession, who: Involved) -> dict[str, Any]:
+    """The re-identification risk of the plan as it would be delivered: equivalence classes,
+    k, prosecutor / journalist / marketer risk, l-diversity and t-closeness of the sensitive
+    items (docs/access.md). Approvers and the bureau before the decision; the requester
+    after it."""
+    return assessment.report_for(session, who, app_id)
+
+
+@applications.post("/{app_id}/risk")
+def risk_of_changes(app_id: int, data: RiskIn, session: DbSession,
+                    who: Approver) -> dict[str, Any]:
+    """The report of the plan with tentative tightenings, other quasi-identifiers or
+    sensitive items, before deciding (changes nothing)."""
+    return assessment.report_for(
+        session, who, app_id, changes=data.masking, quasi_identifiers=data.quasi_identifiers,
+        sensitive=data.sensitive_items, k_target=data.k_target,
+        max_suppression=data.max_suppression)
+
+
+@applications.post("/{app_id}/suggestion")
+def suggestion(app_id: int, data: SuggestIn, session: DbSession,
+               who: Approver) -> dict[str, Any]:
+    """The least generalization of the quasi-identifiers that meets the target, as masking
+    changes to apply in one click (approve or tighten with them), with its report."""
+    inp = assessment.inputs(session, who, app_id, changes=data.masking,
+                            quasi_identifiers=data.quasi_identifiers,
+                            sensitive=data.sensitive_items, provider_only=True)
+    target = generalize.Target(k=data.k, max_suppression=data.suppression, l=data.l,
+                               sensitive=tuple(inp.sensitive) if data.l else (),
+                               prosecutor_max=data.prosecutor_max)
+    return assessment.suggest(inp, target)
 
 
 @applications.get("/{app_id}/history", response_model=list[StepOut])

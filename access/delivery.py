@@ -46,7 +46,7 @@ import duckdb
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from access import masking, native, pii, pseudonym
+from access import assessment, masking, native, pii, pseudonym, risk
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.flows import Action, next_state
@@ -152,6 +152,8 @@ class Job:
     k_min: int | None
     key: bytes | None
     as_of: date
+    sensitive_items: list[str] = field(default_factory=list)
+    max_suppression: float | None = None
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -164,6 +166,8 @@ class Produced:
     rows: int
     hits: list[pii.Hit]
     k: int | None
+    risk: dict[str, Any] | None = None  # access.risk's report of the package as written
+    suppressed: int = 0  # rows dropped as outliers (classes smaller than k_min)
     path: Path | None = None
     bytes: int = 0
     sha256: str | None = None
@@ -234,7 +238,8 @@ def _job(session: Session, app: Application, grant: Grant, resource: Resource, r
         row_filters=[RowFilter.model_validate(f) for f in app.row_filters],
         quasi_identifiers=list(app.quasi_identifiers), k_min=app.k_min,
         key=pseudonym.department_key(session, app.requester_department_id) if needs_key
-        else None, as_of=today)
+        else None, as_of=today, sensitive_items=list(app.sensitive_items),
+        max_suppression=app.max_suppression)
 
 
 def _detach(item: DataItem) -> _Item:
@@ -265,7 +270,16 @@ def masked_select(con: duckdb.DuckDBPyConnection, job: Job, *, csv: bool = False
     where = masking.filter_sql(job.row_filters,
                                {i.name: (quote(i.name), i.type) for i in job.items})
     select_list = ", ".join(f"{c.sql} AS {quote(c.name)}" for c in columns)
-    return f"SELECT {select_list} FROM {TABLE} WHERE {where}", columns
+    query = f"SELECT {select_list} FROM {TABLE} WHERE {where}"
+    if _suppressing(job):
+        assert job.k_min is not None
+        query = assessment.suppress_outliers(query, job.quasi_identifiers, job.k_min)
+    return query, columns
+
+
+def _suppressing(job: Job) -> bool:
+    return job.max_suppression is not None and job.k_min is not None \
+        and bool(job.quasi_identifiers)
 
 
 # Parquet v2 pages and encodings (DELTA_LENGTH_BYTE_ARRAY for strings) with zstd at level 1,
@@ -295,10 +309,11 @@ def _check_view(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
     query, columns = masked_select(con, job)
     relation = f"({query})"
     (count,), = con.execute(f"SELECT count(*) FROM {relation}").fetchall()
-    return Produced(rows=int(count),
-                    hits=pii.scan(con, relation, _targets(columns, typed=True)),
-                    k=pii.k_anonymity(con, relation, job.quasi_identifiers),
-                    columns=[c.name for c in columns])
+    produced = Produced(rows=int(count),
+                        hits=pii.scan(con, relation, _targets(columns, typed=True)), k=None,
+                        columns=[c.name for c in columns])
+    _measure(con, job, relation, columns, produced, typed=True)
+    return produced
 
 
 def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
@@ -316,11 +331,43 @@ def _write_file(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
         flushed = pool.submit(storage.fsync_file, tmp)
         hashed = pool.submit(_sha256, tmp)
         hits = pii.scan(con, relation, _targets(columns, typed=not csv))
-        k = pii.k_anonymity(con, relation, job.quasi_identifiers) if not hits else None
+        produced = Produced(rows=rows, hits=hits, k=None, path=tmp,
+                            columns=[c.name for c in columns])
+        if not hits:
+            _measure(con, job, relation, columns, produced, typed=not csv)
         flushed.result()
-        digest = hashed.result()
-    return Produced(rows=rows, hits=hits, k=k, path=tmp, bytes=tmp.stat().st_size,
-                    sha256=digest, columns=[c.name for c in columns])
+        produced.sha256 = hashed.result()
+    produced.bytes = tmp.stat().st_size
+    return produced
+
+
+def _measure(con: duckdb.DuckDBPyConnection, job: Job, relation: str,
+             columns: list[OutputColumn], produced: Produced, *, typed: bool) -> None:
+    """The risk report of the package as written (``access.risk``), for its manifest; its k
+    is the k-anonymity gate's. QIs the approver did not name are proposed from the items,
+    for the report only."""
+    delivered = [c.name for c in columns]
+    qis = job.quasi_identifiers or risk.propose_quasi_identifiers(job.items, delivered)
+    sensitive = job.sensitive_items or risk.propose_sensitive(job.items, delivered, qis)
+    numeric = {c.name for c in columns if typed and c.type in (ItemType.integer,
+                                                                ItemType.decimal)}
+    population = None
+    if job.row_filters and qis:  # a sample of the table: the table is its population
+        population, _ = assessment.masked_relation(job.items, job.plan, qis, [],
+                                                   as_of=job.as_of, filtered=False)
+    report = risk.measure(con, relation, qis, [risk.Sensitive(s, s in numeric)
+                                               for s in sensitive],
+                          k_target=job.k_min, population=population)
+    produced.risk = report.as_dict() | {"proposed": not job.quasi_identifiers,
+                                        "sensitive_items": sensitive}
+    if job.quasi_identifiers:
+        produced.k = report.k
+    if _suppressing(job):
+        where = masking.filter_sql(job.row_filters,
+                                   {i.name: (quote(i.name), i.type) for i in job.items})
+        (total,), = con.execute(f"SELECT count(*) FROM {TABLE} WHERE {where}").fetchall()
+        produced.suppressed = int(total) - produced.rows
+        produced.risk["suppressed_rows"] = produced.suppressed
 
 
 def _copy(con: duckdb.DuckDBPyConnection, job: Job, statement: str) -> int:
@@ -364,7 +411,16 @@ def _targets(columns: list[OutputColumn], *, typed: bool) -> list[pii.Target]:
 
 
 def _k_too_small(job: Job, produced: Produced) -> bool:
-    return job.k_min is not None and produced.k is not None and produced.k < job.k_min
+    if job.k_min is not None and produced.k is not None and produced.k < job.k_min:
+        return True
+    return _too_many_suppressed(job, produced)
+
+
+def _too_many_suppressed(job: Job, produced: Produced) -> bool:
+    if not _suppressing(job) or job.max_suppression is None:
+        return False
+    total = produced.rows + produced.suppressed
+    return total > 0 and produced.suppressed > job.max_suppression * total
 
 
 def _discard(job: Job) -> None:
@@ -376,6 +432,11 @@ def _record_block(job: Job, produced: Produced, who: Principal | None) -> None:
     if produced.hits:
         kinds = sorted({f"{h.kind} in {h.column}" for h in produced.hits})
         reason = "values that look like raw personal data: " + ", ".join(kinds)
+    elif _too_many_suppressed(job, produced):
+        total = produced.rows + produced.suppressed
+        reason = (f"{produced.suppressed} of {total} rows are in classes smaller than "
+                  f"k_min {job.k_min}, more than the {job.max_suppression:.1%} that may be "
+                  f"suppressed")
     else:
         reason = f"k-anonymity {produced.k} is below the required {job.k_min}"
     with db.session_scope(write=True) as session:
@@ -463,6 +524,8 @@ def manifest_of(job: Job, produced: Produced, app: Application, delivery: Delive
         "row_filters": [f.model_dump(mode="json") for f in job.row_filters],
         "row_count": produced.rows, "k_anonymity": produced.k,
         "quasi_identifiers": job.quasi_identifiers, "file": file,
+        # The re-identification risk of the package as written (docs/access.md).
+        "risk": produced.risk, "suppressed_rows": produced.suppressed,
         "created_at": canonical.format_time(utcnow()), "key_id": key_id,
     }
 
@@ -504,9 +567,11 @@ def _mark_delivered(session: Session, app: Application, delivery: Delivery,
     session.add_all([delivery, grant])
     svc.record(session, app, Action.deliver, target, _actor(who),
                {"delivery": delivery.id, "run_key": delivery.run_key,
-                "rows": delivery.row_count},
+                "rows": delivery.row_count,
+                "risk": risk.summary_of(delivery.manifest.get("risk"))},
                event="delivery.completed", before=before,
-               payload={"delivery": delivery.id, "manifest": delivery.manifest})
+               payload={"delivery": delivery.id, "manifest": delivery.manifest,
+                        "risk": risk.summary_of(delivery.manifest.get("risk"))})
 
 
 # --- crash recovery ---------------------------------------------------------------------------

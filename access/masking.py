@@ -11,8 +11,9 @@ Rules and their strength (a tighter rule has a higher strength):
 * keep (0): the value as it is;
 * partial (1): type-aware partial masking, ``catalog.masking.mask_expression``;
 * pseudonymize (2): keyed HMAC-SHA256 per requesting department (``access.pseudonym``);
-* generalize (2): month / year / age band of a date, district of an address, range of an
-  amount; within a method family a coarser one is tighter (month < year < age band);
+* generalize (2): month / year / 5- or 10-year age band of a date, street / district / city
+  of an address, range of an amount; within a method family a coarser one is tighter
+  (month < year < 5-year band < 10-year band; street < district < city);
 * suppress (3): the column is dropped.
 """
 
@@ -45,14 +46,20 @@ class MaskingRule(StrEnum):
 class Generalization(StrEnum):
     month = "month"  # a date → YYYY-MM
     year = "year"  # a date → its year
+    age_band_5 = "age_band_5"  # a birth date → 5-year age band on the delivery date, 30-34
     age_band = "age_band"  # a birth date → 10-year age band on the delivery date, e.g. 30-39
+    street = "street"  # an address → up to its street or town (街道/镇/乡), else its district
     district = "district"  # an address → up to its district (区/县/旗), else its city
+    city = "city"  # an address → its city (市)
     range = "range"  # an amount → [lo, hi): fixed width, or 1 significant digit by default
 
 
 STRENGTH = {MaskingRule.keep: 0, MaskingRule.partial: 1, MaskingRule.pseudonymize: 2,
             MaskingRule.generalize: 2, MaskingRule.suppress: 3}
-_DATE_COARSENESS = {Generalization.month: 1, Generalization.year: 2, Generalization.age_band: 3}
+_DATE_COARSENESS = {Generalization.month: 1, Generalization.year: 2,
+                    Generalization.age_band_5: 3, Generalization.age_band: 4}
+_ADDRESS_COARSENESS = {Generalization.street: 1, Generalization.district: 2,
+                       Generalization.city: 3}
 PERSONAL_KINDS = frozenset({ItemKind.resident_id, ItemKind.mobile, ItemKind.person_name,
                             ItemKind.bank_card, ItemKind.email, ItemKind.birth_date,
                             ItemKind.address})
@@ -152,6 +159,8 @@ def at_least_as_strict(new: ColumnRule, old: ColumnRule) -> bool:
     assert new.method is not None and old.method is not None
     if new.method in _DATE_COARSENESS and old.method in _DATE_COARSENESS:
         return _DATE_COARSENESS[new.method] >= _DATE_COARSENESS[old.method]
+    if new.method in _ADDRESS_COARSENESS and old.method in _ADDRESS_COARSENESS:
+        return _ADDRESS_COARSENESS[new.method] >= _ADDRESS_COARSENESS[old.method]
     if new.method == Generalization.range and old.method == Generalization.range:
         # Only fixed widths compare; the significant-digit default is its own scale.
         return old.width is not None and new.width is not None and new.width >= old.width
@@ -195,8 +204,8 @@ def applicability(item: Item, rule: ColumnRule) -> str | None:
     dates = (ItemType.date, ItemType.datetime)
     if m in _DATE_COARSENESS and not (item.type in dates or item.kind == ItemKind.birth_date):
         return f"{m.value if m else ''} needs a date or a birth date"
-    if m == Generalization.district and item.type != ItemType.string:
-        return "district needs an address (text)"
+    if m in _ADDRESS_COARSENESS and item.type != ItemType.string:
+        return f"{m.value if m else ''} needs an address (text)"
     if m == Generalization.range and item.type not in (ItemType.integer, ItemType.decimal):
         return "range needs a number"
     return None
@@ -277,14 +286,19 @@ def _generalize(item: Item, method: Generalization, width: float | None,
         return f"year({_as_date(item)})", ItemType.integer
     if method == Generalization.month:
         return f"strftime({_as_date(item)}, '%Y-%m')", ItemType.string
-    if method == Generalization.age_band:
+    if method in (Generalization.age_band, Generalization.age_band_5):
+        size = 5 if method == Generalization.age_band_5 else 10
         age = f"date_sub('year', {_as_date(item)}, DATE '{as_of.isoformat()}')"
-        band = f"(({age}) // 10 * 10)"
+        band = f"(({age}) // {size} * {size})"
         return (f"CASE WHEN {age} IS NULL OR {age} < 0 THEN NULL "
-                f"ELSE CAST({band} AS VARCHAR) || '-' || CAST({band} + 9 AS VARCHAR) END"), \
-            ItemType.string
+                f"ELSE CAST({band} AS VARCHAR) || '-' || CAST({band} + {size - 1} AS VARCHAR) "
+                f"END"), ItemType.string
     if method == Generalization.district:
         return _district(col), ItemType.string
+    if method == Generalization.street:
+        return _street(col), ItemType.string
+    if method == Generalization.city:
+        return _city(col), ItemType.string
     return _range(col, width), ItemType.string
 
 
@@ -297,6 +311,22 @@ def _district(col: str) -> str:
     compound = " OR ".join(f"{m} LIKE '%{s}'" for s in ("小区", "社区", "园区", "校区"))
     return (f"CASE WHEN {v} IS NULL THEN NULL WHEN {v} = '' THEN '' "
             f"WHEN {m} <> '' AND NOT ({compound}) THEN {m} ELSE {city} END")
+
+
+def _street(col: str) -> str:
+    v = f"CAST({col} AS VARCHAR)"
+    # Up to the first 街道/镇/乡 (sub-district, town, township) after the district, else the
+    # first road (路/街/道); without either, the district.
+    m = (f"regexp_extract(left({v}, 40), '^((?:.*?自治[区州])?.*?(?:区|县|旗)"
+         f".*?(?:街道|镇|乡|路|大道|街))', 1)")
+    return f"CASE WHEN {m} <> '' THEN {m} ELSE {_district(col)} END"
+
+
+def _city(col: str) -> str:
+    v = f"CAST({col} AS VARCHAR)"
+    city = f"regexp_extract(left({v}, 12), '^(.*?市)', 1)"
+    return (f"CASE WHEN {v} IS NULL THEN NULL WHEN {v} = '' THEN '' "
+            f"ELSE NULLIF({city}, '') END")
 
 
 def _num(sql: str, step_sql: str) -> str:

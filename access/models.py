@@ -121,6 +121,13 @@ class Application(SQLModel, table=True):
     quasi_identifiers: list[str] = Field(default_factory=list,
                                          sa_column=Column(JSON, nullable=False))
     k_min: int | None = None
+    # Records of classes smaller than k_min are dropped from a delivery as outliers, up to this
+    # share of the rows (None: none are, and a k below k_min blocks the delivery).
+    max_suppression: float | None = None
+    # Items whose l-diversity and t-closeness the risk report measures (empty: proposed).
+    sensitive_items: list[str] = Field(default_factory=list,
+                                       sa_column=Column(JSON, nullable=False,
+                                                        server_default="[]"))
     conditions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # One-time notice (一次性告知): codes of the first return, and how many later returns broke it.
     first_return_codes: list[str] = Field(default_factory=list,

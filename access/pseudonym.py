@@ -197,26 +197,82 @@ def _install_macros(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
 
 
 def is_token_call(sql: str, column_sql: str) -> bool:
-    """Whether ``sql`` is exactly one of the installed pseudonym functions applied to
-    ``column_sql``: its values are then 32-hex tokens, '' or NULL by construction (the
-    native function writes only [0-9a-f] and is self-tested; the macro is ``left(sha256)``).
-    Checked on the text itself, independently of ``hmac_sql``, so a broken rule that
-    emits anything else is still read back by the raw-PII check."""
+    """Whether ``sql`` is one of the installed pseudonym functions applied, as the outermost
+    call, to an expression of ``column_sql``: its values are then 32-hex tokens, '' or NULL
+    by construction whatever the argument (the native function writes only [0-9a-f] and is
+    self-tested; the macro is ``left(sha256)``). Checked on the text itself, independently
+    of ``hmac_sql``, so a broken rule that emits anything else is still read back by the
+    raw-PII check."""
     names = "|".join(map(re.escape, functions()))
-    pattern = rf"(?:{names})\(CAST\({re.escape(column_sql)} AS VARCHAR\)\)"
-    return re.fullmatch(pattern, sql) is not None
+    match = re.fullmatch(rf"(?:{names})\((.*)\)", sql, re.DOTALL)
+    if match is None or f"CAST({column_sql} AS VARCHAR)" not in match.group(1):
+        return False
+    return _balanced(match.group(1))
+
+
+def _balanced(sql: str) -> bool:
+    """Parentheses balance outside string literals, never closing below zero: the call's
+    own parenthesis closes at the very end, so nothing follows the pseudonym function."""
+    depth, quoted = 0, False
+    for ch in sql:
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0 and not quoted
+
+
+# GB 11643: a 15-digit ID of 1984–1999 becomes 18 digits by inserting the century "19"
+# before its YYMMDD and appending the ISO 7064 MOD 11-2 check character.
+_RIC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_RIC_CHECK = "10X98765432"
+
+
+def ric_18_sql(value_sql: str) -> str:
+    """SQL turning a legacy 15-digit resident ID (after trimming) into its 18-digit form;
+    any other value passes through unchanged. Only values whose byte length is not 18 are
+    even looked at, so a column of 18-digit IDs costs one length test per value."""
+    t = f"trim({value_sql}, {_SPACES_SQL})"
+    body = f"(left({t}, 6) || '19' || substr({t}, 7, 9))"
+    total = " + ".join(f"{w} * (ord(substr({body}, {i + 1}, 1)) - 48)"
+                       for i, w in enumerate(_RIC_WEIGHTS))
+    return (f"CASE WHEN strlen({value_sql}) BETWEEN 15 AND 64 AND strlen({value_sql}) <> 18 "
+            f"AND regexp_full_match({t}, '[0-9]{{15}}') "
+            f"THEN {body} || substr('{_RIC_CHECK}', (({total}) % 11) + 1, 1) "
+            f"ELSE {value_sql} END")
+
+
+def ric_18(value: str) -> str:
+    """``ric_18_sql`` in Python: one person, one pseudonym whichever ID form a table holds."""
+    text = value.strip(native_hmac.SPACES)
+    if len(text) != 15 or not (text.isascii() and text.isdigit()):
+        return value
+    body = text[:6] + "19" + text[6:]
+    return body + _RIC_CHECK[sum(w * int(c) for w, c in zip(_RIC_WEIGHTS, body, strict=True))
+                             % 11]
 
 
 def hmac_sql(value_sql: str, kind: ItemKind | None) -> str:
     """SQL for the pseudonym of ``value_sql``: NULL stays NULL, a value empty once
-    normalised becomes empty."""
-    return f"{_FUNCTION}_{_norm(kind)[0]}(CAST({value_sql} AS VARCHAR))"
+    normalised becomes empty. Resident IDs in the legacy 15-digit form are first converted to
+    18 digits here, in SQL, so every registration of the function (C API, Arrow, macro)
+    hashes the same string for one person."""
+    value = f"CAST({value_sql} AS VARCHAR)"
+    if kind == ItemKind.resident_id:
+        value = ric_18_sql(value)
+    return f"{_FUNCTION}_{_norm(kind)[0]}({value})"
 
 
 def pseudonym(key: bytes, value: str, kind: ItemKind | None = None) -> str:
     """The same pseudonym in Python (tests and the documentation's examples)."""
     import hmac
 
+    if kind == ItemKind.resident_id:
+        value = ric_18(value)
     text = native_hmac.normalise(value, _norm(kind)[1])
     if text == "":
         return ""

@@ -47,6 +47,11 @@ class ApprovalIn(BaseModel):
     row_filters: list[RowFilter] = Field(default_factory=list, max_length=20)
     quasi_identifiers: list[str] = Field(default_factory=list, max_length=20)
     k_min: int | None = Field(default=None, ge=2, le=1000)
+    max_suppression: float | None = Field(
+        default=None, ge=0, le=0.2, description="Share of rows that may be dropped as outliers "
+        "(classes smaller than k_min); needs k_min")
+    sensitive_items: list[str] = Field(default_factory=list, max_length=20, description=
+                                       "Items whose l-diversity and t-closeness are reported")
     conditions: list[str] = Field(default_factory=list, max_length=20,
                                   description="e.g. a data-use responsibility commitment")
     note: str = Field(default="", max_length=2000)
@@ -103,6 +108,29 @@ class TightenIn(BaseModel):
         default=None, description="Replaces the filters; may only add conditions")
     quasi_identifiers: list[str] | None = None
     k_min: int | None = Field(default=None, ge=2, le=1000)
+    max_suppression: float | None = Field(default=None, ge=0, le=0.2)
+    sensitive_items: list[str] | None = Field(default=None, max_length=20)
+
+
+class RiskIn(BaseModel):
+    """A plan to measure: the application's, with tentative tightenings (approvers only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    masking: dict[str, ColumnRule] = Field(default_factory=dict)
+    quasi_identifiers: list[str] | None = Field(default=None, max_length=20)
+    sensitive_items: list[str] | None = Field(default=None, max_length=20)
+    k_target: int | None = Field(default=None, ge=2, le=1000)
+    max_suppression: float | None = Field(default=None, ge=0, le=0.2)
+
+
+class SuggestIn(RiskIn):
+    """A privacy target for the least generalization that meets it."""
+
+    k: int = Field(default=5, ge=2, le=1000)
+    l: int | None = Field(default=None, ge=2, le=100)  # noqa: E741
+    prosecutor_max: float | None = Field(default=None, gt=0, le=1)
+    suppression: float = Field(default=0.01, ge=0, le=0.2,
+                               description="Share of rows that may be suppressed as outliers")
 
 
 class RevokeIn(BaseModel):
@@ -156,6 +184,8 @@ class ApplicationOut(BaseModel):
     row_filters: list[dict[str, Any]]
     quasi_identifiers: list[str]
     k_min: int | None
+    max_suppression: float | None = None
+    sensitive_items: list[str] = []
     conditions: list[str]
     delivery_blocked: str | None
     bounces: int

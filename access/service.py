@@ -424,13 +424,17 @@ def _approve(session: Session, app: Application, who: Principal | None, data: Ap
     plan = masking.tighten(items, masking.default_plan(items, app.items), data.masking)
     _check_filters(items, data.row_filters)
     _check_quasi_identifiers(plan, data.quasi_identifiers)
+    _check_risk_settings(plan, data.quasi_identifiers, data.sensitive_items, data.k_min,
+                         data.max_suppression)
     app.masking_plan = masking.plan_json(plan)
     app.row_filters = [f.model_dump(mode="json") for f in data.row_filters]
     app.quasi_identifiers, app.k_min = list(data.quasi_identifiers), data.k_min
+    app.max_suppression, app.sensitive_items = data.max_suppression, list(data.sensitive_items)
     app.conditions = list(data.conditions)
     app.decided_at = utcnow()
     payload = {"masking_plan": app.masking_plan, "row_filters": app.row_filters,
                "quasi_identifiers": app.quasi_identifiers, "k_min": app.k_min,
+               "max_suppression": app.max_suppression, "sensitive_items": app.sensitive_items,
                "conditions": app.conditions, "note": data.note}
     event = "application.conditions_set" if action is Action.set_conditions else \
         "application.approved"
@@ -450,6 +454,23 @@ def _check_quasi_identifiers(plan: masking.Plan, names: Sequence[str]) -> None:
     if unknown:
         raise Invalid("Quasi-identifiers must be delivered columns; not delivered: "
                       + ", ".join(unknown) + ".")
+
+
+def _check_risk_settings(plan: masking.Plan, quasi_identifiers: Sequence[str],
+                         sensitive: Sequence[str], k_min: int | None,
+                         max_suppression: float | None) -> None:
+    delivered = {n for n, r in plan.items() if r.rule is not MaskingRule.suppress}
+    unknown = [n for n in sensitive if n not in delivered]
+    if unknown:
+        raise Invalid("Sensitive items must be delivered columns; not delivered: "
+                      + ", ".join(unknown) + ".")
+    both = sorted(set(sensitive) & set(quasi_identifiers))
+    if both:
+        raise Invalid("An item is either a quasi-identifier or sensitive, not both: "
+                      + ", ".join(both) + ".")
+    if max_suppression is not None and (k_min is None or not quasi_identifiers):
+        raise Invalid("Suppressing outliers needs quasi-identifiers and k_min: the outliers "
+                      "are the rows of classes smaller than k_min.")
 
 
 def _activate(session: Session, app: Application) -> Grant:
@@ -636,12 +657,20 @@ def tighten(session: Session, who: Principal, app_id: int, data: TightenIn) -> A
     _check_quasi_identifiers(plan, qi)
     if data.k_min is not None and app.k_min is not None and data.k_min < app.k_min:
         raise Invalid(f"k_min can only be raised (now {app.k_min}).")
+    k_min = data.k_min if data.k_min is not None else app.k_min
+    sensitive = list(data.sensitive_items) if data.sensitive_items is not None \
+        else list(app.sensitive_items)
+    # Suppressing outliers never loosens: every delivered class still has k_min rows.
+    suppression = data.max_suppression if data.max_suppression is not None \
+        else app.max_suppression
+    _check_risk_settings(plan, qi, sensitive, k_min, suppression)
     app.masking_plan, app.row_filters, app.quasi_identifiers = masking.plan_json(plan), filters, qi
-    app.k_min = data.k_min if data.k_min is not None else app.k_min
+    app.k_min, app.sensitive_items, app.max_suppression = k_min, sensitive, suppression
     app.delivery_blocked = None
     _move(session, app, Action.tighten, who,
           {"masking_plan": app.masking_plan, "row_filters": filters, "quasi_identifiers": qi,
-           "k_min": app.k_min}, event="application.plan_tightened")
+           "k_min": app.k_min, "max_suppression": suppression, "sensitive_items": sensitive},
+          event="application.plan_tightened")
     return app
 
 

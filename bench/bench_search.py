@@ -577,6 +577,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="keep and reuse the store")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query")
     parser.add_argument("--no-http", action="store_true", help="skip the server part")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="with --data-dir: generate the catalog now, measure in a later run")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     n = args.resources or (10_000 if args.quick else 100_000)
@@ -595,6 +597,8 @@ def main() -> None:
                 (data_dir / "bench-token").write_text(token)
             token = (data_dir / "bench-token").read_text()
             _report_size(session, data_dir)
+            if args.generate_only:
+                return
             built = _index(data_dir)
             figures = run_queries(session, args.repeat)
             worst_browse = run_browse(session, args.repeat)

@@ -1,14 +1,14 @@
 """Catalog HTTP API: register, browse, search, edit and export resources."""
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from catalog import export, search, service
-from catalog.models import CATEGORY_LABELS, Resource, ResourceStatus, VersionMode
+from catalog.models import CATEGORY_LABELS, DataItem, Resource, ResourceStatus, VersionMode
 from catalog.schemas import (
     DataItemOut,
     DataVersionOut,
@@ -30,10 +30,10 @@ router = APIRouter(tags=["catalog"], route_class=IdempotentRoute)
 Publisher = Annotated[Principal, Depends(require(Role.publisher))]
 
 
-def resource_out(session: DbSession, resource: Resource,
-                 dept: Department | None = None) -> ResourceOut:
-    """The resource as the API shows it; pass its provider when it is already loaded (a
-    search page loads them all at once)."""
+def resource_out(session: DbSession, resource: Resource, dept: Department | None = None,
+                 items: Sequence[Any] | None = None) -> ResourceOut:
+    """The resource as the API shows it; pass its provider and its items (ORM objects or
+    rows) when they are already loaded: a search page loads them all at once."""
     dept = dept or service.provider_of(session, resource)
     zh, en = CATEGORY_LABELS[resource.category]
     return ResourceOut(
@@ -41,7 +41,8 @@ def resource_out(session: DbSession, resource: Resource,
         provider=ProviderOut(code=dept.code, name_zh=dept.name_zh, name_en=dept.name_en,
                              kind=dept.kind.value, level=dept.level.value),
         category_label=zh, category_label_en=en,
-        items=[DataItemOut.model_validate(i) for i in resource.items],
+        items=[DataItemOut.model_validate(i if isinstance(i, DataItem) else dict(i))
+               for i in (resource.items if items is None else items)],
     )
 
 
@@ -93,7 +94,8 @@ def search_resources(session: DbSession, _: SignedIn,
     found = search.search(session, params)
     # The page's resources, items and providers were loaded with the page, a fixed number of
     # queries whatever its size: resource_out reads them from the session.
-    hits = [resource_out(session, r, found.provider(r)) for r in found.resources]
+    hits = [resource_out(session, r, found.provider(r), found.items(r))
+            for r in found.resources]
     return SearchResult(total=found.total, total_capped=found.total_capped, page=found.page,
                         size=found.size, hits=hits, facets=found.facets)
 

@@ -72,6 +72,9 @@ def create_app() -> FastAPI:
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": govshare.__version__}
+        # The pseudonym path shows here so that a slow fallback is never silent (access.native).
+        path = access_native.status()
+        out = {"status": "ok", "version": govshare.__version__, "pseudonym_path": path.path}
+        return out | ({"pseudonym_path_detail": path.detail} if path.detail else {})
 
     return app

@@ -7,7 +7,9 @@
   ``govshare_pipeline_stage_applications{stage}`` (applications first delivered in the last
   30 days) and ``govshare_access_log_entries_total{event_type}``, from the metrics mart (stale
   by at most GOVSHARE_METRICS_REFRESH_SECONDS);
-* ``govshare_access_log_size`` (the signed log's tree size), read live.
+* ``govshare_access_log_size`` (the signed log's tree size), read live;
+* ``govshare_pseudonym_path{path}``: 1 for the pseudonym path in use (``duckdb-c-api``,
+  ``arrow`` or ``sql``; access.native), 0 for the others.
 
 Request counters are per process: with several workers, scrape each or run one. Access: the
 static bearer token GOVSHARE_METRICS_TOKEN (for scrapers), or a leader's or admin's token.
@@ -29,6 +31,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlmodel import select
 
+from access import native
 from kernel.auth import DbSession, bearer_header, current_principal
 from kernel.db import session_scope, utcnow
 from kernel.identity import Role
@@ -134,6 +137,22 @@ class PipelineCollector(Collector):
 
 
 REGISTRY.register(PipelineCollector())
+
+
+class PseudonymPathCollector(Collector):
+    """1 for the pseudonym path this process uses, 0 for the others: alert when
+    ``govshare_pseudonym_path{path="duckdb-c-api"}`` is 0 (a slower fallback, access.native)."""
+
+    def collect(self) -> Iterator[Metric]:
+        used = native.status().path
+        gauge = GaugeMetricFamily("govshare_pseudonym_path", "Pseudonym path in use by this "
+                                  "process (1) and the others (0)", labels=["path"])
+        for path in (native.PATH_C_API, native.PATH_ARROW, native.PATH_SQL):
+            gauge.add_metric([path], 1 if path == used else 0)
+        yield gauge
+
+
+REGISTRY.register(PseudonymPathCollector())
 
 
 def _scraper(request: Request, session: DbSession) -> None:

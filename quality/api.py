@@ -1,8 +1,10 @@
 """Quality HTTP API under ``/api/v1/quality``.
 
 Who sees what: scores are public to everyone signed in (they are on catalog entries);
-runs, suites, reports and notices go to the data bureau (auditors), leaders and the provider
-department's publishers. Every value of a personal column in any of them is masked.
+runs, suites, reports and notices go to the data bureau (``kernel.policy``), leaders and the
+provider department. Every value of a personal column in any of them is masked, and outside
+the provider department small failing counts are suppressed and example rows withheld
+(``quality.guard``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from kernel.auth import DbSession, Principal, WriteSession, require
 from kernel.events import Event, publish
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import Department, Role, User
+from kernel.policy import is_data_bureau, require_data_bureau
 from kernel.problems import Forbidden, NotFound
-from quality import audit, notices, report, runs, suites
+from quality import audit, explain, guard, notices, report, runs, suites
 from quality.masked import ColumnMask, public_kwargs
 from quality.models import (
     CustomExpectation,
@@ -34,6 +37,7 @@ from quality.models import (
 from quality.schemas import (
     CustomExpectationIn,
     CustomExpectationOut,
+    FailedRunOut,
     NoticeEventOut,
     NoticeIn,
     NoticeOut,
@@ -59,12 +63,19 @@ Overseer = Annotated[Principal, Depends(require(Role.auditor, Role.leader))]
 Publisher = Annotated[Principal, Depends(require(Role.publisher))]
 
 
-def _check_reader(who: Principal, resource: Resource) -> None:
-    if who.has(Role.auditor, Role.leader):
+def _check_reader(session: Session, who: Principal, resource: Resource) -> None:
+    if who.department_id == resource.provider_id or who.has(Role.leader) or \
+            is_data_bureau(session, who):
         return
-    if who.department_id != resource.provider_id:
-        raise Forbidden(f"Quality details of {resource.code} are for the data bureau and the "
-                        "provider department.")
+    raise Forbidden(f"Quality details of {resource.code} are for the data bureau, leaders and "
+                    "the provider department.")
+
+
+def _check_overseer(session: Session, who: Principal) -> None:
+    """City-wide rankings and trends: leaders and the data bureau."""
+    if not (who.has(Role.leader) or is_data_bureau(session, who)):
+        raise Forbidden("City-wide quality rankings are for leaders and the data bureau "
+                        "(auditors of a department of kind 'bureau').")
 
 
 def _username(session: Session, user_id: int | None) -> str | None:
@@ -79,6 +90,7 @@ def _score_of(session: Session, run_id: int | None) -> QualityScore | None:
 
 
 def _run_out(session: Session, run: QualityRun, code: str) -> dict[str, Any]:
+    """A run's summary (no values: counts of failing checks only)."""
     score = _score_of(session, run.id)
     failed = None if run.expectations is None else \
         sum(1 for e in run.expectations if not e.get("success"))
@@ -98,7 +110,7 @@ def request_run(code: str, session: WriteSession, who: Editor) -> dict[str, Any]
 def list_runs(code: str, session: DbSession, who: Reader,
               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     resource = get_resource(session, code)
-    _check_reader(who, resource)
+    _check_reader(session, who, resource)
     found = session.exec(select(QualityRun).where(QualityRun.resource_id == resource.id)
                          .order_by(col(QualityRun.id).desc()).limit(limit))
     return [_run_out(session, r, code) for r in found]
@@ -113,33 +125,56 @@ def get_run(run_id: int, session: WriteSession, who: Reader) -> dict[str, Any]:
         raise NotFound(f"No quality run {run_id}.")
     resource = session.get(Resource, run.resource_id)
     assert resource is not None
-    _check_reader(who, resource)
+    _check_reader(session, who, resource)
     _record_samples_read(session, who, resource.code, run.id)
     score = _score_of(session, run.id)
-    return {**_run_out(session, run, resource.code), "expectations": run.expectations,
-            "gx_result": run.gx_result,
-            "score": ScoreOut.model_validate(score) if score else None}
+    if guard.is_provider(who, resource):
+        expectations, gx_result = run.expectations, run.gx_result
+    else:
+        expectations = None if run.expectations is None else \
+            [guard.outcome_for_outsider(o) for o in run.expectations]
+        gx_result = guard.gx_result_for_outsider(run.gx_result)
+    return {**_run_out(session, run, resource.code), "expectations": expectations,
+            "gx_result": gx_result,
+            "score": _score_out(session, score, resource, who, run) if score else None}
+
+
+def _score_out(session: Session, score: QualityScore, resource: Resource, who: Principal,
+               run: QualityRun | None = None) -> ScoreOut:
+    """A score with, per dimension, the checks that failed and their numbers."""
+    run = run or session.get(QualityRun, score.run_id)
+    out = ScoreOut.model_validate(score)
+    out.failing = explain.failing(run.expectations if run else None,
+                                  report.notes_of(session, resource),
+                                  provider=guard.is_provider(who, resource))
+    out.report = f"/api/v1/quality/resources/{resource.code}/report?run={score.run_id}"
+    out.log_entry = run.log_seq if run else None
+    return out
 
 
 @router.get("/resources/{code}/score", response_model=ScoreOut)
-def latest_score(code: str, session: DbSession, _: Anyone) -> QualityScore:
-    """The newest score of a resource (the overall one is also on its catalog entry)."""
+def latest_score(code: str, session: DbSession, who: Anyone) -> ScoreOut:
+    """The newest score of a resource (the overall one is also on its catalog entry), with
+    the failing checks per dimension: small counts suppressed outside the provider
+    department, whose publishers also get the first (masked) failing rows."""
     resource = get_resource(session, code)
     score = session.exec(select(QualityScore).where(QualityScore.resource_id == resource.id)
                          .order_by(col(QualityScore.id).desc())).first()
     if score is None:
         raise NotFound(f"Resource {code} has not been scored yet.")
-    return score
+    return _score_out(session, score, resource, who)
 
 
 @router.get("/resources/{code}/report", response_class=HTMLResponse)
 def html_report(code: str, session: WriteSession, who: Reader,
                 run: Annotated[int | None, Query(description="Run id; default newest")] = None,
                 ) -> HTMLResponse:
-    """The self-contained HTML report of the newest (or a given) successful run (its
-    failing-row samples make each read an entry of the access log)."""
-    _check_reader(who, get_resource(session, code))
-    html = report.report_for(session, code, run)
+    """The self-contained HTML report of the newest (or a given) successful run; checks are
+    named by their note; example rows for the provider department only (each read is an
+    entry of the access log)."""
+    resource = get_resource(session, code)
+    _check_reader(session, who, resource)
+    html = report.report_for(session, code, run, provider_view=guard.is_provider(who, resource))
     _record_samples_read(session, who, code, run)
     return HTMLResponse(html)
 
@@ -180,14 +215,14 @@ def current_suite(code: str, session: DbSession, who: Reader) -> SuiteOut:
     it is shown unstored (``stored: false``, ``version: null``): a GET never writes; the
     next run stores it."""
     resource = get_resource(session, code)
-    _check_reader(who, resource)
+    _check_reader(session, who, resource)
     return _suite_out(resource, suites.next_suite(session, resource))
 
 
 @router.get("/resources/{code}/suites", response_model=list[SuiteOut])
 def suite_versions(code: str, session: DbSession, who: Reader) -> list[SuiteOut]:
     resource = get_resource(session, code)
-    _check_reader(who, resource)
+    _check_reader(session, who, resource)
     return [_suite_out(resource, s) for s in suites.list_suites(session, resource)]
 
 
@@ -212,7 +247,7 @@ def add_expectation(code: str, body: CustomExpectationIn, session: WriteSession,
 @router.get("/resources/{code}/expectations", response_model=list[CustomExpectationOut])
 def list_expectations(code: str, session: DbSession, who: Reader) -> list[dict[str, Any]]:
     resource = get_resource(session, code)
-    _check_reader(who, resource)
+    _check_reader(session, who, resource)
     return [_custom_out(session, resource, c) for c in suites.active_customs(session, resource)]
 
 
@@ -240,13 +275,15 @@ def get_weights(session: DbSession, _: Anyone) -> dict[str, Any]:
 
 @router.put("/weights", response_model=WeightsOut)
 def put_weights(body: WeightsIn, session: WriteSession, who: Auditor) -> dict[str, Any]:
-    """Change the weights (auditors); applies to runs from now on, history is kept."""
+    """Change the weights (the data bureau); applies to runs from now on, history is kept."""
+    require_data_bureau(session, who, "sets the city-wide quality weights")
     weights = body.model_dump(exclude={"threshold"})
     return _weights_out(session, audit.set_weights(session, who, weights, body.threshold))
 
 
 @router.get("/weights/history", response_model=list[WeightsOut])
-def weights_history(session: DbSession, _: Overseer) -> list[dict[str, Any]]:
+def weights_history(session: DbSession, who: Overseer) -> list[dict[str, Any]]:
+    _check_overseer(session, who)
     return [_weights_out(session, w) for w in audit.weights_history(session)]
 
 
@@ -260,36 +297,48 @@ def _ranked(entries: list[audit.Latest]) -> list[RankedResource]:
 
 
 @router.get("/ranking/departments", response_model=list[RankedDepartment])
-def rank_departments(session: DbSession, _: Overseer,
+def rank_departments(session: DbSession, who: Overseer,
                      threshold: Annotated[float | None, Query(ge=0, le=100)] = None,
                      ) -> list[dict[str, Any]]:
-    """Departments by the average of their resources' latest overall scores."""
+    """Departments by the average of their resources' latest overall scores, with how many
+    of their resources are not scored yet and whose newest run failed."""
+    _check_overseer(session, who)
     return audit.rank_departments(session, audit.threshold_or_default(session, threshold))
 
 
 @router.get("/ranking/resources", response_model=list[RankedResource])
-def rank_resources(session: DbSession, _: Overseer,
+def rank_resources(session: DbSession, who: Overseer,
                    department: Annotated[str | None, Query()] = None) -> list[RankedResource]:
+    _check_overseer(session, who)
     return _ranked(audit.rank_resources(session, department))
 
 
 @router.get("/below-threshold", response_model=list[RankedResource])
-def below_threshold(session: DbSession, _: Overseer,
+def below_threshold(session: DbSession, who: Overseer,
                     threshold: Annotated[float | None, Query(ge=0, le=100)] = None,
                     ) -> list[RankedResource]:
     """Resources whose latest overall score is below the threshold, worst first."""
+    _check_overseer(session, who)
     limit = audit.threshold_or_default(session, threshold)
     return _ranked(audit.below_threshold(session, limit))
 
 
 @router.get("/trends", response_model=list[TrendPoint])
-def trends(session: DbSession, _: Overseer,
+def trends(session: DbSession, who: Overseer,
            resource: Annotated[str | None, Query(description="Resource code")] = None,
            department: Annotated[str | None, Query(description="Department code")] = None,
            days: Annotated[int, Query(ge=1, le=3660)] = 90) -> list[dict[str, Any]]:
     """Daily average scores over time, for one resource, one department or everything."""
+    _check_overseer(session, who)
     target = get_resource(session, resource) if resource else None
     return audit.trend(session, resource=target, department=department, days=days)
+
+
+@router.get("/failed-runs", response_model=list[FailedRunOut])
+def failed_runs(session: DbSession, who: Overseer) -> list[dict[str, Any]]:
+    """Resources whose newest run failed for good, with why (the data bureau's view)."""
+    _check_overseer(session, who)
+    return audit.failed_latest(session)
 
 
 # --- rectification notices -------------------------------------------------------------------
@@ -299,13 +348,15 @@ def _notice_out(session: Session, notice: RectificationNotice,
     resource = session.get(Resource, notice.resource_id)
     dept = session.get(Department, notice.department_id)
     events = notices.history(session, notice) if with_history else []
-    verifying = session.exec(select(QualityRun.id).where(QualityRun.notice_id == notice.id)
-                             .order_by(col(QualityRun.id).desc())).first()
-    return {**notice.model_dump(), "resource": resource.code if resource else "",
+    verifying = list(session.exec(select(QualityRun.id).where(QualityRun.notice_id == notice.id)
+                                  .order_by(col(QualityRun.id).desc())))
+    return {**notice.model_dump(), **notices.timing(notice),
+            "verifying_runs": verifying, "resource": resource.code if resource else "",
+            "resource_name": resource.name if resource else "",
             "department": dept.code if dept else "",
             "issued_by": _username(session, notice.issued_by),
             "responded_by": _username(session, notice.responded_by),
-            "verification_run_id": verifying,
+            "verification_run_id": verifying[0] if verifying else None,
             "history": [NoticeEventOut(action=e.action, actor=_username(session, e.actor_id),
                                        at=e.at, note=e.note, run_id=e.run_id) for e in events]}
 
@@ -327,7 +378,7 @@ def list_notices(session: DbSession, who: Annotated[Principal, Depends(require(
                      Role.auditor, Role.leader, Role.publisher))],
                  status_: Annotated[NoticeStatus | None, Query(alias="status")] = None,
                  department: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
-    """Auditors and leaders see all notices; publishers their own department's."""
+    """The data bureau and leaders see all notices; others their own department's."""
     return [_notice_out(session, n) for n in notices.list_notices(session, who, status_,
                                                                   department)]
 
@@ -335,7 +386,7 @@ def list_notices(session: DbSession, who: Annotated[Principal, Depends(require(
 @router.get("/notices/{notice_id}", response_model=NoticeOut)
 def get_notice(notice_id: int, session: DbSession, who: Reader) -> dict[str, Any]:
     notice = notices.get_notice(session, notice_id)
-    if not notices.visible_to(who, notice):
+    if not notices.visible_to(session, who, notice):
         raise Forbidden("This notice is addressed to another department.")
     return _notice_out(session, notice, with_history=True)
 

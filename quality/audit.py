@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from catalog.models import Resource
+from catalog.models import Resource, ResourceStatus
 from kernel.auth import Principal
 from kernel.db import utcnow
 from kernel.identity import Department
 from kernel.problems import Invalid
 from quality import runs
-from quality.models import QualityScore, QualityWeights
+from quality.models import QualityRun, QualityScore, QualityWeights, RunStatus
 from quality.rules import Dimension
 
 
@@ -49,6 +49,7 @@ def rank_departments(session: Session, threshold: float) -> list[dict[str, Any]]
     by_dept: dict[int, list[Latest]] = defaultdict(list)
     for latest in latest_scores(session):
         by_dept[latest.department.id or 0].append(latest)
+    unscored, failed = _unscored_and_failed(session)
     rows: list[dict[str, Any]] = []
     for entries in by_dept.values():
         dept = entries[0].department
@@ -56,11 +57,50 @@ def rank_departments(session: Session, threshold: float) -> list[dict[str, Any]]
         rows.append({"department": dept.code, "name_zh": dept.name_zh, "name_en": dept.name_en,
                      "resources": len(entries),
                      "average": round(sum(overall) / len(overall), 2), "lowest": min(overall),
-                     "below_threshold": sum(1 for s in overall if s < threshold)})
+                     "below_threshold": sum(1 for s in overall if s < threshold),
+                     "unscored": unscored.get(dept.id or 0, 0),
+                     "failed": failed.get(dept.id or 0, 0)})
     rows.sort(key=lambda r: (-r["average"], r["department"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
     return rows
+
+
+def _newest_runs(session: Session) -> list[tuple[QualityRun, Resource, Department]]:
+    """Each active resource's newest finished-or-failed run (queued/running ones skipped)."""
+    newest = select(func.max(QualityRun.id)).where(
+        col(QualityRun.status).in_([RunStatus.succeeded, RunStatus.failed])) \
+        .group_by(col(QualityRun.resource_id))
+    rows = session.exec(select(QualityRun, Resource, Department)
+                        .join(Resource, col(Resource.id) == QualityRun.resource_id)
+                        .join(Department, col(Department.id) == Resource.provider_id)
+                        .where(col(QualityRun.id).in_(newest),
+                               Resource.status == ResourceStatus.active))
+    return [(r, res, d) for r, res, d in rows]
+
+
+def _unscored_and_failed(session: Session) -> tuple[dict[int, int], dict[int, int]]:
+    """Per department: active resources with data and no score; newest run failed."""
+    scored = select(QualityScore.resource_id).distinct()
+    unscored: dict[int, int] = defaultdict(int)
+    for provider_id in session.exec(select(Resource.provider_id).where(
+            Resource.status == ResourceStatus.active, col(Resource.current_version) > 0,
+            col(Resource.id).not_in(scored))):
+        unscored[provider_id] += 1
+    failed: dict[int, int] = defaultdict(int)
+    for run, resource, _ in _newest_runs(session):
+        if run.status is RunStatus.failed:
+            failed[resource.provider_id] += 1
+    return unscored, failed
+
+
+def failed_latest(session: Session) -> list[dict[str, Any]]:
+    """Resources whose newest run failed for good, with the reason, newest first."""
+    rows = [{"run_id": run.id or 0, "resource": resource.code, "name": resource.name,
+             "department": dept.code, "finished_at": run.finished_at, "attempts": run.attempts,
+             "error": run.error}
+            for run, resource, dept in _newest_runs(session) if run.status is RunStatus.failed]
+    return sorted(rows, key=lambda r: -r["run_id"])
 
 
 def below_threshold(session: Session, threshold: float) -> list[Latest]:

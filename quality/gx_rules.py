@@ -8,6 +8,8 @@ this module registers them in GX's expectation registry under their snake-case n
 * ``expect_column_values_to_be_valid_cn_uscc`` (统一社会信用代码, GB 32100)
 * ``expect_column_pair_cn_resident_id_to_match_birth_date`` (consistency: the birth date
   item equals the date embedded in the ID)
+* ``expect_rows_to_satisfy`` (consistency: a row expression of ``quality.expressions``, such
+  as parts adding up to their total)
 
 The SQL side calls the DuckDB macros of ``quality.sql_rules`` (DuckDB evaluates them
 vectorised); the pandas side is vectorised numpy, so that the pandas contender of
@@ -22,16 +24,20 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from great_expectations.compatibility import pydantic
 from great_expectations.execution_engine import PandasExecutionEngine, SqlAlchemyExecutionEngine
 from great_expectations.expectations.expectation import (
     ColumnMapExpectation,
     ColumnPairMapExpectation,
+    MulticolumnMapExpectation,
 )
 from great_expectations.expectations.metrics import ColumnMapMetricProvider
 from great_expectations.expectations.metrics.map_metric_provider import (
     ColumnPairMapMetricProvider,
+    MulticolumnMapMetricProvider,
     column_condition_partial,
     column_pair_condition_partial,
+    multicolumn_condition_partial,
 )
 
 _RIC_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
@@ -53,14 +59,14 @@ def _fixed_width(values: pd.Series, width: int) -> np.ndarray:
 
 def ric_birth_dates(values: pd.Series) -> pd.Series:
     """The birth date embedded in each resident ID (NaT where malformed)."""
-    shaped = values.astype("string").str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False)
+    shaped = values.astype("string").str.fullmatch(r"[0-9]{17}[0-9Xx]").fillna(False)
     digits = values.astype("string").str.slice(6, 14).where(shaped)
     return pd.to_datetime(digits, format="%Y%m%d", errors="coerce")
 
 
 def valid_resident_ids(values: pd.Series) -> pd.Series:
     """Vectorised GB 11643 check (see ``quality.sql_rules``)."""
-    text = values.astype("string")
+    text = values.astype("string").str.upper()  # a lowercase x is the same X
     shaped = text.str.fullmatch(r"[0-9]{17}[0-9X]").fillna(False).to_numpy(dtype=bool)
     out = np.zeros(len(values), dtype=bool)
     if shaped.any():
@@ -160,3 +166,57 @@ class ExpectColumnPairCnResidentIdToMatchBirthDate(ColumnPairMapExpectation):
     ignore_row_if: Literal["both_values_are_missing", "either_value_is_missing", "neither"] = (
         "either_value_is_missing")
     library_metadata: ClassVar[dict[str, Any]] = {"maturity": "production", "tags": ["govshare"]}
+
+
+# --- row expressions (consistency rules over several items) ----------------------------------
+
+def _parsed(expression: str, item_types: dict[str, str]) -> Any:
+    from quality.expressions import parse
+
+    return parse(expression, item_types)
+
+
+class MulticolumnValuesSatisfyExpression(MulticolumnMapMetricProvider):
+    condition_metric_name = "multicolumn_values.satisfy_govshare_expression"
+    condition_domain_keys = ("batch_id", "table", "column_list", "row_condition",
+                             "condition_parser", "ignore_row_if")
+    condition_value_keys = ("expression", "item_types")
+
+    @multicolumn_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column_list: pd.DataFrame, expression: str,
+                item_types: dict[str, str], **kwargs: Any) -> pd.Series:
+        from quality.expressions import on_pandas
+
+        return on_pandas(_parsed(expression, item_types), column_list)
+
+    @multicolumn_condition_partial(engine=SqlAlchemyExecutionEngine)
+    def _sqlalchemy(cls, column_list: list[Any], expression: str,
+                    item_types: dict[str, str], **kwargs: Any) -> Any:
+        from quality.expressions import to_sql
+
+        # Re-parsed from the stored text and compiled to a SQLAlchemy expression over the
+        # declared items: names become quoted identifiers, literals bound values.
+        return to_sql(_parsed(expression, item_types))
+
+
+class ExpectRowsToSatisfy(MulticolumnMapExpectation):
+    """Every row satisfies a row expression over declared items (``quality.expressions``),
+    e.g. ``abs(online_cases + offline_cases - total_cases) <= 0.01 * total_cases``.
+
+    ``column_list`` (the items the expression reads) and ``item_types`` (their declared
+    types) are filled in by govshare from the catalog, not by the user."""
+
+    expression: str
+    item_types: dict[str, str]
+    ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = "never"
+    map_metric = "multicolumn_values.satisfy_govshare_expression"
+    success_keys = ("expression", "item_types", "mostly")
+    args_keys = ("expression",)
+    library_metadata: ClassVar[dict[str, Any]] = {"maturity": "production", "tags": ["govshare"]}
+
+    @pydantic.validator("column_list")
+    def _validate_column_list(cls, v: list[str]) -> list[str]:
+        # GX's multicolumn expectations want two columns; an expression may read one.
+        if not v:
+            raise ValueError("column_list must name at least one column")
+        return v

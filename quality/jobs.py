@@ -41,7 +41,9 @@ def run_pending(now: datetime | None = None) -> dict[int, RunStatus | None]:
 
 
 def tick(now: datetime | None = None) -> dict[int, RunStatus | None]:
-    """One scheduler tick, synchronously: queue what is due, then run everything queued."""
+    """One scheduler tick, synchronously: queue what is due (and what a stopped process
+    left running), then run everything queued."""
+    runs.reclaim_interrupted(now)
     runs.enqueue_scheduled(now)
     return run_pending(now)
 
@@ -53,6 +55,7 @@ def _loop(poll: float, schedule_minutes: int) -> None:
             # With N server processes only the leader works (kernel.leader); a claim is
             # atomic anyway, but two processes could run two queued runs of one resource.
             if leader.is_leader():
+                runs.reclaim_interrupted()  # runs of a stopped process: queued again
                 if schedule_minutes and time.monotonic() >= next_schedule:
                     runs.enqueue_scheduled(utcnow())
                     next_schedule = time.monotonic() + schedule_minutes * 60
@@ -60,7 +63,8 @@ def _loop(poll: float, schedule_minutes: int) -> None:
                     run_pending()
         except Exception:  # keep the worker alive; the run itself records its failure
             log.exception("quality worker iteration failed")
-        queue.wake.wait(poll or schedule_minutes * 60)
+        # Poll at least every LEASE/3 so an interrupted run is picked up within a minute.
+        queue.wake.wait(min(poll or schedule_minutes * 60, runs.LEASE.total_seconds() / 3))
         queue.wake.clear()
 
 
@@ -70,7 +74,6 @@ def start() -> None:
     settings = get_quality_settings()
     if _thread is not None or (not settings.poll_seconds and not settings.schedule_minutes):
         return
-    runs.fail_interrupted()
     _stop.clear()
     _thread = threading.Thread(target=_loop, name="quality-worker", daemon=True,
                                args=(settings.poll_seconds, settings.schedule_minutes))

@@ -64,6 +64,8 @@ class CustomExpectation(SQLModel, table=True):
     dimension: str = Field(max_length=20)
     note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     added_by: int = Field(foreign_key="user.id")
+    # Added by the data bureau (kernel.policy): then only the bureau may remove it.
+    added_by_bureau: bool = Field(default=False)
     added_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))
     removed_by: int | None = Field(default=None, foreign_key="user.id")
     removed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
@@ -87,11 +89,21 @@ class QualityRun(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     error: str | None = Field(default=None, sa_column=Column(Text))
+    # Retries (quality.runs): attempts made so far; a retried run waits until not_before.
+    attempts: int = Field(default=0)
+    not_before: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # A running run's lease, renewed while it runs; past it, the run was cut off by a stopped
+    # process and is queued again.
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     row_count: int | None = None
     # GX's ExpectationSuiteValidationResult as JSON, with personal values masked.
     gx_result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     # Per expectation: rule, dimension, success, counts, masked example rows.
     expectations: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    # What the signed log records of a finished run (quality.attest): suite and data hashes,
+    # GX version, scores; anyone can recompute its digest and re-run it.
+    attestation: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    log_seq: int | None = None  # the signed log's entry of the finished run
 
 
 class QualityScore(SQLModel, table=True):

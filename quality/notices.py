@@ -6,16 +6,18 @@ re-run shows the named dimension and expectations now pass. Every step is a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from catalog.service import get_resource
 from kernel.auth import Principal
+from kernel.calendar import WorkCalendar
 from kernel.db import utcnow
 from kernel.events import Actor, Event, publish
 from kernel.identity import Department, Role
+from kernel.policy import is_data_bureau, require_data_bureau
 from kernel.problems import Conflict, Forbidden, Invalid, NotFound
 from quality import queue
 from quality.models import (
@@ -31,8 +33,7 @@ from quality.rules import Dimension
 def issue(session: Session, who: Principal, code: str, *, problem: str, deadline: date,
           dimension: str | None, rules: list[str], min_score: float,
           run_id: int | None) -> RectificationNotice:
-    if not who.has(Role.auditor):
-        raise Forbidden("Only the data bureau's auditors issue rectification notices.")
+    require_data_bureau(session, who, "issues rectification notices")
     resource = get_resource(session, code)
     if dimension is not None and dimension not in {d.value for d in Dimension}:
         raise Invalid(f"Unknown dimension '{dimension}'.")
@@ -121,8 +122,35 @@ def get_notice(session: Session, notice_id: int) -> RectificationNotice:
     return notice
 
 
-def visible_to(who: Principal, notice: RectificationNotice) -> bool:
-    return who.has(Role.auditor, Role.leader) or who.department_id == notice.department_id
+def visible_to(session: Session, who: Principal, notice: RectificationNotice) -> bool:
+    return who.department_id == notice.department_id or sees_all(session, who)
+
+
+def sees_all(session: Session, who: Principal) -> bool:
+    return who.has(Role.leader) or is_data_bureau(session, who)
+
+
+def timing(notice: RectificationNotice, now: datetime | None = None) -> dict[str, Any]:
+    """Working days left to the deadline (negative once past it) and whether an unclosed
+    notice is overdue, on the platform's working-day calendar."""
+    if notice.status is NoticeStatus.closed:
+        return {"working_days_left": None, "overdue": False}
+    calendar = WorkCalendar.from_settings()
+    today = calendar.local_date(now or utcnow())
+    if notice.deadline >= today:
+        left = _working_days(calendar, today, notice.deadline)
+    else:
+        left = -_working_days(calendar, notice.deadline, today)
+    return {"working_days_left": left, "overdue": today > notice.deadline}
+
+
+def _working_days(calendar: WorkCalendar, start: date, end: date) -> int:
+    """Working days after ``start`` up to and including ``end``."""
+    days, day = 0, start
+    while day < end:
+        day += timedelta(days=1)
+        days += calendar.is_working_day(day)
+    return days
 
 
 def list_notices(session: Session, who: Principal, status: NoticeStatus | None,
@@ -133,7 +161,7 @@ def list_notices(session: Session, who: Principal, status: NoticeStatus | None,
     if department is not None:
         dept = session.exec(select(Department).where(Department.code == department)).first()
         query = query.where(RectificationNotice.department_id == (dept.id if dept else -1))
-    if not who.has(Role.auditor, Role.leader):
+    if not sees_all(session, who):
         query = query.where(RectificationNotice.department_id == who.department_id)
     return list(session.exec(query))
 

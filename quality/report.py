@@ -20,7 +20,8 @@ from catalog.service import get_resource, provider_of
 from kernel import storage
 from kernel.db import session_scope
 from kernel.problems import NotFound
-from quality.models import QualityRun, QualityScore, RunStatus
+from quality import explain, guard
+from quality.models import CustomExpectation, QualityRun, QualityScore, RunStatus
 from quality.rules import Dimension
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -65,11 +66,13 @@ code,pre{font-family:Menlo,Consolas,monospace;font-size:.85em;white-space:pre-wr
 <th>Arguments</th><th>Observed</th><th>Unexpected</th></tr>
 {% for e in expectations %}<tr>
 <td class="{{ 'pass' if e.success else 'fail' }}">{{ '✓' if e.success else '✗' }}</td>
-<td>{{ e.rule }}</td><td>{{ e.dimension }}</td><td><code>{{ e.type }}</code></td>
+<td>{{ e.name }}{% if e.name != e.rule %}<br><small>{{ e.rule }}</small>{% endif %}</td>
+<td>{{ e.dimension }}</td><td><code>{{ e.type }}</code></td>
 <td><pre>{{ e.kwargs_text }}</pre></td>
 <td>{% if e.error %}<span class="fail">error: {{ e.error }}</span>
 {% else %}{{ e.observed_text }}{% endif %}</td>
-<td>{% if e.unexpected_count is not none %}{{ e.unexpected_count }} of {{ e.checked }}
+<td>{% if e.suppressed %}1–{{ small - 1 }} (suppressed · 小数抑制)
+{% elif e.unexpected_count is not none %}{{ e.unexpected_count }} of {{ e.checked }}
 ({{ "%.3f"|format(e.percent) }}%){% endif %}</td></tr>
 {% if e.examples %}<tr><td></td><td colspan="6"><table class="grid"><tr>
 {% for c in e.examples[0] %}<th>{{ c }}</th>{% endfor %}</tr>
@@ -78,7 +81,9 @@ code,pre{font-family:Menlo,Consolas,monospace;font-size:.85em;white-space:pre-wr
 </table></td></tr>{% endif %}
 {% endfor %}</table>
 <p class="note">Values of personal, sensitive and confidential data items are masked
-(脱敏) before they are stored; this report never contains raw personal data. Validated by
+(脱敏) before they are stored; this report never contains raw personal data.
+{% if not provider_view %}Outside the provider department failing counts below {{ small }}
+are suppressed and example rows are not shown.{% endif %} Validated by
 Great Expectations {{ gx_version }} through govshare.</p>
 </body></html>
 """
@@ -87,22 +92,27 @@ _env = Environment(autoescape=select_autoescape(default=True, default_for_string
 _template = _env.from_string(_TEMPLATE)
 
 
-def _prepared(outcome: dict[str, Any]) -> dict[str, Any]:
+def _prepared(raw: dict[str, Any], notes: dict[str, str], provider: bool) -> dict[str, Any]:
+    outcome = dict(raw) if provider else guard.outcome_for_outsider(raw)
     element, missing = outcome.get("element_count"), outcome.get("missing_count") or 0
     checked = element - missing if element is not None else None
     unexpected = outcome.get("unexpected_count")
     percent = 100 * unexpected / checked if unexpected is not None and checked else 0.0
     observed = outcome.get("observed_value")
     return {**outcome, "checked": checked, "percent": percent,
+            "name": explain.name_of(outcome, notes),
             "kwargs_text": json.dumps(outcome.get("kwargs"), ensure_ascii=False, default=str),
             "observed_text": "" if observed is None else
             json.dumps(observed, ensure_ascii=False, default=str)[:300]}
 
 
-def render(run: QualityRun, score: QualityScore, resource: Resource, provider: Any) -> str:
-    outcomes = [_prepared(o) for o in run.expectations or []]
+def render(run: QualityRun, score: QualityScore, resource: Resource, provider: Any, *,
+           notes: dict[str, str] | None = None, provider_view: bool = False) -> str:
+    """``provider_view``: for the provider department (example rows, exact small counts)."""
+    outcomes = [_prepared(o, notes or {}, provider_view) for o in run.expectations or []]
     dimensions = [(d.value, getattr(score, d.value)) for d in Dimension]
     return _template.render(run=run, score=score, resource=resource, provider=provider,
+                            provider_view=provider_view, small=guard.SMALL_COUNT,
                             dimensions=dimensions, expectations=outcomes,
                             passed=sum(1 for o in outcomes if o.get("success")),
                             gx_version=version("great_expectations"))
@@ -119,7 +129,15 @@ def latest_run(session: Session, resource: Resource) -> tuple[QualityRun, Qualit
     return found[0], found[1]
 
 
-def report_for(session: Session, code: str, run_id: int | None = None) -> str:
+def notes_of(session: Session, resource: Resource) -> dict[str, str]:
+    """``custom:<id>`` → the check's note (removed checks too: old runs name them)."""
+    rows = session.exec(select(CustomExpectation.id, CustomExpectation.note).where(
+        CustomExpectation.resource_id == resource.id)).all()
+    return {f"custom:{i}": note for i, note in rows if note}
+
+
+def report_for(session: Session, code: str, run_id: int | None = None, *,
+               provider_view: bool = False) -> str:
     resource = get_resource(session, code)
     if run_id is None:
         run, score = latest_run(session, resource)
@@ -129,12 +147,14 @@ def report_for(session: Session, code: str, run_id: int | None = None) -> str:
         if run_obj is None or run_obj.resource_id != resource.id or score_obj is None:
             raise NotFound(f"Resource {code} has no successful run {run_id}.")
         run, score = run_obj, score_obj
-    return render(run, score, resource, provider_of(session, resource))
+    return render(run, score, resource, provider_of(session, resource),
+                  notes=notes_of(session, resource), provider_view=provider_view)
 
 
 def write_report(code: str, path: Path, run_id: int | None = None) -> Path:
-    """For the CLI: write the report of a resource's latest (or given) run to ``path``."""
+    """For the CLI (an operator of the platform): write the report of a resource's latest
+    (or given) run to ``path``, as the provider department sees it."""
     with session_scope(write=False) as session:
-        html = report_for(session, code, run_id)
+        html = report_for(session, code, run_id, provider_view=True)
     storage.publish_text(path, html)
     return path

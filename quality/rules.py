@@ -48,9 +48,12 @@ class Rule:
     rule: str
     dimension: Dimension
     source: str = "generated"
+    note: str = ""  # a custom check's note: how reports and pages name it
 
     def as_config(self) -> dict[str, Any]:
         meta = {"rule": self.rule, "dimension": self.dimension.value, "source": self.source}
+        if self.note:
+            meta["note"] = self.note
         return {"type": self.type, "kwargs": self.kwargs, "meta": meta}
 
 

@@ -22,6 +22,13 @@ class ScoreOut(BaseModel):
     overall: float
     weights: dict[str, float]
     details: dict[str, Any]
+    failing: dict[str, list[dict[str, Any]]] = Field(default_factory=dict, description=(
+        "Per dimension, the checks that failed: name (a custom check's note), expected, "
+        "found, unexpected_count, checked, share; outside the provider department counts "
+        "below 5 are suppressed; the provider's publishers also get example rows"))
+    report: str | None = Field(default=None, description="The run's HTML report")
+    log_entry: int | None = Field(default=None, description=(
+        "Sequence number of the run's entry in the signed log (its attestation)"))
 
 
 class RunOut(BaseModel):
@@ -118,6 +125,18 @@ class RankedDepartment(BaseModel):
     average: float
     lowest: float
     below_threshold: int
+    unscored: int = Field(default=0, description="Active resources with data, not scored yet")
+    failed: int = Field(default=0, description="Resources whose newest run failed for good")
+
+
+class FailedRunOut(BaseModel):
+    run_id: int
+    resource: str
+    name: str
+    department: str
+    finished_at: datetime | None
+    attempts: int
+    error: str | None
 
 
 class TrendPoint(BaseModel):
@@ -176,4 +195,9 @@ class NoticeOut(BaseModel):
     closed_at: datetime | None
     closing_run_id: int | None
     verification_run_id: int | None = None
+    verifying_runs: list[int] = []
+    resource_name: str = ""
+    working_days_left: int | None = Field(default=None, description=(
+        "Working days from today to the deadline (negative: past it); none once closed"))
+    overdue: bool = False
     history: list[NoticeEventOut] = []

@@ -5,7 +5,8 @@ rule down to DuckDB as ``gs_valid_ric(column)`` and DuckDB evaluates it vectoris
 pandas side (``quality.gx_rules``) implements the same rules; tests check both agree with
 python-stdnum on edge values.
 
-* Resident ID (GB 11643-1999): 17 digits and a check character (digit or upper-case X), the
+* Resident ID (GB 11643-1999): 17 digits and a check character (a digit or X; a lowercase x
+  is the same X, as in pseudonyms, ``access.pseudonym``), the
   ISO 7064 MOD 11-2 check, and a real calendar date in positions 7–14. Like python-stdnum's
   ``calc_check_digit``/``get_birth_date``; unlike ``stdnum.cn.ric.is_valid`` we do not look
   the first six digits up in a historical division-code table (codes are retired and reused;
@@ -42,11 +43,11 @@ def _uscc_sum() -> str:
 MACROS: tuple[str, ...] = (
     # The birth date embedded in a resident ID, or NULL when the ID is malformed.
     "CREATE OR REPLACE MACRO gs_ric_birth(s) AS CASE "
-    "WHEN regexp_full_match(s, '[0-9]{17}[0-9X]') "
+    "WHEN regexp_full_match(s, '[0-9]{17}[0-9Xx]') "
     "THEN CAST(try_strptime(substr(s, 7, 8), '%Y%m%d') AS DATE) END",
     "CREATE OR REPLACE MACRO gs_valid_ric(s) AS CASE "
-    "WHEN regexp_full_match(s, '[0-9]{17}[0-9X]') "
-    f"THEN substr('10X98765432', (({_ric_sum()}) % 11) + 1, 1) = substr(s, 18, 1) "
+    "WHEN regexp_full_match(s, '[0-9]{17}[0-9Xx]') "
+    f"THEN substr('10X98765432', (({_ric_sum()}) % 11) + 1, 1) = upper(substr(s, 18, 1)) "
     "AND try_strptime(substr(s, 7, 8), '%Y%m%d') IS NOT NULL "
     "ELSE false END",
     "CREATE OR REPLACE MACRO gs_valid_uscc(s) AS CASE "

@@ -13,9 +13,12 @@ from catalog.models import DataVersion, Resource
 from catalog.service import get_resource
 from kernel.auth import Principal
 from kernel.db import utcnow
-from kernel.identity import Role, User
+from kernel.events import Event, publish
+from kernel.identity import Role
+from kernel.policy import is_data_bureau
 from kernel.problems import Forbidden, Invalid, NotFound
-from quality import rules
+from quality import expressions, guard, rules
+from quality.expressions import Parsed
 from quality.models import CustomExpectation, QualitySuite
 from quality.rules import EXPECTATION_DIMENSIONS, Dimension, Rule
 
@@ -29,19 +32,27 @@ _COLUMN_KWARGS = ("column", "column_A", "column_B")
 
 # --- custom expectations ---------------------------------------------------------------------
 
-def require_editor(who: Principal, resource: Resource) -> None:
-    """Auditors (the data bureau) and publishers of the provider department."""
-    if who.has(Role.auditor):
-        return
+ROW_EXPRESSION = "expect_rows_to_satisfy"  # quality.gx_rules.ExpectRowsToSatisfy
+# What a user gives for a row expression; govshare derives column_list and item_types.
+_ROW_EXPRESSION_KWARGS = {"expression", "mostly", "row_condition", "condition_parser"}
+# Suite parameters govshare supplies at validation time (quality.validate).
+SUITE_PARAMETERS = {"run_date"}
+
+
+def require_editor(session: Session, who: Principal, resource: Resource) -> None:
+    """The data bureau (kernel.policy) and publishers of the provider department."""
     if who.has(Role.publisher) and who.department_id == resource.provider_id:
         return
-    raise Forbidden(f"Only auditors and publishers of the provider department can change the "
-                    f"expectations of {resource.code}.")
+    if is_data_bureau(session, who):
+        return
+    raise Forbidden(f"Only the data bureau and publishers of the provider department can "
+                    f"change the checks of {resource.code}.")
 
 
-def check_custom(resource: Resource, type_: str, kwargs: dict[str, Any],
+def check_custom(who: Principal, resource: Resource, type_: str, kwargs: dict[str, Any],
                  dimension: str) -> dict[str, Any]:
-    """Validate a custom expectation as GX would, before it is saved; returns its config."""
+    """Validate a custom expectation as GX would, and as ``quality.guard`` allows for
+    ``who``, before it is saved; returns the kwargs to store."""
     if dimension not in {d.value for d in EXPECTATION_DIMENSIONS}:
         allowed = ", ".join(d.value for d in EXPECTATION_DIMENSIONS)
         raise Invalid(f"Dimension '{dimension}' is not one of: {allowed}.",
@@ -52,11 +63,64 @@ def check_custom(resource: Resource, type_: str, kwargs: dict[str, Any],
         raise Invalid(f"These arguments are set by govshare, not per expectation: "
                       f"{', '.join(reserved)}.",
                       errors=[{"field": f"kwargs.{k}", "message": "not allowed"} for k in reserved])
+    _check_parameters(kwargs)
+    expression_items: list[str] = []
+    if type_ == ROW_EXPRESSION:
+        expression_items = list(_parse_row_expression(resource, kwargs).items)
     _check_columns(resource, kwargs)
     _check_row_condition(kwargs)
-    config = Rule(type_, kwargs, "custom", Dimension(dimension), source="custom").as_config()
+    kwargs = guard.check_custom(who, resource, type_, kwargs, expression_items)
+    config = Rule(type_, _expanded(resource, type_, kwargs), "custom", Dimension(dimension),
+                  source="custom").as_config()
     _instantiate(config)
-    return config
+    return kwargs
+
+
+def _check_parameters(kwargs: dict[str, Any]) -> None:
+    for key, value in kwargs.items():
+        if isinstance(value, dict) and "$PARAMETER" in value and \
+                (set(value) != {"$PARAMETER"} or value["$PARAMETER"] not in SUITE_PARAMETERS):
+            raise Invalid(f"kwargs.{key}: the only suite parameter is "
+                          '{"$PARAMETER": "run_date"} (the date of the run).',
+                          errors=[{"field": f"kwargs.{key}", "message": "unknown parameter"}])
+
+
+def _item_types(resource: Resource) -> dict[str, str]:
+    return {i.name: str(i.type) for i in resource.items}
+
+
+def _parse_row_expression(resource: Resource, kwargs: dict[str, Any]) -> Parsed:
+    extra = sorted(set(kwargs) - _ROW_EXPRESSION_KWARGS)
+    if extra:
+        raise Invalid(f"{ROW_EXPRESSION} takes an expression (and mostly); the items it reads "
+                      f"come from the expression, not from {', '.join(extra)}.",
+                      errors=[{"field": f"kwargs.{k}", "message": "not allowed"} for k in extra])
+    try:
+        return expressions.parse(kwargs.get("expression"), _item_types(resource))  # type: ignore[arg-type]
+    except expressions.ExpressionError as exc:
+        raise Invalid(f"The expression cannot be checked: {exc}.",
+                      errors=[{"field": "kwargs.expression", "message": exc.message,
+                               "position": exc.position}]) from None
+
+
+def _expanded(resource: Resource, type_: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The kwargs GX gets: a row expression's items and their declared types are filled in
+    from the catalog entry as it is now (so a changed entry changes the suite)."""
+    if type_ != ROW_EXPRESSION:
+        return kwargs
+    types = _item_types(resource)
+    try:
+        used = list(expressions.parse(str(kwargs.get("expression")), types).items)
+    except expressions.ExpressionError:
+        used = []  # the entry changed under it: GX reports the error, the check scores 0
+    # GX's SQL engine wants at least two columns in a multicolumn domain; extra ones are
+    # only read, never judged (ignore_row_if "never").
+    for name in types:
+        if len(used) >= 2:
+            break
+        if name not in used:
+            used.append(name)
+    return {**kwargs, "column_list": used, "item_types": types}
 
 
 def _check_gx_type(type_: str) -> None:
@@ -115,31 +179,43 @@ def _first_line(exc: Exception) -> str:
 def add_custom(session: Session, who: Principal, code: str, type_: str,
                kwargs: dict[str, Any], dimension: str, note: str) -> CustomExpectation:
     resource = get_resource(session, code)
-    require_editor(who, resource)
-    check_custom(resource, type_, kwargs, dimension)
+    require_editor(session, who, resource)
+    kwargs = check_custom(who, resource, type_, kwargs, dimension)
     custom = CustomExpectation(resource_id=resource.id or 0, type=type_, arguments=kwargs,
-                               dimension=dimension, note=note, added_by=who.user_id)
+                               dimension=dimension, note=note, added_by=who.user_id,
+                               added_by_bureau=is_data_bureau(session, who))
     session.add(custom)
     session.flush()
     current_suite(session, resource)
+    _logged(session, who, "quality.check_added", resource, custom)
     return custom
+
+
+def _logged(session: Session, who: Principal, kind: str, resource: Resource,
+            custom: CustomExpectation) -> None:
+    """Every add and removal of a check is an entry of the signed log (who, which check on
+    which resource); the arguments are in the digested payload."""
+    publish(session, Event(kind, who.actor,
+                           {"resource": resource.code, "check": str(custom.id),
+                            "type": custom.type[:120], "dimension": custom.dimension},
+                           {"kwargs": custom.arguments, "note": custom.note}))
 
 
 def remove_custom(session: Session, who: Principal, code: str, custom_id: int) -> None:
     resource = get_resource(session, code)
-    require_editor(who, resource)
+    require_editor(session, who, resource)
     custom = session.get(CustomExpectation, custom_id)
     if custom is None or custom.resource_id != resource.id or custom.removed_at is not None:
         raise NotFound(f"Resource {code} has no custom expectation {custom_id}.")
-    adder = session.get(User, custom.added_by)
-    if adder is not None and Role.auditor in adder.roles and not who.has(Role.auditor):
+    if custom.added_by_bureau and not is_data_bureau(session, who):
         # The data bureau's own checks are not for the audited department to drop.
-        raise Forbidden("This expectation was added by the data bureau; only auditors can "
+        raise Forbidden("This check was added by the data bureau; only the data bureau can "
                         "remove it.")
     custom.removed_by, custom.removed_at = who.user_id, utcnow()
     session.add(custom)
     session.flush()
     current_suite(session, resource)
+    _logged(session, who, "quality.check_removed", resource, custom)
 
 
 def active_customs(session: Session, resource: Resource) -> list[CustomExpectation]:
@@ -162,13 +238,14 @@ def configs_for(session: Session, resource: Resource, version: int) -> list[dict
                                previous_rows=previous_rows(session, resource, version))
     configs = [r.as_config() for r in generated]
     for custom in active_customs(session, resource):
-        rule = Rule(custom.type, custom.arguments, f"custom:{custom.id}",
-                    Dimension(custom.dimension), source="custom")
+        rule = Rule(custom.type, _expanded(resource, custom.type, custom.arguments),
+                    f"custom:{custom.id}", Dimension(custom.dimension), source="custom",
+                    note=custom.note)
         configs.append(rule.as_config())
     return configs
 
 
-def _fingerprint(configs: list[dict[str, Any]]) -> str:
+def fingerprint(configs: list[dict[str, Any]]) -> str:
     canonical = json.dumps(configs, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -179,12 +256,12 @@ def next_suite(session: Session, resource: Resource,
     without writing: the newest stored suite if nothing changed, else a new suite that is
     not stored (``id`` is None and it is not added to the session). Readers see this."""
     configs = configs_for(session, resource, version or resource.current_version)
-    fingerprint = _fingerprint(configs)
+    digest = fingerprint(configs)
     latest = latest_suite(session, resource)
-    if latest is not None and latest.fingerprint == fingerprint:
+    if latest is not None and latest.fingerprint == digest:
         return latest
     number = (latest.version if latest else 0) + 1
-    return QualitySuite(resource_id=resource.id or 0, version=number, fingerprint=fingerprint,
+    return QualitySuite(resource_id=resource.id or 0, version=number, fingerprint=digest,
                         suite={"name": f"{resource.code}.v{number}", "expectations": configs})
 
 

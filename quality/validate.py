@@ -145,14 +145,16 @@ def _gx_validate(url: str, configs: Sequence[Mapping[str, Any]], columns: list[s
     try:
         batch_definition = source.add_table_asset("data", table_name=TABLE) \
             .add_batch_definition_whole_table("whole")
+        parameters = {"run_date": run_date.isoformat()}
         suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=[
-            ExpectationConfiguration(**dict(c)).to_domain_obj() for c in configs]))
+            ExpectationConfiguration(**resolve_parameters(c, parameters)).to_domain_obj()
+            for c in configs]))
         result = batch_definition.get_batch().validate(
-            suite, expectation_parameters={"run_date": run_date.isoformat()},
-            result_format={"result_format": "BASIC", "partial_unexpected_count": max_examples,
-                           # GX then also hands us the SQL selecting failing rows (unrun):
-                           "return_unexpected_index_query": True,
-                           "unexpected_index_column_names": columns})
+            suite, result_format={
+                "result_format": "BASIC", "partial_unexpected_count": max_examples,
+                # GX then also hands us the SQL selecting failing rows (unrun):
+                "return_unexpected_index_query": True,
+                "unexpected_index_column_names": columns})
         return dict(result.to_json_dict())
     finally:
         source.get_engine().dispose()
@@ -160,6 +162,28 @@ def _gx_validate(url: str, configs: Sequence[Mapping[str, Any]], columns: list[s
         # engine, its pool and the DuckDB connection be freed before the interpreter exits
         # (else DuckDB's bindings report them as leaked at shutdown).
         context.data_sources.delete(name)
+
+
+def resolve_parameters(config: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration with each ``{"$PARAMETER": name}`` replaced by its value.
+
+    Why not let GX do it (``validate(expectation_parameters=…)``): GX evaluates parameters
+    with one process-wide ``SuiteParameterParser`` (``great_expectations.core.
+    suite_parameters.EXPR``), a pyparsing grammar that is not thread-safe in two ways.
+    Its parse actions are wrapped by pyparsing's ``_trim_arity``, which finds a callback's
+    arity by trial: it calls ``push_first(s, loc, toks)``, catches the TypeError, and retries
+    with fewer arguments, counting in a closure variable shared by every thread. Two worker
+    threads doing their first validation at once both bump that counter, one of them ends at
+    ``push_first()`` with no argument — ``TypeError: SuiteParameterParser.push_first()
+    missing 1 required positional argument`` — and, as the counter is past its limit and
+    marked as found, every later evaluation in that process fails the same way (until a
+    restart). And the parser keeps its operand stack on the shared instance, so concurrent
+    evaluations interleave. Substituting the values here needs no parser and no lock; the
+    stored suite keeps the parameter, so it does not change every day."""
+    kwargs = {k: values[v["$PARAMETER"]]
+              if isinstance(v, dict) and set(v) == {"$PARAMETER"} and v["$PARAMETER"] in values
+              else v for k, v in config["kwargs"].items()}
+    return {**config, "kwargs": kwargs}
 
 
 # --- per-expectation outcome -----------------------------------------------------------------

@@ -51,7 +51,9 @@ def _sql(function: str, values: list[str]) -> list[Any]:
 
 
 def _stdnum_ric(value: str) -> bool:
-    """stdnum's check digit and birth date, without its historical place-of-birth table."""
+    """stdnum's check digit and birth date, without its historical place-of-birth table; a
+    lowercase x is an X (as in pseudonyms: one person, one ID)."""
+    value = value[:17] + value[17:].upper()
     if len(value) != 18 or not value[:17].isascii() or not value[:17].isdigit() \
             or value[17] not in "0123456789X":
         return False

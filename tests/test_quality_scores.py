@@ -51,10 +51,12 @@ def defective_rows() -> list[dict[str, Any]]:
     return rows
 
 
-def _latest_run(client: TestClient, world: World, code: str) -> dict[str, Any]:
-    aud = world.headers("SJJ", Role.auditor)
-    runs = client.get(f"{API}/quality/resources/{code}/runs", headers=aud).json()
-    return dict(client.get(f"{API}/quality/runs/{runs[0]['id']}", headers=aud).json())
+def _latest_run(client: TestClient, world: World, code: str,
+                dept: str = "GA", role: Role = Role.publisher) -> dict[str, Any]:
+    """The newest run as the provider's publishers see it (or as ``dept``'s ``role``)."""
+    who = world.headers(dept, role)
+    runs = client.get(f"{API}/quality/resources/{code}/runs", headers=who).json()
+    return dict(client.get(f"{API}/quality/runs/{runs[0]['id']}", headers=who).json())
 
 
 @pytest.mark.usefixtures("quiet_quality")
@@ -93,6 +95,16 @@ def test_known_defects_give_exact_scores(client: TestClient, world: World,
     assert failing["resident_id:id_number"]["unexpected_count"] == 2
     example = failing["resident_id:id_number"]["examples"][0]
     assert example["id_number"].startswith("440305********") and example["birth_date"] == "***"
+    # The data bureau sees the same scores, but small counts suppressed and no example rows.
+    seen = _latest_run(client, world, code, "SJJ", Role.auditor)
+    assert {k: seen["score"][k] for k in expected} == expected
+    theirs = {e["rule"]: e for e in seen["expectations"] if not e["success"]}
+    assert theirs["resident_id:id_number"]["unexpected_count"] is None
+    assert theirs["resident_id:id_number"]["suppressed"] is True
+    assert all(e["examples"] == [] for e in seen["expectations"])
+    by_dim = seen["score"]["failing"]
+    assert [f["rule"] for f in by_dim["uniqueness"]] == ["unique:id_number"]
+    assert by_dim["uniqueness"][0]["suppressed"] and "examples" not in by_dim["uniqueness"][0]
     entry = client.get(f"{API}/resources/{code}", headers=world.headers("SCJG", Role.requester))
     assert entry.json()["quality_score"] == expected["overall"]
     finished = [e for e in published if e.type == "quality.run_finished"]
@@ -133,7 +145,9 @@ def test_auditors_never_receive_raw_personal_values(client: TestClient, world: W
     code = register(client, world, rows)
     aud = world.headers("SJJ", Role.auditor)
     raw_id = rows[0]["id_number"]
-    r = client.post(f"{API}/quality/resources/{code}/expectations", headers=aud, json={
+    # The provider's own check may name a raw value; the bureau still never sees it.
+    r = client.post(f"{API}/quality/resources/{code}/expectations",
+                    headers=world.headers("GA", Role.publisher), json={
         "type": "expect_column_values_to_not_be_in_set",
         "kwargs": {"column": "id_number", "value_set": [raw_id]}})
     assert r.status_code == 201, r.text
@@ -152,7 +166,10 @@ def test_auditors_never_receive_raw_personal_values(client: TestClient, world: W
         for column in ("id_number", "name", "mobile", "birth_date"):
             if row[column]:
                 assert row[column] not in seen, (column, row[column])
-    assert "440305********" in seen and "欧阳**" in seen  # masked forms are there
+    assert "440305********" in seen  # the provider's value set, masked
+    # The provider's own view has the example rows, masked.
+    own = json.dumps(_latest_run(client, world, code), ensure_ascii=False)
+    assert "欧阳**" in own and not any(r["id_number"] in own for r in rows)
 
 
 @pytest.mark.usefixtures("quiet_quality")

@@ -21,11 +21,17 @@ in Python, and a third file lets DuckDB call the first directly:
   table of function pointers; when they are missing, or the path's self-test over a stored
   table disagrees with Python, ``Native.api`` is None and deliveries use the Arrow function.
 
-The library is compiled on first use with the system C compiler against the libcrypto that
-Python's ``hashlib`` already loaded (no OpenSSL headers needed), cached per source hash in
-``~/.cache/govshare`` (or ``$XDG_CACHE_HOME``), and self-tested against Python (``hmac``,
-``re``) before it is used. Without a compiler, or on any mismatch, ``load()`` returns None
-and both callers fall back to DuckDB SQL (same results, slower).
+The library is built when govshare is installed, as the extension module
+``access.native._native`` (setup.py: ``pip install .``, ``make run`` and ``make test`` do it,
+and a build failure stops the install); a server never invokes a compiler. It is linked
+against the libcrypto that Python's ``hashlib`` uses and called through ctypes.
+
+Before a process uses it, a child process self-tests it against Python (``hmac``, ``re``) and
+runs the C API path over a stored table: a DuckDB or OpenSSL whose layout differs from the
+declarations here can then only crash that child, never the server. The path in use is one of
+``duckdb-c-api`` (fastest), ``arrow`` (C API path refused) and ``sql`` (no library: DuckDB SQL,
+~9x slower); anything but the first is logged as an error at start-up, and the path and its
+reason are in ``/healthz`` and ``/metrics`` (``status()``).
 """
 
 from __future__ import annotations
@@ -33,11 +39,11 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import hmac
+import importlib.util
+import json
 import logging
 import os
 import re
-import shutil
-import stat
 import subprocess
 import sys
 import tempfile
@@ -54,10 +60,11 @@ import pyarrow.compute as pc
 
 log = logging.getLogger("govshare")
 
-_SOURCES = tuple(Path(__file__).with_name(n)
-                 for n in ("hmac_sha256.c", "pii_scan.c", "duckdb_copy.c"))
 _lock = threading.Lock()
-_loaded: list[Native | None] = []  # [library or None] once tried
+_loaded: list[tuple[Native | None, Status]] = []  # [(library or None, why)] once tried
+
+# The pseudonym paths, fastest first (status(), /healthz, /metrics).
+PATH_C_API, PATH_ARROW, PATH_SQL = "duckdb-c-api", "arrow", "sql"
 
 # Normalisation flags of hmac_sha256.c (NORM_*).
 TRIM, UPPER, LOWER, DIGITS = 1, 2, 4, 8
@@ -90,54 +97,23 @@ class Native:
     api: Any = None  # the DuckDB C API table for duckdb_copy, None when unavailable
 
 
-def _libcrypto() -> str | None:
-    """The libcrypto this interpreter's hashlib uses (so no second OpenSSL is loaded)."""
-    import _hashlib  # noqa: F401  (maps it into the process)
+@dataclass(frozen=True)
+class Status:
+    path: str  # PATH_C_API, PATH_ARROW or PATH_SQL
+    detail: str  # why not a faster path ("" on the fastest)
 
+
+def library_file() -> Path | None:
+    """The installed extension module's file, or None if govshare was installed without it."""
     try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
+        spec = importlib.util.find_spec("access.native._native")
+    except ImportError:
         return None
-    for line in maps.splitlines():
-        path = line.split()[-1] if line.split() else ""
-        if "/libcrypto.so" in path and os.path.isfile(path):
-            return path
-    return None
+    return Path(spec.origin) if spec is not None and spec.origin else None
 
 
-def _cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "govshare"
-    base.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = base.stat()
-    # A library loaded into the server must not be replaceable by anyone else.
-    if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise OSError(f"{base} is not private to this user")
-    return base
-
-
-def _build() -> Path:
-    crypto = _libcrypto()
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if crypto is None or cc is None:
-        raise OSError("no C compiler or no libcrypto")
-    source = b"".join(s.read_bytes() for s in _SOURCES)
-    tag = hashlib.sha256(source + crypto.encode() + sys.platform.encode()).hexdigest()[:16]
-    target = _cache_dir() / f"govshare-native-{tag}.so"
-    if target.exists():
-        return target
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
-    os.close(fd)
-    try:
-        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, *map(str, _SOURCES), crypto],
-                       check=True, capture_output=True, timeout=60)
-        os.replace(tmp, target)  # concurrent builders: the last complete one wins
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
-
-
-def _open() -> Native:
-    lib = ctypes.CDLL(str(_build()))
+def _open(path: Path) -> Native:
+    lib = ctypes.CDLL(str(path))
     mac = lib.gs_hmac_sha256_hex
     mac.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
                     ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
@@ -168,19 +144,80 @@ def _duckdb_api() -> Any:
 
 
 def load() -> Native | None:
-    """The C functions, or None if they cannot be built or fail their self-test."""
+    """The C functions, or None (pseudonyms and the PII check then use DuckDB SQL)."""
     with _lock:
         if not _loaded:
-            try:
-                lib = _open()
-                _self_test(lib)
-                lib = _checked_copy(lib)
-            except Exception as exc:  # any failure means: use DuckDB SQL
-                log.warning("native functions unavailable, pseudonyms and the PII check use "
-                            "DuckDB SQL: %s", exc)
-                lib = None
-            _loaded.append(lib)
-        return _loaded[0]
+            _loaded.append(_load())
+            why = _loaded[0][1]
+            if why.path != PATH_C_API:  # loudly: a slower path must never go unnoticed
+                log.error("pseudonyms use the %s path, not %s: %s", why.path, PATH_C_API,
+                          why.detail)
+        return _loaded[0][0]
+
+
+def status() -> Status:
+    """Which pseudonym path this process uses, and why (``load`` runs first if need be)."""
+    load()
+    return _loaded[0][1]
+
+
+def _load() -> tuple[Native | None, Status]:
+    path = library_file()
+    if path is None:
+        return None, Status(PATH_SQL, "the native extension access.native._native is not "
+                            "installed (it is built by `pip install .`; GOVSHARE_NO_NATIVE=1 "
+                            "skips it): reinstall govshare on a host with a C compiler")
+    checked = _self_test_in_child(path)
+    if not checked.get("hmac"):
+        return None, Status(PATH_SQL, f"the native library failed its self-test: "
+                                      f"{checked.get('error', 'no answer')}")
+    try:
+        lib = _open(path)
+        _self_test(lib)  # the same checks, on the library this process maps
+    except Exception as exc:
+        return None, Status(PATH_SQL, f"the native library failed its self-test: {exc}")
+    if not checked.get("copy"):
+        return (Native(lib.hmac, lib.candidates, lib.duckdb_copy, None),
+                Status(PATH_ARROW, f"DuckDB's C API path failed its self-test: "
+                                   f"{checked.get('copy_error', 'no answer')}"))
+    return lib, Status(PATH_C_API, "")
+
+
+def _self_test_in_child(path: Path) -> dict[str, Any]:
+    """Run ``_child`` in another interpreter: a crash there (a struct layout that changed
+    under us) costs that process, not this one."""
+    code = "import sys; from access.native import _child; _child(sys.argv[1])"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                              text=True, timeout=300, check=False, cwd=_import_root())
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return {"error": f"the self-test process could not run: {exc}"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return {"error": f"the self-test process exited with {done.returncode}: "
+                         f"{done.stderr.strip()[-500:]}"}
+    return dict(json.loads(lines[-1]))
+
+
+def _import_root() -> str:
+    # The folder holding the ``access`` package, so the child imports this same code.
+    return str(Path(__file__).resolve().parent.parent.parent)
+
+
+def _child(path: str) -> None:
+    """The self-test's child process: prints {"hmac": ok, "copy": ok, ...} as JSON."""
+    out: dict[str, Any] = {"hmac": False, "copy": False}
+    try:
+        lib = _open(Path(path))
+        _self_test(lib)
+        out["hmac"] = True
+        problem = _check_copy(lib)
+        out["copy"] = not problem
+        if problem:
+            out["copy_error"] = problem
+    except Exception as exc:
+        out["error"] = str(exc)
+    print(json.dumps(out), flush=True)
 
 
 def _strings(values: pa.Array) -> tuple[int, np.ndarray, int]:
@@ -270,11 +307,11 @@ def copy(lib: Native, key: bytes | None, functions: dict[str, int], statements: 
     return int(rows.value)
 
 
-def _checked_copy(lib: Native) -> Native:
-    """``lib`` if its C API path gives Python's tokens — over a stored table, whose
-    compressed columns reach the function as dictionary vectors — else without it."""
+def _check_copy(lib: Native) -> str:
+    """"" if ``lib``'s C API path gives Python's tokens — over a stored table, whose
+    compressed columns reach the function as dictionary vectors — else what went wrong."""
     if lib.api is None:
-        return lib
+        return "the duckdb module does not export the C API's entry points"
     key = os.urandom(32)
     values = [None if i % 7 == 0 else f" 4403{i % 13:02d}x{i % 3} " for i in range(5000)]
     try:
@@ -292,14 +329,12 @@ def _checked_copy(lib: Native) -> Native:
             got = [r[1] for r in duckdb.connect().execute(
                 f"SELECT * FROM read_csv('{out}', all_varchar=true, header=true)").fetchall()]
     except Exception as exc:  # any failure: deliveries keep the Arrow function
-        log.warning("DuckDB C API path unavailable: %s", exc)
-        return Native(lib.hmac, lib.candidates, lib.duckdb_copy, None)
+        return f"the C API COPY failed: {exc}"
     want = [None if v is None else hmac.new(key, normalise(v, TRIM | UPPER).encode(),
                                             hashlib.sha256).hexdigest()[:32] for v in values]
     if rows != len(values) or got != want:
-        log.warning("DuckDB C API path disagrees with Python's hmac: not used")
-        return Native(lib.hmac, lib.candidates, lib.duckdb_copy, None)
-    return lib
+        return "the C API COPY's tokens differ from Python's hmac"
+    return ""
 
 
 # --- self-test against Python --------------------------------------------------------------

@@ -9,6 +9,7 @@ reloads on its own within about half a second of a commit by any process (tantiv
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -20,6 +21,7 @@ import tantivy
 
 from catalog.models import Category, ResourceStatus, SecurityLevel, SharingType, UpdateCycle
 from catalog.search.analysis import split_camel, terms_text
+from kernel import storage
 from kernel.settings import get_settings
 
 # Bumped whenever the schema or the analysis changes: an index of another version is
@@ -93,36 +95,38 @@ def _key(value: int, resource_id: int) -> int:
     return (value << 32) | (_LOW - resource_id)
 
 
-def document(row: Any, items: list[Any]) -> tantivy.Document:
-    """The index document of an active resource (an ORM ``Resource`` or a Core row alike)."""
+def document(row: Any, items: list[Any]) -> str:
+    """The index document of an active resource (an ORM ``Resource`` or a Core row alike), as
+    JSON for ``IndexWriter.add_json``: a string crosses process boundaries cheaply (the
+    rebuild analyses in worker processes) and tantivy parses it without Python objects."""
     rid = int(row.id)
-    doc = tantivy.Document()
-    doc.add_unsigned("id", rid)
-    doc.add_text(NAME.name, terms_text(row.name, row.name_en))
-    doc.add_text(KEYWORDS.name, terms_text(*(row.keywords or [])))
-    doc.add_text(ITEMS.name, terms_text(*(t for i in items
-                                          for t in (split_camel(i.name), i.title, i.title_en))))
-    doc.add_text(SUMMARY.name, terms_text(row.summary, row.summary_en))
-    doc.add_text(ITEM_DESCRIPTIONS.name, terms_text(*(i.description for i in items)))
-    doc.add_unsigned(DEPARTMENT, int(row.provider_id))
-    doc.add_unsigned(CATEGORY, category_code(Category(row.category)))
-    doc.add_unsigned(SHARING, SHARING_CODES[SharingType(row.sharing_type)])
-    doc.add_unsigned(CYCLE, CYCLE_CODES[UpdateCycle(row.update_cycle)])
-    doc.add_unsigned(LEVEL, LEVEL_CODES[SecurityLevel(row.security_level)])
-    doc.add_unsigned(PUBLISHED, _key(row.published_at.toordinal(), rid))
     updated = row.last_data_update
     seconds = int(updated.timestamp()) if updated is not None else None
-    doc.add_unsigned(UPDATED_DESC, _key(seconds + 1 if seconds is not None else 0, rid))
-    doc.add_unsigned(UPDATED_ASC, _key(_LOW - seconds if seconds is not None else 0, rid))
     score = row.quality_score
     hundredths = min(max(round(score * 100), 0), 1_000_000) if score is not None else None
+    doc: dict[str, Any] = {
+        "id": rid,
+        NAME.name: terms_text(row.name, row.name_en),
+        KEYWORDS.name: terms_text(*(row.keywords or [])),
+        ITEMS.name: terms_text(*(t for i in items
+                                 for t in (split_camel(i.name), i.title, i.title_en))),
+        SUMMARY.name: terms_text(row.summary, row.summary_en),
+        ITEM_DESCRIPTIONS.name: terms_text(*(i.description for i in items)),
+        DEPARTMENT: int(row.provider_id),
+        CATEGORY: category_code(Category(row.category)),
+        SHARING: SHARING_CODES[SharingType(row.sharing_type)],
+        CYCLE: CYCLE_CODES[UpdateCycle(row.update_cycle)],
+        LEVEL: LEVEL_CODES[SecurityLevel(row.security_level)],
+        PUBLISHED: _key(row.published_at.toordinal(), rid),
+        UPDATED_DESC: _key(seconds + 1 if seconds is not None else 0, rid),
+        UPDATED_ASC: _key(_LOW - seconds if seconds is not None else 0, rid),
+        QUALITY_DESC: _key(hundredths + 1 if hundredths is not None else 0, rid),
+        QUALITY_ASC: _key(1_000_001 - hundredths if hundredths is not None else 0, rid),
+        NAME_SORT: f"{row.name}\x00{rid:010d}",
+    }
     if score is not None:
-        doc.add_float(QUALITY, float(score))
-    doc.add_unsigned(QUALITY_DESC, _key(hundredths + 1 if hundredths is not None else 0, rid))
-    doc.add_unsigned(QUALITY_ASC,
-                     _key(1_000_001 - hundredths if hundredths is not None else 0, rid))
-    doc.add_text(NAME_SORT, f"{row.name}\x00{rid:010d}")
-    return doc
+        doc[QUALITY] = float(score)
+    return json.dumps(doc, ensure_ascii=False)
 
 
 def is_indexed(row: Any) -> bool:
@@ -155,9 +159,7 @@ def open_index(path: Path, *, create: bool) -> tantivy.Index | None:
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         tantivy.Index(SCHEMA, str(path), reuse=False)
-        tmp = version.with_suffix(".tmp")
-        tmp.write_text(SCHEMA_VERSION)
-        os.replace(tmp, version)
+        storage.publish_text(version, SCHEMA_VERSION)
     index = tantivy.Index(SCHEMA, str(path), reuse=True)
     index.register_tokenizer(TOKENIZER, _analyzer())
     return index

@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import multiprocessing
 import os
 import threading
 import time
@@ -41,6 +42,7 @@ from sqlmodel import Session, SQLModel
 
 from catalog.models import ResourceStatus
 from catalog.search import engine
+from kernel import storage
 from kernel.db import session_scope, utcnow
 from kernel.events import Event
 
@@ -49,7 +51,8 @@ log = logging.getLogger("govshare")
 POLL_SECONDS = 0.5
 GRACE = timedelta(seconds=60)  # longer than any transaction that writes the feed
 RETENTION = timedelta(days=1)  # an index further behind than this is rebuilt
-BATCH = 2_000  # resources per round trip in a rebuild
+BATCH = 2_000  # resource ids per round trip in a rebuild
+PARALLEL = 20_000  # rebuilds of at least this many resources analyse in worker processes
 WRITER_HEAP = 128_000_000  # bytes of tantivy's indexing buffer
 
 _FEED = SQLModel.metadata.tables["search_feed"]
@@ -168,10 +171,8 @@ class Writer:
         return int(saved["watermark"]), set(saved["applied"])
 
     def _save_cursor(self) -> None:
-        tmp = self._cursor_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"watermark": self.watermark, "applied": sorted(self.applied),
-                                   "at": time.time()}))
-        os.replace(tmp, self._cursor_path)
+        storage.publish_text(self._cursor_path, json.dumps(
+            {"watermark": self.watermark, "applied": sorted(self.applied), "at": time.time()}))
 
     # applying the feed
 
@@ -230,14 +231,15 @@ class Writer:
             total = session.execute(select(func.count()).select_from(_RES).where(
                 _RES.c.status == ResourceStatus.active)).scalar_one()
             writer.delete_all_documents()
-            count = 0
-            for rows, items in _batches(session):
-                for row in rows:
-                    writer.add_document(engine.document(row, items.get(row.id, [])))
-                count += len(rows)
-                if progress is not None:
-                    progress(count, total)
-            writer.commit()
+            bounds = session.execute(select(func.min(_RES.c.id), func.max(_RES.c.id))).one()
+        count = 0
+        for documents in _documents(bounds[0] or 0, bounds[1] or 0, parallel=total >= PARALLEL):
+            for doc in documents:
+                writer.add_json(doc)
+            count += len(documents)
+            if progress is not None:
+                progress(count, total)
+        writer.commit()
         writer.wait_merging_threads()  # merge the rebuild's segments before searches start
         engine.reload_readers()
         self._writer = None  # wait_merging_threads consumed it
@@ -296,7 +298,7 @@ def _replace(writer: tantivy.IndexWriter, session: Session, codes: list[str]) ->
         writer.delete_documents_by_query(
             tantivy.Query.term_query(engine.SCHEMA, "id", int(row.id)))
         if engine.is_indexed(row):
-            writer.add_document(engine.document(row, items.get(row.id, [])))
+            writer.add_json(engine.document(row, items.get(row.id, [])))
     if len(found) < len(codes):  # deleted rows (resources are withdrawn, not deleted)
         log.warning("search: no resource with codes %s", sorted(set(codes) - found))
 
@@ -318,17 +320,28 @@ def _load(session: Session, where: Any) -> tuple[list[Any], dict[int, list[Any]]
     return rows, items
 
 
-def _batches(session: Session) -> Iterator[tuple[list[Any], dict[int, list[Any]]]]:
-    """Active resources in id order, BATCH at a time, with their items (two queries a batch)."""
-    last = 0
-    while True:
-        ids = session.execute(
-            select(_RES.c.id).where(_RES.c.id > last, _RES.c.status == ResourceStatus.active)
-            .order_by(_RES.c.id).limit(BATCH)).scalars().all()
-        if not ids:
-            return
-        last = ids[-1]
-        yield _load(session, _RES.c.id.in_(ids))
+def _documents(first: int, last: int, *, parallel: bool) -> Iterator[list[str]]:
+    """The documents of the active resources with ids in [first, last], BATCH ids at a time,
+    in id order. In parallel: worker processes (one per core) read and analyse id ranges of
+    their own, and this process only hands the JSON to tantivy: the analysis in Python is the
+    bottleneck of a rebuild."""
+    ranges = [(lo, min(lo + BATCH, last + 1)) for lo in range(first, last + 1, BATCH)]
+    if not parallel or (os.cpu_count() or 1) < 2:
+        yield from map(_range_documents, ranges)
+        return
+    # spawn, not fork: the caller may be a server process with threads (tantivy's, ours).
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(os.cpu_count()) as pool:
+        yield from pool.imap(_range_documents, ranges)
+
+
+def _range_documents(bounds: tuple[int, int]) -> list[str]:
+    """Documents of the active resources with lo <= id < hi (two queries)."""
+    lo, hi = bounds
+    with session_scope(write=False) as session:
+        rows, items = _load(session, (_RES.c.id >= lo) & (_RES.c.id < hi)
+                            & (_RES.c.status == ResourceStatus.active))
+    return [engine.document(row, items.get(row.id, [])) for row in rows]
 
 
 def prune() -> int:

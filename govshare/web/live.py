@@ -22,7 +22,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-PASSPHRASE = "govshare-live-demo"  # a throw-away world in a temporary directory
 
 
 def free_port() -> int:
@@ -32,8 +31,9 @@ def free_port() -> int:
 
 
 def server_env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "GOVSHARE_DATA_DIR": str(data_dir),
-            "GOVSHARE_KEY_PASSPHRASE": os.environ.get("GOVSHARE_KEY_PASSPHRASE", PASSPHRASE),
+    # A throw-away world in a temporary directory: development mode, said explicitly (the
+    # master key file under the public development passphrase; kernel/secrets.py).
+    return {**os.environ, "GOVSHARE_DATA_DIR": str(data_dir), "GOVSHARE_MODE": "development",
             # The dashboard must show what just happened, not a minute-old mart.
             "GOVSHARE_METRICS_REFRESH_SECONDS": "0"}
 

@@ -42,6 +42,7 @@ from govshare.web.base import (
     texts,
 )
 from govshare.web.pages import followup
+from govshare.web.pages import risk as risk_page
 from kernel.auth import Principal
 from kernel.db import session_scope, utcnow
 from kernel.identity import Department, Role, User
@@ -64,14 +65,19 @@ CANDIDATES = [ColumnRule(rule=MaskingRule.keep), ColumnRule(rule=MaskingRule.par
 
 
 def rule_key(rule: ColumnRule | dict[str, Any]) -> str:
+    """``rule[:method[:width]]``, e.g. ``generalize:range:50`` (a suggested fixed range)."""
     r = rule if isinstance(rule, ColumnRule) else ColumnRule.model_validate(rule)
+    if r.method and r.width is not None:
+        return f"{r.rule.value}:{r.method.value}:{r.width:g}"
     return f"{r.rule.value}:{r.method.value}" if r.method else r.rule.value
 
 
 def rule_from_key(key: str) -> ColumnRule:
-    rule, _, method = key.partition(":")
+    rule, _, rest = key.partition(":")
+    method, _, width = rest.partition(":")
     try:
-        return ColumnRule(rule=MaskingRule(rule), method=Generalization(method) if method else None)
+        return ColumnRule(rule=MaskingRule(rule), method=Generalization(method) if method else None,
+                          width=float(width) if width else None)
     except (ValueError, ValidationError):
         raise Invalid(f"Unknown masking rule '{key}'.") from None
 
@@ -207,8 +213,19 @@ def application_page(request: Request, app_id: int, who: Involved) -> Response:
         granted = app.state in (S.approved, S.delivered)
         base = masking.plan_from_json(app.masking_plan) if app.masking_plan else \
             masking.default_plan(list(resource.items), app.items)
-        plan = [{"item": items[n], "rule": rule_key(base[n]),
-                 "choices": choices(items[n], base[n])} for n in app.items if n in items]
+        provider = Party.provider in parties
+        shown = Party.bureau in parties or provider or app.decided_at is not None
+        risk_panel = risk_page.panel(session, who, app, request, provider) if shown else None
+        picked = risk_page.selected_rules(risk_panel["suggestion"] if risk_panel else None)
+        plan = []
+        for n in app.items:
+            if n not in items:
+                continue
+            options = choices(items[n], base[n])
+            if n in picked and picked[n] not in options:
+                options.append(picked[n])  # e.g. a suggested fixed range width
+            plan.append({"item": items[n], "rule": picked.get(n, rule_key(base[n])),
+                         "suggested": n in picked, "choices": options})
         deliveries = delivery.list_deliveries(session, who, app_id) if granted or \
             app.state in (S.revoked, S.expired) else []
         history = svc.steps(session, app_id)
@@ -222,7 +239,8 @@ def application_page(request: Request, app_id: int, who: Involved) -> Response:
         else 0, "bureau": "coordinate" in actions and app.escalated_at is not None
         and Party.bureau in parties, "ops": followup.OPS,
         "app": app, "r": resource, "depts": depts, "users": users, "actions": actions,
-        "plan": plan, "deliveries": deliveries, "history": history, "stages": timeline,
+        "plan": plan, "risk": risk_panel, "deliveries": deliveries, "history": history,
+        "stages": timeline,
         "overdue": svc.is_overdue(app), "granted": granted,
         "requester_side": who.department_id == app.requester_department_id
         and who.has(Role.requester),
@@ -245,10 +263,13 @@ def approve(request: Request, app_id: int, who: Approver, form: CheckedForm,
     with session_scope(write=True) as session:
         app = svc.get_application(session, who, app_id)
         items = svc.resource_items(session, app)
-        default = {n: rule_key(r) for n, r in masking.default_plan(items, app.items).items()}
+        base = masking.default_plan(items, app.items)
+        default = {n: rule_key(r) for n, r in base.items()}
         conditions = [c.strip() for c in text(form, "conditions").splitlines() if c.strip()]
-        data = ApprovalIn(masking=_plan_changes(form, app, default), conditions=conditions,
-                          note=text(form, "note"))
+        changes = _plan_changes(form, app, default)
+        plan = masking.tighten(items, base, changes)
+        data = ApprovalIn(masking=changes, conditions=conditions, note=text(form, "note"),
+                          **risk_page.settings_from(form, plan))
         app = svc.approve(session, who, app_id, data)
     _deliver_later(background, [app])
     return redirect(f"/applications/{app_id}?ok=approved")
@@ -260,8 +281,14 @@ def tighten(request: Request, app_id: int, who: Approver, form: CheckedForm,
     with session_scope(write=True) as session:
         app = svc.get_application(session, who, app_id)
         current = {n: rule_key(r) for n, r in app.masking_plan.items()}
-        app = svc.tighten(session, who, app_id, TightenIn(masking=_plan_changes(form, app,
-                                                                                current)))
+        changes = _plan_changes(form, app, current)
+        items = svc.resource_items(session, app)
+        plan = masking.tighten(items, masking.plan_from_json(app.masking_plan), changes)
+        settings = risk_page.settings_from(form, plan)
+        app = svc.tighten(session, who, app_id, TightenIn(
+            masking=changes, quasi_identifiers=settings["quasi_identifiers"] or None,
+            sensitive_items=settings["sensitive_items"] or None, k_min=settings["k_min"],
+            max_suppression=settings["max_suppression"]))
     _deliver_later(background, [app])
     return redirect(f"/applications/{app_id}?ok=tightened")
 
