@@ -1,7 +1,7 @@
 """database sources of resources (catalog.sources)
 
 Revision ID: lead_data_source
-Revises: wt19_search_engine
+Revises: w17_risk
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "lead_data_source"
-down_revision: str | None = "wt19_search_engine"
+down_revision: str | None = "w17_risk"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
