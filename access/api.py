@@ -48,6 +48,7 @@ from access.schemas import (
     RatingIn,
     RatingOut,
     ReassignIn,
+    ReceiptOut,
     RejectIn,
     ReturnIn,
     RevisionIn,
@@ -261,6 +262,15 @@ def history(app_id: int, session: DbSession, who: Involved) -> list[StepOut]:
     return [_step_out(s, n) for s in svc.steps(session, app_id)]
 
 
+@applications.get("/{app_id}/receipts", response_model=list[ReceiptOut])
+def application_receipts(app_id: int, session: DbSession, who: Involved) -> list[ReceiptOut]:
+    """A receipt for every log entry of the application: its filing, each decision, each
+    delivery."""
+    svc.get_application(session, who, app_id)
+    return [ReceiptOut(seq=row.seq, type=row.event_type, time=row.time, receipt=receipt)
+            for row, receipt in receipts.for_subject(session, "application", str(app_id))]
+
+
 @applications.post("/{app_id}/approve", response_model=ApplicationOut)
 def approve(app_id: int, data: ApprovalIn, session: WriteSession, who: Approver,
             background: BackgroundTasks) -> ApplicationOut:
@@ -391,10 +401,10 @@ def get_delivery(delivery_id: int, session: DbSession, who: Involved) -> Deliver
 def manifest(delivery_id: int, session: DbSession, who: Involved) -> ManifestOut:
     """The signed manifest; verify it with the key from /.well-known/govshare-log-keys."""
     d, _ = delivery.get_delivery(session, who, delivery_id)
-    receipt = receipts.for_payload(session, proofs.DELIVERY_EVENT,
-                                   proofs.delivery_payload(d.manifest))
+    logged = delivery.logged_payload(d)
+    receipt = receipts.for_payload(session, proofs.DELIVERY_EVENT, logged)
     return ManifestOut(manifest=d.manifest, signature=d.signature, key_id=d.key_id,
-                       receipt=receipt)
+                       receipt=receipt, logged_payload=logged if receipt else None)
 
 
 @deliveries.post("/{delivery_id}/link", response_model=LinkOut, dependencies=[IDEMPOTENT])

@@ -569,9 +569,18 @@ def _mark_delivered(session: Session, app: Application, delivery: Delivery,
                {"delivery": delivery.id, "run_key": delivery.run_key,
                 "rows": delivery.row_count,
                 "risk": risk.summary_of(delivery.manifest.get("risk"))},
-               event="delivery.completed", before=before,
-               payload={"delivery": delivery.id, "manifest": delivery.manifest,
-                        "risk": risk.summary_of(delivery.manifest.get("risk"))})
+               event="delivery.completed", before=before, payload=_completed_payload(delivery))
+
+
+def _completed_payload(delivery: Delivery) -> dict[str, Any]:
+    return {"delivery": delivery.id, "manifest": delivery.manifest,
+            "risk": risk.summary_of(delivery.manifest.get("risk"))}
+
+
+def logged_payload(delivery: Delivery) -> dict[str, Any]:
+    """The payload of the delivery's ``delivery.completed`` log entry, exactly as logged
+    (``service.record`` adds the new state): what its receipt proves was recorded."""
+    return {"state": ApplicationState.delivered.value, **_completed_payload(delivery)}
 
 
 # --- crash recovery ---------------------------------------------------------------------------

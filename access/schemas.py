@@ -158,6 +158,16 @@ class StepOut(BaseModel):
     detail: dict[str, Any]
 
 
+class ReceiptOut(BaseModel):
+    seq: int = Field(description="The log entry's sequence number.")
+    type: str = Field(description="What it records: application.filed, …approved, "
+                      "…rejected, delivery.completed, …")
+    time: datetime
+    receipt: str | None = Field(description="C2SP tlog-proof against the cosigned checkpoint "
+                                "(null until one covers the entry); check it offline with "
+                                "`govshare log check-receipt`.")
+
+
 class ApplicationOut(BaseModel):
     id: int
     bundle_id: int | None
@@ -240,6 +250,9 @@ class ManifestOut(BaseModel):
         default=None, description="C2SP tlog-proof that the delivery's log entry (its payload "
         "the manifest) is in the cosigned checkpoint; null for the few seconds until the "
         "witnesses cosign it. Check offline: `govshare log check-receipt FILE`.")
+    logged_payload: dict[str, Any] | None = Field(
+        default=None, description="The payload of the delivery's log entry (it contains the "
+        "manifest verbatim): the entry's payload_sha256 is its RFC 8785 SHA-256.")
 
 
 class LinkOut(BaseModel):

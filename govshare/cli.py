@@ -374,4 +374,13 @@ _mount_plugins()
 
 
 def main() -> None:
-    app()
+    from access.pseudonym import KeyUnavailable as PseudonymKeyUnavailable
+    from kernel.secrets import SecretsUnavailable
+    from translog.keys import KeyUnavailable
+
+    try:
+        app()
+    except (SecretsUnavailable, KeyUnavailable, PseudonymKeyUnavailable) as exc:
+        # An operator's problem with a clear fix, not a bug: the message, no traceback.
+        err.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None

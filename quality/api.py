@@ -52,6 +52,7 @@ from quality.schemas import (
     WeightsIn,
     WeightsOut,
 )
+from translog import receipts
 
 router = APIRouter(prefix="/quality", tags=["quality"], route_class=IdempotentRoute)
 
@@ -134,8 +135,9 @@ def get_run(run_id: int, session: WriteSession, who: Reader) -> dict[str, Any]:
         expectations = None if run.expectations is None else \
             [guard.outcome_for_outsider(o) for o in run.expectations]
         gx_result = guard.gx_result_for_outsider(run.gx_result)
+    finished = receipts.for_subject(session, "run", str(run.id), ("quality.run_finished",))
     return {**_run_out(session, run, resource.code), "expectations": expectations,
-            "gx_result": gx_result,
+            "gx_result": gx_result, "receipt": finished[-1][1] if finished else None,
             "score": _score_out(session, score, resource, who, run) if score else None}
 
 

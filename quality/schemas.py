@@ -54,6 +54,9 @@ class RunDetail(RunOut):
         description="Per expectation: rule, dimension, success, counts, masked example rows")
     gx_result: dict[str, Any] | None = Field(
         description="Great Expectations' ExpectationSuiteValidationResult, values masked")
+    receipt: str | None = Field(
+        default=None, description="C2SP tlog-proof of the run's quality.run_finished log entry "
+        "against the cosigned checkpoint (null until one covers it)")
 
 
 class CustomExpectationIn(BaseModel):

@@ -33,6 +33,7 @@ MATRIX: list[tuple[str, str, set[Role], dict[str, Any]]] = [
     ("GET", "/applications", INVOLVED, {}),
     ("GET", "/applications/{app}", INVOLVED, {}),
     ("GET", "/applications/{app}/history", INVOLVED, {}),
+    ("GET", "/applications/{app}/receipts", INVOLVED, {}),
     ("POST", "/applications/{app}/approve", {AP}, {"json": {}}),
     ("POST", "/applications/{app}/accept-conditions", {R}, {}),
     ("POST", "/applications/{app}/return", {AP},

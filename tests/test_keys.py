@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import select
 
 from access import delivery
-from kernel import db, secrets
+from kernel import db, identity, secrets
 from kernel.db import utcnow
 from kernel.problems import Forbidden
 from kernel.settings import get_settings
@@ -225,3 +225,57 @@ def test_the_app_refuses_to_start_in_production_without_a_secret(
     with pytest.raises(RuntimeError, match="GOVSHARE_MASTER_SECRET"), \
             TestClient(create_app()):
         pass
+
+
+def test_keys_from_before_the_master_secret_are_resealed(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installation upgraded from the passphrase scheme: its PEM signing key and its
+    scrypt-sealed pseudonymisation keys still open (with the old passphrase), and re-sealing
+    (`govshare keys init` / `rotate`) moves them under the master secret, same keys."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    from access import pseudonym
+    from access.models import PseudonymKey
+    from translog import canonical
+    from translog.models import LogKey
+
+    _use(monkeypatch, GOVSHARE_KEY_PASSPHRASE="the old passphrase")
+    start_log()
+    settings = get_settings()
+    private = Ed25519PrivateKey.generate()
+    public = keys.raw_public(private)
+    key_id = canonical.key_id_of(public)
+    settings.keys_dir.mkdir(parents=True, exist_ok=True)
+    keys.legacy_path(settings, key_id).write_bytes(private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"the old passphrase")))
+    hmac_key, salt, nonce = os.urandom(32), os.urandom(16), os.urandom(12)
+    kek = Scrypt(salt=salt, length=32, n=2**14, r=8, p=1).derive(b"the old passphrase")
+    with db.session_scope() as session:
+        dept = identity.create_department(session, code="GA", name_zh="市公安局",
+                                          name_en="Public Security Bureau")
+        assert dept.id == 1
+        session.add(LogKey(key_id=key_id, public_key=public, created_at=utcnow()))
+        session.add(PseudonymKey(department_id=1, salt=salt, nonce=nonce, ciphertext=AESGCM(
+            kek).encrypt(nonce, hmac_key, b"govshare pseudonym key v1 department 1")))
+    fill([2])  # signs with the legacy key
+    with db.session_scope() as session:
+        assert pseudonym.department_key(session, 1) == hmac_key
+
+    keys._private_keys.clear()
+    assert keys.rewrap_all(settings) == 1
+    with db.session_scope() as session:
+        assert pseudonym.rewrap_all(session) == 1
+    assert not keys.legacy_path(settings, key_id).exists()
+    assert keys.load_private_key(settings, key_id).private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+        serialization.NoEncryption()) == private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+        serialization.NoEncryption())
+    with db.session_scope() as session:
+        row = session.get(PseudonymKey, 1)
+        assert row is not None and row.kid is not None
+        assert pseudonym.department_key(session, 1) == hmac_key

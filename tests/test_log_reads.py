@@ -15,6 +15,7 @@ from tests.test_quality_support import (  # noqa: F401  (quiet_quality: a fixtur
     register,
     run_queued,
 )
+from translog import proofs
 
 
 def _types(client: TestClient, world: World) -> list[str]:
@@ -31,7 +32,15 @@ def test_reads_are_entries_and_the_provider_lists_them(client: TestClient, world
         .status_code == 200
     runs = client.get(f"{API}/quality/resources/{code}/runs", headers=publisher).json()
     auditor = world.headers("SJJ", Role.auditor)
-    assert client.get(f"{API}/quality/runs/{runs[0]['id']}", headers=auditor).status_code == 200
+    detail = client.get(f"{API}/quality/runs/{runs[0]['id']}", headers=auditor)
+    assert detail.status_code == 200
+    # the run's receipt: its quality.run_finished entry in the published checkpoint
+    keys_doc = client.get("/.well-known/govshare-log-keys").json()
+    checked = proofs.check(detail.json()["receipt"],
+                           proofs.trust_from_document(keys_doc).logs, [], 0)
+    assert checked.entry["type"] == "quality.run_finished"
+    subjects = checked.entry["subjects"]
+    assert (subjects["resource"], subjects["run"]) == (code, str(runs[0]["id"]))
     assert client.get(f"{API}/quality/resources/{code}/report", headers=publisher) \
         .status_code == 200
     leader = world.headers("SCJG", Role.leader)

@@ -22,7 +22,7 @@ from tests.test_access_support import (  # noqa: F401  (access_world: the aw fix
     register,
 )
 from tests.witness_support import WitnessProcess
-from translog import canonical, checkpoints, cosigner, keys, service
+from translog import canonical, checkpoints, cosigner, keys, proofs, service
 from translog.cli import app as log_cli
 
 
@@ -86,6 +86,10 @@ def test_delivery_receipt_verifies_offline_and_a_changed_manifest_fails(
     resigned = {**changed, "signature": base64.b64encode(
         private.sign(canonical.payload_bytes(changed["manifest"]))).decode()}
     status, out = _check(tmp_path, resigned, keys_doc)
+    assert status == 1 and "differs from the one in the logged payload" in out
+    relogged = {**resigned, "logged_payload": {**document["logged_payload"],
+                                               "manifest": changed["manifest"]}}
+    status, out = _check(tmp_path, relogged, keys_doc)
     assert status == 1 and "does not match the logged entry" in out
     # more cosignatures than the checkpoint carries
     status, out = _check(tmp_path, document, keys_doc, "--quorum", "4")
@@ -94,3 +98,24 @@ def test_delivery_receipt_verifies_offline_and_a_changed_manifest_fails(
     stranger = WitnessProcess("stranger.example/w", tmp_path / "stranger", "x").verifier.vkey
     status, out = _check(tmp_path, document, keys_doc, "--witness", stranger, "--quorum", "1")
     assert status == 1 and "1 needed" in out
+
+
+def test_every_decision_of_an_application_has_a_receipt(aw: AccessWorld,
+                                                          tmp_path: Path) -> None:
+    # no witnesses configured: the latest signed head is the published checkpoint
+    code = register(tmp_path, sharing_type="unconditional")
+    app = file_app(aw, code)
+    r = aw.get(f"/applications/{app['id']}/receipts", "SCJG", Role.requester)
+    assert r.status_code == 200, r.text
+    found = r.json()
+    types = [x["type"] for x in found]
+    assert "delivery.completed" in types and types[0] == "application.filed"
+    doc = aw.client.get("/.well-known/govshare-log-keys").json()
+    trust = proofs.trust_from_document(doc)
+    for item in found:
+        checked = proofs.check(item["receipt"], trust.logs, [], 0)
+        assert checked.entry["seq"] == item["seq"] and checked.entry["type"] == item["type"]
+        assert checked.entry["subjects"]["application"] == str(app["id"])
+    # a department with no part in the application gets no receipts of it
+    assert aw.get(f"/applications/{app['id']}/receipts", "RS", Role.requester).status_code \
+        in (403, 404)

@@ -127,10 +127,16 @@ def _entry(data: bytes) -> dict[str, Any]:
 DELIVERY_EVENT = "delivery.completed"
 
 
-def delivery_payload(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The payload of the ``delivery.completed`` entry that records a delivery manifest
-    (``access.delivery``: the application's new state, the delivery id and the manifest)."""
-    return {"state": "delivered", "delivery": manifest.get("delivery"), "manifest": manifest}
+def delivery_payload(doc: dict[str, Any]) -> dict[str, Any]:
+    """The payload of the delivery's log entry, from a manifest document: its
+    ``logged_payload``, which must contain the document's manifest verbatim."""
+    payload = doc.get("logged_payload")
+    if not isinstance(payload, dict):
+        raise note.NoteError("the manifest document carries no logged_payload")
+    if payload.get("manifest") != doc.get("manifest"):
+        raise note.NoteError("the manifest differs from the one in the logged payload: it "
+                             "was changed")
+    return payload
 
 
 # --- what `govshare log check-receipt` reads --------------------------------------------------
@@ -177,7 +183,7 @@ def check_file(data: str, trust: Trust) -> Checked:
     _check_manifest_signature(manifest, str(doc.get("signature", "")),
                               str(doc.get("key_id", "")), trust)
     checked = check(receipt, trust.logs, trust.witnesses, trust.quorum,
-                    payload=delivery_payload(manifest))
+                    payload=delivery_payload(doc))
     if checked.entry["type"] != DELIVERY_EVENT:
         raise note.NoteError(f"the receipt is for a {checked.entry['type']} entry, not a "
                              "delivery")

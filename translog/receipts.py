@@ -39,3 +39,19 @@ def for_payload(session: Session, event_type: str, payload: Any) -> str | None:
         return for_entry(session, row)
     except Conflict:
         return None
+
+
+def for_subject(session: Session, key: str, value: str, types: tuple[str, ...] = (),
+                limit: int = 200) -> list[tuple[LogEntry, str | None]]:
+    """Entries naming ``key=value`` among their subjects (of ``types``, if given), oldest
+    first, each with its receipt (None until a published checkpoint covers it)."""
+    query = select(LogEntry).where(col(LogEntry.subjects)[key].as_string() == value)
+    if types:
+        query = query.where(col(LogEntry.event_type).in_(types))
+    out: list[tuple[LogEntry, str | None]] = []
+    for row in session.exec(query.order_by(col(LogEntry.seq)).limit(limit)):
+        try:
+            out.append((row, for_entry(session, row)))
+        except Conflict:
+            out.append((row, None))
+    return out
