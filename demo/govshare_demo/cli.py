@@ -9,9 +9,18 @@ import typer
 from rich.table import Table
 
 import govshare_demo as demo_world
-from govshare import cli as root
 from kernel import db
 from kernel.problems import Problem
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _root() -> Any:
+    # Imported when a command runs, not at import: ``govshare.cli`` loads this module while
+    # it is itself being imported (the ``govshare.cli`` entry points).
+    from govshare import cli
+
+    return cli
 
 
 def register(app: typer.Typer) -> None:
@@ -22,9 +31,10 @@ def demo(scale: Annotated[str, typer.Option(help="tiny, default or city")] = "de
          if_empty: Annotated[bool, typer.Option("--if-empty", help="Skip if data exists.")] = False,
          history: Annotated[bool, typer.Option(
              help="Replay six months of sharing (applications, deliveries, notices).")] = True,
-         as_json: root.JsonOpt = False) -> None:
+         as_json: JsonOpt = False) -> None:
     """Load the demo world: departments, users for every role, resources with data, and
     six months of sharing history made through the real services."""
+    root = _root()
     root.ready()
     with db.session_scope() as session:
         empty = demo_world.world_is_empty(session)
@@ -48,6 +58,7 @@ def demo(scale: Annotated[str, typer.Option(help="tiny, default or city")] = "de
 
 
 def _print_demo(summary: Any, as_json: bool) -> None:
+    root = _root()
     users = [{"username": u.username, "department": u.department, "roles": u.roles,
               "token": u.token} for u in summary.users]
     table = Table(title="Demo users")
