@@ -8,7 +8,6 @@ crash recovery) run as govshare itself.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kernel import runtime
+from kernel import output, runtime
 
 app = typer.Typer(help="Data-sharing applications, deliveries and sharing latency.",
                   no_args_is_help=True)
@@ -31,10 +30,8 @@ def _ready() -> None:
 
 
 def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
-    if as_json or table is None:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-    else:
-        console.print(table)
+    """A table or ``key: value`` lines for people, JSON with --json (kernel.output)."""
+    output.emit(table if table is not None and not as_json else data, as_json, out=console)
 
 
 def _run(fn: Any) -> Any:
@@ -129,10 +126,10 @@ def run_due(as_json: JsonOpt = False) -> None:
 @app.command()
 def sweep(as_json: JsonOpt = False) -> None:
     """Delete files left by crashed deliveries (safe while deliveries run)."""
-    from access import delivery
+    from access.sweep import sweep as sweep_files
 
     _ready()
-    _emit({"deleted": delivery.sweep()}, as_json)
+    _emit({"deleted": sweep_files()}, as_json)
 
 
 @app.command()
@@ -159,7 +156,7 @@ def latency(by: Annotated[str, typer.Option(
 def _latency_table(rows: list[dict[str, Any]], by: str, bundles: bool) -> Table:
     table = Table(title="Bundles" if bundles else f"Sharing latency by {by}")
     columns = ["bundle", "title", "elapsed_hours", "sum_of_parts_hours"] if bundles else \
-        ["group", "count", "p50_hours", "p90_hours", "p95_hours", "p50_working_days",
+        ["group", "count", "p50_hours", "p90_hours", "p99_hours", "p50_working_days",
          "p90_working_days"]
     for c in columns:
         table.add_column(c)

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Float, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 import translog.models  # noqa: F401  (the signed access log's tables)
@@ -41,6 +41,7 @@ CLOSED_STATES = frozenset({ApplicationState.rejected, ApplicationState.withdrawn
 class DeliveryMethod(StrEnum):
     file = "file"  # a desensitized package (Parquet or CSV) to download
     api = "api"  # filtered, paginated queries over the desensitized view
+    aggregate = "aggregate"  # counts/sums/means per group with differential privacy
 
 
 class FileFormat(StrEnum):
@@ -124,6 +125,8 @@ class Application(SQLModel, table=True):
     # Records of classes smaller than k_min are dropped from a delivery as outliers, up to this
     # share of the rows (None: none are, and a k below k_min blocks the delivery).
     max_suppression: float | None = None
+    # What an aggregate grant releases and its privacy budget (access.aggregate.AggregateSpec).
+    aggregate: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     # Items whose l-diversity and t-closeness the risk report measures (empty: proposed).
     sensitive_items: list[str] = Field(default_factory=list,
                                        sa_column=Column(JSON, nullable=False,
@@ -188,6 +191,9 @@ class Grant(SQLModel, table=True):
     revoked_by: int | None = Field(default=None, foreign_key="user.id")
     revoke_reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     last_version: int = 0  # resource version of the latest package
+    # Differential privacy spent by the aggregate releases of this grant (total ε).
+    privacy_spent: float = Field(default=0.0, sa_column=Column(Float, nullable=False,
+                                                               server_default="0"))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime,
                                                                           nullable=False))
 

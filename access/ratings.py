@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from access import service as svc
 from access.models import Delivery, DeliveryRating
+from kernel import policy
 from kernel.auth import Principal
 from kernel.db import utcnow
 from kernel.events import Event, publish
@@ -59,7 +60,7 @@ def ratings(session: Session, who: Principal, delivery_id: int) -> list[Delivery
     app = svc.load(session, delivery.application_id)
     party = who.department_id in (app.requester_department_id, app.provider_department_id) \
         and who.has(Role.requester, Role.approver, Role.publisher)
-    bureau = who.has(Role.auditor) and svc.is_bureau(session, who.department_id)
+    bureau = policy.is_data_bureau(session, who)
     if not (party or bureau):
         raise Forbidden(f"Delivery {delivery_id} is between other departments; only they and "
                         "the data bureau see its ratings.")

@@ -173,23 +173,36 @@ def measure(con: duckdb.DuckDBPyConnection, relation: str, quasi_identifiers: Se
     """
     qis = list(quasi_identifiers)
     suffix = _unique_suffix()
-    ec = f"gs_risk_ec_{suffix}"
+    ec, qv = f"gs_risk_ec_{suffix}", f"gs_risk_qv_{suffix}"
     cols = ", ".join(quote(c) for c in qis)
-    if qis:
+    if qis and sensitive:
+        # One scan of the rows: class × value counts of the first sensitive item, and the
+        # classes summed from those (a few rows per class) rather than scanned again.
+        con.execute(f"CREATE TEMP TABLE {qv} AS {_value_counts(relation, qis, sensitive[0])}")
+        con.execute(f"CREATE TEMP TABLE {ec} AS SELECT {cols}, sum(c_v) AS f FROM {qv} "
+                    f"GROUP BY ALL")
+    elif qis:
         con.execute(f"CREATE TEMP TABLE {ec} AS SELECT {cols}, count(*) AS f FROM {relation} "
                     f"GROUP BY ALL")
     else:  # no QIs: the whole delivery is one class
         con.execute(f"CREATE TEMP TABLE {ec} AS SELECT count(*) AS f FROM {relation} "
                     f"HAVING count(*) > 0")
     try:
-        return _report(con, relation, ec, qis, sensitive, k_target, population, suffix)
+        return _report(con, relation, ec, qis, sensitive, k_target, population, suffix,
+                       qv if qis and sensitive else None)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {ec}")
+        con.execute(f"DROP TABLE IF EXISTS {qv}")
+
+
+def _value_counts(relation: str, qis: list[str], s: Sensitive) -> str:
+    cols = ", ".join([*(quote(c) for c in qis), f"{quote(s.name)} AS v"])
+    return f"SELECT {cols}, count(*) AS c_v FROM {relation} GROUP BY ALL"
 
 
 def _report(con: duckdb.DuckDBPyConnection, relation: str, ec: str, qis: list[str],
             sensitive: Sequence[Sensitive], k_target: int | None, population: str | None,
-            suffix: str) -> Report:
+            suffix: str, first_counts: str | None) -> Report:
     target = k_target or 1
     row = con.execute(f"SELECT coalesce(sum(f), 0), count(*), min(f), "
                       f"coalesce(sum(f) FILTER (WHERE f < {target}), 0), "
@@ -211,8 +224,10 @@ def _report(con: duckdb.DuckDBPyConnection, relation: str, ec: str, qis: list[st
         journalist_avg=journalist_avg, marketer=journalist_avg,
         population="table" if population is not None else "sample", population_rows=pop_rows,
         size_histogram=histogram)
-    for s in sensitive:
-        report.sensitive.append(_sensitive(con, relation, qis, s, n, suffix))
+    for i, s in enumerate(sensitive):
+        counts = first_counts if i == 0 and first_counts else \
+            f"({_value_counts(relation, qis, s)})"
+        report.sensitive.append(_sensitive(con, counts, qis, s, n, suffix))
     return report
 
 
@@ -247,20 +262,19 @@ def _journalist(con: duckdb.DuckDBPyConnection, ec: str, qis: list[str], populat
     return float(row[0] or 0.0), float(row[1] or 0.0), int(row[2] or 0)
 
 
-def _sensitive(con: duckdb.DuckDBPyConnection, relation: str, qis: list[str], s: Sensitive,
+def _sensitive(con: duckdb.DuckDBPyConnection, counts: str, qis: list[str], s: Sensitive,
                n: int, suffix: str) -> SensitiveReport:
+    """l and t of ``s`` from ``counts`` (class × value counts: the QIs, ``v``, ``c_v``)."""
     distance = "ordered" if s.numeric else "equal"
     if n == 0:
         return SensitiveReport(s.name, None, None, None, distance)
     cv = f"gs_risk_cv_{suffix}"
     qcols = [quote(c) for c in qis]
-    # A 64-bit hash of the QI values names the class: grouping on one integer and the value
-    # is cheaper than on every QI, and no window is needed for the class sizes (a join on
-    # the integer is). Two classes colliding is a ~n²/2⁶⁵ chance (3·10⁻⁶ at 10M classes).
+    # A 64-bit hash of the QI values names the class, so the queries below join and group
+    # on one integer (a collision of two classes is a ~J²/2⁶⁵ chance: 3·10⁻⁶ at 10M).
     cid = f"hash({', '.join(qcols)})" if qcols else "0"
-    sv = quote(s.name)
-    con.execute(f"CREATE TEMP TABLE {cv} AS WITH g AS (SELECT {cid} AS c, {sv} AS v, "
-                f"count(*) AS c_v FROM {relation} GROUP BY ALL) "
+    con.execute(f"CREATE TEMP TABLE {cv} AS WITH g AS (SELECT {cid} AS c, v, c_v "
+                f"FROM {counts}) "
                 f"SELECT g.c, g.v, g.c_v, s.f FROM g JOIN (SELECT c, sum(c_v) AS f FROM g "
                 f"GROUP BY c) s ON g.c = s.c")
     try:

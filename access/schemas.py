@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from access.aggregate import AggregateSpec
 from access.masking import ColumnRule, RowFilter
 from access.models import (
     Deficiency,
@@ -30,6 +31,9 @@ class ApplicationIn(BaseModel):
     delivery_method: DeliveryMethod = DeliveryMethod.file
     file_format: FileFormat = FileFormat.parquet
     schedule: Schedule = Schedule.once
+    aggregate: AggregateSpec | None = Field(
+        default=None, description="For delivery_method aggregate: groups, measures, ε per "
+        "release and the grant's privacy budget (docs/access.md)")
 
 
 class BundleIn(BaseModel):
@@ -196,6 +200,7 @@ class ApplicationOut(BaseModel):
     k_min: int | None
     max_suppression: float | None = None
     sensitive_items: list[str] = []
+    aggregate: dict[str, Any] | None = None
     conditions: list[str]
     delivery_blocked: str | None
     bounces: int
@@ -272,6 +277,8 @@ class GrantOut(BaseModel):
     revoke_reason: str
     last_version: int
     active: bool
+    privacy_spent: float = 0.0
+    privacy_budget: float | None = None
 
 
 class QueryOut(BaseModel):

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from access import masking, pseudonym
+from access import aggregate, masking, pseudonym
 from access.calendar import WorkCalendar
 from access.flows import Action, Party, next_state
 from access.masking import MaskingRule
@@ -43,10 +43,11 @@ from access.schemas import (
 from catalog.models import DataItem, Resource, ResourceStatus, SharingType
 from catalog.service import get_resource
 from catalog.warehouse import quote
+from kernel import policy
 from kernel.auth import Principal
 from kernel.db import utcnow
 from kernel.events import Actor, Event, publish
-from kernel.identity import Department, DepartmentKind, Role, User
+from kernel.identity import Role, User
 from kernel.problems import Conflict, Forbidden, Invalid, NotFound
 from kernel.settings import get_settings
 
@@ -79,8 +80,8 @@ def load(session: Session, app_id: int, *, lock: bool = False) -> Application:
 
 
 def is_bureau(session: Session, department_id: int) -> bool:
-    dept = session.get(Department, department_id)
-    return dept is not None and dept.kind is DepartmentKind.bureau
+    """Whether the department is of kind bureau (the rule itself: ``kernel.policy``)."""
+    return policy.is_bureau_department(session, department_id)
 
 
 def parties_of(session: Session, who: Principal | None, app: Application) -> set[Party]:
@@ -92,7 +93,7 @@ def parties_of(session: Session, who: Principal | None, app: Application) -> set
         parties.add(Party.requester)
     if who.department_id == app.provider_department_id and who.has(Role.approver):
         parties.add(Party.provider)
-    if who.has(Role.auditor) and is_bureau(session, who.department_id):
+    if policy.is_data_bureau(session, who):
         parties.add(Party.bureau)
     if app.bundle_id is not None and who.has(Role.approver):
         bundle = session.get(Bundle, app.bundle_id)
@@ -119,7 +120,7 @@ def list_applications(session: Session, who: Principal, *, state: S | None = Non
                       overdue: bool | None = None, limit: int = 100,
                       offset: int = 0) -> list[Application]:
     query = select(Application)
-    if not (who.has(Role.auditor) and is_bureau(session, who.department_id)):
+    if not policy.is_data_bureau(session, who):
         mine = (col(Application.requester_department_id) == who.department_id) | \
             (col(Application.provider_department_id) == who.department_id)
         query = query.where(mine)
@@ -157,12 +158,21 @@ def _actor(who: Principal | None) -> Actor:
     return who.actor if who is not None else SYSTEM
 
 
-def _move(session: Session, app: Application, action: Action, who: Principal | None,
-          detail: dict[str, Any] | None = None, *, event: str | None = None,
-          payload: dict[str, Any] | None = None) -> ApplicationStep:
-    """Check and make one move: new state, history step and log event, in this transaction."""
+def check(session: Session, app: Application, action: Action, who: Principal | None) -> S:
+    """The state ``action`` would lead to now, or IllegalMove (access.flows); changes nothing
+    (a long step checks first, then moves when it is done)."""
+    return next_state(app.state, action, parties_of(session, who, app), app_id=app.id)
+
+
+def move(session: Session, app: Application, action: Action, who: Principal | None,
+         detail: dict[str, Any] | None = None, *, event: str | None = None,
+         payload: dict[str, Any] | None = None,
+         parties: set[Party] | None = None) -> ApplicationStep:
+    """Check and make one move: new state, history step and log event, in this transaction.
+    Every state change goes through here (or, for filing, ``record`` with the state machine's
+    answer). ``parties`` overrides who acts (a block is the system's, whoever asked)."""
     before = app.state
-    target = next_state(before, action, parties_of(session, who, app), app_id=app.id)
+    target = next_state(before, action, parties or parties_of(session, who, app), app_id=app.id)
     return record(session, app, action, target, _actor(who), detail, event=event,
                   payload=payload, before=before)
 
@@ -229,7 +239,29 @@ def check_application(session: Session, who: Principal, resource: Resource,
     if method is DeliveryMethod.api and _field(data, current, "schedule") is not Schedule.once:
         errors.append({"field": "schedule", "problem": "an API-query grant is live for its "
                        "whole period; schedules apply to file deliveries only"})
+    errors += _check_aggregate(method, getattr(data, "aggregate", None) if current is None
+                               else None, _field(data, current, "items"), resource)
     return errors
+
+
+def _check_aggregate(method: DeliveryMethod | None, spec: aggregate.AggregateSpec | None,
+                     items: Sequence[str], resource: Resource) -> list[dict[str, Any]]:
+    if method is not DeliveryMethod.aggregate:
+        if spec is not None:
+            return [{"field": "aggregate", "problem": "only for delivery_method aggregate"}]
+        return []
+    if spec is None:
+        return [{"field": "aggregate", "problem": "an aggregate grant needs its groups, "
+                 "measures and privacy budget"}]
+    missing = [n for n in spec.items() if n not in items]
+    if missing:
+        return [{"field": "aggregate", "problem": "group and measure items must be among the "
+                 "requested items: " + ", ".join(missing)}]
+    try:
+        aggregate.validate(spec, resource.items)
+    except Invalid as problem:
+        return [{"field": "aggregate", "problem": problem.detail}]
+    return []
 
 
 def _field(data: ApplicationIn | RevisionIn, current: Application | None, name: str) -> Any:
@@ -320,7 +352,8 @@ def _new_application(who: Principal, resource: Resource, data: ApplicationIn,
         purpose=data.purpose, legal_basis=data.legal_basis,
         items=_ordered_items(resource, data.items), period_start=data.period_start or _today(),
         period_end=data.period_end, delivery_method=data.delivery_method,
-        file_format=data.file_format, schedule=data.schedule, due_date=_due_date())
+        file_format=data.file_format, schedule=data.schedule, due_date=_due_date(),
+        aggregate=data.aggregate.model_dump(mode="json") if data.aggregate else None)
 
 
 def _filing_detail(app: Application) -> dict[str, Any]:
@@ -438,7 +471,7 @@ def _approve(session: Session, app: Application, who: Principal | None, data: Ap
                "conditions": app.conditions, "note": data.note}
     event = "application.conditions_set" if action is Action.set_conditions else \
         "application.approved"
-    _move(session, app, action, who, payload, event=event)
+    move(session, app, action, who, payload, event=event)
     if app.state is S.approved:
         _activate(session, app)
     return app
@@ -491,7 +524,7 @@ def _activate(session: Session, app: Application) -> Grant:
 
 def accept_conditions(session: Session, who: Principal, app_id: int) -> Application:
     app = load(session, app_id, lock=True)
-    _move(session, app, Action.accept_conditions, who,
+    move(session, app, Action.accept_conditions, who,
           {"conditions": app.conditions, "accepted_by": who.username},
           event="application.conditions_accepted")
     _activate(session, app)
@@ -514,7 +547,7 @@ def return_application(session: Session, who: Principal, app_id: int,
         if detail["repeated"] or detail["missed_at_first"]:
             app.notice_violations += 1
     app.returns += 1
-    _move(session, app, Action.return_, who, detail, event="application.returned")
+    move(session, app, Action.return_, who, detail, event="application.returned")
     return app
 
 
@@ -562,7 +595,7 @@ def resubmit(session: Session, who: Principal, app_id: int, data: RevisionIn) ->
                            existing_application=dup.id)
     app.revision += 1
     app.due_date = _due_date()  # a resubmission starts the provider's clock again
-    _move(session, app, Action.resubmit, who, {"changes": changes, "note": data.note},
+    move(session, app, Action.resubmit, who, {"changes": changes, "note": data.note},
           event="application.resubmitted")
     return app
 
@@ -585,14 +618,14 @@ def _revise(resource: Resource, app: Application, data: RevisionIn) -> dict[str,
 def reject(session: Session, who: Principal, app_id: int, data: RejectIn) -> Application:
     app = load(session, app_id, lock=True)
     app.decided_at = utcnow()
-    _move(session, app, Action.reject, who, data.model_dump(mode="json"),
+    move(session, app, Action.reject, who, data.model_dump(mode="json"),
           event="application.rejected")
     return app
 
 
 def withdraw(session: Session, who: Principal, app_id: int, note: str) -> Application:
     app = load(session, app_id, lock=True)
-    _move(session, app, Action.withdraw, who, {"note": note}, event="application.withdrawn")
+    move(session, app, Action.withdraw, who, {"note": note}, event="application.withdrawn")
     return app
 
 
@@ -606,7 +639,7 @@ def reassign(session: Session, who: Principal, app_id: int, assignee: str,
         raise Invalid(f"'{assignee}' is not an approver of the provider department.")
     app.assignee_user_id = user.id
     app.reassignments += 1
-    _move(session, app, Action.reassign, who, {"assignee": assignee, "note": note},
+    move(session, app, Action.reassign, who, {"assignee": assignee, "note": note},
           event="application.reassigned")
     return app
 
@@ -620,7 +653,7 @@ def escalate(session: Session, who: Principal, app_id: int, note: str) -> Applic
                        f"{app.due_date}. Escalate after that date.")
     app.escalations += 1
     app.escalated_at = utcnow()
-    _move(session, app, Action.escalate, who, {"note": note, "due_date": str(app.due_date)},
+    move(session, app, Action.escalate, who, {"note": note, "due_date": str(app.due_date)},
           event="application.escalated")
     return app
 
@@ -637,7 +670,7 @@ def coordinate(session: Session, who: Principal, app_id: int,
                         "are recorded by the data bureau.")
     if Party.bureau in parties and Party.coordinator not in parties and app.escalated_at is None:
         raise Conflict(f"Application {app_id} has not been escalated to the data bureau.")
-    _move(session, app, Action.coordinate, who, data.model_dump(),
+    move(session, app, Action.coordinate, who, data.model_dump(),
           event="application.coordinated")
     return app
 
@@ -667,7 +700,7 @@ def tighten(session: Session, who: Principal, app_id: int, data: TightenIn) -> A
     app.masking_plan, app.row_filters, app.quasi_identifiers = masking.plan_json(plan), filters, qi
     app.k_min, app.sensitive_items, app.max_suppression = k_min, sensitive, suppression
     app.delivery_blocked = None
-    _move(session, app, Action.tighten, who,
+    move(session, app, Action.tighten, who,
           {"masking_plan": app.masking_plan, "row_filters": filters, "quasi_identifiers": qi,
            "k_min": app.k_min, "max_suppression": suppression, "sensitive_items": sensitive},
           event="application.plan_tightened")
@@ -709,7 +742,7 @@ def revoke(session: Session, who: Principal, grant_id: int, reason: str) -> Gran
     next_state(app.state, Action.revoke, parties_of(session, who, app), app_id=app.id)
     grant.revoked_at, grant.revoked_by, grant.revoke_reason = utcnow(), who.user_id, reason
     session.add(grant)
-    _move(session, app, Action.revoke, who, {"grant": grant.id, "reason": reason},
+    move(session, app, Action.revoke, who, {"grant": grant.id, "reason": reason},
           event="grant.revoked")
     return grant
 
@@ -723,7 +756,7 @@ def expire_due(session: Session, now: datetime | None = None) -> list[int]:
                                col(Application.state).in_([S.approved.value,
                                                            S.delivered.value]))).all()
     for grant, app in rows:
-        _move(session, app, Action.expire, None, {"grant": grant.id,
+        move(session, app, Action.expire, None, {"grant": grant.id,
                                                   "valid_until": grant.valid_until.isoformat()},
               event="grant.expired")
     return [app.id or 0 for _, app in rows]
@@ -737,7 +770,7 @@ def grant_active(grant: Grant, app: Application, now: datetime | None = None) ->
 
 def list_grants(session: Session, who: Principal, limit: int = 100) -> list[Grant]:
     query = select(Grant).join(Application, col(Application.id) == Grant.application_id)
-    if not (who.has(Role.auditor) and is_bureau(session, who.department_id)):
+    if not policy.is_data_bureau(session, who):
         query = query.where((col(Application.requester_department_id) == who.department_id)
                             | (col(Application.provider_department_id) == who.department_id))
     return list(session.exec(query.order_by(col(Grant.id).desc()).limit(limit)))

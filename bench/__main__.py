@@ -4,8 +4,8 @@ the load test on PostgreSQL."""
 import subprocess
 import sys
 
-BENCHES = ["bench_upload", "bench_search", "bench_log", "bench_quality", "bench_delivery",
-           "bench_metrics", "bench_tiles"]
+BENCHES = ["bench_upload", "bench_excel", "bench_search", "bench_log", "bench_sqlite_sync",
+           "bench_quality", "bench_delivery", "bench_metrics", "bench_tiles", "bench_risk"]
 # Needs PostgreSQL (it starts a throwaway server with .ci/with-postgres, installing it if
 # missing) and two server processes: run on its own, `python -m bench.bench_load`.
 NOT_QUICK = ["bench_load"]

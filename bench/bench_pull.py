@@ -62,13 +62,14 @@ def copy_out(url: str) -> int:
 
 
 def pull(url: str, folder: Path) -> tuple[int, int]:
-    from catalog import sources, warehouse
+    from catalog import ingest, sources
     from catalog.models import ItemType
 
     target = sources.parse_url(url)
-    columns = [warehouse.Column(name, ItemType(kind)) for name, kind in ITEMS]
+    columns = [ingest.Column(name, ItemType(kind)) for name, kind in ITEMS]
     segment = folder / f"pull-{time.monotonic_ns()}.duckdb"
-    rows, _ = sources._read_into(target, sources.pull_sql("allowance"), columns, segment)
+    result, _ = sources._read_into(target, sources.pull_sql("allowance"), columns, segment)
+    rows = result.rows
     size = segment.stat().st_size
     segment.unlink()
     return rows, size

@@ -108,7 +108,7 @@ def make_data(path: str, rows: int | str) -> None:
                  ELSE {DISTRICTS}[1 + h % 10] END AS district,
             '广东省深圳市' || {DISTRICT_NAMES}[1 + h % 10] || '科技路' || CAST(h % 999 AS VARCHAR)
                 || '号' AS address,
-            round(CAST(h % 1000000 AS DOUBLE) / 100, 2) AS amount,
+            CAST(round(CAST(h % 1000000 AS DOUBLE) / 100, 2) AS DECIMAL(12, 2)) AS amount,
             CAST(h % 40 AS BIGINT) AS visits,
             DATE '{RUN_DATE.isoformat()}' - CAST(h % 365 AS INTEGER) AS record_date
         FROM ids ORDER BY i""")
@@ -124,10 +124,27 @@ def _items() -> list[Any]:
             for i, item in enumerate(ITEMS)]
 
 
-def suite_configs() -> list[dict[str, Any]]:
-    from quality.rules import generate
+# Row-expression rules (expect_rows_to_satisfy), as a provider would add them: a range over two
+# items, date order, and a rule that fails a known share of rows (visits 39 with an amount of
+# 5,000 or more: about 1.25% of them).
+ROW_RULES = ["visits between 0 and 40 and amount >= 0",
+             "record_date >= birth_date and year(record_date) >= 2000",
+             "visits < 39 or amount < 5000"]
 
-    return [r.as_config() for r in generate(_items(), date_item=DATE_ITEM, previous_rows=None)]
+
+def suite_configs() -> list[dict[str, Any]]:
+    from quality.expressions import parse
+    from quality.rules import Dimension, Rule, generate
+
+    items = _items()
+    configs = [r.as_config() for r in generate(items, date_item=DATE_ITEM, previous_rows=None)]
+    types = {i.name: str(i.type) for i in items}
+    for n, expression in enumerate(ROW_RULES):
+        kwargs = {"expression": expression, "column_list": list(parse(expression, types).items),
+                  "item_types": types, "item_aliases": {}}
+        configs.append(Rule("expect_rows_to_satisfy", kwargs, f"row:{n}",
+                            Dimension.consistency, source="custom").as_config())
+    return configs
 
 
 def _summary(outcomes: list[tuple[str, bool, int | None, str | None]]) -> dict[str, Any]:
@@ -161,6 +178,7 @@ def gx_pandas(path: str) -> dict[str, Any]:
 
     imported = time.perf_counter()
     con = duckdb.connect(path, read_only=True)
+    con.execute("SET enable_progress_bar = false")
     frame = con.execute("SELECT * FROM data").df()
     con.close()
     context = gx.get_context(mode="ephemeral")
@@ -184,7 +202,9 @@ def _for_pandas(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     dtypes, and date bounds as timestamps (pandas does not compare dates with strings)."""
     import pandas as pd
 
-    dtypes = {"VARCHAR": "str", "BIGINT": "int64", "DOUBLE": "float64", "DATE": "datetime64[us]",
+    # DuckDB hands DECIMAL to pandas as float64.
+    dtypes = {"VARCHAR": "str", "BIGINT": "int64", "DOUBLE": "float64", "DECIMAL": "float64",
+              "DATE": "datetime64[us]",
               "BOOLEAN": "bool", "TIMESTAMP": "datetime64[us]"}
     out = []
     for config in configs:
@@ -204,6 +224,7 @@ def _for_pandas(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def duckdb_floor(path: str) -> dict[str, Any]:
     started = time.perf_counter()
     con = duckdb.connect(path, read_only=True)
+    con.execute("SET enable_progress_bar = false")  # it prints to stdout, the result's channel
     parts = []
     for item in ITEMS:
         col = f'"{item["name"]}"'

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -37,6 +37,7 @@ CONTEXT: dict[str, Any] = {
     "dct": "http://purl.org/dc/terms/",
     "foaf": "http://xmlns.com/foaf/0.1/",
     "skos": "http://www.w3.org/2004/02/skos/core#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
     "gs": GS,
     "gs:dataItems": {"@container": "@list"},  # the order of the columns matters
@@ -59,6 +60,13 @@ ACCESS_RIGHTS: dict[SharingType, str] = {
     SharingType.conditional: "RESTRICTED",
     SharingType.not_shareable: "NON_PUBLIC",
 }
+
+# The EU data themes' labels (publications.europa.eu authority table, en), so that the
+# export is self-contained: DCAT-AP asks for a concept's label.
+EU_THEME_LABELS = {"SOCI": "Population and society", "ECON": "Economy and finance",
+                   "ENVI": "Environment", "GOVE": "Government and public sector",
+                   "HEAL": "Health", "EDUC": "Education, culture and sport",
+                   "REGI": "Regions and cities", "TRAN": "Transport"}
 
 # The closest EU data theme per category, next to govshare's own category concept.
 EU_THEMES: dict[Category, str] = {
@@ -94,21 +102,69 @@ def _departments(session: Session) -> dict[int, Department]:
 
 # --- DCAT-AP JSON-LD --------------------------------------------------------------------------
 
+# Statements about datasets that other contexts make (e.g. quality's W3C DQV measurements):
+# the catalog must not import them, so the composition root registers them here. A
+# contributor gets a batch of resources and the base URL and returns, per resource code, the
+# extra JSON-LD properties of its dcat:Dataset; its context terms join the document's.
+DatasetContributor = Callable[[Session, Sequence[Resource], str], Mapping[str, Mapping[str, Any]]]
+_contributors: list[tuple[DatasetContributor, Mapping[str, Any]]] = []
+
+
+def contribute(fn: DatasetContributor, context: Mapping[str, Any] | None = None) -> None:
+    """Register a contributor of extra dataset statements (idempotent)."""
+    if all(existing is not fn for existing, _ in _contributors):
+        _contributors.append((fn, dict(context or {})))
+
+
+def _contributed(session: Session, resources: Sequence[Resource],
+                 base: str) -> dict[str, dict[str, Any]]:
+    extra: dict[str, dict[str, Any]] = {}
+    for fn, _ in _contributors:
+        for code, properties in fn(session, resources, base).items():
+            extra.setdefault(code, {}).update(properties)
+    return extra
+
 
 def dcat_jsonld(session: Session, base_url: str) -> dict[str, Any]:
     """The whole catalog as one DCAT-AP ``dcat:Catalog`` document with an inline context."""
     base = base_url.rstrip("/")
     depts = _departments(session)
-    datasets = [_dataset(r, depts[r.provider_id], base) for r in _active_resources(session)]
+    datasets = []
+    batch: list[Resource] = []
+    for resource in _active_resources(session):
+        batch.append(resource)
+        if len(batch) == _BATCH:
+            datasets += _datasets(session, batch, depts, base)
+            batch = []
+    datasets += _datasets(session, batch, depts, base)
+    context = dict(CONTEXT)
+    for _, terms in _contributors:
+        context.update(terms)
     return {
-        "@context": CONTEXT,
+        "@context": context,
         "@id": f"{base}/api/v1/catalog.jsonld",
         "@type": "dcat:Catalog",
         "dct:title": [_lang("govshare 政务数据资源目录", "zh"),
                       _lang("govshare government data catalog", "en")],
-        "foaf:homepage": {"@id": f"{base}/"},
+        "dct:description": [_lang("各部门登记的政务数据资源及其数据项、共享条件和质量评分", "zh"),
+                            _lang("The government data resources registered by the "
+                                  "departments, with their data items, sharing conditions "
+                                  "and quality scores", "en")],
+        # DCAT-AP asks for the catalog's publisher: the platform (its operator).
+        "dct:publisher": {"@id": f"{base}/#platform", "@type": ["foaf:Organization",
+                                                                "foaf:Agent"],
+                          "foaf:name": [_lang("govshare 政务数据共享平台", "zh"),
+                                        _lang("govshare data-sharing platform", "en")]},
+        # Typed nodes below: the DCAT-AP 3.0.0 SHACL shapes check classes without inference.
+        "foaf:homepage": {"@id": f"{base}/", "@type": "foaf:Document"},
         "dcat:dataset": datasets,
     }
+
+
+def _datasets(session: Session, resources: list[Resource], depts: dict[int, Department],
+              base: str) -> list[dict[str, Any]]:
+    extra = _contributed(session, resources, base) if resources and _contributors else {}
+    return [_dataset(r, depts[r.provider_id], base) | extra.get(r.code, {}) for r in resources]
 
 
 def _lang(value: str, language: str) -> dict[str, str]:
@@ -134,14 +190,16 @@ def _dataset(resource: Resource, dept: Department, base: str) -> dict[str, Any]:
         "dcat:keyword": list(resource.keywords),
         "dct:publisher": _publisher(dept, base),
         "dcat:theme": [_category(resource.category, base),
-                       {"@id": EU_THEME + EU_THEMES[resource.category]}],
+                       _eu_theme(EU_THEMES[resource.category])],
         "dct:issued": _typed(resource.published_at, "xsd:date"),
-        "dct:accrualPeriodicity": {"@id": EU_FREQUENCY + FREQUENCIES[resource.update_cycle]},
-        "dct:accessRights": {"@id": EU_ACCESS + ACCESS_RIGHTS[resource.sharing_type]},
+        "dct:accrualPeriodicity": {"@id": EU_FREQUENCY + FREQUENCIES[resource.update_cycle],
+                                   "@type": "dct:Frequency"},
+        "dct:accessRights": {"@id": EU_ACCESS + ACCESS_RIGHTS[resource.sharing_type],
+                             "@type": "dct:RightsStatement"},
         "dcat:distribution": [{
             "@id": f"{page}#distribution",
             "@type": "dcat:Distribution",
-            "dcat:accessURL": {"@id": page},
+            "dcat:accessURL": {"@id": page, "@type": "rdfs:Resource"},
             "gs:sharingMethod": resource.sharing_method.value,
         }],
         "gs:securityLevel": resource.security_level.value,
@@ -159,7 +217,7 @@ def _dataset(resource: Resource, dept: Department, base: str) -> dict[str, Any]:
 def _publisher(dept: Department, base: str) -> dict[str, Any]:
     return {
         "@id": f"{base}/api/v1/departments/{dept.code}",
-        "@type": "foaf:Organization",
+        "@type": ["foaf:Organization", "foaf:Agent"],
         "dct:identifier": dept.code,
         "foaf:name": _texts(dept.name_zh, dept.name_en),
     }
@@ -173,6 +231,11 @@ def _category(category: Category, base: str) -> dict[str, Any]:
         "skos:notation": category.value,
         "skos:prefLabel": _texts(zh, en),
     }
+
+
+def _eu_theme(code: str) -> dict[str, Any]:
+    return {"@id": EU_THEME + code, "@type": "skos:Concept", "skos:notation": code,
+            "skos:prefLabel": _lang(EU_THEME_LABELS[code], "en")}
 
 
 def _item(item: DataItem) -> dict[str, Any]:

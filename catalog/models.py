@@ -74,11 +74,12 @@ class ItemType(StrEnum):
     datetime = "datetime"
 
 
-# How each declared type is stored in DuckDB.
+# How each declared type is stored in DuckDB. A decimal is exact: DECIMAL(precision, scale),
+# declared on the item or the smallest that holds the upload's values (``catalog.ingest``).
 DUCKDB_TYPES: dict[ItemType, str] = {
     ItemType.string: "VARCHAR",
     ItemType.integer: "BIGINT",
-    ItemType.decimal: "DOUBLE",
+    ItemType.decimal: "DECIMAL",
     ItemType.boolean: "BOOLEAN",
     ItemType.date: "DATE",
     ItemType.datetime: "TIMESTAMP",
@@ -202,8 +203,11 @@ class DataItem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     resource_id: int = Field(foreign_key="resource.id", index=True, ondelete="CASCADE")
     position: int
-    name: str = Field(max_length=64)  # the column name in the data
-    title: str = Field(default="", max_length=200)  # Chinese display name (信息项名称)
+    # The column name in stored data and deliveries: ASCII or Chinese (姓名), or derived as
+    # pinyin from the title when the publisher gave none (catalog.headers.derive_name).
+    name: str = Field(max_length=64)
+    # Chinese display name (数据项名称); a file's header may use it instead of the name.
+    title: str = Field(default="", max_length=200)
     title_en: str = Field(default="", max_length=200)
     type: ItemType
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
@@ -212,6 +216,9 @@ class DataItem(SQLModel, table=True):
     sensitivity: Sensitivity = Sensitivity.none
     kind: ItemKind | None = None
     code_list: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    # decimal items: DECIMAL(precision, scale) if declared; else inferred per upload
+    precision: int | None = None
+    scale: int | None = None
 
     resource: Optional["Resource"] = Relationship(back_populates="items")
 
@@ -233,6 +240,9 @@ class DataVersion(SQLModel, table=True):
     source_format: str = Field(max_length=16)
     source_bytes: int
     source_sha256: str = Field(max_length=64)
+    # Cells changed on the way in: item name → step (trimmed, half_width, upper_case) → count.
+    normalised: dict[str, Any] = Field(default_factory=dict,
+                                       sa_column=Column(JSON, nullable=False, default=dict))
     created_by: int | None = Field(default=None, foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))
 

@@ -1,10 +1,13 @@
 """Request and response bodies of the catalog API (the tables live in ``catalog.models``)."""
 
+import json
 from datetime import date, datetime
-from typing import Self
+from pathlib import Path
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from catalog.headers import derive_name, header_key
 from catalog.models import (
     Category,
     ItemKind,
@@ -17,15 +20,34 @@ from catalog.models import (
     VersionMode,
 )
 
-# A column name DuckDB and every export format accept without quoting surprises.
-ITEM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# A field name: letters of any script (姓名, id_number), digits and underscores. SQL quotes every
+# name (catalog.warehouse.quote), so Chinese names work everywhere; no spaces or punctuation,
+# so a name is one token in API filters and delivery requests. The same pattern is the web
+# form's (JavaScript ``v`` flag) and the JSON schema's.
+ITEM_NAME_PATTERN = r"^[\p{L}_][\p{L}\p{N}_]{0,63}$"
+
+
+# The example in the OpenAPI document; docs/examples/meta.json is the same (a test keeps them
+# equal), and the README's tour registers it.
+EXAMPLE_METADATA: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "example_metadata.json").read_text(encoding="utf-8"))
 
 
 class DataItemIn(BaseModel):
-    name: str = Field(pattern=ITEM_NAME_PATTERN, description="Column name in the data file")
-    title: str = Field(default="", max_length=200, description="Chinese display name (信息项名称)")
+    name: str = Field(default="", pattern=r"^$|" + ITEM_NAME_PATTERN, description=(
+        "Field name: the column name in stored data and deliveries. Chinese is allowed (姓名). "
+        "Leave empty to derive it from the title as pinyin (公民身份号码 → "
+        "gong_min_shen_fen_hao_ma)."), examples=["id_number"])
+    title: str = Field(default="", max_length=200, description=(
+        "Chinese display name (数据项名称). A data file's header may name the item by its "
+        "title or by its field name."), examples=["公民身份号码"])
     title_en: str = Field(default="", max_length=200)
     type: ItemType
+    precision: int | None = Field(default=None, ge=1, le=38, description=(
+        "decimal items: total digits. With scale, fixes DECIMAL(precision, scale); without, "
+        "each upload gets the smallest exact DECIMAL that holds its values."))
+    scale: int | None = Field(default=None, ge=0, le=38,
+                              description="decimal items: digits after the decimal point")
     description: str = Field(default="", max_length=2000)
     required: bool = False
     is_key: bool = Field(default=False, description="Part of the resource's unique key")
@@ -33,9 +55,25 @@ class DataItemIn(BaseModel):
     kind: ItemKind | None = None
     code_list: list[str] | None = Field(default=None, max_length=10000)
 
+    @model_validator(mode="after")
+    def _named(self) -> Self:
+        if not self.name and not self.title.strip():
+            raise ValueError("a data item needs a field name or a title (数据项名称)")
+        if (self.precision is not None or self.scale is not None) and \
+                self.type is not ItemType.decimal:
+            raise ValueError(f"precision and scale apply to decimal items only "
+                             f"({self.name or self.title} is {self.type.value})")
+        if self.precision is not None and self.scale is not None and \
+                self.scale > self.precision:
+            raise ValueError(f"scale {self.scale} exceeds precision {self.precision}")
+        return self
+
 
 class ResourceIn(BaseModel):
-    """What a publisher declares when registering a resource."""
+    """What a publisher declares when registering a resource (the ``metadata`` part of
+    ``POST /api/v1/resources``; a complete example: docs/examples/meta.json)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_METADATA]})
 
     name: str = Field(min_length=2, max_length=200, examples=["人口基础信息"])
     name_en: str = Field(default="", max_length=300, examples=["Basic population information"])
@@ -57,10 +95,21 @@ class ResourceIn(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        taken = {i.name for i in self.items if i.name}
+        for item in self.items:
+            if not item.name:
+                item.name = derive_name(item.title, taken)
+                taken.add(item.name)
         names = [i.name for i in self.items]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"data item names must be unique; repeated: {', '.join(dupes)}")
+        # A header matches an item by name or by title: neither may name two items.
+        labels = [header_key(x) for i in self.items for x in {i.name, i.title} if x]
+        clashes = sorted({x for x in labels if labels.count(x) > 1})
+        if clashes:
+            raise ValueError("data item names and titles must be distinct (a file's header "
+                             f"names an item by either); repeated: {', '.join(clashes)}")
         if self.sharing_type is SharingType.conditional and not self.sharing_condition.strip():
             raise ValueError("a conditional resource must state its sharing condition")
         if self.date_item is not None and self.date_item not in names:
@@ -124,6 +173,8 @@ class ResourceOut(BaseModel):
     row_count: int
     revision: int
     quality_score: float | None
+    normalised: dict[str, dict[str, int]] = Field(default_factory=dict, description=(
+        "In the registration reply: the cells changed on the way in (see DataVersionOut)."))
 
 
 class DataVersionOut(BaseModel):
@@ -135,6 +186,10 @@ class DataVersionOut(BaseModel):
     source_format: str
     source_bytes: int
     source_sha256: str
+    normalised: dict[str, dict[str, int]] = Field(default_factory=dict, description=(
+        "Cells changed on the way in, per data item: trimmed (surrounding whitespace), "
+        "half_width (full-width digits and letters in codes, IDs, phones and numbers), "
+        "upper_case (the x of a resident ID)."))
     created_at: datetime
 
 

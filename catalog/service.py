@@ -1,12 +1,13 @@
 """Catalog use cases: register resources with their data, new data versions, metadata edits,
 reads. Department scoping is enforced here from the caller's ``Principal``."""
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlmodel import Session, col, select
 
-from catalog import codes, warehouse
+from catalog import codes, ingest, warehouse
 from catalog.models import (
     DataItem,
     DataVersion,
@@ -18,7 +19,7 @@ from catalog.models import (
     SharingType,
     VersionMode,
 )
-from catalog.schemas import ResourceIn, ResourceUpdate
+from catalog.schemas import DataItemIn, ResourceIn, ResourceUpdate
 from kernel import crashpoints, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, session_scope, utcnow
@@ -99,8 +100,14 @@ def _check_metadata(meta: ResourceIn) -> None:
         raise Invalid("Core data cannot be shared: register it with sharing_type not_shareable.")
 
 
+def columns_of(items: Sequence[DataItemIn | DataItem]) -> list[ingest.Column]:
+    return [ingest.Column(i.name, ItemType(i.type), i.title, i.kind, i.is_key, i.precision,
+                          i.scale) for i in items]
+
+
 def register_resource(session: Session, who: Principal, meta: ResourceIn,
-                      source: Path | BinaryIO, *, filename: str) -> Resource:
+                      source: Path | BinaryIO, *, filename: str,
+                      options: ingest.SourceOptions | None = None) -> Resource:
     """Register a resource with its first data version, all or nothing.
 
     The cheap checks run first in a short read transaction of their own, and the data is
@@ -109,16 +116,17 @@ def register_resource(session: Session, who: Principal, meta: ResourceIn,
     """
     with session_scope(write=False) as read:
         check_registration(read, who, meta)
-    columns = [warehouse.Column(i.name, i.type) for i in meta.items]
-    return _register_loaded(session, who, meta, _load(source, filename, columns))
+    loaded = _load(source, filename, columns_of(meta.items), options=options)
+    return _register_loaded(session, who, meta, loaded)
 
 
 def register_pulled_resource(session: Session, who: Principal, meta: ResourceIn,
-                             segment: Path, *, rows: int, sha256: str, nbytes: int) -> Resource:
+                             segment: Path, result: ingest.Ingested, *, sha256: str,
+                             nbytes: int) -> Resource:
     """Register a resource whose first version was loaded from a database source
     (``catalog.sources``); the caller checked the registration before the pull."""
     staged = warehouse.StagedFile(segment, warehouse.Format.database, nbytes, sha256)
-    return _register_loaded(session, who, meta, _Loaded(staged, segment, rows))
+    return _register_loaded(session, who, meta, _Loaded(staged, segment, result))
 
 
 def _register_loaded(session: Session, who: Principal, meta: ResourceIn,
@@ -137,17 +145,30 @@ def _register_loaded(session: Session, who: Principal, meta: ResourceIn,
     return resource
 
 
+def register_metadata(session: Session, who: Principal, meta: ResourceIn) -> Resource:
+    """Register a resource's metadata only (a catalog register, ``catalog.register_sheet``):
+    its data follows as data versions. No quality run is queued until data arrives."""
+    provider = check_registration(session, who, meta)
+    resource = _insert_resource(session, who, provider, meta)
+    publish(session, Event("resource.catalogued", who.actor, {"resource": resource.code},
+                           {"metadata": meta.model_dump(mode="json")}))
+    return resource
+
+
 class _Loaded:
     """A segment loaded into the incoming area, waiting for its metadata to commit."""
 
-    def __init__(self, staged: warehouse.StagedFile, path: Path, rows: int) -> None:
-        self.staged, self.path, self.rows = staged, path, rows
+    def __init__(self, staged: warehouse.StagedFile, path: Path,
+                 result: ingest.Ingested) -> None:
+        self.staged, self.path = staged, path
+        self.rows, self.normalised = result.rows, result.normalised
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
 
 
-def _load(source: Path | BinaryIO, filename: str, columns: list[warehouse.Column]) -> _Loaded:
+def _load(source: Path | BinaryIO, filename: str, columns: list[ingest.Column], *,
+          existing: Sequence[Path] = (), options: ingest.SourceOptions | None = None) -> _Loaded:
     settings = get_settings()
     root = settings.warehouse_dir
     if isinstance(source, Path):
@@ -158,10 +179,10 @@ def _load(source: Path | BinaryIO, filename: str, columns: list[warehouse.Column
     try:
         crashpoints.reach("catalog.staged")  # the upload is in; the DuckDB load not begun
         incoming = warehouse.staging_dir(root) / f"{staged.path.stem.split('.')[0]}.duckdb"
-        rows = warehouse.ingest(staged, columns, incoming)
+        result = ingest.ingest(staged, columns, incoming, existing=existing, options=options)
     finally:
         staged.path.unlink(missing_ok=True)
-    return _Loaded(staged, incoming, rows)
+    return _Loaded(staged, incoming, result)
 
 
 def _insert_resource(session: Session, who: Principal, provider: Department,
@@ -194,7 +215,7 @@ def _insert_version(session: Session, who: Principal, resource: Resource, loaded
                           row_count=loaded.rows, total_rows=previous + loaded.rows,
                           source_format=loaded.staged.format.value,
                           source_bytes=loaded.staged.bytes, source_sha256=loaded.staged.sha256,
-                          created_by=who.user_id)
+                          normalised=loaded.normalised, created_by=who.user_id)
     now = utcnow()
     resource.current_version, resource.row_count = number, version.total_rows
     resource.last_data_update = resource.updated_at = now
@@ -214,31 +235,41 @@ def _base_of(session: Session, resource: Resource) -> int:
 
 
 def add_version(session: Session, who: Principal, code: str, source: Path | BinaryIO, *,
-                filename: str, mode: VersionMode) -> DataVersion:
+                filename: str, mode: VersionMode,
+                options: ingest.SourceOptions | None = None) -> DataVersion:
     """Replace or append the resource's data; the columns must match the declared items.
 
     As in ``register_resource``, the checks run first in a read transaction and again inside
     ``session`` once the data is loaded, so the write lock is never held during the load.
     """
     with session_scope(write=False) as read:
-        items = _accepting_data(read, who, code).items
-        columns = [warehouse.Column(i.name, i.type) for i in items]
-    return _store_version(session, who, code, _load(source, filename, columns), mode)
+        resource = _accepting_data(read, who, code)
+        columns = columns_of(resource.items)
+        # An append keeps the key unique across the data it adds to.
+        existing = segments_for(read, resource) if mode is VersionMode.append and \
+            resource.current_version and any(c.is_key for c in columns) else []
+        seen_version = resource.current_version
+    loaded = _load(source, filename, columns, existing=existing, options=options)
+    return _store_version(session, who, code, loaded, mode, seen_version)
 
 
-def add_pulled_version(session: Session, who: Principal, code: str, segment: Path, *,
-                       rows: int, sha256: str, nbytes: int) -> DataVersion:
+def add_pulled_version(session: Session, who: Principal, code: str, segment: Path,
+                       result: ingest.Ingested, *, sha256: str, nbytes: int) -> DataVersion:
     """Store a segment already loaded from a database source (``catalog.sources``) as the
     resource's new data (a replace), with the same checks and event as an upload."""
     staged = warehouse.StagedFile(segment, warehouse.Format.database, nbytes, sha256)
-    return _store_version(session, who, code, _Loaded(staged, segment, rows),
-                          VersionMode.replace)
+    return _store_version(session, who, code, _Loaded(staged, segment, result),
+                          VersionMode.replace, None)
 
 
-def _store_version(session: Session, who: Principal, code: str, loaded: _Loaded,
-                   mode: VersionMode) -> DataVersion:
+def _store_version(session: Session, who: Principal, code: str, loaded: "_Loaded",
+                   mode: VersionMode, seen_version: int | None) -> DataVersion:
     try:
         resource = _accepting_data(session, who, code)
+        if mode is VersionMode.append and resource.current_version != seen_version:
+            # Another version landed during the load: the key check saw older data.
+            raise Conflict(f"Resource {code} got a new data version while this file was "
+                           "loading. Send the file again.")
         version = _insert_version(session, who, resource, loaded, mode)
     except BaseException:
         loaded.discard()
@@ -246,7 +277,6 @@ def _store_version(session: Session, who: Principal, code: str, loaded: _Loaded,
     publish(session, Event("resource.version_added", who.actor,
                            {"resource": code, "version": str(version.version)},
                            {"mode": mode.value, "rows": loaded.rows,
-                            "source": loaded.staged.format.value,
                             "data_sha256": loaded.staged.sha256}))
     return version
 
@@ -257,6 +287,12 @@ def _accepting_data(session: Session, who: Principal, code: str) -> Resource:
     if resource.status is not ResourceStatus.active:
         raise Conflict(f"Resource {code} is withdrawn; reactivate it before adding data.")
     return resource
+
+
+def current_version(session: Session, resource: Resource) -> DataVersion | None:
+    return session.exec(select(DataVersion).where(
+        DataVersion.resource_id == resource.id,
+        DataVersion.version == resource.current_version)).first()
 
 
 def list_versions(session: Session, code: str) -> list[DataVersion]:

@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from sqlmodel import Session, col, select
 
-from catalog import service, warehouse
+from catalog import ingest, service, warehouse
 from catalog.models import DataSource, Resource, ResourceStatus, SourceStatus, UpdateCycle
 from catalog.schemas import ResourceIn
 from kernel import secrets
@@ -132,18 +132,18 @@ def register(session: Session, who: Principal, meta: ResourceIn, url: str,
     target, statement = parse_url(url), pull_sql(query)
     with session_scope(write=False) as read:
         service.check_registration(read, who, meta)
-    columns = [warehouse.Column(i.name, i.type) for i in meta.items]
+    columns = service.columns_of(meta.items)
     incoming = _incoming("new")
     try:
         try:
-            rows, sha256 = _read_into(target, statement, columns, incoming)
+            result, sha256 = _read_into(target, statement, columns, incoming)
         except Problem:
             raise
         except Exception as exc:
             raise Invalid("The source could not be read: "
                           f"{_scrub(_first_line(exc), target)}") from None
         resource = service.register_pulled_resource(
-            session, who, meta, incoming, rows=rows, sha256=sha256,
+            session, who, meta, incoming, result, sha256=sha256,
             nbytes=incoming.stat().st_size)
     finally:
         incoming.unlink(missing_ok=True)  # moved into place on success
@@ -225,7 +225,7 @@ def pull(source_id: int) -> SourceStatus:
             who = _answerable(session, source, resource)
             target = parse_url(_unseal(source, resource))
             statement = pull_sql(source.query)
-            columns = [warehouse.Column(i.name, i.type) for i in resource.items]
+            columns = service.columns_of(resource.items)
         except Problem as problem:
             return _record_failure(source_id, code, problem.detail)
         except secrets.SecretsUnavailable:
@@ -240,35 +240,35 @@ def pull(source_id: int) -> SourceStatus:
 
 
 def _pull(source_id: int, code: str, cycle: UpdateCycle, previous: str | None, who: Principal,
-          target: Target, statement: str, columns: list[warehouse.Column]) -> SourceStatus:
+          target: Target, statement: str, columns: list[ingest.Column]) -> SourceStatus:
     incoming = _incoming(str(source_id))
     try:
-        rows, sha256 = _read_into(target, statement, columns, incoming)
+        result, sha256 = _read_into(target, statement, columns, incoming)
         if sha256 == previous:
             incoming.unlink(missing_ok=True)
             with session_scope() as session:
                 _mark(session, source_id, cycle, sha256, SourceStatus.unchanged)
             return SourceStatus.unchanged
         with session_scope() as session:
-            version = service.add_pulled_version(session, who, code, incoming, rows=rows,
+            version = service.add_pulled_version(session, who, code, incoming, result,
                                                  sha256=sha256, nbytes=incoming.stat().st_size)
             _mark(session, source_id, cycle, sha256, SourceStatus.ok)
             publish(session, Event("resource.source_pulled", who.actor, {"resource": code},
-                                   {"version": version.version, "rows": rows,
+                                   {"version": version.version, "rows": result.rows,
                                     "data_sha256": sha256}))
         return SourceStatus.ok
     finally:
         incoming.unlink(missing_ok=True)
 
 
-def _read_into(target: Target, statement: str, columns: list[warehouse.Column],
-               segment: Path) -> tuple[int, str]:
+def _read_into(target: Target, statement: str, columns: list[ingest.Column],
+               segment: Path) -> tuple[ingest.Ingested, str]:
     import adbc_driver_postgresql.dbapi as adbc  # a heavy import, needed by the worker only
 
     with adbc.connect(_with_options(target.url)) as conn, conn.cursor() as cur:
         cur.execute("SET TRANSACTION READ ONLY")
         cur.execute(statement)
-        return warehouse.ingest_arrow(cur.fetch_record_batch(), columns, segment)
+        return ingest.ingest_arrow(cur.fetch_record_batch(), columns, segment)
 
 
 def _with_options(url: str) -> str:

@@ -32,19 +32,23 @@ def _log(session: Session, actor: Actor, kind: str, subjects: dict[str, str],
 def create_department(session: Session, actor: Actor, *, code: str, name_zh: str, name_en: str,
                       kind: DepartmentKind = DepartmentKind.line,
                       level: AdminLevel = AdminLevel.municipal, parent: str | None = None,
-                      credit_code: str | None = None) -> Department:
+                      credit_code: str | None = None, commissioner: str | None = None,
+                      contact: str | None = None) -> Department:
     dept = identity.create_department(session, code=code, name_zh=name_zh, name_en=name_en,
                                       kind=kind, level=level, parent=parent,
-                                      credit_code=credit_code)
+                                      credit_code=credit_code, commissioner=commissioner,
+                                      contact=contact)
     _log(session, actor, "department.created", {"department": dept.code},
          {"name_zh": name_zh, "kind": kind.value, "parent": parent or ""})
     return dept
 
 
 def create_user(session: Session, actor: Actor, *, username: str, display_name: str,
-                department: str | int, roles: list[Role], password: str | None = None) -> User:
+                department: str | int, roles: list[Role], password: str | None = None,
+                email: str | None = None) -> User:
     user = identity.create_user(session, username=username, display_name=display_name,
                                 department=department, roles=roles)
+    user.email = email or None
     if password:
         user.password_hash = _hash(password)
     _log(session, actor, "user.created", {"user": username},

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 import govshare
 from access import native as access_native
-from govshare import admin, web, wiring
+from govshare import admin, apidocs, web, wiring
 from govshare.headers import SecurityHeaders
 from govshare.migrate import upgrade
 from kernel import idempotency, secrets
@@ -38,11 +39,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # import Great Expectations before any thread can race another to it.
     access_native.load()
     quality_validate.preload()
+    # Background work is not done here: requests enqueue jobs (kernel/jobs.py) in their own
+    # transactions, and `govshare worker` processes run them (govshare/worker.py). Only this
+    # host's search index is kept by the web process itself.
     wiring.start(settings)
     try:
         yield
     finally:
         wiring.stop()
+
+
+def _document_openapi(app: FastAPI) -> None:
+    import catalog.api
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            catalog.api.document_metadata(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app() -> FastAPI:
@@ -54,6 +73,8 @@ def create_app() -> FastAPI:
         version=govshare.__version__,
         summary="Government data-sharing catalog, quality and access governance",
         lifespan=lifespan,
+        # Our own /docs and /redoc: vendored assets under our CSP (govshare.apidocs).
+        docs_url=None, redoc_url=None,
     )
     install_handlers(app)
     app.add_middleware(RequestMetrics)  # Prometheus request counts and latencies
@@ -67,8 +88,10 @@ def create_app() -> FastAPI:
     for router in wiring.root_routers():
         app.include_router(router)
     web.install(app)  # the web UI's pages at the site root and /static (docs/web.md)
+    apidocs.install(app)  # /docs and /redoc, offline
 
     idempotency.check_routes(app)
+    _document_openapi(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

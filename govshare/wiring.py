@@ -1,23 +1,26 @@
-"""Connects the bounded contexts to each other at run time (events, routers, background jobs).
+"""Connects the bounded contexts to each other at run time (events, routers).
 
-Kept apart from ``app`` so that the CLI wires the same subscribers without building an app.
+Kept apart from ``app`` so that the CLI and ``govshare worker`` (``govshare.worker``, which
+registers the contexts' job handlers) wire the same subscribers without building an app.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kernel import leader
 from kernel.events import subscribe
 from kernel.settings import Settings
 from translog import api as log_api
-from translog import cosigner as log_cosigner
 from translog import service as log_service
 
 
 def subscribe_events() -> None:
     """Send every domain event to the signed access log (same transaction)."""
     log_service.subscribe()
+    # People's inboxes (and mail): what they must act on or want to know.
+    from govshare import notifications
+
+    notifications.install()
     # Quality queues a run for each registration and new data version (same transaction).
     from quality import queue as quality_queue
 
@@ -28,6 +31,12 @@ def subscribe_events() -> None:
     from catalog.search import feed as search_feed
 
     subscribe(search_feed.on_event)
+    # The DCAT-AP export carries each resource's scores as W3C DQV measurements; the catalog
+    # takes them from a contributor registered here, without importing quality.
+    from catalog import export as catalog_export
+    from quality import dqv
+
+    catalog_export.contribute(dqv.measurements, dqv.CONTEXT)
 
 
 def context_routers() -> list[APIRouter]:
@@ -48,25 +57,15 @@ def root_routers() -> list[APIRouter]:
 
 
 def start(settings: Settings) -> None:
-    """Background work owned by the process: the quality worker and scheduler, the
-    periodic-delivery scheduler, and this machine's search index writer."""
-    from access import scheduler as access_scheduler
+    """What a web process keeps up to date on its own host: this machine's search index
+    (``catalog.search.feed``, one index per host). All other background work is jobs, run by
+    ``govshare worker`` processes (govshare/worker.py)."""
     from catalog.search import feed as search_feed
-    from quality import jobs as quality_jobs
 
     search_feed.start()
-    quality_jobs.start()
-    access_scheduler.start(settings)
-    log_cosigner.start()  # asks the witnesses to cosign new checkpoints (if any configured)
 
 
 def stop() -> None:
-    from access import scheduler as access_scheduler
     from catalog.search import feed as search_feed
-    from quality import jobs as quality_jobs
 
     search_feed.stop()
-    quality_jobs.stop()
-    access_scheduler.stop()
-    log_cosigner.stop()
-    leader.release_all()  # another worker process takes over the background jobs

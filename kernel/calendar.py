@@ -1,4 +1,6 @@
-"""Working days: weekends off, plus configured holidays and make-up working days (调休).
+"""Working days: weekends off, China's official holidays and make-up working days (调休) from
+the ``chinese-calendar`` package (``GOVSHARE_ACCESS_CALENDAR=china``, the default), plus
+holidays and make-up working days configured by hand.
 
 Deadlines count whole working days in the local time zone; durations are measured in
 *working-day time*: the part of an interval that falls on working days, in days (so a stage
@@ -10,11 +12,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from kernel.settings import Settings, get_settings
 
 _DAY = 86400.0
+
+
+@lru_cache(maxsize=1)
+def _china() -> tuple[frozenset[date], frozenset[date]]:
+    """The official holidays and make-up working days the package knows (it is updated each
+    year when the State Council publishes the next year's arrangement; a year it does not know
+    yet counts weekends only, so keep the package current)."""
+    from chinese_calendar import constants
+
+    return frozenset(constants.holidays), frozenset(constants.workdays)
 
 
 @dataclass(frozen=True)
@@ -26,8 +39,12 @@ class WorkCalendar:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> WorkCalendar:
         s = settings or get_settings()
-        return cls(frozenset(s.access_holidays), frozenset(s.access_makeup_workdays),
-                   ZoneInfo(s.access_timezone))
+        holidays, makeup = set(s.access_holidays), set(s.access_makeup_workdays)
+        if s.access_calendar == "china":
+            official_holidays, official_makeup = _china()
+            holidays |= official_holidays - makeup
+            makeup |= official_makeup - set(s.access_holidays)
+        return cls(frozenset(holidays), frozenset(makeup), ZoneInfo(s.access_timezone))
 
     def is_working_day(self, day: date) -> bool:
         if day in self.makeup_workdays:

@@ -109,9 +109,15 @@ def _localize_error(lang: str, error: dict[str, Any],
     if lang == "en" or field is None:
         return error
     key, params = keyed if keyed else (None, {})
+    text = str(error[field])
+    if key is None and error.get("type") == "value_error":  # our validators' own messages
+        own = text.removeprefix("Value error, ")
+        translated = localize(lang, None, {}, own)
+        if translated != own:
+            return {**error, field: translated}
     if key is None and error.get("type"):  # pydantic's error types
         key = f"validation.{error['type']}"
-    return {**error, field: localize(lang, key, params, str(error[field]))}
+    return {**error, field: localize(lang, key, params, text)}
 
 
 class Unauthenticated(Problem):
@@ -142,7 +148,8 @@ class Invalid(Problem):
                   for e in errors]
         fields = ", ".join(e["field"] or "(whole)" for e in listed[:5])
         return cls(f"Some fields of {what} are missing or invalid: {fields}.", errors=listed,
-                   key="problem.invalid_fields", params={"fields": fields})
+                   key="problem.invalid_fields",
+                   params={"fields": ", ".join(e["field"] or "—" for e in listed[:5])})
 
 
 class TooLarge(Problem):

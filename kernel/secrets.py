@@ -116,11 +116,10 @@ def keyring(settings: Settings | None = None) -> Keyring:
     folder = settings.keys_dir.resolve()
     with _lock:
         ring = _rings.get(folder)
-        stamp = _stamp(settings)
-        if ring is None or ring.stamp != stamp:
+        if ring is None or ring.stamp != _stamp(settings):
             ring = _load(settings)
-            ring.stamp = stamp
             ring.versions = _read_versions(settings)
+            ring.stamp = _stamp(settings)  # after loading: it may have created the key file
             _rings[folder] = ring
         return ring
 

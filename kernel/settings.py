@@ -6,6 +6,7 @@ from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./govshare-data")
     # Empty means SQLite at ``<data_dir>/govshare.db``.
     database_url: str = ""
+    # This machine's catalog search index (derived data, rebuilt from the database when
+    # missing); empty means ``<data_dir>/search-index`` (docs/search.md).
+    search_index_dir: Path | None = None
     # The master secret every key is derived from (kernel/secrets.py, docs/security.md):
     # from the operator's secret store (base64url, comma-separated while rotating, the first
     # active), or a file holding it; else the key file, opened with the passphrase.
@@ -61,11 +65,23 @@ class Settings(BaseSettings):
     oidc_department_claim: str = ""
     oidc_roles_claim: str = ""
     oidc_provision: bool = False
+    # --- notifications (docs/web.md): mailed too when an SMTP host is set ---
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "govshare@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: SecretStr | None = None
+    # The site's address as people reach it, for links in mails (e.g. https://share.gov.cn).
+    public_url: str = ""
     # --- access pipeline (docs/access.md) ---
     # Working days a provider has to answer an application before it is overdue.
     access_reply_working_days: int = Field(default=10, ge=1, le=60)
-    # Official holidays and make-up working days (调休) as JSON lists of ISO dates; weekends
-    # are days off unless listed as make-up working days.
+    # The working calendar: "china" (default) takes the State Council's official holidays and
+    # make-up working days (调休) from the maintained ``chinese-calendar`` package; "weekends"
+    # only weekends. Either way the two lists below add to it (a listed make-up working day
+    # wins over a holiday), as JSON lists of ISO dates.
+    access_calendar: Literal["china", "weekends"] = "china"
     access_holidays: list[date] = Field(default_factory=list)
     access_makeup_workdays: list[date] = Field(default_factory=list)
     # Local time zone for working days, reply deadlines and delivery periods.
@@ -77,6 +93,13 @@ class Settings(BaseSettings):
     access_query_max_rows: int = Field(default=1000, ge=1, le=100_000)
     # How often the periodic-delivery scheduler wakes up; 0 turns it off.
     access_scheduler_seconds: int = Field(default=60, ge=0)
+    # --- background jobs (kernel/jobs.py, docs/deployment.md) ---
+    # A claimed job is renewed every third of this; a dead worker's job runs again after it.
+    jobs_lease_seconds: float = Field(default=30.0, gt=0)
+    # First retry after this, doubling with each failed attempt (capped at an hour).
+    jobs_backoff_seconds: float = Field(default=10.0, ge=0)
+    # How often an idle worker looks for due jobs and schedules.
+    jobs_poll_seconds: float = Field(default=1.0, gt=0)
     # --- the log's checkpoints and witnesses (docs/access-log.md) ---
     # The checkpoint origin (and log key name): names this installation's log; empty means
     # "gov.example/govshare/<region_code>". Set it to your site's URL without the scheme.

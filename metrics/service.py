@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 import duckdb
 
+from access import latency as sharing_latency
 from access.calendar import WorkCalendar
 from kernel.db import utcnow
 from kernel.problems import Invalid
+from kernel.settings import get_settings
 from metrics.mart import REPLIES
 
 Bucket = Literal["day", "week", "month"]
@@ -136,13 +138,38 @@ def overview(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
     notices = _one(con, """
         SELECT count(*) AS n FROM notice
         WHERE status <> 'closed' AND ($dept IS NULL OR department_id = $dept)""", p)
+    sharing = _by_sharing_type(con, p)
+    sharing["conditional"]["on_time_rate"] = _rate(replies["on_time"], replies["replied"])
+    sharing["conditional"]["replied"] = replies["replied"]
     return {"applications": apps["applications"], "approved": apps["approved"],
             "delivered": apps["delivered"], "rejected": apps["rejected"],
             "rows_delivered": int(volume["rows"]), "bytes_delivered": int(volume["bytes"]),
             "latency_p50_hours": _r(apps["latency_p50_hours"]),
             "on_time_rate": _rate(replies["on_time"], replies["replied"]),
             "overdue_now": apps["overdue_now"], "open_notices": notices["n"],
-            "quality_avg": _r(quality["q"], 2)}
+            "quality_avg": _r(quality["q"], 2), "sharing": sharing}
+
+
+def _by_sharing_type(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> dict[str, Any]:
+    """The headline sharing times, one per sharing type, never mixed: unconditional
+    applications are delivered at once (seconds), conditional ones wait for a reply within a
+    deadline counted in working days. Each with the count it was computed from."""
+    rows = {r["sharing_type"]: r for r in _rows(con, f"""
+        SELECT sharing_type, count(*) AS delivered,
+               quantile_cont(epoch(delivered_at - filed_at), 0.5) AS p50_seconds,
+               quantile_cont(delivered_w - filed_w, 0.5) AS p50_working_days
+        FROM application a WHERE delivered_day {IN_WINDOW} AND {SCOPE_A}
+        GROUP BY ALL""", p)}
+    empty = {"delivered": 0, "p50_seconds": None, "p50_working_days": None}
+    fast, slow = rows.get("unconditional", empty), rows.get("conditional", empty)
+    return {"unconditional": {"delivered": fast["delivered"],
+                              "p50_seconds": _r(fast["p50_seconds"], 1)},
+            "conditional": {"delivered": slow["delivered"],
+                            "p50_working_days": _r(slow["p50_working_days"], 2),
+                            "p50_hours": _r(None if slow["p50_seconds"] is None
+                                            else slow["p50_seconds"] / 3600),
+                            "deadline_working_days":
+                                get_settings().access_reply_working_days}}
 
 
 def _replies_totals(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> dict[str, Any]:
@@ -232,7 +259,9 @@ def flows(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
 
 # --- latency ----------------------------------------------------------------------------------
 
-_QS = "[0.5, 0.9, 0.99]"
+# The quantiles of sharing latency, as the access API reports them (access.latency).
+_QS = "[" + ", ".join(str(q) for q in sharing_latency.QUANTILES) + "]"
+_QK = [sharing_latency.quantile_key(q) for q in sharing_latency.QUANTILES]
 
 
 def _quantile_group(rows: list[dict[str, Any]], labels: dict[str, tuple[str, str]] | None
@@ -243,9 +272,8 @@ def _quantile_group(rows: list[dict[str, Any]], labels: dict[str, tuple[str, str
         zh, en = (labels or {}).get(r["key"], (r.get("name_zh") or r["key"],
                                                r.get("name_en") or r["key"]))
         out.append({"key": r["key"], "label_zh": zh, "label_en": en, "n": r["n"],
-                    "p50_hours": _r(h[0]), "p90_hours": _r(h[1]), "p99_hours": _r(h[2]),
-                    "p50_working_days": _r(d[0]), "p90_working_days": _r(d[1]),
-                    "p99_working_days": _r(d[2])})
+                    **{f"{k}_hours": _r(v) for k, v in zip(_QK, h, strict=True)},
+                    **{f"{k}_working_days": _r(v) for k, v in zip(_QK, d, strict=True)}})
     return out
 
 
@@ -259,7 +287,7 @@ def latency(con: duckdb.DuckDBPyConnection, w: Window, by: LatencyBy,
                         quantile_cont({k}_h, {_QS}) AS h, quantile_cont({k}_wd, {_QS}) AS d
                      FROM app_stage s JOIN application a ON a.id = s.application_id
                      WHERE delivered_day {IN_WINDOW} AND {SCOPE_A}"""
-                 for k in ("waiting_for_approval", "waiting_on_conditions", "processing")]
+                 for k in sharing_latency.STAGES]
         parts.append(f"""SELECT 'to_first_download' AS key, count(*) AS n,
                 quantile_cont({_hours('first_download_at - delivered_at')}, {_QS}) AS h,
                 quantile_cont(first_download_w - delivered_w, {_QS}) AS d
@@ -511,9 +539,9 @@ def stage_seconds(con: duckdb.DuckDBPyConnection, since: date) -> list[dict[str,
     parts = " UNION ALL ".join(
         f"SELECT '{k}' AS stage, {k}_h * 3600 AS s FROM app_stage s "
         "JOIN application a ON a.id = s.application_id WHERE delivered_day >= $since"
-        for k in ("waiting_for_approval", "waiting_on_conditions", "processing"))
+        for k in sharing_latency.STAGES)
     return _rows(con, f"""SELECT stage, count(*) AS n, sum(s) AS total,
-                          quantile_cont(s, [0.5, 0.9, 0.99]) AS q
+                          quantile_cont(s, {_QS}) AS q
                           FROM ({parts}) GROUP BY 1 ORDER BY 1""", {"since": since})
 
 
@@ -522,15 +550,19 @@ def log_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
             con.execute("SELECT event_type, n FROM log_count ORDER BY 1").fetchall()]
 
 
+def _flat(row: dict[str, Any], prefix: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):  # nested objects too (the overview's sharing types)
+            flat |= _flat(value, f"{prefix}{key}_")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def flatten(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Nested {code, name_zh, name_en} objects as ``<key>_code`` … columns (CSV)."""
     out = []
     for row in rows:
-        flat: dict[str, Any] = {}
-        for key, value in row.items():
-            if isinstance(value, dict):
-                flat |= {f"{key}_{k}": v for k, v in value.items()}
-            else:
-                flat[key] = value
-        out.append(flat)
+        out.append(_flat(row, ""))
     return out

@@ -16,7 +16,8 @@ A row expression is a small language over the declared data items of one resourc
     atom    := number | 'text' | date 'YYYY-MM-DD' | true | false | null
                | name | name "(" expr ("," expr)* ")" | "(" expr ")"
 
-Names are declared item names (ASCII or Chinese, or any name in double quotes); functions are
+Names are declared item names or their titles (ASCII or Chinese, or any name in double
+quotes: titles with spaces); functions are
 ``abs round coalesce length year month``. The parser is hand-written recursive descent, so every
 error names the character position where it went wrong. Types are checked against the
 declared item types before anything runs: the user's text never becomes SQL. The SQL is built
@@ -161,10 +162,11 @@ _COMPARISONS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=
 
 
 class _Parser:
-    def __init__(self, source: str, items: Mapping[str, T]) -> None:
+    def __init__(self, source: str, items: Mapping[str, T], aliases: Mapping[str, str]) -> None:
         self.toks = _tokens(source)
         self.i = 0
         self.items = items
+        self.aliases = aliases
 
     @property
     def tok(self) -> _Tok:
@@ -303,6 +305,7 @@ class _Parser:
             name = tok.text[1:-1] if tok.kind == "quoted" else tok.text
             if tok.kind == "name" and self.at("op", "("):
                 return self.call(tok)
+            name = name if name in self.items else self.aliases.get(name, name)
             if name not in self.items:
                 raise ExpressionError(f"'{name}' is not a data item of this resource",
                                       tok.pos)
@@ -380,15 +383,17 @@ class Parsed:
     items: tuple[str, ...]
 
 
-def parse(source: str, item_types: Mapping[str, str]) -> Parsed:
-    """Parse and type-check ``source`` against declared items (name → catalog item type)."""
+def parse(source: str, item_types: Mapping[str, str],
+          aliases: Mapping[str, str] | None = None) -> Parsed:
+    """Parse and type-check ``source`` against declared items (name → catalog item type);
+    ``aliases`` lets an item be named by its title too (e.g. 办件总量 → total_cases)."""
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("the expression is empty", 1)
     if len(source) > MAX_LENGTH:
         raise ExpressionError(f"the expression is longer than {MAX_LENGTH} characters",
                               MAX_LENGTH + 1)
     items = {name: ITEM_TYPES[kind] for name, kind in item_types.items() if kind in ITEM_TYPES}
-    tree = _Parser(source, items).parse()
+    tree = _Parser(source, items, aliases or {}).parse()
     if tree.type is not T.boolean:
         raise ExpressionError("the expression must be a condition (a comparison, 'is null', "
                               "'between', or several joined by and/or)", 1)

@@ -160,6 +160,13 @@ _REFLECTED_TYPES: dict[str, type[sa.types.TypeEngine[Any]]] = {
 }
 
 
+def _reflected(duck_type: str) -> sa.types.TypeEngine[Any]:
+    # DECIMAL(12,2) is a DECIMAL for expect_column_values_to_be_of_type (decimal items get
+    # their precision per upload).
+    cls = _REFLECTED_TYPES.get(duck_type) or _REFLECTED_TYPES.get(duck_type.split("(")[0])
+    return cls() if cls is not None else sa.types.NullType()
+
+
 class GovshareDuckDBDialect(duckdb_engine.Dialect):
     driver = DRIVER
     execution_ctx_cls = _BufferedExecutionContext
@@ -182,7 +189,7 @@ class GovshareDuckDBDialect(duckdb_engine.Dialect):
         # Root cause 3: reflect through DESCRIBE instead of PostgreSQL's catalog tables.
         rows = connection.exec_driver_sql(f"DESCRIBE {quote(table_name)}").fetchall()
         return [ReflectedColumn(name=str(r[0]), nullable=r[2] == "YES", default=None,
-                                type=_REFLECTED_TYPES.get(str(r[1]), sa.types.NullType)())
+                                type=_reflected(str(r[1])))
                 for r in rows]
 
     @classmethod

@@ -170,47 +170,49 @@ class ExpectColumnPairCnResidentIdToMatchBirthDate(ColumnPairMapExpectation):
 
 # --- row expressions (consistency rules over several items) ----------------------------------
 
-def _parsed(expression: str, item_types: dict[str, str]) -> Any:
+def _parsed(expression: str, item_types: dict[str, str], item_aliases: dict[str, str]) -> Any:
     from quality.expressions import parse
 
-    return parse(expression, item_types)
+    return parse(expression, item_types, item_aliases)
 
 
 class MulticolumnValuesSatisfyExpression(MulticolumnMapMetricProvider):
     condition_metric_name = "multicolumn_values.satisfy_govshare_expression"
     condition_domain_keys = ("batch_id", "table", "column_list", "row_condition",
                              "condition_parser", "ignore_row_if")
-    condition_value_keys = ("expression", "item_types")
+    condition_value_keys = ("expression", "item_types", "item_aliases")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
-    def _pandas(cls, column_list: pd.DataFrame, expression: str,
-                item_types: dict[str, str], **kwargs: Any) -> pd.Series:
+    def _pandas(cls, column_list: pd.DataFrame, expression: str, item_types: dict[str, str],
+                item_aliases: dict[str, str], **kwargs: Any) -> pd.Series:
         from quality.expressions import on_pandas
 
-        return on_pandas(_parsed(expression, item_types), column_list)
+        return on_pandas(_parsed(expression, item_types, item_aliases), column_list)
 
     @multicolumn_condition_partial(engine=SqlAlchemyExecutionEngine)
-    def _sqlalchemy(cls, column_list: list[Any], expression: str,
-                    item_types: dict[str, str], **kwargs: Any) -> Any:
+    def _sqlalchemy(cls, column_list: list[Any], expression: str, item_types: dict[str, str],
+                    item_aliases: dict[str, str], **kwargs: Any) -> Any:
         from quality.expressions import to_sql
 
         # Re-parsed from the stored text and compiled to a SQLAlchemy expression over the
         # declared items: names become quoted identifiers, literals bound values.
-        return to_sql(_parsed(expression, item_types))
+        return to_sql(_parsed(expression, item_types, item_aliases))
 
 
 class ExpectRowsToSatisfy(MulticolumnMapExpectation):
     """Every row satisfies a row expression over declared items (``quality.expressions``),
     e.g. ``abs(online_cases + offline_cases - total_cases) <= 0.01 * total_cases``.
 
-    ``column_list`` (the items the expression reads) and ``item_types`` (their declared
-    types) are filled in by govshare from the catalog, not by the user."""
+    ``column_list`` (the items the expression reads), ``item_types`` (their declared types)
+    and ``item_aliases`` (title → name) are filled in by govshare from the catalog, not by
+    the user."""
 
     expression: str
     item_types: dict[str, str]
+    item_aliases: dict[str, str] = pydantic.Field(default_factory=dict)
     ignore_row_if: Literal["all_values_are_missing", "any_value_is_missing", "never"] = "never"
     map_metric = "multicolumn_values.satisfy_govshare_expression"
-    success_keys = ("expression", "item_types", "mostly")
+    success_keys = ("expression", "item_types", "item_aliases", "mostly")
     args_keys = ("expression",)
     library_metadata: ClassVar[dict[str, Any]] = {"maturity": "production", "tags": ["govshare"]}
 

@@ -89,6 +89,13 @@ def _item_types(resource: Resource) -> dict[str, str]:
     return {i.name: str(i.type) for i in resource.items}
 
 
+def _item_aliases(resource: Resource) -> dict[str, str]:
+    """Titles (e.g. 办件总量) by which an expression may name items, when unambiguous."""
+    titles = [i.title for i in resource.items if i.title]
+    return {i.title: i.name for i in resource.items
+            if i.title and titles.count(i.title) == 1 and i.title != i.name}
+
+
 def _parse_row_expression(resource: Resource, kwargs: dict[str, Any]) -> Parsed:
     extra = sorted(set(kwargs) - _ROW_EXPRESSION_KWARGS)
     if extra:
@@ -96,7 +103,8 @@ def _parse_row_expression(resource: Resource, kwargs: dict[str, Any]) -> Parsed:
                       f"come from the expression, not from {', '.join(extra)}.",
                       errors=[{"field": f"kwargs.{k}", "message": "not allowed"} for k in extra])
     try:
-        return expressions.parse(kwargs.get("expression"), _item_types(resource))  # type: ignore[arg-type]
+        return expressions.parse(kwargs.get("expression"), _item_types(resource),  # type: ignore[arg-type]
+                                 _item_aliases(resource))
     except expressions.ExpressionError as exc:
         raise Invalid(f"The expression cannot be checked: {exc}.",
                       errors=[{"field": "kwargs.expression", "message": exc.message,
@@ -108,9 +116,9 @@ def _expanded(resource: Resource, type_: str, kwargs: dict[str, Any]) -> dict[st
     from the catalog entry as it is now (so a changed entry changes the suite)."""
     if type_ != ROW_EXPRESSION:
         return kwargs
-    types = _item_types(resource)
+    types, aliases = _item_types(resource), _item_aliases(resource)
     try:
-        used = list(expressions.parse(str(kwargs.get("expression")), types).items)
+        used = list(expressions.parse(str(kwargs.get("expression")), types, aliases).items)
     except expressions.ExpressionError:
         used = []  # the entry changed under it: GX reports the error, the check scores 0
     # GX's SQL engine wants at least two columns in a multicolumn domain; extra ones are
@@ -120,7 +128,7 @@ def _expanded(resource: Resource, type_: str, kwargs: dict[str, Any]) -> dict[st
             break
         if name not in used:
             used.append(name)
-    return {**kwargs, "column_list": used, "item_types": types}
+    return {**kwargs, "column_list": used, "item_types": types, "item_aliases": aliases}
 
 
 def _check_gx_type(type_: str) -> None:

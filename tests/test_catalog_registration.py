@@ -163,8 +163,14 @@ def test_duplicate_resource_code_is_409(client: TestClient, world: World) -> Non
 
 
 def test_unsupported_format_is_415(client: TestClient, world: World) -> None:
-    r = _register(client, world, population_meta(), b"PK\x03\x04", "data.xlsx")
+    r = _register(client, world, population_meta(), b"PK\x03\x04", "data.ods")
     assert r.status_code == 415
+
+
+def test_damaged_workbook_is_422(client: TestClient, world: World) -> None:
+    r = _register(client, world, population_meta(), b"PK\x03\x04", "data.xlsx")
+    assert r.status_code == 422
+    assert ".xlsx" in r.json()["detail"]
 
 
 def test_oversize_upload_is_413(client: TestClient, world: World,

@@ -27,7 +27,7 @@ def _version(client: TestClient, world: World, code: str, rows: list[dict[str, A
 
 def test_append_and_replace_versions(client: TestClient, world: World) -> None:
     code = _registered(client, world, 5)
-    r = _version(client, world, code, population_rows(3), "append")
+    r = _version(client, world, code, population_rows(8)[5:], "append")
     assert r.status_code == 201, r.text
     assert r.json()["version"] == 2 and r.json()["total_rows"] == 8
     pub = world.headers("GA", Role.publisher)

@@ -101,20 +101,25 @@ def test_dcat_dataset_fields(session: Session) -> None:
     assert sorted(k["@value"] for k in dataset[DCAT + "keyword"]) == ["人口", "户籍"]
     assert dataset["@id"] == f"{BASE}/api/v1/resources/GA-001"
     (publisher,) = dataset[DCT + "publisher"]
-    assert publisher["@type"] == [FOAF + "Organization"]
+    assert publisher["@type"] == [FOAF + "Organization", FOAF + "Agent"]
     assert {n["@value"] for n in publisher[FOAF + "name"]} == {"市公安局",
                                                                 "Public Security Bureau"}
     assert dataset[DCT + "issued"] == [{"@value": "2024-03-01",
                                         "@type": "http://www.w3.org/2001/XMLSchema#date"}]
     assert dataset[DCT + "modified"][0]["@value"].startswith("2024-05-02T08:30:00")
+    # Typed, as the DCAT-AP 3.0.0 SHACL shapes want (tests/test_quality_dqv.py runs them).
     assert dataset[DCT + "accrualPeriodicity"] == [
-        {"@id": "http://publications.europa.eu/resource/authority/frequency/DAILY"}]
+        {"@id": "http://publications.europa.eu/resource/authority/frequency/DAILY",
+         "@type": [DCT + "Frequency"]}]
     assert dataset[DCT + "accessRights"] == [
-        {"@id": "http://publications.europa.eu/resource/authority/access-right/NON_PUBLIC"}]
+        {"@id": "http://publications.europa.eu/resource/authority/access-right/NON_PUBLIC",
+         "@type": [DCT + "RightsStatement"]}]
     themes = [t["@id"] for t in dataset[DCAT + "theme"]]
     assert f"{BASE}/api/v1/vocabulary#category-101" in themes
     (distribution,) = dataset[DCAT + "distribution"]
-    assert distribution[DCAT + "accessURL"] == [{"@id": f"{BASE}/api/v1/resources/GA-001"}]
+    assert distribution[DCAT + "accessURL"] == [
+        {"@id": f"{BASE}/api/v1/resources/GA-001",
+         "@type": ["http://www.w3.org/2000/01/rdf-schema#Resource"]}]
 
 
 def test_dcat_govshare_terms(session: Session) -> None:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -101,6 +102,8 @@ def test_tiles_refuse_bad_paths_and_unknown_tiles(log_of_600: TestClient, world:
         r = api.get(path)
         assert r.status_code == 404, path
         assert r.headers["content-type"] == "application/problem+json"
+    r = api.get("/tile/0/3", headers={"Accept-Language": "zh-CN"})
+    assert r.json()["detail"].startswith("无此瓦片")
     assert api.get("/tile/entries/000").status_code == 401  # entries say who did what
     r = api.get("/tile/entries/000", headers=world.headers("GA", Role.publisher))
     assert r.status_code == 403
@@ -202,3 +205,38 @@ def test_log_verify_reads_a_tile_mirror(log_of_600: TestClient, world: World,
     tile.unlink()
     status, out = verify()
     assert status == 1 and "lacks tile/1/000.p/2" in out
+
+
+def test_mirror_command_copies_a_real_server(data_dir: Path, tmp_path: Path) -> None:
+    """`govshare log mirror` against uvicorn serving the log, then `govshare log verify`."""
+    from typer.testing import CliRunner
+
+    from tests.server_support import Server, make_world
+    from translog import service
+    from translog.cli import app as log_cli
+
+    tokens = make_world()
+    service.subscribe()
+    fill([300])
+    server = Server(tmp_path / "server.log",
+                    env={"GOVSHARE_QUALITY_POLL_SECONDS": "0",
+                         "GOVSHARE_QUALITY_SCHEDULE_MINUTES": "0",
+                         "GOVSHARE_ACCESS_SCHEDULER_SECONDS": "0"})
+    server.start()
+    try:
+        keys = tmp_path / "keys.json"
+        keys.write_text(httpx.get(server.url + "/.well-known/govshare-log-keys").text)
+        runner = CliRunner()
+        target = tmp_path / "mirror"
+        refused = runner.invoke(log_cli, ["mirror", server.url, str(target)])
+        assert refused.exit_code == 2 and "401" in refused.output  # entry bundles: auditors
+        token = tokens[("SJJ", Role.auditor)]
+        done = runner.invoke(log_cli, ["mirror", server.url, str(target), "--token", token])
+        assert done.exit_code == 0, done.output
+        fill([1])  # the next mirror keeps the full tiles and fetches only the partial ones
+        again = runner.invoke(log_cli, ["mirror", server.url, str(target), "--token", token])
+        assert again.exit_code == 0 and "(3 tiles fetched)" in again.output, again.output
+        checked = runner.invoke(log_cli, ["verify", str(target), "--public-key", str(keys)])
+        assert checked.exit_code == 0 and "tree size 301" in checked.output, checked.output
+    finally:
+        server.stop()

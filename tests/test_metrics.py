@@ -36,7 +36,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from access import delivery as dlv
-from access import ratings
+from access import links, ratings
 from access import service as svc
 from access.models import Delivery, DeliveryRating
 from access.schemas import ApplicationIn, ApprovalIn, RejectIn, ReturnIn, RevisionIn
@@ -158,8 +158,8 @@ def march(aw: AccessWorld, tmp_path: Path) -> Iterator[March]:
             RejectIn(reason="security_risk", text="涉及企业商业秘密"))
         with db.session_scope() as session:
             d1 = delivery_of(apps["A1"])
-            token, _ = dlv.issue_link(session, who("scjg-requester"), d1)
-            dlv.open_download(session, who("scjg-requester"), d1, token)
+            token, _ = links.issue_link(session, who("scjg-requester"), d1)
+            links.open_download(session, who("scjg-requester"), d1, token)
         move(at(6, 9))
         act(svc.approve, "ga-approver", apps["A2"], ApprovalIn(conditions=["签署数据使用承诺书"]))
         apps["A6"] = apply("rs-requester", codes["R2"])
@@ -198,12 +198,49 @@ def test_overview(march: March) -> None:
     with db.session_scope(write=False) as session:
         stored = session.exec(select(Delivery)).all()
     assert [d.row_count for d in stored] == [40, 40, 40, 40]
-    assert ms.overview(_con(), MARCH) == {
+    body = ms.overview(_con(), MARCH)
+    sharing = body.pop("sharing")
+    assert sharing == {
+        # The headline time per sharing type (checked against the applications themselves in
+        # the next test): R2's unconditional deliveries came 0.25 h and 0.5 h after filing,
+        # the conditional ones 49 h and 170 h.
+        "unconditional": {"delivered": 2, "p50_seconds": 1350.0},
+        "conditional": {"delivered": 2, "p50_hours": 109.5,
+                        "p50_working_days": sharing["conditional"]["p50_working_days"],
+                        "deadline_working_days": 10, "on_time_rate": 0.8, "replied": 5}}
+    assert body == {
         "applications": 7, "approved": 5, "delivered": 4, "rejected": 1,
         "rows_delivered": 160, "bytes_delivered": sum(d.bytes for d in stored),
         "latency_p50_hours": 24.75,  # of 0.25, 0.5, 49, 170
         "on_time_rate": 0.8,  # 4 of 5 replies; A7's came 3 days late
         "overdue_now": 1, "open_notices": 1, "quality_avg": 75.17}  # (92.5+75+58)/3
+
+
+def test_headline_sharing_times_match_the_applications_themselves(march: March) -> None:
+    """The dashboard's headline figures, per sharing type, against a computation straight
+    from the applications (not from the mart): the median of delivered_at − filed_at over
+    the applications delivered in the window, in seconds and in working days."""
+    from statistics import median
+
+    from access.calendar import WorkCalendar
+    from access.models import Application
+
+    cal = WorkCalendar.from_settings()
+    with db.session_scope(write=False) as session:
+        delivered = [a for a in session.exec(select(Application))
+                     if a.delivered_at is not None
+                     and MARCH.start <= cal.local_date(a.delivered_at) <= MARCH.end]
+    sharing = ms.overview(_con(), MARCH)["sharing"]
+    for kind in ("unconditional", "conditional"):
+        apps = [a for a in delivered if a.sharing_type.value == kind]
+        assert sharing[kind]["delivered"] == len(apps) > 0
+        seconds = median((a.delivered_at - a.filed_at).total_seconds() for a in apps)
+        if kind == "unconditional":
+            assert sharing[kind]["p50_seconds"] == pytest.approx(seconds, abs=0.1)
+        else:
+            assert sharing[kind]["p50_hours"] == pytest.approx(seconds / 3600, abs=1e-3)
+            days = median(cal.working_days_between(a.filed_at, a.delivered_at) for a in apps)
+            assert sharing[kind]["p50_working_days"] == pytest.approx(days, abs=0.01)
 
 
 def test_volume(march: March) -> None:

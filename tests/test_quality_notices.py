@@ -17,6 +17,7 @@ from tests.factories import to_csv
 from tests.test_quality_support import (
     API,
     ITEMS,
+    legacy_duplicate,
     people,
     published,
     quiet_quality,
@@ -28,10 +29,11 @@ __all__ = ["published", "quiet_quality"]
 pytestmark = pytest.mark.usefixtures("quiet_quality")
 
 
-def _duplicated() -> list[dict[str, Any]]:
-    rows = people(6)
-    rows[5]["id_number"], rows[5]["birth_date"] = rows[4]["id_number"], rows[4]["birth_date"]
-    return rows
+def _duplicated(client: TestClient, world: World, dept: str = "GA") -> str:
+    """A resource whose rows 4 and 5 share a key."""
+    code = register(client, world, people(6), dept=dept)
+    legacy_duplicate(code, people(6), keep=4, copy=5)
+    return code
 
 
 def _notice_body(code: str) -> dict[str, Any]:
@@ -48,7 +50,7 @@ def _respond(client: TestClient, world: World, notice_id: int, dept: str = "GA",
 
 def test_notice_loop_closes_only_when_a_rerun_passes(client: TestClient, world: World,
                                                      published: list[events.Event]) -> None:
-    code = register(client, world, _duplicated())
+    code = _duplicated(client, world)
     run_queued()
     aud, pub = world.headers("SJJ", Role.auditor), world.headers("GA", Role.publisher)
     r = client.post(f"{API}/quality/notices", json=_notice_body(code), headers=aud)
@@ -86,7 +88,7 @@ def test_notice_loop_closes_only_when_a_rerun_passes(client: TestClient, world: 
 
 def test_only_auditors_issue_and_only_the_addressed_department_responds(
         client: TestClient, world: World) -> None:
-    code = register(client, world, _duplicated())
+    code = _duplicated(client, world)
     for dept, role in [("GA", Role.publisher), ("SJJ", Role.leader), ("GA", Role.admin)]:
         r = client.post(f"{API}/quality/notices", json=_notice_body(code),
                         headers=world.headers(dept, role))
@@ -118,7 +120,7 @@ def test_on_demand_runs_are_for_auditors_and_the_provider(client: TestClient,
 
 def test_rankings_and_threshold_list(client: TestClient, world: World) -> None:
     good = register(client, world, people(4))
-    bad = register(client, world, _duplicated(), dept="SCJG")
+    bad = _duplicated(client, world, dept="SCJG")
     run_queued()
     aud = world.headers("SJJ", Role.auditor)
     ranked = client.get(f"{API}/quality/ranking/resources", headers=aud).json()

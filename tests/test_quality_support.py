@@ -91,6 +91,24 @@ def register(client: TestClient, world: World, rows: list[dict[str, Any]],
     return str(r.json()["code"])
 
 
+def legacy_duplicate(code: str, rows: list[dict[str, Any]], *, keep: int, copy: int) -> None:
+    """Row ``copy`` gets row ``keep``'s key (and birth date), as in data stored before
+    registration enforced keys (such a file is refused today): written into the stored
+    segment directly, so that the quality checks still have a duplicate to find."""
+    import duckdb
+
+    from kernel.settings import get_settings
+
+    (segment,) = (get_settings().warehouse_dir / code).glob("*.duckdb")
+    con = duckdb.connect(str(segment))
+    try:
+        con.execute("UPDATE data SET id_number = ?, birth_date = ? WHERE id_number = ?",
+                    [rows[keep]["id_number"], rows[keep]["birth_date"],
+                     rows[copy]["id_number"]])
+    finally:
+        con.close()
+
+
 def run_queued(now: datetime | None = None) -> dict[int, RunStatus | None]:
     return jobs.run_pending(now)
 

@@ -29,7 +29,7 @@ from catalog.models import (
 )
 from govshare.web import i18n
 from kernel.identity import Role
-from tests.conftest import World
+from tests.conftest import DrainingClient, World
 from tests.factories import POPULATION_ITEMS, population_rows, to_csv
 from tests.web_support import csrf_of, page_csrf, sign_in
 
@@ -105,7 +105,7 @@ def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_clears_it(
 def test_sign_in_cookie_is_secure_over_https(data_dir: Path, world: World) -> None:
     from govshare.app import create_app
 
-    with TestClient(create_app(), base_url="https://testserver") as https:
+    with DrainingClient(create_app(), base_url="https://testserver") as https:
         page = https.get("/signin")
         response = https.post("/signin", data={"token": world.tokens[("GA", Role.requester)],
                                                "csrf_token": csrf_of(page.text)},
@@ -358,15 +358,24 @@ def test_return_resubmit_and_reject_through_the_forms(client: TestClient,
     assert nothing_ticked.status_code == 422 and "一次性告知" in nothing_ticked.text
     returned = client.post(f"/applications/{app_id}/return", follow_redirects=False, data={
         "csrf_token": token, "deficiency": ["purpose_unclear", "items_not_necessary"],
-        "note": "请写明具体事项"})
+        "note": "请写明具体事项", "note_items_not_necessary": "姓名不需要"})
     assert returned.status_code == 303
     sign_in(client, world.tokens[("SCJG", Role.requester)])
     page = client.get(f"/applications/{app_id}")
     assert "退回补正" in page.text and 'id="resubmit"' in page.text
+    # Every reason, with its note, where the requester acts.
+    reasons = page.text.split('id="return-reasons"')[1].split("</section>")[0]
+    assert "用途不明确" in reasons
+    assert "请写明具体事项" in reasons and "数据项超出必要范围" in reasons
+    assert "姓名不需要" in reasons
     again = client.post(f"/applications/{app_id}/resubmit", follow_redirects=False, data={
         "csrf_token": csrf_of(page.text), "purpose": "办理企业开办时核验法定代表人身份",
-        "legal_basis": "条例"})
+        "legal_basis": "条例", "items": ["id_number"], "schedule": "once"})
     assert again.status_code == 303
+    page = client.get(f"/applications/{app_id}")
+    assert 'id="return-reasons"' not in page.text  # resubmitted: nothing to fix now
+    details = page.text.split("<dl class=\"facts\">")[1].split("</dl>")[0]
+    assert "<code>id_number</code>" in details and "<code>name</code>" not in details
     sign_in(client, world.tokens[("GA", Role.approver)])
     page = client.get(f"/applications/{app_id}")
     rejected = client.post(f"/applications/{app_id}/reject", follow_redirects=False, data={

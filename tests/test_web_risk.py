@@ -91,3 +91,35 @@ def test_the_report_beside_the_plan_and_a_one_click_suggestion(
     sign_in(client, world.tokens[("SCJG", Role.requester)])
     after = client.get(url).text
     assert 'id="risk-report"' in after and 'id="suggest-form"' not in after
+
+
+def test_an_aggregate_application_through_the_forms(client: TestClient, world: World,
+                                                    tmp_path: Path) -> None:
+    code = register(tmp_path, rows=people_rows(80))
+    sign_in(client, world.tokens[("SCJG", Role.requester)])
+    form = client.get(f"/requests/new?resource={code}").text
+    assert 'id="aggregate-fields"' in form and 'value="aggregate"' in form
+    fields = dict(form_of(form, "apply-form"))
+    filed = client.post("/requests/new", follow_redirects=False, data={
+        "csrf_token": fields["csrf_token"], "resource": code, "purpose": "各区住户规模统计",
+        "legal_basis": "《统计法》", "items": ["district", "household_size"],
+        "period_end": fields["period_end"], "delivery_method": "aggregate",
+        "file_format": "csv", "schedule": "monthly", "agg_group_by": ["district"],
+        "agg_mean": "household_size", "agg_lower": "1", "agg_upper": "10",
+        "agg_epsilon": "1", "agg_budget": "3", "agg_min_count": "5"})
+    assert filed.status_code == 303, filed.text
+    url = filed.headers["location"].split("?")[0]
+    sign_in(client, world.tokens[("GA", Role.approver)])
+    page = client.get(url).text
+    approved = client.post(f"{url}/approve", data={k: v for k, v in form_of(page, "approve-form")},
+                           follow_redirects=False)
+    assert approved.status_code == 303, approved.text
+    for _ in range(100):
+        with db.session_scope(write=False) as session:
+            done = session.query(Delivery).all()
+        if done:
+            break
+        time.sleep(0.1)
+    assert done and done[0].manifest["aggregate"]["privacy_spent"] == 1.0
+    sign_in(client, world.tokens[("SCJG", Role.requester)])
+    assert "ε 1 / 3" in client.get(url).text

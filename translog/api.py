@@ -251,14 +251,16 @@ def _tile(session: DbSession, path: str, entries: bool) -> Response:
     try:
         tile = tilepath.parse(path)
     except ValueError as exc:
-        raise NotFound(f"No such tile: {exc} (c2sp.org/tlog-tiles).") from None
+        raise NotFound(f"No such tile: {exc} (c2sp.org/tlog-tiles).",
+                       key="problem.log_tile_path", params={"reason": str(exc)}) from None
     if tile.is_entries != entries:
-        raise NotFound("Entry bundles are at /tile/entries/<N>.")
+        raise NotFound("Entry bundles are at /tile/entries/<N>.", key="problem.log_tile_entries")
     try:
         data = tiles.read(session, tile)
     except tiles.TileMissing:
         raise NotFound(f"The log has no tile {tile.path()} (yet): fetch the checkpoint and "
-                       "only the tiles its size implies.") from None
+                       "only the tiles its size implies.", key="problem.log_tile_missing",
+                       params={"path": tile.path()}) from None
     cache = TILE_CACHE.replace("public", "private") if entries else TILE_CACHE
     return Response(data, media_type="application/octet-stream",
                     headers={"Cache-Control": cache})
@@ -309,7 +311,8 @@ def receipt(seq: int, session: DbSession, who: SignedIn) -> Response:
     row = service.get_entry(session, seq)
     if Role.auditor not in who.roles and row.actor_user_id != who.user_id \
             and row.actor_department_id != who.department_id:
-        raise Forbidden("Receipts are for the entry's actor, their department and auditors.")
+        raise Forbidden("Receipts are for the entry's actor, their department and auditors.",
+                        key="problem.log_receipt_forbidden")
     return Response(receipts.for_entry(session, row), media_type=NOTE_TYPE)
 
 
@@ -324,7 +327,8 @@ def reads(session: DbSession, who: SignedIn, after_seq: AfterSeq = -1, limit: Li
     failing-row samples, download links, downloads and API queries."""
     code = department or who.department_code
     if code != who.department_code and Role.auditor not in who.roles:
-        raise Forbidden("A department lists the reads of its own resources; auditors any.")
+        raise Forbidden("A department lists the reads of its own resources; auditors any.",
+                        key="problem.log_reads_forbidden")
     prefix = f"{get_settings().region_code}-{code}-"
     rows = service.list_reads(session, prefix, after_seq=after_seq, limit=limit)
     users = {u.id: u for u in session.exec(select(User).where(

@@ -64,4 +64,5 @@ def published(session: Session) -> tuple[int, str]:
         if row is not None:
             return row.tree_size, row.note
     raise NotFound("No checkpoint has been published yet: the log is empty, or the witnesses "
-                   "have not cosigned its first checkpoint (see GET /api/v1/log/witnesses).")
+                   "have not cosigned its first checkpoint (see GET /api/v1/log/witnesses).",
+                   key="problem.log_no_checkpoint")

@@ -88,14 +88,14 @@ def mirror(
                     continue
                 got = client.get("/" + tile.path())
                 got.raise_for_status()
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(got.content)
+                # atomic: a full tile that exists is trusted as whole (skipped next time)
+                storage.publish_bytes(target, got.content)
                 fetched += 1
         except (httpx.HTTPError, note.NoteError) as exc:
             typer.echo(f"Cannot mirror: {exc}", err=True)
             raise typer.Exit(2) from None
     # the checkpoint last: a mirror never names a size its tiles do not reach
-    (directory / "checkpoint").write_bytes(r.content)
+    storage.publish_bytes(directory / "checkpoint", r.content)
     typer.echo(f"Mirrored tree size {checkpoint.size} ({fetched} tiles fetched) to {directory}")
 
 

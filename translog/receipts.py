@@ -16,7 +16,8 @@ def for_entry(session: Session, row: LogEntry) -> str:
     size, signed = checkpoints.published(session)
     if row.seq >= size:
         raise Conflict(f"Entry {row.seq} is not yet in a published checkpoint (size {size}): "
-                       "the witnesses cosign new checkpoints within seconds; ask again.")
+                       "the witnesses cosign new checkpoints within seconds; ask again.",
+                       key="problem.log_receipt_pending", params={"seq": row.seq, "size": size})
     return proofs.Receipt(
         index=row.seq, proof=tree.inclusion_proof(session, row.seq, size), checkpoint_note=signed,
         extra=canonical.entry_bytes(service.entry_object(row)),

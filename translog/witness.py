@@ -123,7 +123,10 @@ class Witness:
         self.name = note.check_name(name)
         self.private = load_or_create_key(data_dir)
         self.verifier = note.Verifier(name, note.COSIGNATURE_V1, note.raw_public(self.private))
-        self.logs = {v.name: v for v in logs}
+        # origin -> its trusted keys: several after a key rotation (old and new both sign)
+        self.logs: dict[str, list[note.Verifier]] = {}
+        for v in logs:
+            self.logs.setdefault(v.name, []).append(v)
         self._lock = threading.Lock()  # check-then-persist is atomic (the spec's race)
 
     # --- state files ---
@@ -171,10 +174,10 @@ class Witness:
             checkpoint = note.parse_checkpoint(signed.text)
         except note.NoteError as exc:
             raise Refused(400, f"not a checkpoint: {exc}") from None
-        log_key = self.logs.get(checkpoint.origin)
-        if log_key is None:
+        log_keys = self.logs.get(checkpoint.origin)
+        if log_keys is None:
             raise Refused(404, f"this witness does not follow the log {checkpoint.origin!r}")
-        if log_key.name not in signed.verified([log_key]):
+        if checkpoint.origin not in signed.verified(log_keys):
             raise Refused(403, "no valid signature by the log's key")
         if sub.old_size > checkpoint.size:
             raise Refused(400, f"old size {sub.old_size} is above the checkpoint's size "
@@ -237,9 +240,9 @@ def create_app(witness: Witness) -> FastAPI:
     @app.get("/")
     def info() -> JSONResponse:
         logs = []
-        for origin, verifier in witness.logs.items():
+        for origin, verifiers in witness.logs.items():
             state = witness.state(origin)
-            logs.append({"origin": origin, "vkey": verifier.vkey,
+            logs.append({"origin": origin, "vkeys": [v.vkey for v in verifiers],
                          "size": state["size"] if state else 0})
         return JSONResponse({"name": witness.name, "vkey": witness.verifier.vkey, "logs": logs})
 

@@ -86,8 +86,9 @@ class QueryToken:
         return list(map(_add, self.text, self.text[1:]))
 
     def matches(self, terms: list[str], joined: str) -> bool:
-        """Whether a text with these terms (and this space-joined form) has the token: the
-        same test as the index's, in Python, for telling which fields of a hit matched."""
+        """Whether a text with these terms (and this space-joined form, needed for phrases)
+        has the token: the index's test, in Python, for telling which fields of a hit
+        matched."""
         if self.kind == "term":
             return self.text in terms
         if self.kind == "phrase":

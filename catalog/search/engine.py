@@ -10,7 +10,6 @@ reloads on its own within about half a second of a commit by any process (tantiv
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 from dataclasses import dataclass
@@ -139,8 +138,7 @@ def is_indexed(row: Any) -> bool:
 
 def index_dir() -> Path:
     settings = get_settings()
-    configured = os.environ.get("GOVSHARE_SEARCH_INDEX_DIR")
-    return Path(configured) if configured else settings.data_dir / "search-index"
+    return settings.search_index_dir or settings.data_dir / "search-index"
 
 
 def _analyzer() -> tantivy.TextAnalyzer:

@@ -34,6 +34,7 @@ from catalog.search.analysis import (
     MAX_QUERY_TOKENS,
     QueryToken,
     analyze,
+    normalize,
     parse_query,
     split_camel,
 )
@@ -313,13 +314,18 @@ def matched_fields(resource: Resource, items: list[RowMapping],
                    tokens: list[QueryToken]) -> list[str]:
     """The fields some query word was found in, for the page's hits only (in Python: 20
     resources cost less than asking the index field by field)."""
-    if not tokens:
-        return []
     out = []
     for label in MATCH_LABELS:
-        terms = [t for text in _texts(resource, items, label) for t in [*analyze(text), "\n"]]
-        joined = " ".join(terms)
-        if any(token.matches(terms, joined) for token in tokens):
+        # One text per line: neither a phrase nor a word runs across two of them.
+        text = normalize("\n".join(_texts(resource, items, label)))
+        present = [t for t in tokens if t.text in text]  # necessary, and enough for CJK:
+        if not present:  # a CJK substring lies within one run, so its bigrams are there
+            continue
+        if any(t.cjk for t in present):
+            out.append(label)
+            continue
+        terms = analyze(text)  # Latin words and prefixes: whole words only
+        if any(t.matches(terms, "") for t in present):
             out.append(label)
     return out
 

@@ -635,19 +635,17 @@ SHAPE_DATE_ITEMS: dict[str, str] = {
 SHAPE_DEFECTS: dict[str, tuple[Defect, ...]] = {
     "licence": (Defect(DefectKind.invalid_uscc, "uscc", 0.01),
                 Defect(DefectKind.null_required, "holder", 0.02)),
-    "penalty": (Defect(DefectKind.duplicate_key, None, 0.01),
-                Defect(DefectKind.code_not_in_list, "penalty_type", 0.02)),
+    "penalty": (Defect(DefectKind.code_not_in_list, "penalty_type", 0.02),),
     "roster": (Defect(DefectKind.invalid_resident_id, "resident_id", 0.01),
                Defect(DefectKind.invalid_mobile, "mobile", 0.03),
                Defect(DefectKind.birth_date_mismatch, "birth_date", 0.01)),
     "facility": (Defect(DefectKind.null_required, "address", 0.05),),
-    "statistics": (Defect(DefectKind.duplicate_key, None, 0.02),),
+    "statistics": (Defect(DefectKind.null_required, "unit", 0.02),),
     "project": (Defect(DefectKind.invalid_uscc, "uscc", 0.02),),
     "subsidy": (Defect(DefectKind.null_required, "bank_card", 0.02),
                 Defect(DefectKind.invalid_resident_id, "resident_id", 0.005)),
     "case": (Defect(DefectKind.null_required, "applicant", 0.01),),
-    "entity": (Defect(DefectKind.invalid_uscc, "uscc", 0.01),
-               Defect(DefectKind.duplicate_key, None, 0.01)),
+    "entity": (Defect(DefectKind.invalid_uscc, "uscc", 0.01),),
 }
 
 

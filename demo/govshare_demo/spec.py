@@ -27,7 +27,9 @@ class DefectKind(StrEnum):
     invalid_resident_id = "invalid_resident_id"  # wrong GB 11643 check character
     invalid_uscc = "invalid_uscc"  # wrong GB 32100 check character
     invalid_mobile = "invalid_mobile"  # not an 11-digit 1[3-9]… number
-    duplicate_key = "duplicate_key"  # rows repeating an earlier row (same key)
+    # Rows repeating an earlier row (same key). Registration refuses duplicate keys, so the
+    # demo world no longer uses it; kept for data registered without declared keys.
+    duplicate_key = "duplicate_key"
     birth_date_mismatch = "birth_date_mismatch"  # birth date column disagrees with the ID
     code_not_in_list = "code_not_in_list"  # a value outside the item's code list
 

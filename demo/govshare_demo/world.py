@@ -41,7 +41,6 @@ from govshare_demo.spec import (
     birth_mismatch,
     code,
     district,
-    duplicates,
     gender,
     item,
     mobile,
@@ -168,7 +167,7 @@ def _public_security() -> list[ResourceSpec]:
              item("police_station", "户籍派出所", "Registering police station", required=True),
              _record_date("moved_in_on", "迁入日期", "Moved in on")],
             sharing=CO, condition=IDENTITY, cycle=MONTHLY, rows=60_000, date_item="moved_in_on",
-            security=IMPORTANT, defects=(duplicates(0.002),)),
+            security=IMPORTANT, defects=()),
         resource(
             "ga.residence_permit", "居住证信息", "Residence permits", Category.population,
             "非本市户籍人员申领的居住证：证件号码、居住地址、申领事由、签发和有效期。",
@@ -353,7 +352,7 @@ def _human_resources() -> list[ResourceSpec]:
              code("status", "参保状态", "Status", ("参保缴费", "暂停缴费", "终止参保")),
              district()],
             sharing=CO, condition=SOCIAL, cycle=MONTHLY, rows=50_000, date_item="enrolled_on",
-            security=IMPORTANT, defects=(duplicates(0.003),)),
+            security=IMPORTANT, defects=()),
         resource(
             "rsj.si_payment", "社会保险缴费明细", "Social insurance contributions",
             Category.social_security,
@@ -453,7 +452,7 @@ def _civil_affairs() -> list[ResourceSpec]:
              _record_date("approved_on", "审批日期", "Approved on"),
              code("status", "保障状态", "Status", ("正常保障", "暂停", "停保"))],
             sharing=CO, condition=SOCIAL, cycle=MONTHLY, rows=6_000, date_item="approved_on",
-            security=IMPORTANT, defects=(nulls("bank_card", 0.03), duplicates(0.01))),
+            security=IMPORTANT, defects=(nulls("bank_card", 0.03),)),
         resource(
             "mzj.cremation", "殡葬火化信息", "Cremation records", Category.civil_affairs,
             "殡仪馆火化登记：逝者身份信息、死亡日期、火化日期和殡仪馆，用于待遇停发和户口注销比对。",
@@ -649,7 +648,7 @@ def _tax() -> list[ResourceSpec]:
              amount("tax", "税额", "Tax"),
              _record_date("summarised_on", "汇总日期", "Summarised on")],
             sharing=CO, condition=TAX, cycle=MONTHLY, rows=40_000, date_item="summarised_on",
-            security=IMPORTANT, defects=(bad_usccs(rate=0.002), duplicates(0.002))),
+            security=IMPORTANT, defects=(bad_usccs(rate=0.002),)),
         resource(
             "swj.credit_rating", "纳税信用等级评定结果", "Tax credit ratings", Category.credit,
             "年度纳税信用评价结果（A、B、M、C、D 级）。",
@@ -805,7 +804,7 @@ def _housing() -> list[ResourceSpec]:
              amount("total_price", "成交总价", "Total price", sensitivity=P),
              _record_date("filed_on", "备案日期", "Filed on")],
             sharing=CO, condition=PROPERTY, cycle=DAILY, rows=15_000, date_item="filed_on",
-            defects=(bad_ids("buyer_id", 0.003), duplicates(0.002))),
+            defects=(bad_ids("buyer_id", 0.003),)),
     ]
 
 
@@ -941,7 +940,7 @@ def _medical_insurance() -> list[ResourceSpec]:
              code("status", "参保状态", "Status", ("正常参保", "暂停参保", "终止参保")),
              district()],
             sharing=CO, condition=SOCIAL, cycle=MONTHLY, rows=60_000, date_item="enrolled_on",
-            security=IMPORTANT, defects=(duplicates(0.001),)),
+            security=IMPORTANT, defects=()),
         resource(
             "ybj.settlement", "医疗保障基金结算信息", "Medical insurance settlements",
             Category.social_security,

@@ -156,7 +156,13 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     new_presession = None
     if secret is None:  # first visit: a pre-session secret, so the sign-in form has a token
         secret = new_presession = secrets.token_urlsafe(32)
-    ctx = {"request": request, "t": t, "lang": lang, "who": who, "nav": nav,
+    unread = 0
+    if who is not None:
+        from govshare import notifications
+
+        with session_scope(write=False) as session:
+            unread = notifications.unread(session, who.user_id)
+    ctx = {"request": request, "t": t, "lang": lang, "who": who, "nav": nav, "unread": unread,
            "csrf_token": csrf.token_for(secret), "path": request.url.path,
            "local_time": local_time, "duration": lambda h: duration(t, h),
            "lang_url": lambda code: _with_lang(request, code), **(context or {})}

@@ -145,7 +145,7 @@ def _dashboard(page: Any, live: Live, before: dict[str, Any]) -> None:
     page.wait_for_function("() => /\\d/.test(document.getElementById('kpi-delivered').textContent)")
     delivered = int(page.locator("#kpi-delivered").inner_text().replace(",", ""))
     assert delivered == before["overview"]["delivered"] + 1
-    assert re.search(r"\d", page.locator("#kpi-latency_p50_hours").inner_text())
+    assert re.search(r"\d", page.locator("#kpi-conditional_p50").inner_text())
     # latency by stage: the new delivery is counted in the processing stage's row
     row = page.locator("#latency-stage-table tbody tr[data-key=processing]")
     assert row.count() == 1

@@ -1,7 +1,7 @@
 """database sources of resources (catalog.sources)
 
 Revision ID: lead_data_source
-Revises: w17_risk
+Revises: 13w_jobs
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import kernel.db
 
 revision: str = "lead_data_source"
-down_revision: str | None = "w17_risk"
+down_revision: str | None = "13w_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

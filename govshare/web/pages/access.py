@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from access import delivery, masking
+from access import delivery, links, masking, scheduler
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.flows import Party, legal_actions
@@ -46,7 +46,7 @@ from govshare.web.pages import risk as risk_page
 from kernel.auth import Principal
 from kernel.db import session_scope, utcnow
 from kernel.identity import Department, Role, User
-from kernel.problems import Invalid, Problem
+from kernel.problems import Invalid
 
 log = logging.getLogger("govshare")
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -133,18 +133,12 @@ def _resources(session: Session, apps: list[Application]) -> dict[int, Resource]
     return {r.id or 0: r for r in session.exec(select(Resource).where(col(Resource.id).in_(ids)))}
 
 
-def _deliver_later(background: BackgroundTasks, apps: list[Application]) -> None:
-    """Approved applications are delivered after the commit, as the API does."""
+def _deliver_later(session: Session, apps: list[Application]) -> None:
+    """Approved applications get a delivery job in the deciding transaction, as the API's;
+    a ``govshare worker`` produces the package."""
     for app in apps:
         if app.state is S.approved:
-            background.add_task(_deliver_quietly, app.id or 0)
-
-
-def _deliver_quietly(app_id: int) -> None:
-    try:
-        delivery.deliver(app_id)
-    except Problem as problem:  # blocked or not yet due: recorded; the scheduler retries
-        log.info("delivery of application %s deferred: %s", app_id, problem.detail)
+            scheduler.enqueue_delivery(session, app.id or 0)
 
 
 # --- requester ------------------------------------------------------------------------------------
@@ -177,9 +171,8 @@ def new_request_page(request: Request, who: Requester, resource: str) -> Respons
 
 
 @router.post("/requests/new")
-def file_request(request: Request, who: Requester, form: CheckedForm,
-                 background: BackgroundTasks) -> Response:
-    raw = {"resource": text(form, "resource"), "purpose": text(form, "purpose"),
+def file_request(request: Request, who: Requester, form: CheckedForm) -> Response:
+    raw: dict[str, Any] = {"resource": text(form, "resource"), "purpose": text(form, "purpose"),
            "legal_basis": text(form, "legal_basis"), "items": texts(form, "items"),
            "period_end": text(form, "period_end"),
            "delivery_method": text(form, "delivery_method") or "file",
@@ -187,6 +180,8 @@ def file_request(request: Request, who: Requester, form: CheckedForm,
            "schedule": text(form, "schedule") or "once"}
     if text(form, "period_start"):
         raw["period_start"] = text(form, "period_start")
+    if raw["delivery_method"] == DeliveryMethod.aggregate.value:
+        raw["aggregate"] = _aggregate_spec(form)
     try:
         data = ApplicationIn.model_validate(raw)
     except ValidationError as exc:
@@ -194,8 +189,22 @@ def file_request(request: Request, who: Requester, form: CheckedForm,
     with session_scope(write=True) as session:
         app = svc.file_application(session, who, data)
         app_id = app.id
-    _deliver_later(background, [app])
+        _deliver_later(session, [app])
     return redirect(f"/applications/{app_id}?ok=filed")
+
+
+def _aggregate_spec(form: CheckedForm) -> dict[str, Any]:
+    """The aggregate fields of the form: always a count per group, optionally a mean of one
+    number between bounds (the API takes any counts, sums and means, docs/access.md)."""
+    measures: list[dict[str, Any]] = [{"op": "count"}]
+    if text(form, "agg_mean"):
+        measures.append({"op": "mean", "item": text(form, "agg_mean"),
+                         "lower": text(form, "agg_lower") or None,
+                         "upper": text(form, "agg_upper") or None})
+    return {"group_by": texts(form, "agg_group_by"), "measures": measures,
+            "epsilon": text(form, "agg_epsilon") or 1.0,
+            "budget": text(form, "agg_budget") or 10.0,
+            "min_count": text(form, "agg_min_count") or 10}
 
 
 # --- one application, for every party -------------------------------------------------------------
@@ -233,7 +242,17 @@ def application_page(request: Request, app_id: int, who: Involved) -> Response:
         grant = svc.grant_of(session, app)
         grant_active = grant is not None and svc.grant_active(grant, app)
         coordinations = [s for s in history if s.action in ("escalate", "coordinate")]
+        # What the requester must read before acting: the latest return (every deficiency
+        # and its note) and the decision's note and conditions.
+        last_return = next((s for s in reversed(history) if s.action == "return"), None)
+        decision = next((s for s in reversed(history)
+                         if s.action in ("approve", "set_conditions", "auto_approve")), None)
+        all_items = list(resource.items)
     return render(request, "application.html", {
+        "last_return": last_return if app.state is S.returned else None,
+        "returns": [s for s in history if s.action == "return"], "decision": decision,
+        "all_items": all_items, "methods": list(DeliveryMethod),
+        "formats": list(FileFormat), "schedules": list(Schedule),
         "grant": grant, "grant_active": grant_active, "coordinations": coordinations,
         "days_overdue": followup.working_days_overdue(app.due_date) if svc.is_overdue(app)
         else 0, "bureau": "coordinate" in actions and app.escalated_at is not None
@@ -258,8 +277,7 @@ def _plan_changes(form: CheckedForm, app: Application, base: dict[str, Any]) -> 
 
 
 @router.post("/applications/{app_id}/approve")
-def approve(request: Request, app_id: int, who: Approver, form: CheckedForm,
-            background: BackgroundTasks) -> Response:
+def approve(request: Request, app_id: int, who: Approver, form: CheckedForm) -> Response:
     with session_scope(write=True) as session:
         app = svc.get_application(session, who, app_id)
         items = svc.resource_items(session, app)
@@ -271,13 +289,12 @@ def approve(request: Request, app_id: int, who: Approver, form: CheckedForm,
         data = ApprovalIn(masking=changes, conditions=conditions, note=text(form, "note"),
                           **risk_page.settings_from(form, plan))
         app = svc.approve(session, who, app_id, data)
-    _deliver_later(background, [app])
+        _deliver_later(session, [app])
     return redirect(f"/applications/{app_id}?ok=approved")
 
 
 @router.post("/applications/{app_id}/tighten")
-def tighten(request: Request, app_id: int, who: Approver, form: CheckedForm,
-            background: BackgroundTasks) -> Response:
+def tighten(request: Request, app_id: int, who: Approver, form: CheckedForm) -> Response:
     with session_scope(write=True) as session:
         app = svc.get_application(session, who, app_id)
         current = {n: rule_key(r) for n, r in app.masking_plan.items()}
@@ -289,7 +306,7 @@ def tighten(request: Request, app_id: int, who: Approver, form: CheckedForm,
             masking=changes, quasi_identifiers=settings["quasi_identifiers"] or None,
             sensitive_items=settings["sensitive_items"] or None, k_min=settings["k_min"],
             max_suppression=settings["max_suppression"]))
-    _deliver_later(background, [app])
+        _deliver_later(session, [app])
     return redirect(f"/applications/{app_id}?ok=tightened")
 
 
@@ -312,8 +329,9 @@ def return_application(request: Request, app_id: int, who: Approver,
     codes = texts(form, "deficiency")
     note = text(form, "note")
     try:
-        data = ReturnIn.model_validate({"deficiencies": [{"code": c, "note": note}
-                                                         for c in codes]})
+        # Each deficiency with its own note when the approver wrote one, else the common note.
+        data = ReturnIn.model_validate({"deficiencies": [
+            {"code": c, "note": text(form, f"note_{c}") or note} for c in codes]})
     except ValidationError:
         raise Invalid("Tick every deficiency the requester must fix (一次性告知).") from None
     with session_scope(write=True) as session:
@@ -323,24 +341,29 @@ def return_application(request: Request, app_id: int, who: Approver,
 
 @router.post("/applications/{app_id}/resubmit")
 def resubmit(request: Request, app_id: int, who: Requester, form: CheckedForm) -> Response:
+    raw: dict[str, Any] = {"purpose": text(form, "purpose") or None,
+                           "legal_basis": text(form, "legal_basis") or None,
+                           "note": text(form, "note")}
+    # Everything the requester may change (the form shows the current values).
+    if texts(form, "items"):
+        raw["items"] = texts(form, "items")
+    for name in ("period_start", "period_end", "delivery_method", "file_format", "schedule"):
+        if text(form, name):
+            raw[name] = text(form, name)
     try:
-        data = RevisionIn(purpose=text(form, "purpose") or None,
-                          legal_basis=text(form, "legal_basis") or None,
-                          note=text(form, "note"))
-    except ValidationError:
-        raise Invalid("Purpose needs at least 4 and legal basis at least 2 characters.") \
-            from None
+        data = RevisionIn.model_validate(raw)
+    except ValidationError as exc:
+        raise Invalid.of(exc.errors(), "the revision") from None
     with session_scope(write=True) as session:
         svc.resubmit(session, who, app_id, data)
     return redirect(f"/applications/{app_id}?ok=resubmitted")
 
 
 @router.post("/applications/{app_id}/accept-conditions")
-def accept_conditions(request: Request, app_id: int, who: Requester, form: CheckedForm,
-                      background: BackgroundTasks) -> Response:
+def accept_conditions(request: Request, app_id: int, who: Requester, form: CheckedForm) -> Response:
     with session_scope(write=True) as session:
         app = svc.accept_conditions(session, who, app_id)
-    _deliver_later(background, [app])
+        _deliver_later(session, [app])
     return redirect(f"/applications/{app_id}?ok=accepted")
 
 
@@ -356,8 +379,8 @@ def download(request: Request, delivery_id: int, who: Requester,
              form: CheckedForm) -> Response:
     """Issue a link and use it at once: the download is logged before a byte leaves."""
     with session_scope(write=True) as session:
-        token, _ = delivery.issue_link(session, who, delivery_id)
-        path, d = delivery.open_download(session, who, delivery_id, token)
+        token, _ = links.issue_link(session, who, delivery_id)
+        path, d = links.open_download(session, who, delivery_id, token)
         sha = d.sha256 or ""
     media = "text/csv" if path.suffix == ".csv" else "application/vnd.apache.parquet"
     return FileResponse(path, media_type=media, filename=path.name,

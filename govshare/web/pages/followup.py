@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from access import delivery
+from access import queries
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.masking import RowFilter
@@ -25,6 +25,7 @@ from access.models import Application, ApplicationState, Bundle
 from access.schemas import CoordinationIn, QueryIn
 from catalog.models import Resource
 from govshare.web.base import CheckedForm, PageRoute, page_user, redirect, render, text
+from kernel import policy
 from kernel.auth import Principal
 from kernel.db import session_scope, utcnow
 from kernel.identity import Department, Role
@@ -80,7 +81,7 @@ def coordinate(request: Request, app_id: int, who: Coordinator, form: CheckedFor
 def bureau_intray(request: Request, who: Auditor) -> Response:
     """The data bureau's in-tray: applications escalated to it, still waiting, oldest first."""
     with session_scope(write=False) as session:
-        if not svc.is_bureau(session, who.department_id):
+        if not policy.is_data_bureau(session, who):
             raise Forbidden("The coordination in-tray is the data bureau's: only auditors of "
                             "a department of kind 'bureau' coordinate escalated applications.")
         escalated = list(session.exec(
@@ -175,7 +176,7 @@ def query(request: Request, grant_id: int, who: Requester, form: CheckedForm) ->
     q = QueryIn(filters=_filters(form), page=page, size=QUERY_PAGE_SIZE)
     with session_scope(write=True) as session:
         grant, app = svc.get_grant(session, who, grant_id)
-        result = delivery.query(session, who, grant_id, q)
+        result = queries.query(session, who, grant_id, q)
         app_id = app.id
         depts = {d.id: d for d in session.exec(select(Department))}
         provider = depts.get(app.provider_department_id)

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 from starlette.datastructures import FormData, UploadFile
 
+from catalog import register_sheet, warehouse
 from catalog import service as catalog_service
+from catalog.ingest import SourceOptions
 from catalog.models import (
     CATEGORY_LABELS,
     ItemKind,
@@ -99,12 +101,15 @@ def metadata_from(form: FormData) -> ResourceIn:
     required = set(texts(form, "item_required"))
     keys = set(texts(form, "item_is_key"))
     items = []
-    for i, name in enumerate(columns["name"]):
-        if not isinstance(name, str) or not name.strip():
-            continue
+    for i in range(len(columns["name"])):
         row = {f: str(columns[f][i]).strip() if i < len(columns[f]) else "" for f in ITEM_FIELDS}
-        items.append({**{k: v for k, v in row.items() if v}, "name": name.strip(),
-                      "required": name.strip() in required, "is_key": name.strip() in keys})
+        # A row is an item when it has a name or a title (the name is then derived from it);
+        # the key/required boxes name their row by the name, else the title (upload.js).
+        label = row["name"] or row["title"]
+        if not label:
+            continue
+        items.append({**{k: v for k, v in row.items() if v},
+                      "required": label in required, "is_key": label in keys})
     raw: dict[str, Any] = {
         "name": text(form, "name"), "name_en": text(form, "name_en"),
         "summary": text(form, "summary"), "summary_en": text(form, "summary_en"),
@@ -125,8 +130,17 @@ def metadata_from(form: FormData) -> ResourceIn:
 def _upload(form: FormData) -> UploadFile:
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
-        raise Invalid("Choose the data file (CSV, Parquet or JSON lines) to upload.")
+        raise Invalid("Choose the data file (Excel, CSV, Parquet or JSON lines) to upload.")
     return upload
+
+
+def _source_options(form: FormData) -> SourceOptions:
+    """Where the data is in a workbook: the sheet and the header row, when given."""
+    row = text(form, "header_row")
+    if row and not row.isdigit():
+        raise Invalid(f"The header row must be a row number (1, 2, …), not '{row}'.")
+    return SourceOptions(sheet=text(form, "sheet") or None,
+                         header_row=int(row) if row and int(row) > 0 else None)
 
 
 @router.post("/publish/new", dependencies=[CheckedLength])
@@ -135,9 +149,28 @@ def register(request: Request, who: Publisher, form: CheckedForm) -> Response:
     upload = _upload(form)
     with session_scope(write=True) as session:
         resource = catalog_service.register_resource(session, who, meta, upload.file,
-                                                     filename=upload.filename or "upload")
+                                                     filename=upload.filename or "upload",
+                                                     options=_source_options(form))
         code = resource.code
     return _done(request, f"/catalog/{code}?ok=registered")
+
+
+@router.post("/publish/import-catalog", dependencies=[CheckedLength])
+def import_catalog(request: Request, who: Publisher, form: CheckedForm) -> Response:
+    """The department's catalog register: all of it applied, or a 422 page listing every
+    problem by sheet, row and column (catalog.register_sheet)."""
+    upload = _upload(form)
+    settings = get_settings()
+    staged = warehouse.stage(upload.file, upload.filename or "register.xlsx",
+                             settings.warehouse_dir, max_bytes=settings.max_upload_bytes)
+    try:
+        if staged.format not in (warehouse.Format.xlsx, warehouse.Format.xls):
+            raise Invalid("A catalog register is an Excel workbook (.xlsx or .xls).")
+        with session_scope(write=True) as session:
+            applied = register_sheet.import_catalog(session, who, staged.path)
+    finally:
+        staged.path.unlink(missing_ok=True)
+    return render(request, "imported.html", {"applied": applied})
 
 
 @router.get("/catalog/{code}/versions/new")
@@ -157,7 +190,8 @@ def add_version(request: Request, code: str, who: Publisher, form: CheckedForm) 
         raise Invalid("Choose replace or append.") from None
     with session_scope(write=True) as session:
         catalog_service.add_version(session, who, code, upload.file,
-                                    filename=upload.filename or "upload", mode=mode)
+                                    filename=upload.filename or "upload", mode=mode,
+                                    options=_source_options(form))
     return _done(request, f"/catalog/{code}?ok=version_added")
 
 

@@ -212,6 +212,9 @@ def _match(session: Session, claims: dict[str, Any],
     display = claims.get(settings.oidc_name_claim)
     if isinstance(display, str) and display.strip():
         user.display_name = display.strip()[:100]
+    email = claims.get("email")
+    if isinstance(email, str) and "@" in email and claims.get("email_verified", True):
+        user.email = email[:254]
     _apply_claims(session, user, claims, settings)
     session.add(user)
     session.flush()
@@ -357,3 +360,24 @@ def account_totp_off(request: Request, form: CheckedForm, who: SignedIn) -> Resp
 
 
 
+
+
+# --- notifications ------------------------------------------------------------------------------
+
+@router.get("/notifications")
+def notifications_page(request: Request, who: SignedIn) -> Response:
+    from govshare import notifications
+
+    with session_scope(write=False) as session:
+        items = notifications.inbox(session, who.user_id)
+        session.expunge_all()
+    return render(request, "notifications.html", {"items": items})
+
+
+@router.post("/notifications/read")
+def notifications_read(request: Request, form: CheckedForm, who: SignedIn) -> Response:
+    from govshare import notifications
+
+    with session_scope() as session:
+        notifications.mark_read(session, who.user_id)
+    return redirect("/notifications")

@@ -98,12 +98,30 @@
     var el = document.getElementById("kpi-" + key);
     if (el) { el.textContent = text; }
   }
+  function note(key, text) {
+    var el = document.getElementById("kpi-note-" + key);
+    if (el) { el.textContent = text; }
+  }
+  function seconds(x) {
+    if (x === null || x === undefined) { return "—"; }
+    if (x < 120) { return tr("unit.seconds").replace("{n}", x.toFixed(x < 10 ? 1 : 0)); }
+    return hours(x / 3600);
+  }
 
   get("overview").then(function (o) {
     kpi("applications", num(o.applications));
     kpi("delivered", num(o.delivered));
-    kpi("latency_p50_hours", hours(o.latency_p50_hours));
+    // One headline time per sharing type, never mixed: unconditional deliveries are
+    // immediate (seconds), conditional ones wait for a reply (working days, vs the deadline).
+    var u = o.sharing.unconditional, c = o.sharing.conditional;
+    kpi("unconditional_p50", seconds(u.p50_seconds));
+    note("unconditional_p50", tr("kpi.count").replace("{n}", num(u.delivered)));
+    kpi("conditional_p50", c.p50_working_days === null ? "—"
+      : tr("unit.working_days").replace("{n}", c.p50_working_days.toFixed(1)));
+    note("conditional_p50", tr("kpi.count").replace("{n}", num(c.delivered)) + " · " +
+      tr("kpi.deadline").replace("{n}", c.deadline_working_days));
     kpi("on_time_rate", pct(o.on_time_rate));
+    note("on_time_rate", tr("kpi.replies").replace("{n}", num(c.replied)));
     kpi("overdue_now", num(o.overdue_now));
     kpi("rows_delivered", num(o.rows_delivered));
     kpi("open_notices", num(o.open_notices));

@@ -21,9 +21,11 @@
   }
 
   function itemFlags() {
-    // The key/required checkboxes say which row they belong to by the row's item name.
+    // The key/required checkboxes say which row they belong to by the row's item name (or
+    // its title when the name is left to be derived from it).
     form.querySelectorAll("tr.item-row").forEach(function (row) {
-      var name = row.querySelector(".item-name").value.trim();
+      var title = row.querySelector(".item-title");
+      var name = row.querySelector(".item-name").value.trim() || (title ? title.value.trim() : "");
       var key = row.querySelector(".item-key");
       var req = row.querySelector(".item-required");
       [[key, "item_is_key"], [req, "item_required"]].forEach(function (pair) {

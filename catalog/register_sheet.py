@@ -1,0 +1,340 @@
+"""A department's catalog register (目录) kept in a spreadsheet: one row per data item.
+
+``import_catalog`` reads every sheet that has a register header, groups the rows into
+resources (by 信息资源代码 when given, else by 信息资源名称), and registers the new resources
+(metadata only: data follows as data versions) and updates the existing ones of the
+publisher's department. All or nothing: every problem of the file is listed by sheet, row and
+column, and then nothing is applied.
+
+Columns (Chinese or English header; order free; see docs/catalog.md for the values):
+信息资源代码 code · 信息资源名称 name · 英文名称 name_en · 摘要 summary · 资源分类 category ·
+关键词 keywords · 共享类型 sharing_type · 共享条件 sharing_condition · 共享方式 sharing_method ·
+更新周期 update_cycle · 安全级别 security_level · 数据项名称 item_title · 字段名 item_name ·
+数据类型 item_type · 是否主键 is_key · 是否必填 required · 敏感级别 sensitivity ·
+数据项说明 item_description.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from python_calamine import CalamineError, CalamineWorkbook
+from sqlmodel import Session, select
+
+from catalog.excel import HEADER_SCAN_ROWS
+from catalog.headers import column_label, header_key
+from catalog.models import (
+    CATEGORY_LABELS,
+    Category,
+    ItemType,
+    Resource,
+    SecurityLevel,
+    Sensitivity,
+    SharingMethod,
+    SharingType,
+    UpdateCycle,
+)
+from catalog.schemas import ResourceIn, ResourceUpdate
+from kernel.auth import Principal
+from kernel.problems import Invalid
+
+# field → the header texts that name it
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "code": ("信息资源代码", "资源代码", "code"),
+    "name": ("信息资源名称", "资源名称", "name"),
+    "name_en": ("英文名称", "name_en"),
+    "summary": ("信息资源摘要", "摘要", "summary"),
+    "category": ("资源分类", "分类", "category"),
+    "keywords": ("关键词", "keywords"),
+    "sharing_type": ("共享类型", "sharing_type"),
+    "sharing_condition": ("共享条件", "sharing_condition"),
+    "sharing_method": ("共享方式", "sharing_method"),
+    "update_cycle": ("更新周期", "update_cycle"),
+    "security_level": ("安全级别", "security_level"),
+    "item_title": ("数据项名称", "信息项名称", "item_title"),
+    "item_name": ("字段名", "字段名称", "item_name"),
+    "item_type": ("数据类型", "item_type"),
+    "is_key": ("是否主键", "主键", "is_key"),
+    "required": ("是否必填", "必填", "required"),
+    "sensitivity": ("敏感级别", "sensitivity"),
+    "item_description": ("数据项说明", "数据项描述", "item_description"),
+}
+REQUIRED = ("name", "category", "sharing_type", "update_cycle", "item_title", "item_type")
+RESOURCE_FIELDS = ("code", "name", "name_en", "summary", "category", "keywords", "sharing_type",
+                   "sharing_condition", "sharing_method", "update_cycle", "security_level")
+
+# Chinese values of the code lists, as registers write them (the English values work too).
+VALUES: dict[str, dict[str, str]] = {
+    "sharing_type": {"无条件共享": "unconditional", "有条件共享": "conditional",
+                     "不予共享": "not_shareable"},
+    "sharing_method": {"文件": "file", "文件下载": "file", "库表": "file", "接口": "api",
+                       "接口调用": "api"},
+    "update_cycle": {"实时": "realtime", "每日": "daily", "每天": "daily", "每周": "weekly",
+                     "每月": "monthly", "每季度": "quarterly", "每年": "yearly",
+                     "不定期": "irregular"},
+    "security_level": {"一般": "general", "一般数据": "general", "重要": "important",
+                       "重要数据": "important", "核心": "core", "核心数据": "core"},
+    "item_type": {"字符型": "string", "字符串": "string", "文本": "string", "整数": "integer",
+                  "整型": "integer", "小数": "decimal", "数值": "decimal", "金额": "decimal",
+                  "布尔": "boolean", "布尔型": "boolean", "日期": "date", "日期型": "date",
+                  "日期时间": "datetime", "时间": "datetime"},
+    "sensitivity": {"无": "none", "不敏感": "none", "个人信息": "personal",
+                    "敏感个人信息": "sensitive_personal", "工作秘密": "confidential"},
+}
+ENUMS: dict[str, type[Any]] = {"sharing_type": SharingType, "sharing_method": SharingMethod,
+                               "update_cycle": UpdateCycle, "security_level": SecurityLevel,
+                               "item_type": ItemType, "sensitivity": Sensitivity}
+YES, NO = {"是", "y", "yes", "true", "1", "√"}, {"否", "n", "no", "false", "0", ""}
+_CATEGORY_BY_LABEL = {zh: c.value for c, (zh, _) in CATEGORY_LABELS.items()}
+
+
+@dataclass
+class _Row:
+    sheet: str
+    number: int  # 1-based sheet row
+    cells: dict[str, str]
+    letters: dict[str, str]  # field → the column letter, for messages
+
+
+@dataclass
+class _Group:
+    rows: list[_Row] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Applied:
+    code: str
+    name: str
+    action: str  # created, updated, unchanged
+    items: int
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.errors: list[dict[str, Any]] = []
+
+    def add(self, row: _Row | None, column: str | None, problem: str, *,
+            sheet: str | None = None) -> None:
+        self.errors.append({
+            "sheet": row.sheet if row else sheet, "row": row.number if row else None,
+            "column": (f"{COLUMNS[column][0]} ({row.letters.get(column, '?')})"
+                       if row and column else column),
+            "problem": problem})
+
+
+def read_rows(path: Path) -> tuple[list[_Row], _Problems]:
+    """Every data-item row of every sheet with a register header."""
+    problems = _Problems()
+    rows: list[_Row] = []
+    try:
+        with CalamineWorkbook.from_path(str(path)) as wb:
+            for name in wb.sheet_names:
+                rows += _sheet_rows(wb.get_sheet_by_name(name).to_python(
+                    skip_empty_area=False), name, problems)
+    except CalamineError as exc:
+        raise Invalid(f"The register could not be read as a workbook: {str(exc)[:300]}") \
+            from None
+    if not rows and not problems.errors:
+        problems.add(None, None, "no sheet has a register header (信息资源名称, 数据项名称, "
+                     "数据类型, …) in its first rows")
+    return rows, problems
+
+
+def _header(grid: list[list[Any]]) -> tuple[int, dict[str, int]] | None:
+    """The register's header row (0-based) and each field's column, if the sheet has one."""
+    aliases = {header_key(a): f for f, names in COLUMNS.items() for a in names}
+    for index, header in enumerate(grid[:HEADER_SCAN_ROWS]):
+        found = {aliases[header_key(c)]: pos for pos, c in enumerate(header)
+                 if header_key(c) in aliases}
+        if "name" in found and "item_title" in found:
+            return index, found
+    return None
+
+
+def _sheet_rows(grid: list[list[Any]], sheet: str, problems: _Problems) -> list[_Row]:
+    located = _header(grid)
+    if located is None:
+        return []  # a sheet of notes: not part of the register
+    index, found = located
+    missing = [COLUMNS[f][0] for f in REQUIRED if f not in found]
+    if missing:
+        problems.add(None, None, f"row {index + 1}: the header lacks the column(s) "
+                     f"{', '.join(missing)}", sheet=sheet)
+        return []
+    letters = {f: column_label(p + 1) for f, p in found.items()}
+    rows = []
+    for n, raw in enumerate(grid[index + 1:], start=index + 2):
+        cells = {f: _text(raw[p]) if p < len(raw) else "" for f, p in found.items()}
+        if any(cells.values()):
+            rows.append(_Row(sheet, n, cells, letters))
+    return rows
+
+
+def _text(cell: Any) -> str:
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return "" if cell is None else str(cell).strip()
+
+
+def _value(field_name: str, raw: str, row: _Row, problems: _Problems) -> str | None:
+    if not raw:
+        return None
+    value = VALUES.get(field_name, {}).get(raw, raw)
+    if field_name == "category":
+        value = _CATEGORY_BY_LABEL.get(raw, raw)
+        if value not in {c.value for c in Category}:
+            problems.add(row, field_name, f"'{raw}' is not a category (101 … 301, or its "
+                         "name, e.g. 人口基础信息)")
+            return None
+    elif field_name in ENUMS:
+        allowed = {e.value for e in ENUMS[field_name]}
+        if value not in allowed:
+            chinese = "、".join(VALUES.get(field_name, {}))
+            problems.add(row, field_name, f"'{raw}' is not one of: {chinese or ', '.join(allowed)}")
+            return None
+    return value
+
+
+def _flag(raw: str, row: _Row, column: str, problems: _Problems) -> bool:
+    if raw.lower() in YES:
+        return True
+    if raw.lower() not in NO:
+        problems.add(row, column, f"'{raw}' is not 是 or 否")
+    return False
+
+
+def build(rows: list[_Row], problems: _Problems) -> list[tuple[ResourceIn, list[_Row]]]:
+    """Group the rows into resources and validate each as a ``ResourceIn``."""
+    groups: dict[str, _Group] = {}
+    current: tuple[str, str] | None = None  # (sheet, key) of the resource being continued
+    for row in rows:
+        key = row.cells.get("code") or row.cells.get("name") or ""
+        if not key:
+            # Registers fill the resource's cells on its first row only (often merged cells):
+            # a row without them continues the resource above it on the same sheet.
+            if current is None or current[0] != row.sheet:
+                problems.add(row, "name", "the resource name (or code) is empty, and no "
+                             "resource above it on this sheet to continue")
+                continue
+            key = current[1]
+        current = (row.sheet, key)
+        groups.setdefault(key, _Group()).rows.append(row)
+    out = []
+    for group in groups.values():
+        meta = _resource(group.rows, problems)
+        if meta is not None:
+            out.append((meta, group.rows))
+    return out
+
+
+def _resource(rows: list[_Row], problems: _Problems) -> ResourceIn | None:
+    before = len(problems.errors)
+    fields: dict[str, Any] = {}
+    for f in RESOURCE_FIELDS:
+        for row in rows:
+            value = _value(f, row.cells.get(f, ""), row, problems)
+            if value is None:
+                continue
+            if f in fields and fields[f] != value:
+                problems.add(row, f, f"'{value}' differs from '{fields[f]}' given for the same "
+                             "resource on an earlier row (leave it empty or repeat it)")
+            fields.setdefault(f, value)
+    items = []
+    for row in rows:
+        c = row.cells
+        item: dict[str, Any] = {"title": c.get("item_title", ""),
+                                "name": c.get("item_name", ""),
+                                "description": c.get("item_description", ""),
+                                "is_key": _flag(c.get("is_key", ""), row, "is_key", problems),
+                                "required": _flag(c.get("required", ""), row, "required",
+                                                  problems)}
+        for f, target in (("item_type", "type"), ("sensitivity", "sensitivity")):
+            value = _value(f, c.get(f, ""), row, problems)
+            if value is not None:
+                item[target] = value
+        if "type" not in item and not c.get("item_type"):
+            problems.add(row, "item_type", "the data type is empty")
+        items.append(item)
+    if "keywords" in fields:
+        fields["keywords"] = [k for k in re.split(r"[,，;；、\s]+", fields["keywords"]) if k]
+    if len(problems.errors) > before:
+        return None
+    try:
+        return ResourceIn.model_validate({**fields, "items": items})
+    except ValidationError as exc:
+        for e in exc.errors():
+            loc = [str(x) for x in e["loc"]]
+            row = rows[int(loc[1])] if loc[0] == "items" and len(loc) > 1 \
+                and loc[1].isdigit() else rows[0]
+            column = _column_of(loc)
+            problems.add(row, column, str(e["msg"]))
+        return None
+
+
+def _column_of(loc: list[str]) -> str | None:
+    if loc[0] == "items" and len(loc) > 2:
+        return {"name": "item_name", "title": "item_title", "type": "item_type"}.get(loc[2])
+    return loc[0] if loc[0] in COLUMNS else None
+
+
+def import_catalog(session: Session, who: Principal, path: Path) -> list[Applied]:
+    """Register or update every resource of the register, or refuse the whole file."""
+    from catalog import service
+
+    rows, problems = read_rows(path)
+    resources = build(rows, problems)
+    plans: list[tuple[ResourceIn, list[_Row], Resource | None]] = []
+    for meta, group in resources:
+        existing = None
+        if meta.code is not None:
+            existing = session.exec(select(Resource).where(Resource.code == meta.code)).first()
+        if existing is None:
+            try:
+                service.check_registration(session, who, meta)
+            except Invalid as exc:
+                problems.add(group[0], "code" if meta.code else "name", exc.detail)
+        elif existing.provider_id != who.department_id:
+            problems.add(group[0], "code", f"{meta.code} belongs to another department")
+        elif _item_shape(existing) != _item_shape(meta):
+            problems.add(group[0], "item_name", f"the data items of {meta.code} differ from "
+                         "the registered ones; items change only with new data (register a "
+                         "new resource, or change only their descriptions)")
+        plans.append((meta, group, existing))
+    if problems.errors:
+        n = len(problems.errors)
+        raise Invalid(f"The catalog register has {n} problem(s); nothing was applied. "
+                      + "; ".join(describe(e) for e in problems.errors[:5])
+                      + (" …" if n > 5 else ""), errors=problems.errors)
+    applied = []
+    for meta, _group, existing in plans:
+        if existing is None:
+            resource = service.register_metadata(session, who, meta)
+            applied.append(Applied(resource.code, resource.name, "created", len(meta.items)))
+        else:
+            edit = ResourceUpdate(**{f: getattr(meta, f) for f in RESOURCE_FIELDS
+                                     if f != "code"},
+                                  item_descriptions={i.name: i.description
+                                                     for i in meta.items})
+            before = existing.revision
+            resource = service.update_resource(session, who, existing.code, edit)
+            applied.append(Applied(resource.code, resource.name,
+                                   "updated" if resource.revision > before else "unchanged",
+                                   len(meta.items)))
+    return applied
+
+
+def _item_shape(obj: Any) -> list[tuple[str, str]]:
+    return [(i.name, ItemType(i.type).value) for i in obj.items]
+
+
+def describe(error: dict[str, Any]) -> str:
+    place = f"sheet '{error['sheet']}'" if error["sheet"] else "the file"
+    if error["row"]:
+        place += f" row {error['row']}"
+    if error["column"]:
+        place += f" column {error['column']}"
+    return f"{place}: {error['problem']}"

@@ -1,0 +1,117 @@
+"""Every main page of every role, in headless Chromium on the demo world: in zh-CN no English
+sentence from our code shows (error pages and upload errors included), and axe-core finds no
+serious or critical accessibility violation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Live, sign_in
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+# Four or more English words in a row: a sentence (or most of one), not a code or a name.
+ENGLISH = re.compile(r"\b[A-Za-z][a-z']+(?:[ ,;:]+[a-z][a-z']*){3,}")
+# Visible text, leaving out what is not ours to translate: codes and values people typed
+# (<code>), text marked English (the language switch, English names) or not for translation.
+VISIBLE_TEXT = """() => {
+  const out = [];
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const node = walk.currentNode, el = node.parentElement;
+    if (!el || el.closest('code, pre, script, style, [lang="en"], [translate="no"]')) continue;
+    if (!el.checkVisibility()) continue;
+    out.push(node.textContent);
+  }
+  return out.join(' ');
+}"""
+
+
+def _pages(live: Live) -> list[tuple[tuple[str, str], str]]:
+    code = live.api("GA", "publisher", "/api/v1/resources", size=1, department="GA")
+    resource = code["items"][0]["code"] if "items" in code else code["hits"][0]["code"]
+    return [
+        (("GA", "publisher"), "/catalog"),
+        (("GA", "publisher"), f"/catalog/{resource}"),
+        (("GA", "publisher"), "/publish"),
+        (("GA", "publisher"), "/notices"),
+        (("GA", "publisher"), "/account"),
+        (("SCJG", "requester"), "/requests"),
+        (("GA", "approver"), "/inbox"),
+        (("SJJ", "auditor"), "/coordination"),
+        (("SJJ", "auditor"), "/quality"),
+        (("SJJ", "leader"), "/dashboard"),
+        (("SJJ", "admin"), "/admin/users"),
+        (("SJJ", "admin"), "/admin/departments"),
+        (("SJJ", "admin"), "/admin/tokens"),
+        (("SJJ", "admin"), "/admin/settings"),
+        (("SCJG", "requester"), "/no/such/page"),  # 404 in the UI frame
+        (("SCJG", "requester"), "/inbox"),  # 403: another role's page
+        (("SCJG", "requester"), "/catalog?q=" + "数据" * 400),  # over-long search
+        (("SCJG", "requester"), "/catalog?q=%21%40%23%24"),  # punctuation only
+    ]
+
+
+@pytest.fixture
+def a11y_page(chromium: Any, live: Live) -> Iterator[Any]:
+    # axe-core is injected as a script of the test's own: the page's CSP would refuse it.
+    context = chromium.new_context(base_url=live.url, viewport={"width": 1366, "height": 900},
+                                   bypass_csp=True)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_no_english_sentence_and_no_serious_accessibility_violation(a11y_page: Any,
+                                                                    live: Live) -> None:
+    page = a11y_page
+    english: dict[str, list[str]] = {}
+    violations: dict[str, list[str]] = {}
+    who = None
+    for role, path in _pages(live):
+        if role != who:
+            sign_in(page, live.token(*role))
+            who = role
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        assert page.get_attribute("html", "lang") == "zh-CN"
+        found = ENGLISH.findall(page.evaluate(VISIBLE_TEXT))
+        if found:
+            english[path[:60]] = found[:5]
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate("""async () => (await axe.run(document,
+            {resultTypes: ['violations']})).violations
+            .filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => v.id + ': '
+                 + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '))""")
+        if result:
+            violations[path[:60]] = result
+    assert not english, f"English sentences on zh-CN pages: {english}"
+    assert not violations, f"serious/critical axe-core violations: {violations}"
+
+
+def test_upload_errors_are_in_chinese(page: Any, live: Live) -> None:
+    sign_in(page, live.token("GA", "publisher"))
+    page.goto("/publish")
+    page.click("#register")
+    page.fill("#name", "错误文件测试")
+    page.fill("#name_en", "Bad file test")
+    page.select_option("#category", "101")
+    page.select_option("#sharing_type", "unconditional")
+    row = page.locator("tr.item-row").first
+    row.locator("input[name=item_name]").fill("amount")
+    row.locator("input[name=item_title]").fill("金额")
+    row.locator("select[name=item_type]").select_option("decimal")
+    page.set_input_files("#file", files=[{"name": "bad.csv", "mimeType": "text/csv",
+                                          "buffer": b"amount\n1.5\nabc\n2\n"}])
+    page.click("#submit")
+    error = page.locator("#upload-error")
+    error.wait_for(state="visible")
+    text = error.inner_text()
+    assert "未保存任何数据" in text and "第 3 行" in text, text
+    assert not ENGLISH.search(text.replace("decimal", "")), text

@@ -1,0 +1,119 @@
+"""The catalog register in a spreadsheet: 50 resources in one step through the CLI and the
+web upload; one bad row refuses the whole file, naming sheet, row and column."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import xlsxwriter
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from govshare.cli import app
+from kernel.identity import Role
+from tests.conftest import World
+from tests.web_support import page_csrf, sign_in
+
+HEADER = ["信息资源代码", "信息资源名称", "资源分类", "信息资源摘要", "关键词", "共享类型",
+          "共享条件", "共享方式", "更新周期", "安全级别", "数据项名称", "字段名", "数据类型",
+          "是否主键", "是否必填", "敏感级别", "数据项说明"]
+
+
+def register_rows(n: int) -> list[list[Any]]:
+    """n resources of three data items each; resource-level cells only on the first row."""
+    rows: list[list[Any]] = []
+    for r in range(n):
+        first = ["", f"户籍登记信息第{r + 1}批", "人口基础信息", "户籍人口登记事项", "户籍，人口",
+                 "有条件共享", "用于政务服务身份核验", "文件", "每月", "重要"]
+        rest = [""] * len(first)
+        rows.append([*first, "公民身份号码", "id_number", "字符型", "是", "是", "敏感个人信息",
+                     "18 位"])
+        rows.append([*rest, "姓名", "", "字符型", "否", "是", "个人信息", ""])
+        rows.append([*rest, "登记日期", "", "日期", "否", "否", "无", "办理登记的日期"])
+    return rows
+
+
+def workbook(rows: list[list[Any]]) -> bytes:
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
+    notes = wb.add_worksheet("填报说明")
+    notes.write(0, 0, "每行一个数据项；同一资源的资源级信息只需填在第一行。")
+    ws = wb.add_worksheet("资源目录")
+    ws.write(0, 0, "市公安局政务信息资源目录（2025年版）")
+    ws.write_row(1, 0, HEADER)
+    for i, row in enumerate(rows, start=2):
+        ws.write_row(i, 0, row)
+    wb.close()
+    return buf.getvalue()
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_fifty_resources_in_one_step_and_again_unchanged(client: TestClient, world: World,
+                                                        tmp_path: Path) -> None:
+    path = tmp_path / "目录.xlsx"
+    path.write_bytes(workbook(register_rows(50)))
+    done = _cli("resource", "import-catalog", str(path), "--publisher", "ga-publisher",
+                "--json")
+    assert done.exit_code == 0, done.output
+    applied = json.loads(done.stdout)
+    assert len(applied) == 50 and {a["action"] for a in applied} == {"created"}
+    code = applied[0]["code"]
+    assert code == "440300-GA-101-00001"
+    r = client.get(f"/api/v1/resources/{code}",
+                   headers=world.headers("SCJG", Role.requester)).json()
+    assert [i["name"] for i in r["items"]] == ["id_number", "xing_ming", "deng_ji_ri_qi"]
+    assert r["current_version"] == 0 and r["update_cycle"] == "monthly"
+    assert r["keywords"] == ["户籍", "人口"] and r["items"][0]["is_key"]
+
+    # The same register with the codes filled in: an update (one description changed).
+    rows = register_rows(50)
+    for i, a in enumerate(applied):
+        rows[3 * i][0] = a["code"]
+    rows[2][16] = "首次办理户籍登记的日期"
+    path.write_bytes(workbook(rows))
+    again = json.loads(_cli("resource", "import-catalog", str(path), "--publisher",
+                            "ga-publisher", "--json").stdout)
+    assert [a["action"] for a in again].count("updated") == 1
+    assert [a["action"] for a in again].count("unchanged") == 49
+
+
+def test_one_bad_row_refuses_the_file_naming_it(client: TestClient, world: World,
+                                                tmp_path: Path) -> None:
+    rows = register_rows(50)
+    rows[7][12] = "大文本"  # resource 3, second item: an unknown data type
+    rows[30][5] = "部分共享"  # resource 11: an unknown sharing type
+    path = tmp_path / "目录.xlsx"
+    path.write_bytes(workbook(rows))
+    done = _cli("resource", "import-catalog", str(path), "--publisher", "ga-publisher",
+                "--json")
+    assert done.exit_code == 2
+    out = done.output.replace("\n", "")  # the console wraps long lines
+    assert "2 problem(s); nothing was applied" in out
+    assert "sheet '资源目录' row 10 column 数据类型 (M): '大文本' is not one of" in out
+    assert "'row': 33, 'column': '共享类型 (F)'" in out
+    headers = world.headers("GA", Role.publisher)
+    assert client.get("/api/v1/resources", headers=headers).json()["total"] == 0
+
+
+def test_the_web_upload(client: TestClient, world: World) -> None:
+    sign_in(client, world.tokens[("GA", Role.publisher)])
+    page = client.get("/publish")
+    assert 'action="/publish/import-catalog"' in page.text
+    csrf = page_csrf(client, "/publish")
+    bad = register_rows(2)
+    bad[1][11] = "姓 名"  # not a field name
+    r = client.post("/publish/import-catalog", data={"csrf_token": csrf},
+                    files={"file": ("目录.xlsx", workbook(bad), "application/octet-stream")})
+    assert r.status_code == 422 and "字段名 (L)" in r.text
+    assert "资源目录 · 第 4 行" in r.text or "资源目录 · row 4" in r.text
+    r = client.post("/publish/import-catalog", data={"csrf_token": csrf},
+                    files={"file": ("目录.xlsx", workbook(register_rows(2)),
+                                    "application/octet-stream")})
+    assert r.status_code == 200, r.text
+    assert "440300-GA-101-00002" in r.text and "户籍登记信息第2批" in r.text
