@@ -8,7 +8,6 @@ crash recovery) run as govshare itself.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kernel import runtime
+from kernel import output, runtime
 
 app = typer.Typer(help="Data-sharing applications, deliveries and sharing latency.",
                   no_args_is_help=True)
@@ -31,10 +30,8 @@ def _ready() -> None:
 
 
 def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
-    if as_json or table is None:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-    else:
-        console.print(table)
+    """A table or ``key: value`` lines for people, JSON with --json (kernel.output)."""
+    output.emit(table if table is not None and not as_json else data, as_json, out=console)
 
 
 def _run(fn: Any) -> Any:

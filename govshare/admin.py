@@ -28,6 +28,9 @@ class DepartmentIn(BaseModel):
     level: AdminLevel = AdminLevel.municipal
     credit_code: str | None = Field(default=None, max_length=18,
                                     description="统一社会信用代码 (GB 32100)")
+    commissioner: str | None = Field(default=None, max_length=100,
+                                     description="The data commissioner (数据专员)")
+    contact: str | None = Field(default=None, max_length=200)
 
 
 class DepartmentCreate(DepartmentIn):

@@ -32,10 +32,12 @@ def _log(session: Session, actor: Actor, kind: str, subjects: dict[str, str],
 def create_department(session: Session, actor: Actor, *, code: str, name_zh: str, name_en: str,
                       kind: DepartmentKind = DepartmentKind.line,
                       level: AdminLevel = AdminLevel.municipal, parent: str | None = None,
-                      credit_code: str | None = None) -> Department:
+                      credit_code: str | None = None, commissioner: str | None = None,
+                      contact: str | None = None) -> Department:
     dept = identity.create_department(session, code=code, name_zh=name_zh, name_en=name_en,
                                       kind=kind, level=level, parent=parent,
-                                      credit_code=credit_code)
+                                      credit_code=credit_code, commissioner=commissioner,
+                                      contact=contact)
     _log(session, actor, "department.created", {"department": dept.code},
          {"name_zh": name_zh, "kind": kind.value, "parent": parent or ""})
     return dept

@@ -115,7 +115,11 @@ def _application_event(session: Session, ev: Event, kind: str, audience: str) ->
     from access.models import Application
     from catalog.models import Resource
 
-    app = session.get(Application, int(ev.subjects.get("application", 0)))
+    try:
+        app_id = int(ev.subjects.get("application", 0))
+    except ValueError:  # subjects are free-form ids: not an application number of ours
+        return
+    app = session.get(Application, app_id)
     if app is None:
         return
     resource = session.get(Resource, app.resource_id)

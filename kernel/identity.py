@@ -47,6 +47,10 @@ class Department(SQLModel, table=True):
     parent_id: int | None = Field(default=None, foreign_key="department.id")
     # 统一社会信用代码 (GB 32100) of the department as an organisation, checked when set.
     credit_code: str | None = Field(default=None, max_length=18)
+    # The department's data commissioner (数据专员) and how to reach them, shown on every
+    # resource it provides.
+    commissioner: str | None = Field(default=None, max_length=100)
+    contact: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))
 
 
@@ -109,7 +113,8 @@ def hash_token(token: str) -> str:
 def create_department(session: Session, *, code: str, name_zh: str, name_en: str,
                       kind: DepartmentKind = DepartmentKind.line,
                       level: AdminLevel = AdminLevel.municipal, parent: str | None = None,
-                      credit_code: str | None = None) -> Department:
+                      credit_code: str | None = None, commissioner: str | None = None,
+                      contact: str | None = None) -> Department:
     code = code.strip().upper()
     if not code.isalnum():
         raise Invalid(f"Department code '{code}' must be letters and digits only.")
@@ -124,7 +129,8 @@ def create_department(session: Session, *, code: str, name_zh: str, name_en: str
                           "(18 characters, GB 32100 check character).",
                           key="problem.credit_code", params={"code": credit_code}) from None
     dept = Department(code=code, name_zh=name_zh, name_en=name_en, kind=kind, level=level,
-                      parent_id=parent_id, credit_code=credit_code or None)
+                      parent_id=parent_id, credit_code=credit_code or None,
+                      commissioner=commissioner or None, contact=contact or None)
     session.add(dept)
     session.flush()
     return dept

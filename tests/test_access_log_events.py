@@ -91,7 +91,8 @@ def test_the_approval_event_digests_the_masking_plan(aw: AccessWorld, tmp_path: 
     approved = aw.post(f"/applications/{app['id']}/approve", "GA", Role.approver,
                        json=body).json()
     payload = {"state": "approved", "masking_plan": approved["masking_plan"],
-               "row_filters": [], "quasi_identifiers": [], "k_min": None, "conditions": [],
+               "row_filters": [], "quasi_identifiers": [], "k_min": None,
+               "max_suppression": None, "sensitive_items": [], "conditions": [],
                "note": "按最小必要"}
     entry = next(e for e in _entries() if e.event_type == "application.approved")
     assert entry.payload_sha256 == canonical.payload_digest(payload)

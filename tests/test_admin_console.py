@@ -138,3 +138,30 @@ def test_each_dashboard_figure_links_to_its_applications(client: TestClient,
     assert listed.status_code == 200 and "没有申请" in listed.text
     bad = client.get("/dashboard/applications?list=everything")
     assert bad.status_code == 422
+
+
+def test_resource_pages_show_owner_contact_and_a_non_personal_column_profile(
+        client: TestClient, world: World) -> None:
+    from tests.factories import population_meta, population_rows, to_csv
+
+    with db.session_scope() as session:
+        dept = identity.get_department(session, "GA")
+        dept.commissioner, dept.contact = "王专员", "0755-12345678"
+    created = client.post("/api/v1/resources", headers=world.headers("GA", Role.publisher),
+                          files={"metadata": (None, __import__("json").dumps(population_meta())),
+                                 "file": ("p.csv", to_csv(population_rows(6)), "text/csv")})
+    assert created.status_code == 201, created.text
+    code = created.json()["code"]
+    sign_in(client, world.tokens[("SCJG", Role.requester)])  # another department
+    page = client.get(f"/catalog/{code}").text
+    assert "王专员" in page and "0755-12345678" in page
+    profile = page.split('id="column-profile"')[1].split("</table>")[0]
+    with db.session_scope(write=False) as session:
+        from catalog.models import Resource, Sensitivity
+
+        resource = session.exec(select(Resource).where(Resource.code == code)).one()
+        shown = {i.name for i in resource.items if i.sensitivity is Sensitivity.none}
+        hidden = {i.name for i in resource.items if i.sensitivity is not Sensitivity.none}
+    assert shown and hidden
+    assert all(f"<code>{n}</code>" in profile for n in shown)
+    assert not any(f"<code>{n}</code>" in profile for n in hidden)  # personal: never profiled

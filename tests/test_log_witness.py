@@ -4,6 +4,7 @@ by every witness that saw the first, recorded as evidence and reported."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,24 @@ def _log_verifier() -> note.Verifier:
         return checkpoints.log_verifier(key)
 
 
+def _go_opens(signed: str, vkey: str) -> None:
+    """Go's sumdb/note verifies the log's signature and parses the three cosignature lines."""
+    import subprocess
+
+    from tests.test_log_checkpoint import ROOT, _go_env
+
+    folder = Path(os.environ["GOVSHARE_DATA_DIR"]).parent
+    env = _go_env(folder)
+    if env is None:
+        return  # tests/test_log_checkpoint.py says why it skips
+    (folder / "checkpoint").write_text(signed)
+    run = subprocess.run(["go", "run", str(ROOT / "tests/gocheck/main.go"), "-note",
+                          str(folder / "checkpoint"), vkey], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0 and "1 verified, 3 other signatures" in run.stdout, \
+        run.stdout + run.stderr
+
+
 def _round() -> cosigner.Round:
     result = cosigner.publish_once()
     assert result is not None
@@ -71,6 +90,7 @@ def test_quorum_catch_up_and_fork(witnesses: list[WitnessProcess]) -> None:
     assert sorted(opened.verified(trusted)) == sorted(w.name for w in witnesses)
     assert _log_verifier().name in opened.verified([_log_verifier()])
     assert cosigner.publish_once() is None  # nothing new
+    _go_opens(signed, _log_verifier().vkey)
 
     # w3 goes offline: 2 of 3 is still a quorum, twice
     w3.stop()

@@ -9,7 +9,10 @@ writer does after each commit.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -509,3 +512,35 @@ def test_the_feed_is_tailed_past_late_commits(session: Session) -> None:
     finally:
         writer.release()
     assert sorted(names(session, "人口")) == ["人口基础信息", "人口统计年报"]
+
+
+_READER = """
+import sys, time
+from catalog.search import engine
+import tantivy
+index = engine.reader()
+print("open", flush=True)
+query = tantivy.Query.all_query()
+deadline = time.monotonic() + 10
+while index.searcher().search(query, 1).count < int(sys.argv[1]):
+    if time.monotonic() > deadline:
+        sys.exit("never saw the commit")
+    time.sleep(0.05)
+print("seen", flush=True)
+"""
+
+
+def test_a_reader_process_sees_the_writers_commits(session: Session) -> None:
+    """Another web worker: its own process, reading while this one writes."""
+    add(session, "人口基础信息")
+    fresh(session)
+    reader = subprocess.Popen([sys.executable, "-c", _READER, "2"], stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ))
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "open"
+        add(session, "人口统计年报")
+        fresh(session)  # this process writes and commits
+        out, _ = reader.communicate(timeout=20)
+        assert reader.returncode == 0 and out.strip() == "seen"
+    finally:
+        reader.kill()

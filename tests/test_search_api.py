@@ -4,6 +4,7 @@ the same number of SQL statements whatever its size."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -113,3 +114,18 @@ def test_a_page_costs_the_same_statements_whatever_its_size(client: TestClient,
     with _statements() as seen:
         _search(client, world, size=6)  # browsing
     assert len(seen) == counts[0]
+
+
+def test_reindex_while_the_server_writes_asks_the_server(client: TestClient,
+                                                         world: World) -> None:
+    code = _register(client, world)
+    _eventually(lambda: _search(client, world, q="人口")["total"] == 1)
+    from typer.testing import CliRunner
+
+    from govshare.cli import app
+
+    # The app's writer thread holds this machine's lock: the command asks it to rebuild.
+    result = CliRunner().invoke(app, ["search", "reindex", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["resources"] == 1
+    assert [h["code"] for h in _search(client, world, q="人口")["hits"]] == [code]

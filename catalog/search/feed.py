@@ -211,6 +211,33 @@ class Writer:
             self.watermark = r.id
         self.applied = {i for i in self.applied if i > self.watermark}
 
+    # A rebuild asked for by another process (the CLI) while this one holds the lock: it
+    # leaves a request file, and follows the progress file this process writes.
+
+    @property
+    def rebuild_requested(self) -> Path:
+        return self.path.parent / f".{self.path.name}.rebuild-request"
+
+    @property
+    def rebuild_progress(self) -> Path:
+        return self.path.parent / f".{self.path.name}.rebuild-progress"
+
+    def _rebuild_on_request(self) -> None:
+        self.rebuild_requested.unlink(missing_ok=True)
+        report = self.rebuild_progress
+
+        def progress(done: int, total: int) -> None:
+            storage.publish_text(report, json.dumps({"done": done, "total": total}))
+
+        progress(0, 0)
+        try:
+            count = self.rebuild(progress)
+            storage.publish_text(report, json.dumps({"done": count, "total": count,
+                                                     "finished": True}))
+        except Exception as exc:
+            storage.publish_text(report, json.dumps({"error": str(exc), "finished": True}))
+            raise
+
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild the whole index from the database; returns the resources indexed. Readers
         see the old index until the single commit at the end."""
@@ -279,6 +306,8 @@ class Writer:
         while not self._stop.is_set():
             try:
                 if self.acquire():
+                    if self.rebuild_requested.exists():  # `govshare search reindex`
+                        self._rebuild_on_request()
                     self.catch_up()
                     if time.monotonic() - last_prune > 3600:
                         prune()

@@ -231,6 +231,9 @@ def _people(session: Session, departments: tuple[DepartmentSpec, ...],
             users.append(DemoUser(user.username, user.display_name, spec.code, [role.value],
                                   token=""))
             if role is Role.publisher:
+                # The publisher doubles as the department's data commissioner (数据专员).
+                dept.commissioner = user.display_name.split("（")[0]
+                dept.contact = f"data-{spec.code.lower()}@example.gov.cn"
                 publishers[spec.code] = Principal(
                     user_id=user.id or 0, username=user.username, department_id=dept.id or 0,
                     department_code=dept.code, roles=frozenset({role}), token_id=0)

@@ -67,7 +67,9 @@ def create_department(request: Request, form: CheckedForm, who: Admin) -> Respon
             session, who.actor, code=code, name_zh=name_zh[:100], name_en=name_en[:200],
             kind=_enum(DepartmentKind, text(form, "kind", "line")),
             level=_enum(AdminLevel, text(form, "level", "municipal")),
-            parent=text(form, "parent") or None, credit_code=text(form, "credit_code") or None)
+            parent=text(form, "parent") or None, credit_code=text(form, "credit_code") or None,
+            commissioner=text(form, "commissioner")[:100] or None,
+            contact=text(form, "contact")[:200] or None)
     return redirect("/admin/departments?ok=department_created")
 
 

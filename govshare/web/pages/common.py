@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from access.models import Application
+from catalog import profile as catalog_profile
 from catalog import search
 from catalog import service as catalog_service
 from catalog.models import (
@@ -85,6 +86,7 @@ def resource_page(request: Request, code: str, who: SignedIn) -> Response:
                 Application.requester_department_id == who.department_id,
             ).order_by(col(Application.id).desc())).first()
         items = list(resource.items)
+        column_profile = catalog_profile.profile(session, resource)
         quality = quality_view.panel(session, who, resource)
     latest: dict[str, Any] | None = None
     if scores:
@@ -96,6 +98,7 @@ def resource_page(request: Request, code: str, who: SignedIn) -> Response:
         "r": resource, "provider": provider, "items": items, "versions": versions,
         "revisions": revisions, "users": users, "scores": scores, "latest": latest,
         "trend": trend, "mine": mine, "applied": applied, "quality": quality,
+        "column_profile": column_profile,
         "category": CATEGORY_LABELS[resource.category],
         "can_apply": who.has(Role.requester) and not mine
         and resource.sharing_type is not SharingType.not_shareable,
