@@ -22,12 +22,14 @@ $(STAMP): pyproject.toml demo/pyproject.toml setup.py $(wildcard access/native/*
 
 setup: $(STAMP)
 
+# The server and one `govshare worker` beside it (deliveries, quality runs, schedules); Ctrl-C
+# stops both.
 # Development mode, said explicitly: production (the default) refuses to start without a
 # configured master secret (docs/security.md, "Keys").
 run: export GOVSHARE_MODE ?= development
 run: $(STAMP)
 	$(BIN)/govshare demo --if-empty
-	$(BIN)/govshare serve
+	$(BIN)/govshare serve --with-worker
 
 # SQLite: the whole suite, including the browser story, crash tests and a short fuzz run.
 # PostgreSQL (a throwaway server on loopback): the same suite but the browser tests.

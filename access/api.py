@@ -5,9 +5,9 @@ by the services (``access.service``, ``access.delivery``) from the principal. Mo
 state machine refuses (approving twice, approving for another department, delivering a
 rejected application) are 409 problem+json naming the reason.
 
-Deliveries run after the deciding transaction has committed, as a background task of the
-response (they open their own short transactions); if the process dies first, the scheduler
-retries them.
+Deliveries are jobs (``access.scheduler``): the deciding request enqueues one in its own
+transaction, and a ``govshare worker`` process produces the package; this process only
+answers.
 """
 
 from __future__ import annotations
@@ -16,11 +16,20 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import FileResponse
 from sqlmodel import Session, select
 
-from access import assessment, delivery, generalize, latency, ratings
+from access import (
+    assessment,
+    delivery,
+    generalize,
+    latency,
+    links,
+    queries,
+    ratings,
+    scheduler,
+)
 from access import service as svc
 from access.flows import legal_actions
 from access.models import (
@@ -62,7 +71,6 @@ from catalog.models import Resource
 from kernel.auth import DbSession, Principal, WriteSession, require
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import Department, Role, User
-from kernel.problems import Problem
 from translog import proofs, receipts
 
 log = logging.getLogger("govshare")
@@ -167,25 +175,14 @@ def grant_out(session: Session, grant: Grant, app: Application) -> GrantOut:
                     privacy_budget=(app.aggregate or {}).get("budget"))
 
 
-# --- deliveries after commit ------------------------------------------------------------------
+# --- deliveries: enqueued with the decision -----------------------------------------------------
 
-def _deliver_quietly(app_id: int) -> None:
-    try:
-        delivery.deliver(app_id)
-    except Problem as problem:  # blocked or not yet due: recorded; the scheduler retries
-        log.info("delivery of application %s deferred: %s", app_id, problem.detail)
-
-
-def _commit_then_deliver(session: Session, background: BackgroundTasks,
-                         apps: list[Application]) -> None:
-    """Queue the deliveries of what is approved. The request's write session is function-scoped
-    (kernel.auth.WriteSession): it commits, together with any Idempotency-Key record, before
-    the response is sent, and background tasks run only after that, so a delivery never waits
-    on this transaction's SQLite write lock."""
-    approved = [a.id or 0 for a in apps if a.state is ApplicationState.approved]
-    session.flush()
-    for app_id in approved:
-        background.add_task(_deliver_quietly, app_id)
+def _enqueue_deliveries(session: Session, apps: list[Application]) -> None:
+    """Queue the deliveries of what is approved, in the deciding request's transaction: the
+    job exists exactly when the approval committed (a worker produces the package)."""
+    for app in apps:
+        if app.state is ApplicationState.approved:
+            scheduler.enqueue_delivery(session, app.id or 0)
 
 
 # --- applications -----------------------------------------------------------------------------
@@ -194,14 +191,13 @@ def _commit_then_deliver(session: Session, background: BackgroundTasks,
                    dependencies=[IDEMPOTENT],
                    responses={409: {"description": "A duplicate: `existing_application` "
                                                    "names the active one"}})
-def file_application(data: ApplicationIn, session: WriteSession, who: Requester,
-                     background: BackgroundTasks) -> ApplicationOut:
+def file_application(data: ApplicationIn, session: WriteSession, who: Requester) -> ApplicationOut:
     """File an application for your department. Unconditional resources are approved at once
     and delivered within seconds; a duplicate of an active one is refused with 409 and the
     existing id."""
     app = svc.file_application(session, who, data)
     out = application_out(session, who, app)
-    _commit_then_deliver(session, background, [app])
+    _enqueue_deliveries(session, [app])
     return out
 
 
@@ -273,22 +269,20 @@ def application_receipts(app_id: int, session: DbSession, who: Involved) -> list
 
 
 @applications.post("/{app_id}/approve", response_model=ApplicationOut)
-def approve(app_id: int, data: ApprovalIn, session: WriteSession, who: Approver,
-            background: BackgroundTasks) -> ApplicationOut:
+def approve(app_id: int, data: ApprovalIn, session: WriteSession, who: Approver) -> ApplicationOut:
     """Approve with the default masking plan, tightened where you say; with ``conditions``
     the requester must accept them before anything is delivered."""
     app = svc.approve(session, who, app_id, data)
     out = application_out(session, who, app)
-    _commit_then_deliver(session, background, [app])
+    _enqueue_deliveries(session, [app])
     return out
 
 
 @applications.post("/{app_id}/accept-conditions", response_model=ApplicationOut)
-def accept_conditions(app_id: int, session: WriteSession, who: Requester,
-                      background: BackgroundTasks) -> ApplicationOut:
+def accept_conditions(app_id: int, session: WriteSession, who: Requester) -> ApplicationOut:
     app = svc.accept_conditions(session, who, app_id)
     out = application_out(session, who, app)
-    _commit_then_deliver(session, background, [app])
+    _enqueue_deliveries(session, [app])
     return out
 
 
@@ -337,12 +331,11 @@ def coordinate(app_id: int, data: CoordinationIn, session: WriteSession,
 
 
 @applications.post("/{app_id}/masking", response_model=ApplicationOut)
-def tighten(app_id: int, data: TightenIn, session: WriteSession, who: Approver,
-            background: BackgroundTasks) -> ApplicationOut:
+def tighten(app_id: int, data: TightenIn, session: WriteSession, who: Approver) -> ApplicationOut:
     """Tighten the masking plan, row filters or k-anonymity of a granted application."""
     app = svc.tighten(session, who, app_id, data)
     out = application_out(session, who, app)
-    _commit_then_deliver(session, background, [app])
+    _enqueue_deliveries(session, [app])
     return out
 
 
@@ -356,13 +349,12 @@ def deliver_now(app_id: int, who: Requester) -> Delivery:
 
 @bundles.post("", response_model=BundleOut, status_code=status.HTTP_201_CREATED,
                dependencies=[IDEMPOTENT])
-def file_bundle(data: BundleIn, session: WriteSession, who: Requester,
-                background: BackgroundTasks) -> BundleOut:
+def file_bundle(data: BundleIn, session: WriteSession, who: Requester) -> BundleOut:
     """One filing over several departments' resources (一件事): the parts are decided in
     parallel; the first part's provider coordinates (首办责任制)."""
     bundle = svc.file_bundle(session, who, data)
     out = bundle_out(session, who, bundle)
-    _commit_then_deliver(session, background, svc.bundle_parts(session, bundle.id or 0))
+    _enqueue_deliveries(session, svc.bundle_parts(session, bundle.id or 0))
     return out
 
 
@@ -411,7 +403,7 @@ def manifest(delivery_id: int, session: DbSession, who: Involved) -> ManifestOut
 @deliveries.post("/{delivery_id}/link", response_model=LinkOut, dependencies=[IDEMPOTENT])
 def link(delivery_id: int, request: Request, session: WriteSession, who: Requester) -> LinkOut:
     """An expiring download link, for the requesting department's users only."""
-    token, expires = delivery.issue_link(session, who, delivery_id)
+    token, expires = links.issue_link(session, who, delivery_id)
     url = str(request.url_for("download", delivery_id=delivery_id)) + f"?token={token}"
     return LinkOut(url=url, expires_at=expires)
 
@@ -421,7 +413,7 @@ def download(delivery_id: int, token: str, session: WriteSession,
              who: Requester) -> FileResponse:
     """Download with a link's token (you must still be signed in, in the requesting
     department); logged."""
-    path, d = delivery.open_download(session, who, delivery_id, token)
+    path, d = links.open_download(session, who, delivery_id, token)
     session.commit()  # the download is on record before a byte leaves
     media = "text/csv" if path.suffix == ".csv" else "application/vnd.apache.parquet"
     return FileResponse(path, media_type=media, filename=path.name,
@@ -483,7 +475,7 @@ def revoke(grant_id: int, data: RevokeIn, session: WriteSession, who: Approver) 
 @grants.post("/{grant_id}/query", response_model=QueryOut)
 def query(grant_id: int, data: QueryIn, session: WriteSession, who: Requester) -> QueryOut:
     """Filtered, paginated rows of the desensitized view (API-query grants); logged."""
-    return QueryOut(**delivery.query(session, who, grant_id, data))
+    return QueryOut(**queries.query(session, who, grant_id, data))
 
 
 # --- latency ----------------------------------------------------------------------------------

@@ -126,10 +126,10 @@ def run_due(as_json: JsonOpt = False) -> None:
 @app.command()
 def sweep(as_json: JsonOpt = False) -> None:
     """Delete files left by crashed deliveries (safe while deliveries run)."""
-    from access import delivery
+    from access.sweep import sweep as sweep_files
 
     _ready()
-    _emit({"deleted": delivery.sweep()}, as_json)
+    _emit({"deleted": sweep_files()}, as_json)
 
 
 @app.command()
@@ -156,7 +156,7 @@ def latency(by: Annotated[str, typer.Option(
 def _latency_table(rows: list[dict[str, Any]], by: str, bundles: bool) -> Table:
     table = Table(title="Bundles" if bundles else f"Sharing latency by {by}")
     columns = ["bundle", "title", "elapsed_hours", "sum_of_parts_hours"] if bundles else \
-        ["group", "count", "p50_hours", "p90_hours", "p95_hours", "p50_working_days",
+        ["group", "count", "p50_hours", "p90_hours", "p99_hours", "p50_working_days",
          "p90_working_days"]
     for c in columns:
         table.add_column(c)

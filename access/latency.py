@@ -3,13 +3,21 @@
 Stages come from the history (``ApplicationStep``): the time an application spends in each
 state up to its first delivery is charged to a stage —
 
-* approval: ``submitted`` (the provider deciding) and ``returned`` (the requester revising;
-  also reported alone as ``with_requester``);
-* conditions: ``conditions_pending`` (waiting for the requester to accept the conditions);
+* waiting_for_approval: ``submitted`` (the provider deciding) and ``returned`` (the
+  requester revising; also reported alone as ``with_requester``);
+* waiting_on_conditions: ``conditions_pending`` (waiting for the requester to accept the
+  conditions);
 * processing: ``approved`` (masking, checks and writing the package).
 
 The stages add up to the total. Working days use ``access.calendar`` (weekends, holidays and
 make-up days), as working-day time, so they add up too.
+
+This module is the one definition of sharing latency: ``STAGE_STATES`` (which state counts
+toward which stage), ``QUANTILES`` and ``percentile`` (linear interpolation between closest
+ranks, which is DuckDB's ``quantile_cont``) are what the access API reports here and what the
+dashboards' mart computes (``metrics.mart`` builds its stage table from ``STAGE_STATES``,
+``metrics.service`` asks for ``QUANTILES``), so the two never disagree on a name or a
+percentile.
 """
 
 from __future__ import annotations
@@ -28,11 +36,20 @@ from access.models import Application, ApplicationStep, Bundle
 from catalog.models import Resource
 from kernel.identity import Department
 
-STAGES = ("approval", "conditions", "processing")
-_STAGE_OF_STATE = {"submitted": "approval", "returned": "approval",
-                   "conditions_pending": "conditions", "approved": "processing"}
+STAGE_STATES: dict[str, tuple[str, ...]] = {
+    "waiting_for_approval": ("submitted", "returned"),
+    "waiting_on_conditions": ("conditions_pending",),
+    "processing": ("approved",),
+}
+STAGES = tuple(STAGE_STATES)
+_STAGE_OF_STATE = {state: stage for stage, states in STAGE_STATES.items() for state in states}
 GROUPS = ("provider", "requester", "sharing_type", "stage", "resource")
-QUANTILES = (0.5, 0.9, 0.95)
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+def quantile_key(q: float) -> str:
+    """``p50``, ``p90``, ``p99``: the name of a quantile in every report."""
+    return f"p{round(q * 100)}"
 
 
 @dataclass
@@ -95,7 +112,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 def _summary(hours: Sequence[float], days: Sequence[float]) -> dict[str, Any]:
     out: dict[str, Any] = {"count": len(hours)}
     for q in QUANTILES:
-        key = f"p{round(q * 100)}"
+        key = quantile_key(q)
         out[f"{key}_hours"] = round(percentile(hours, q), 3)
         out[f"{key}_working_days"] = round(percentile(days, q), 3)
     out["max_hours"] = round(max(hours), 3)

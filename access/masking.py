@@ -221,7 +221,7 @@ class OutputColumn:
     rule: MaskingRule
     # The expression is the pseudonym function itself, whose output alphabet is [0-9a-f]:
     # every value is a 32-hex token, '' or NULL by construction, so the raw-PII check need
-    # not read the column back (``access.delivery._targets``).
+    # not read the column back (``access.packaging.targets``).
     tokens_only: bool = False
 
     @property

@@ -1,25 +1,33 @@
-"""Periodic deliveries: a background thread that, every few seconds, ends grants past their
-period, retries first deliveries that did not happen (a crash, a restart) and produces the
-packages periodic grants are due (daily, weekly, monthly, on every new data version).
+"""Access's background work, as jobs (kernel/jobs.py) run by ``govshare worker`` processes.
 
-Several processes may run it at once (``govshare serve --workers N``): only the one holding
-the lead (``kernel.leader``) ticks, so a package is not masked twice. Should two runs meet
-anyway (a ``govshare access run-due`` beside the server, a lead changing hands mid-tick), a
-run is unique per grant and period, so the second commit is discarded, and each run sweeps
-only files whose job is provably dead (``access.delivery.sweep``).
+* ``access.deliver`` — produce an application's package. Enqueued by the request that
+  approves (or files an unconditional application, accepts conditions, tightens the plan) in
+  the same transaction, and by the periodic tick. Keyed per application, so one application
+  has at most one delivery job pending or running; a crash mid-delivery is re-run by another
+  worker once the lease expires (``access.delivery`` sweeps the dead job's files first, and a
+  run is unique per grant and period, so nothing is delivered twice).
+* ``access.tick`` — a periodic job (``GOVSHARE_ACCESS_SCHEDULER_SECONDS``): end grants past
+  their period, sweep dead jobs' files, and enqueue the deliveries that are due (first ones
+  that did not happen, periodic grants' new periods). It fires once per period however many
+  workers run.
+
+``run_due`` does a whole tick synchronously in this process, deliveries included
+(``govshare access run-due``, the tests, the demo's history).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from access import delivery
+from sqlmodel import Session
+
+from access import delivery, planning, sweep
 from access import service as svc
 from access.calendar import WorkCalendar
-from kernel import db, leader
+from kernel import db, jobs
 from kernel.db import utcnow
 from kernel.problems import Problem
 from kernel.settings import Settings
@@ -27,6 +35,7 @@ from kernel.settings import Settings
 log = logging.getLogger("govshare")
 # A first delivery not done this long after its approval is retried (crash, restart).
 RETRY_AFTER = timedelta(minutes=2)
+DELIVER, TICK = "access.deliver", "access.tick"
 
 
 @dataclass
@@ -35,20 +44,43 @@ class TickReport:
     delivered: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     swept: list[str] = field(default_factory=list)
+    enqueued: list[int] = field(default_factory=list)
 
 
-def run_due(now: datetime | None = None) -> TickReport:
-    """One scheduler tick (also ``govshare access run-due``)."""
-    now = now or utcnow()
-    report = TickReport(swept=delivery.sweep())
+def enqueue_delivery(session: Session, app_id: int, run_key: str | None = None) -> None:
+    """Queue the application's delivery in the caller's transaction (one per application
+    at a time: a second request while one is pending is the same job)."""
+    jobs.enqueue(session, DELIVER, {"app": app_id, "run_key": run_key},
+                 key=f"{DELIVER}:{app_id}")
+
+
+def _due(now: datetime, report: TickReport) -> list[tuple[int, str | None]]:
+    report.swept = sweep.sweep()
     with db.session_scope(write=True) as session:
         report.expired = svc.expire_due(session, now)
     with db.session_scope(write=False) as session:
         today = WorkCalendar.from_settings().local_date(now)
-        jobs: list[tuple[int, str | None]] = [
-            (a, None) for a in delivery.pending_first_deliveries(session, now - RETRY_AFTER)]
-        jobs += [(a, k) for a, k in delivery.due_periodic(session, today)]
-    for app_id, run_key in jobs:
+        due: list[tuple[int, str | None]] = [
+            (a, None) for a in planning.pending_first_deliveries(session, now - RETRY_AFTER)]
+        due += [(a, k) for a, k in planning.due_periodic(session, today)]
+    return due
+
+
+def tick(now: datetime | None = None) -> TickReport:
+    """The periodic job: expiry and sweeping here, deliveries enqueued for any worker."""
+    report = TickReport()
+    due = _due(now or utcnow(), report)
+    with db.session_scope(write=True) as session:
+        for app_id, run_key in due:
+            enqueue_delivery(session, app_id, run_key)
+            report.enqueued.append(app_id)
+    return report
+
+
+def run_due(now: datetime | None = None) -> TickReport:
+    """One whole tick, synchronously, deliveries included (also ``govshare access run-due``)."""
+    report = TickReport()
+    for app_id, run_key in _due(now or utcnow(), report):
         try:
             delivery.deliver(app_id, run_key=run_key)
             report.delivered.append(app_id)
@@ -60,43 +92,22 @@ def run_due(now: datetime | None = None) -> TickReport:
     return report
 
 
-class Scheduler:
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="govshare-deliveries",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        # The first tick waits one interval: start-up (migrations, other workers) comes first.
-        while not self._stop.wait(self.interval):
-            try:
-                if leader.is_leader():  # one of the N server processes (kernel.leader)
-                    run_due()
-            except Exception:
-                log.exception("delivery scheduler tick failed")
+@jobs.handler(DELIVER, max_attempts=5)
+def _deliver(payload: dict[str, Any]) -> None:
+    app_id = int(payload["app"])
+    try:
+        delivery.deliver(app_id, run_key=payload.get("run_key"))
+    except Problem as problem:
+        # Blocked by the desensitization check (recorded on the application), revoked, or
+        # not yet in its period (the tick enqueues it again then): an outcome, not a failure.
+        log.info("delivery of application %s not produced: %s", app_id, problem.detail)
 
 
-_scheduler: Scheduler | None = None
+@jobs.handler(TICK, max_attempts=1)
+def _tick(_payload: dict[str, Any]) -> None:
+    tick()
 
 
-def start(settings: Settings) -> None:
-    global _scheduler
-    if settings.access_scheduler_seconds > 0 and _scheduler is None:
-        _scheduler = Scheduler(settings.access_scheduler_seconds)
-        _scheduler.start()
-
-
-def stop() -> None:
-    global _scheduler
-    if _scheduler is not None:
-        _scheduler.stop()
-        _scheduler = None
+def declare_schedules(settings: Settings) -> None:
+    """The periodic tick; ``GOVSHARE_ACCESS_SCHEDULER_SECONDS=0`` turns it off."""
+    jobs.every(TICK, TICK, timedelta(seconds=settings.access_scheduler_seconds))

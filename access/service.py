@@ -158,12 +158,21 @@ def _actor(who: Principal | None) -> Actor:
     return who.actor if who is not None else SYSTEM
 
 
-def _move(session: Session, app: Application, action: Action, who: Principal | None,
-          detail: dict[str, Any] | None = None, *, event: str | None = None,
-          payload: dict[str, Any] | None = None) -> ApplicationStep:
-    """Check and make one move: new state, history step and log event, in this transaction."""
+def check(session: Session, app: Application, action: Action, who: Principal | None) -> S:
+    """The state ``action`` would lead to now, or IllegalMove (access.flows); changes nothing
+    (a long step checks first, then moves when it is done)."""
+    return next_state(app.state, action, parties_of(session, who, app), app_id=app.id)
+
+
+def move(session: Session, app: Application, action: Action, who: Principal | None,
+         detail: dict[str, Any] | None = None, *, event: str | None = None,
+         payload: dict[str, Any] | None = None,
+         parties: set[Party] | None = None) -> ApplicationStep:
+    """Check and make one move: new state, history step and log event, in this transaction.
+    Every state change goes through here (or, for filing, ``record`` with the state machine's
+    answer). ``parties`` overrides who acts (a block is the system's, whoever asked)."""
     before = app.state
-    target = next_state(before, action, parties_of(session, who, app), app_id=app.id)
+    target = next_state(before, action, parties or parties_of(session, who, app), app_id=app.id)
     return record(session, app, action, target, _actor(who), detail, event=event,
                   payload=payload, before=before)
 
@@ -462,7 +471,7 @@ def _approve(session: Session, app: Application, who: Principal | None, data: Ap
                "conditions": app.conditions, "note": data.note}
     event = "application.conditions_set" if action is Action.set_conditions else \
         "application.approved"
-    _move(session, app, action, who, payload, event=event)
+    move(session, app, action, who, payload, event=event)
     if app.state is S.approved:
         _activate(session, app)
     return app
@@ -515,7 +524,7 @@ def _activate(session: Session, app: Application) -> Grant:
 
 def accept_conditions(session: Session, who: Principal, app_id: int) -> Application:
     app = load(session, app_id, lock=True)
-    _move(session, app, Action.accept_conditions, who,
+    move(session, app, Action.accept_conditions, who,
           {"conditions": app.conditions, "accepted_by": who.username},
           event="application.conditions_accepted")
     _activate(session, app)
@@ -538,7 +547,7 @@ def return_application(session: Session, who: Principal, app_id: int,
         if detail["repeated"] or detail["missed_at_first"]:
             app.notice_violations += 1
     app.returns += 1
-    _move(session, app, Action.return_, who, detail, event="application.returned")
+    move(session, app, Action.return_, who, detail, event="application.returned")
     return app
 
 
@@ -586,7 +595,7 @@ def resubmit(session: Session, who: Principal, app_id: int, data: RevisionIn) ->
                            existing_application=dup.id)
     app.revision += 1
     app.due_date = _due_date()  # a resubmission starts the provider's clock again
-    _move(session, app, Action.resubmit, who, {"changes": changes, "note": data.note},
+    move(session, app, Action.resubmit, who, {"changes": changes, "note": data.note},
           event="application.resubmitted")
     return app
 
@@ -609,14 +618,14 @@ def _revise(resource: Resource, app: Application, data: RevisionIn) -> dict[str,
 def reject(session: Session, who: Principal, app_id: int, data: RejectIn) -> Application:
     app = load(session, app_id, lock=True)
     app.decided_at = utcnow()
-    _move(session, app, Action.reject, who, data.model_dump(mode="json"),
+    move(session, app, Action.reject, who, data.model_dump(mode="json"),
           event="application.rejected")
     return app
 
 
 def withdraw(session: Session, who: Principal, app_id: int, note: str) -> Application:
     app = load(session, app_id, lock=True)
-    _move(session, app, Action.withdraw, who, {"note": note}, event="application.withdrawn")
+    move(session, app, Action.withdraw, who, {"note": note}, event="application.withdrawn")
     return app
 
 
@@ -630,7 +639,7 @@ def reassign(session: Session, who: Principal, app_id: int, assignee: str,
         raise Invalid(f"'{assignee}' is not an approver of the provider department.")
     app.assignee_user_id = user.id
     app.reassignments += 1
-    _move(session, app, Action.reassign, who, {"assignee": assignee, "note": note},
+    move(session, app, Action.reassign, who, {"assignee": assignee, "note": note},
           event="application.reassigned")
     return app
 
@@ -644,7 +653,7 @@ def escalate(session: Session, who: Principal, app_id: int, note: str) -> Applic
                        f"{app.due_date}. Escalate after that date.")
     app.escalations += 1
     app.escalated_at = utcnow()
-    _move(session, app, Action.escalate, who, {"note": note, "due_date": str(app.due_date)},
+    move(session, app, Action.escalate, who, {"note": note, "due_date": str(app.due_date)},
           event="application.escalated")
     return app
 
@@ -661,7 +670,7 @@ def coordinate(session: Session, who: Principal, app_id: int,
                         "are recorded by the data bureau.")
     if Party.bureau in parties and Party.coordinator not in parties and app.escalated_at is None:
         raise Conflict(f"Application {app_id} has not been escalated to the data bureau.")
-    _move(session, app, Action.coordinate, who, data.model_dump(),
+    move(session, app, Action.coordinate, who, data.model_dump(),
           event="application.coordinated")
     return app
 
@@ -691,7 +700,7 @@ def tighten(session: Session, who: Principal, app_id: int, data: TightenIn) -> A
     app.masking_plan, app.row_filters, app.quasi_identifiers = masking.plan_json(plan), filters, qi
     app.k_min, app.sensitive_items, app.max_suppression = k_min, sensitive, suppression
     app.delivery_blocked = None
-    _move(session, app, Action.tighten, who,
+    move(session, app, Action.tighten, who,
           {"masking_plan": app.masking_plan, "row_filters": filters, "quasi_identifiers": qi,
            "k_min": app.k_min, "max_suppression": suppression, "sensitive_items": sensitive},
           event="application.plan_tightened")
@@ -733,7 +742,7 @@ def revoke(session: Session, who: Principal, grant_id: int, reason: str) -> Gran
     next_state(app.state, Action.revoke, parties_of(session, who, app), app_id=app.id)
     grant.revoked_at, grant.revoked_by, grant.revoke_reason = utcnow(), who.user_id, reason
     session.add(grant)
-    _move(session, app, Action.revoke, who, {"grant": grant.id, "reason": reason},
+    move(session, app, Action.revoke, who, {"grant": grant.id, "reason": reason},
           event="grant.revoked")
     return grant
 
@@ -747,7 +756,7 @@ def expire_due(session: Session, now: datetime | None = None) -> list[int]:
                                col(Application.state).in_([S.approved.value,
                                                            S.delivered.value]))).all()
     for grant, app in rows:
-        _move(session, app, Action.expire, None, {"grant": grant.id,
+        move(session, app, Action.expire, None, {"grant": grant.id,
                                                   "valid_until": grant.valid_until.isoformat()},
               event="grant.expired")
     return [app.id or 0 for _, app in rows]

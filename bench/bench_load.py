@@ -1,6 +1,8 @@
-"""Load test: ``govshare serve --workers 2`` on PostgreSQL under a mixed workload, on loopback.
+"""Load test: ``govshare serve --workers 2`` and ``govshare worker`` processes on PostgreSQL
+under a mixed workload, on loopback.
 
-    python -m bench.bench_load [--requests 2000] [--concurrency 16] [--workers 2] [--quick]
+    python -m bench.bench_load [--requests 2000] [--concurrency 16] [--workers 2]
+                               [--job-workers 1] [--quick]
 
 Bounded: a fixed number of requests at a fixed concurrency, then it stops on its own. Needs
 PostgreSQL: with GOVSHARE_TEST_DATABASE_URL set it creates a database there, otherwise it
@@ -9,14 +11,15 @@ throwaway server). The world: one provider department with two conditional resou
 2,000 rows (four personal columns), and one requester department per client.
 
 Each client runs sharing flows back to back, a search before each step:
-search → apply → search → approve (the first delivery then runs in the background of the
-worker that approved) → status polls until the delivery exists → download link → download.
+search → apply → search → approve (which enqueues the delivery job in its transaction; a
+``govshare worker`` process, separate from the web processes, produces the package) →
+status polls until the delivery exists → download link → download.
 Reported: throughput, p50/p99 per kind, errors (any status >= 400 or a transport error; zero
 required, else exit 1), and the access log verified offline afterwards (``govshare log
 verify``), which proves it stayed one linear sequence under both workers' appends.
 
-The quality worker is turned off for the run (a GX run per registration would compete for
-the 2 cores); the periodic-delivery scheduler stays on, so the two workers elect a leader.
+Quality's schedule is turned off for the run (a GX run per resource would compete for the
+2 cores); the periodic tick and the metrics refresh stay on in the job workers.
 """
 
 import argparse
@@ -256,7 +259,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="web processes")
+    parser.add_argument("--job-workers", type=int, default=1,
+                        help="`govshare worker` processes (deliveries)")
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="200 requests at 8 concurrent")
     args = parser.parse_args()
@@ -273,8 +278,9 @@ def main() -> int:
     env = dict(os.environ, GOVSHARE_DATA_DIR=str(folder / "data"),
                GOVSHARE_DATABASE_URL=_create_database(server_url),
                GOVSHARE_KEY_PASSPHRASE="bench-passphrase",
-               GOVSHARE_QUALITY_POLL_SECONDS="0", GOVSHARE_QUALITY_SCHEDULE_MINUTES="0")
+               GOVSHARE_QUALITY_SCHEDULE_MINUTES="0", GOVSHARE_JOBS_POLL_SECONDS="0.2")
     server = None
+    job_workers: list[subprocess.Popen[bytes]] = []
     server_log = (folder / "server.log").open("wb")
     try:
         t = time.perf_counter()
@@ -288,22 +294,27 @@ def main() -> int:
             [str(Path(sys.executable).parent / "govshare"), "serve", "--port", str(port),
              "--workers", str(args.workers)],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=server_log)
+        job_workers = [subprocess.Popen(
+            [str(Path(sys.executable).parent / "govshare"), "worker", "--concurrency", "2"],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=server_log)
+            for _ in range(args.job_workers)]
         _wait_healthy(base, server)
         load, elapsed, floor, floor_elapsed = asyncio.run(
             run_load(base, world, args.requests, args.concurrency))
     finally:
-        if server is not None:
-            server.terminate()
+        for process in [p for p in (server, *job_workers) if p is not None]:
+            process.terminate()
             try:
-                server.wait(timeout=60)
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                server.kill()
+                process.kill()
         server_log.close()
     verdict = verify_log(env, folder)
 
     done = sum(len(v) for v in load.latencies.values())
     print(f"\n{args.requests:,} requests at concurrency {args.concurrency}, "
-          f"{args.workers} workers on PostgreSQL: {elapsed:.1f} s, "
+          f"{args.workers} web + {args.job_workers} job worker processes on PostgreSQL: "
+          f"{elapsed:.1f} s, "
           f"{done / elapsed:,.0f} requests/s, {load.flows_done} complete flows "
           f"(apply → approve → deliver → download), {len(load.errors)} errors")
     print(f"{'kind':<10}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}")
@@ -315,6 +326,8 @@ def main() -> int:
     print(f"{'healthz':<10}{len(floor):>7}{_percentile(floor, .5) * 1000:>9.0f}"
           f"{_percentile(floor, .99) * 1000:>9.0f}   same-run baseline: "
           f"{len(floor) / floor_elapsed:,.0f} requests/s")
+    throughput, baseline = done / elapsed, len(floor) / floor_elapsed
+    print(f"mixed flow / floor throughput: {throughput / baseline:.2f}x")
     print(f"access log: {verdict}")
     for error in load.errors[:10]:
         print("error:", error)

@@ -39,6 +39,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # import Great Expectations before any thread can race another to it.
     access_native.load()
     quality_validate.preload()
+    # Background work is not done here: requests enqueue jobs (kernel/jobs.py) in their own
+    # transactions, and `govshare worker` processes run them (govshare/worker.py). Only this
+    # host's search index is kept by the web process itself.
     wiring.start(settings)
     try:
         yield

@@ -63,13 +63,18 @@ def _fail(problem: Problem) -> None:
 def serve(host: Annotated[str | None, typer.Option()] = None,
           port: Annotated[int | None, typer.Option()] = None,
           workers: Annotated[int, typer.Option(
-              min=1, help="Worker processes (docs/deployment.md); one per core is a start.")] = 1,
+              min=1, help="Web worker processes (docs/deployment.md); one per core is a "
+                          "start.")] = 1,
+          with_worker: Annotated[bool, typer.Option(
+              "--with-worker", help="Also start one `govshare worker` process for the "
+                                    "background jobs; both stop together (make run).")] = False,
           forwarded_allow_ips: Annotated[str | None, typer.Option(
               help="Proxies trusted for X-Forwarded-For/-Proto (comma-separated; default "
                    "127.0.0.1, or $FORWARDED_ALLOW_IPS).")] = None) -> None:
-    """Run the web service."""
+    """Run the web service (it answers and enqueues; `govshare worker` runs the jobs)."""
     import uvicorn
 
+    from govshare import worker
     from kernel import secrets
 
     settings = get_settings()
@@ -85,13 +90,52 @@ def serve(host: Annotated[str | None, typer.Option()] = None,
     ready()
     if workers > 1 and settings.is_sqlite:
         # Allowed: WAL lets the processes read at once and queue their writes on SQLite's
-        # single write lock; one of them leads the background jobs (kernel.leader).
+        # single write lock.
         err.print(f"note: {workers} workers share one SQLite file on this host; writes queue "
                   "one at a time. A city's load belongs on PostgreSQL (docs/deployment.md).")
     console.print(f"govshare is serving at [bold]http://{host}:{port}/[/bold] "
                   f"(API docs: http://{host}:{port}/docs)")
-    uvicorn.run("govshare.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
+    beside = worker.Beside() if with_worker else None
+    if beside is not None:
+        beside.start()
+        console.print("one `govshare worker` process runs the background jobs beside it")
+    else:
+        err.print("note: background jobs (deliveries, quality runs) need `govshare worker` "
+                  "running too (docs/deployment.md)")
+    try:
+        uvicorn.run("govshare.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", proxy_headers=True,
+                    forwarded_allow_ips=forwarded_allow_ips)
+    finally:
+        if beside is not None:
+            beside.stop()
+
+
+@app.command("worker")
+def worker_command(
+        concurrency: Annotated[int, typer.Option(
+            min=1, max=64, help="Jobs run at once by this process (threads); quality runs "
+                                "stay one at a time per process, so with 2 or more a "
+                                "quality run never holds up a delivery.")] = 2,
+        drain: Annotated[bool, typer.Option(
+            "--drain", help="Run every due job now, then exit (cron, tests).")] = False,
+        exit_with_parent: Annotated[bool, typer.Option(
+            "--exit-with-parent", hidden=True,
+            help="Stop when the process that started this one is gone.")] = False) -> None:
+    """Run the background jobs: deliveries, quality runs, periodic deliveries and expiry,
+    metrics refreshes. Run as many as you like, on any hosts sharing the database and the
+    data folder (docs/deployment.md); SIGTERM lets the running jobs finish."""
+    import logging
+
+    from govshare import worker
+
+    logging.basicConfig(level=logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("govshare").setLevel(logging.INFO)  # ours; GX's INFO is noise
+    if drain:
+        console.print(f"ran {worker.drain()} jobs")
+        return
+    worker.run(concurrency, exit_with_parent=exit_with_parent)
 
 
 @db_app.command("upgrade")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from alembic import command
@@ -9,9 +10,14 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from kernel.db import get_engine
-from kernel.leader import lock_key
 
 _INI = Path(__file__).with_name("alembic.ini")
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``name`` (PostgreSQL's bigint)."""
+    digest = hashlib.sha256(f"govshare:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def alembic_config() -> Config:

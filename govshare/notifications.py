@@ -9,26 +9,27 @@ want to know, in the same transaction as the change they are about:
 * a rectification notice issued → the department's publishers;
 * a failed quality run → the provider's publishers;
 * a reply due within two working days, and an overdue one → the provider's approvers and the
-  data bureau's auditors (``sweep_deadlines``, run by the access scheduler, at most once a
-  day per application).
+  data bureau's auditors (``sweep_deadlines``, the hourly ``notifications.deadlines`` job,
+  at most once a day per application).
 
 Texts are message-catalogue keys with parameters, shown in the reader's language. When
-``GOVSHARE_SMTP_HOST`` is set, each notification is also mailed to the person's address after
-the transaction commits (never before: a rolled-back change must not have told anyone).
+``GOVSHARE_SMTP_HOST`` is set, each notification is also mailed to the person's address by a
+``notifications.mail`` job enqueued in the same transaction (so only once it commits: a
+rolled-back change must not have told anyone).
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
-import threading
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import JSON, Column, event
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
+from kernel import jobs
 from kernel.calendar import WorkCalendar
 from kernel.db import UTCDateTime, utcnow
 from kernel.events import Event
@@ -183,33 +184,26 @@ def mark_read(session: Session, user_id: int) -> None:
 # --- e-mail -------------------------------------------------------------------------------------
 
 def _before_commit(session: Session) -> None:
-    """Resolve the addresses while the transaction can still read; send after it commits."""
+    """Resolve the addresses while the transaction can still write, and enqueue the mail as a
+    job in it: a ``govshare worker`` sends it once the change committed (never before, and
+    never for a rolled-back change), retrying a mail server that is away."""
     pending: list[Notification] = session.info.pop("govshare.mail", [])
     mails = []
     for n in pending:
         user = session.get(User, n.user_id)
         if user is not None and user.email:
-            mails.append((user.email, n.kind, dict(n.params), n.link))
+            mails.append([user.email, n.kind, dict(n.params), n.link])
     if mails:
-        session.info.setdefault("govshare.mail_ready", []).extend(mails)
-
-
-def _after_commit(session: Session) -> None:
-    mails = session.info.pop("govshare.mail_ready", [])
-    if mails:
-        # Off the request's thread: a slow mail server must not hold up the person.
-        threading.Thread(target=send_mail, args=(mails,), daemon=True,
-                         name="govshare-mail").start()
+        jobs.enqueue(session, MAIL, {"mails": mails})
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop("govshare.mail", None)
-    session.info.pop("govshare.mail_ready", None)
 
 
 def send_mail(mails: list[tuple[str, str, dict[str, Any], str]]) -> None:
     """One message per notification, in Chinese with the English below (mail clients have
-    no language switch); failures are logged, never raised."""
+    no language switch); a failure raises, so the mail job is retried with backoff."""
     from govshare.web import i18n
 
     settings = get_settings()
@@ -231,6 +225,7 @@ def send_mail(mails: list[tuple[str, str, dict[str, Any], str]]) -> None:
     except (OSError, smtplib.SMTPException) as exc:
         log.warning("could not send %d notification mail(s): %s", len(mails),
                     type(exc).__name__)
+        raise
 
 
 def install() -> None:
@@ -238,42 +233,29 @@ def install() -> None:
     from kernel import events
 
     events.subscribe(on_event)
-    if not event.contains(Session, "after_commit", _after_commit):
+    if not event.contains(Session, "before_commit", _before_commit):
         event.listen(Session, "before_commit", _before_commit)
-        event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_soft_rollback", lambda s, _t: _after_rollback(s))
 
 
-# --- the daily deadline sweep ----------------------------------------------------------------
+# --- jobs (kernel/jobs.py, run by `govshare worker`) -----------------------------------------
 
-_stop = threading.Event()
-_thread: threading.Thread | None = None
-
-
-def _loop(interval: float) -> None:
-    from kernel import db, leader
-
-    while not _stop.wait(interval):
-        try:
-            if leader.is_leader():  # one of the server processes (kernel.leader)
-                with db.session_scope() as session:
-                    sweep_deadlines(session)
-        except Exception:
-            log.exception("deadline sweep failed")
+DEADLINES, MAIL = "notifications.deadlines", "notifications.mail"
 
 
-def start(interval: float = 3600) -> None:
-    global _thread
-    if _thread is None:
-        _stop.clear()
-        _thread = threading.Thread(target=_loop, args=(interval,), daemon=True,
-                                   name="govshare-deadlines")
-        _thread.start()
+@jobs.handler(DEADLINES, max_attempts=1)
+def _deadlines(_payload: dict[str, Any]) -> None:
+    from kernel import db
+
+    with db.session_scope() as session:
+        sweep_deadlines(session)
 
 
-def stop() -> None:
-    global _thread
-    _stop.set()
-    if _thread is not None:
-        _thread.join(timeout=5)
-        _thread = None
+@jobs.handler(MAIL, max_attempts=5)
+def _mail(payload: dict[str, Any]) -> None:
+    send_mail([(m[0], m[1], m[2], m[3]) for m in payload["mails"]])
+
+
+def declare_schedules(interval: float = 3600) -> None:
+    """Replies due soon or overdue, hourly (once a day per application)."""
+    jobs.every(DEADLINES, DEADLINES, timedelta(seconds=interval))

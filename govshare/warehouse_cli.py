@@ -25,14 +25,14 @@ def gc(grace_hours: Annotated[float, typer.Option(
     # Safe while the server runs, on any number of workers: a file goes only if the database
     # does not name it and it is older than the grace period (deliveries: once its job's lock
     # is free).
-    from access import delivery
+    from access import sweep
     from catalog import gc as warehouse_gc
     from govshare.migrate import upgrade
 
     upgrade()
     report = warehouse_gc.collect(grace=timedelta(hours=grace_hours), dry_run=dry_run)
-    # Deliveries are owned by a job lock, not by age (access.delivery.sweep).
-    swept = [] if dry_run else delivery.sweep()
+    # Deliveries are owned by a job lock, not by age (access.sweep).
+    swept = [] if dry_run else sweep.sweep()
     out = {"removed": report.removed, "bytes_freed": report.bytes_freed,
            "young": report.young, "missing": report.missing, "deliveries_removed": swept,
            "dry_run": dry_run}

@@ -1,17 +1,16 @@
-"""Connects the bounded contexts to each other at run time (events, routers, background jobs).
+"""Connects the bounded contexts to each other at run time (events, routers).
 
-Kept apart from ``app`` so that the CLI wires the same subscribers without building an app.
+Kept apart from ``app`` so that the CLI and ``govshare worker`` (``govshare.worker``, which
+registers the contexts' job handlers) wire the same subscribers without building an app.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kernel import leader
 from kernel.events import subscribe
 from kernel.settings import Settings
 from translog import api as log_api
-from translog import cosigner as log_cosigner
 from translog import service as log_service
 
 
@@ -58,31 +57,15 @@ def root_routers() -> list[APIRouter]:
 
 
 def start(settings: Settings) -> None:
-    """Background work owned by the process: the quality worker and scheduler, the
-    periodic-delivery scheduler, and this machine's search index writer."""
-    from access import scheduler as access_scheduler
+    """What a web process keeps up to date on its own host: this machine's search index
+    (``catalog.search.feed``, one index per host). All other background work is jobs, run by
+    ``govshare worker`` processes (govshare/worker.py)."""
     from catalog.search import feed as search_feed
-    from quality import jobs as quality_jobs
 
     search_feed.start()
-    quality_jobs.start()
-    access_scheduler.start(settings)
-    log_cosigner.start()  # asks the witnesses to cosign new checkpoints (if any configured)
-    from govshare import notifications
-
-    notifications.start()  # replies due soon or overdue, hourly (once a day per application)
 
 
 def stop() -> None:
-    from access import scheduler as access_scheduler
     from catalog.search import feed as search_feed
-    from quality import jobs as quality_jobs
 
     search_feed.stop()
-    quality_jobs.stop()
-    access_scheduler.stop()
-    log_cosigner.stop()
-    from govshare import notifications
-
-    notifications.stop()
-    leader.release_all()  # another worker process takes over the background jobs

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     access_query_max_rows: int = Field(default=1000, ge=1, le=100_000)
     # How often the periodic-delivery scheduler wakes up; 0 turns it off.
     access_scheduler_seconds: int = Field(default=60, ge=0)
+    # --- background jobs (kernel/jobs.py, docs/deployment.md) ---
+    # A claimed job is renewed every third of this; a dead worker's job runs again after it.
+    jobs_lease_seconds: float = Field(default=30.0, gt=0)
+    # First retry after this, doubling with each failed attempt (capped at an hour).
+    jobs_backoff_seconds: float = Field(default=10.0, ge=0)
+    # How often an idle worker looks for due jobs and schedules.
+    jobs_poll_seconds: float = Field(default=1.0, gt=0)
     # --- the log's checkpoints and witnesses (docs/access-log.md) ---
     # The checkpoint origin (and log key name): names this installation's log; empty means
     # "gov.example/govshare/<region_code>". Set it to your site's URL without the scheme.

@@ -38,6 +38,7 @@ import pyarrow as pa
 from sqlalchemy import Select, func, select
 from sqlmodel import Session, col
 
+from access import latency
 from access.calendar import WorkCalendar
 from access.models import Application, ApplicationStep, Delivery, DeliveryRating
 from catalog.models import Resource
@@ -55,6 +56,8 @@ PG_ID_MARGIN = 1000
 CAL_START = date(2000, 1, 1)
 CAL_YEARS = 40
 BATCH = 200_000
+# A mart this many refresh periods old (at least 5 minutes) means no worker refreshes it.
+STALE_FACTOR = 5
 
 SUBMISSIONS = ("file", "resubmit")
 # The provider's replies (auto_approve is govshare's, not the provider's: not a reply).
@@ -417,10 +420,10 @@ def _reply_due_dates(con: duckdb.DuckDBPyConnection, full: bool) -> None:
         WHERE step.id = x.id""")
 
 
-_STAGE_SUM = "coalesce(sum(CASE WHEN to_state IN {states} THEN {what} END), 0)"
-STAGES = {"waiting_for_approval": ("submitted", "returned"),
-          "waiting_on_conditions": ("conditions_pending", "conditions_pending"),
-          "processing": ("approved", "approved")}
+_STAGE_SUM = "coalesce(sum(CASE WHEN to_state IN ({states}) THEN {what} END), 0)"
+# The one definition of the stages (access.latency): the same states, the same names.
+STAGES = {stage: ", ".join(f"'{s}'" for s in states)
+          for stage, states in latency.STAGE_STATES.items()}
 
 
 def _stages(con: duckdb.DuckDBPyConnection, full: bool) -> int:
@@ -486,16 +489,19 @@ def open_snapshot() -> Snapshot | None:
 
 
 def snapshot(max_age: float | None = None) -> Snapshot:
-    """The mart, refreshed first if it is older than ``max_age`` seconds (default: the
-    ``GOVSHARE_METRICS_REFRESH_SECONDS`` setting) and nobody else is refreshing it."""
+    """The current mart. The ``metrics.refresh`` job (``metrics.jobs``) keeps it within
+    ``max_age`` seconds (default: ``GOVSHARE_METRICS_REFRESH_SECONDS``) from a worker
+    process; a request refreshes it itself only when there is none yet, when ``max_age`` is
+    0 (refresh per request: tests, the browser story), or when it is so stale that no worker
+    can be running (``STALE_FACTOR`` periods), and then only if nobody else is refreshing."""
     age = get_settings().metrics_refresh_seconds if max_age is None else max_age
     snap = open_snapshot()
     if snap is None:
         refresh(wait=True)
-    elif time.time() - snap.refreshed_epoch >= age:
-        refresh(wait=False)
-    else:
+    elif age > 0 and time.time() - snap.refreshed_epoch < max(age * STALE_FACTOR, 300):
         return snap
+    elif age == 0 or time.time() - snap.refreshed_epoch >= age:
+        refresh(wait=False)
     found = open_snapshot()
     assert found is not None
     return found

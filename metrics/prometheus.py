@@ -31,6 +31,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlmodel import select
 
+from access import latency as sharing_latency
 from access import native
 from kernel.auth import DbSession, bearer_header, current_principal
 from kernel.db import session_scope, utcnow
@@ -117,7 +118,7 @@ class PipelineCollector(Collector):
                                    "Applications measured per stage", labels=["stage"])
         for row in svc.stage_seconds(snap.con, since):
             counts.add_metric([row["stage"]], row["n"])
-            for q, value in zip(("0.5", "0.9", "0.99"), row["q"] or [], strict=False):
+            for q, value in zip(map(str, sharing_latency.QUANTILES), row["q"] or [], strict=False):
                 quantiles.add_metric([row["stage"], q], value)
         yield quantiles
         yield counts

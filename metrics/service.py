@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from access import latency as sharing_latency
 from access.calendar import WorkCalendar
 from kernel.db import utcnow
 from kernel.problems import Invalid
@@ -258,7 +259,9 @@ def flows(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
 
 # --- latency ----------------------------------------------------------------------------------
 
-_QS = "[0.5, 0.9, 0.99]"
+# The quantiles of sharing latency, as the access API reports them (access.latency).
+_QS = "[" + ", ".join(str(q) for q in sharing_latency.QUANTILES) + "]"
+_QK = [sharing_latency.quantile_key(q) for q in sharing_latency.QUANTILES]
 
 
 def _quantile_group(rows: list[dict[str, Any]], labels: dict[str, tuple[str, str]] | None
@@ -269,9 +272,8 @@ def _quantile_group(rows: list[dict[str, Any]], labels: dict[str, tuple[str, str
         zh, en = (labels or {}).get(r["key"], (r.get("name_zh") or r["key"],
                                                r.get("name_en") or r["key"]))
         out.append({"key": r["key"], "label_zh": zh, "label_en": en, "n": r["n"],
-                    "p50_hours": _r(h[0]), "p90_hours": _r(h[1]), "p99_hours": _r(h[2]),
-                    "p50_working_days": _r(d[0]), "p90_working_days": _r(d[1]),
-                    "p99_working_days": _r(d[2])})
+                    **{f"{k}_hours": _r(v) for k, v in zip(_QK, h, strict=True)},
+                    **{f"{k}_working_days": _r(v) for k, v in zip(_QK, d, strict=True)}})
     return out
 
 
@@ -285,7 +287,7 @@ def latency(con: duckdb.DuckDBPyConnection, w: Window, by: LatencyBy,
                         quantile_cont({k}_h, {_QS}) AS h, quantile_cont({k}_wd, {_QS}) AS d
                      FROM app_stage s JOIN application a ON a.id = s.application_id
                      WHERE delivered_day {IN_WINDOW} AND {SCOPE_A}"""
-                 for k in ("waiting_for_approval", "waiting_on_conditions", "processing")]
+                 for k in sharing_latency.STAGES]
         parts.append(f"""SELECT 'to_first_download' AS key, count(*) AS n,
                 quantile_cont({_hours('first_download_at - delivered_at')}, {_QS}) AS h,
                 quantile_cont(first_download_w - delivered_w, {_QS}) AS d
@@ -537,9 +539,9 @@ def stage_seconds(con: duckdb.DuckDBPyConnection, since: date) -> list[dict[str,
     parts = " UNION ALL ".join(
         f"SELECT '{k}' AS stage, {k}_h * 3600 AS s FROM app_stage s "
         "JOIN application a ON a.id = s.application_id WHERE delivered_day >= $since"
-        for k in ("waiting_for_approval", "waiting_on_conditions", "processing"))
+        for k in sharing_latency.STAGES)
     return _rows(con, f"""SELECT stage, count(*) AS n, sum(s) AS total,
-                          quantile_cont(s, [0.5, 0.9, 0.99]) AS q
+                          quantile_cont(s, {_QS}) AS q
                           FROM ({parts}) GROUP BY 1 ORDER BY 1""", {"since": since})
 
 

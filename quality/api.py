@@ -19,7 +19,6 @@ from sqlmodel import Session, col, select
 from catalog.models import Resource
 from catalog.service import get_resource
 from kernel.auth import DbSession, Principal, WriteSession, require
-from kernel.events import Event, publish
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import Department, Role, User
 from kernel.policy import is_data_bureau, require_data_bureau
@@ -164,7 +163,10 @@ def latest_score(code: str, session: DbSession, who: Anyone) -> ScoreOut:
                          .order_by(col(QualityScore.id).desc())).first()
     if score is None:
         raise NotFound(f"Resource {code} has not been scored yet.")
-    return _score_out(session, score, resource, who)
+    out = _score_out(session, score, resource, who)
+    if out.failing and explain.shows_examples(out.failing):
+        explain.record_samples_viewed(who, code, score.run_id)
+    return out
 
 
 @router.get("/resources/{code}/report", response_class=HTMLResponse)
@@ -183,8 +185,7 @@ def html_report(code: str, session: WriteSession, who: Reader,
 
 def _record_samples_read(session: Session, who: Principal, code: str,
                          run_id: int | None) -> None:
-    subjects = {"resource": code} | ({"run": str(run_id)} if run_id is not None else {})
-    publish(session, Event("quality.samples_viewed", who.actor, subjects, {"run": run_id}))
+    explain.publish_samples_viewed(session, who, code, run_id)
 
 
 # --- suites and custom expectations -----------------------------------------------------------

@@ -12,6 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlmodel import Session
+
+from kernel.auth import Principal
+from kernel.db import session_scope
+from kernel.events import Event, publish
 from quality import guard
 from quality.rules import Dimension
 
@@ -64,3 +69,21 @@ def failing(outcomes: Iterable[Mapping[str, Any]] | None, notes: Mapping[str, st
 def _checked(outcome: Mapping[str, Any]) -> int | None:
     element = outcome.get("element_count")
     return None if element is None else element - (outcome.get("missing_count") or 0)
+
+
+def shows_examples(failing: Mapping[str, Iterable[Mapping[str, Any]]]) -> bool:
+    """True when a ``failing`` view carries masked example rows (the provider's view)."""
+    return any(entry.get("examples") for entries in failing.values() for entry in entries)
+
+
+def record_samples_viewed(who: Principal, code: str, run_id: int | None) -> None:
+    """Log that ``who`` saw failing-row samples of ``code``: every read is on record. Its own
+    short write transaction, so the views that show samples stay read-only requests."""
+    with session_scope(write=True) as session:
+        publish_samples_viewed(session, who, code, run_id)
+
+
+def publish_samples_viewed(session: Session, who: Principal, code: str,
+                           run_id: int | None) -> None:
+    subjects = {"resource": code} | ({"run": str(run_id)} if run_id is not None else {})
+    publish(session, Event("quality.samples_viewed", who.actor, subjects, {"run": run_id}))

@@ -1,22 +1,19 @@
-"""The run queue: rows of ``quality_run`` in status ``queued``, inserted in the caller's
-transaction (so a registration and its queued run commit or roll back together) and picked
-up by a worker (``quality.jobs``)."""
+"""The run queue: rows of ``quality_run`` in status ``queued``, each with a ``quality.run``
+job (kernel/jobs.py), both inserted in the caller's transaction (so a registration and its
+queued run commit or roll back together); a ``govshare worker`` runs it (``quality.jobs``)."""
 
 from __future__ import annotations
-
-import threading
 
 from sqlmodel import Session, col, select
 
 from catalog.models import Resource
+from kernel import jobs
 from kernel.events import Actor, Event
 from quality.models import QualityRun, RunStatus, RunTrigger
 
 SYSTEM = Actor(user_id=None, department_id=None, kind="system")
 
-# Set when a run is queued on someone's explicit request, so the worker need not wait for
-# its next poll. Runs queued by catalog events wait for the poll (a few seconds).
-wake = threading.Event()
+RUN = "quality.run"
 
 _COALESCING = (RunTrigger.registration, RunTrigger.new_version, RunTrigger.schedule)
 
@@ -38,6 +35,7 @@ def enqueue(session: Session, resource: Resource, trigger: RunTrigger, *,
                      requested_by=requested_by, notice_id=notice_id)
     session.add(run)
     session.flush()
+    jobs.enqueue(session, RUN, {"run": run.id}, key=f"{RUN}:{run.id}")
     return run
 
 

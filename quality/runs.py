@@ -58,9 +58,7 @@ def request_run(session: Session, who: Principal, code: str) -> QualityRun:
                         f"department can run quality checks on {code}.")
     if resource.current_version == 0:
         raise Conflict(f"Resource {code} has no data to check.")
-    run = queue.enqueue(session, resource, RunTrigger.on_demand, requested_by=who.user_id)
-    queue.wake.set()
-    return run
+    return queue.enqueue(session, resource, RunTrigger.on_demand, requested_by=who.user_id)
 
 
 def enqueue_scheduled(now: datetime | None = None) -> list[int]:
@@ -120,6 +118,49 @@ def reclaim_interrupted(now: datetime | None = None) -> int:
             status=RunStatus.failed, finished_at=now, lease_until=None,
             error=f"{INTERRUPTED}, {MAX_ATTEMPTS} times; not retried"))
         return int(again.rowcount or 0) + int(given_up.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def resume_interrupted(run_id: int) -> bool:
+    """Queue again one run left ``running`` by a worker that died, whatever its own lease
+    says: the caller (the ``quality.run`` job, re-run after its job lease expired) knows that
+    worker is gone. Attempts count as in ``reclaim_interrupted``. True if it was touched."""
+    now = utcnow()
+    running = (col(QualityRun.id) == run_id) & (col(QualityRun.status) == RunStatus.running)
+    with session_scope() as session:
+        again = session.execute(update(QualityRun).where(
+            running, col(QualityRun.attempts) < MAX_ATTEMPTS).values(
+            status=RunStatus.queued, lease_until=None, not_before=None,
+            error=f"{INTERRUPTED}; queued again"))
+        given_up = session.execute(update(QualityRun).where(
+            running, col(QualityRun.attempts) >= MAX_ATTEMPTS).values(
+            status=RunStatus.failed, finished_at=now, lease_until=None,
+            error=f"{INTERRUPTED}, {MAX_ATTEMPTS} times; not retried"))
+        return bool(again.rowcount or given_up.rowcount)  # type: ignore[attr-defined]
+
+
+def waiting(run_id: int) -> tuple[RunStatus | None, float]:
+    """The run's status and, if it is queued but backing off, the seconds until it is due."""
+    with session_scope(write=False) as session:
+        run = session.get(QualityRun, run_id)
+        if run is None:
+            return None, 0.0
+        wait = 0.0
+        if run.status is RunStatus.queued and run.not_before is not None:
+            wait = max(0.0, (_as_utc(run.not_before) - utcnow()).total_seconds())  # type: ignore[operator]
+        return run.status, wait
+
+
+def resource_busy(run_id: int) -> bool:
+    """Whether another run of the same resource is running (a resource's runs are serial:
+    the worker defers this one)."""
+    with session_scope(write=False) as session:
+        run = session.get(QualityRun, run_id)
+        if run is None:
+            return False
+        other = session.exec(select(QualityRun.id).where(
+            QualityRun.resource_id == run.resource_id, QualityRun.status == RunStatus.running,
+            col(QualityRun.id) != run_id)).first()
+        return other is not None
 
 
 def queued_run_ids(limit: int = 100, now: datetime | None = None) -> list[int]:

@@ -13,10 +13,8 @@ class QualitySettings(BaseSettings):
 
     # Every active resource with data is re-validated this often; 0 disables the schedule.
     schedule_minutes: int = Field(default=24 * 60, ge=0)
-    # How often the background worker looks for queued runs; 0 disables the background
-    # worker entirely (runs then happen only through ``quality.jobs.run_pending``).
-    poll_seconds: float = Field(default=5.0, ge=0)
-    # Runs on different resources proceed in parallel, up to this many at once.
+    # Runs the demo's build does in parallel (the ``govshare worker`` processes run one run
+    # each at a time: docs/deployment.md).
     workers: int = Field(default=2, ge=1, le=16)
     # DuckDB threads per run (0: DuckDB's default, one per core).
     duckdb_threads: int = Field(default=0, ge=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -55,11 +56,24 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         postgres[0].drop(database)
 
 
+class DrainingClient(TestClient):
+    """A test client with "a worker beside the server": after each request, the delivery and
+    mail jobs it enqueued run at once in this process (``kernel.jobs.run_pending``), as the
+    background tasks and threads used to. Quality runs stay queued until a test runs them."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        from kernel import jobs
+
+        response = super().request(*args, **kwargs)
+        jobs.run_pending(["access.deliver", "notifications.mail"])
+        return response
+
+
 @pytest.fixture
 def client(data_dir: Path) -> Iterator[TestClient]:
     from govshare.app import create_app
 
-    with TestClient(create_app()) as c:
+    with DrainingClient(create_app()) as c:
         yield c
 
 

@@ -47,6 +47,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    workers: int = 1  # uvicorn's worker processes
 
     @property
     def url(self) -> str:
@@ -58,8 +59,10 @@ class Server:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "govshare.app:create_app", "--factory",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+                 *(["--workers", str(self.workers)] if self.workers > 1 else [])],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=self.workers > 1)  # kill() reaches the whole group
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -76,7 +79,10 @@ class Server:
     def kill(self) -> None:
         """SIGKILL: no shutdown handler, no rollback, no flush — like a power cut."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            if self.workers > 1:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=30)
         self.process = None
 
@@ -88,3 +94,45 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.process = None
+
+
+@dataclass
+class Worker:
+    """One ``govshare worker`` process over the test's data directory and database."""
+
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 1
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **self.env, **(extra_env or {})}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from govshare.cli import main; main()", "worker",
+                 "--concurrency", str(self.concurrency)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: the job it runs keeps its lease until the lease expires."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self.process = None
+
+    def stop(self, timeout: float = 60) -> int | None:
+        """SIGTERM: the running job finishes first; returns the exit code."""
+        code = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                code = self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+        return code

@@ -11,7 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from access import aggregate, delivery
+from access import aggregate, delivery, planning
 from access.aggregate import AggregateSpec, BudgetExhausted, Measure
 from access.models import Delivery, Grant
 from kernel import db
@@ -101,7 +101,7 @@ def test_an_aggregate_grant_spends_its_budget_across_periodic_releases(
     with db.session_scope(write=False) as session:
         stored = session.get(Delivery, first["id"])
         assert stored is not None and stored.path is not None
-        path = delivery.deliveries_dir() / stored.path
+        path = planning.deliveries_dir() / stored.path
     table = pq.read_table(path).to_pylist()
     assert {r["district"] for r in table} == {"福田区", "罗湖区", "南山区", "宝安区"}
     assert all(abs(r["count"] - 30) < 15 for r in table)  # ε 0.5 per query: scale 2
@@ -114,6 +114,6 @@ def test_an_aggregate_grant_spends_its_budget_across_periodic_releases(
         grant = session.get(Grant, first["grant_id"])
         assert grant is not None and grant.privacy_spent == 2.0
         # the scheduler no longer considers it due
-        assert app_id not in [a for a, _ in delivery.due_periodic(session, date(2099, 3, 1))]
+        assert app_id not in [a for a, _ in planning.due_periodic(session, date(2099, 3, 1))]
     out = aw.get(f"/grants/{first['grant_id']}", "SCJG", Role.requester).json()
     assert out["privacy_spent"] == 2.0 and out["privacy_budget"] == 2.5

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from access import delivery, scheduler
+from access import delivery, packaging, planning, scheduler, sweep
 from access import service as svc
 from access.models import ApplicationState, Delivery
 from access.schemas import ApplicationIn, ApprovalIn
@@ -71,7 +71,7 @@ def _run_child(app_id: int, crash_at: str, tmp: Path) -> subprocess.CompletedPro
 def _visible(app_id: int) -> list[str]:
     """What a requester could ever be served: files in the application's folder that a
     committed Delivery names, plus anything at all there that is not a Delivery's file."""
-    folder = delivery.deliveries_dir() / str(app_id)
+    folder = planning.deliveries_dir() / str(app_id)
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
@@ -94,7 +94,7 @@ def test_a_crash_between_masking_and_delivery_loses_nothing(aw: AccessWorld, tmp
         assert svc.load(session, app_id).state is ApplicationState.approved
     assert _rows(app_id) == []
     assert aw.get("/deliveries", "SCJG", Role.requester).json() == []
-    staging = delivery.deliveries_dir() / ".staging"
+    staging = planning.deliveries_dir() / ".staging"
     if crash_at == "after_write":
         assert _visible(app_id) == []  # the half-done file never left the staging area
         assert [p.suffix for p in staging.glob("*.partial")] == [".partial"]
@@ -108,7 +108,7 @@ def test_a_crash_between_masking_and_delivery_loses_nothing(aw: AccessWorld, tmp
         report = scheduler.run_due(utcnow() + timedelta(minutes=3))
         assert report.swept and report.delivered == [app_id]
     else:
-        assert delivery.sweep() and _visible(app_id) == []
+        assert sweep.sweep() and _visible(app_id) == []
         delivery.deliver(app_id)
     assert not list(staging.glob("*.partial"))
     done = _rows(app_id)[0]
@@ -123,9 +123,9 @@ def test_a_crash_between_masking_and_delivery_loses_nothing(aw: AccessWorld, tmp
 def test_the_sweep_never_touches_a_live_job(aw: AccessWorld, tmp_path: Path) -> None:
     """A job's files are protected by its lock while it runs (another worker's sweep)."""
     token = "0" * 32
-    partial = delivery.deliveries_dir() / ".staging" / f"{token}.partial"
-    with delivery._job_lock(token):
+    partial = planning.deliveries_dir() / ".staging" / f"{token}.partial"
+    with packaging.job_lock(token):
         partial.write_bytes(b"half a parquet file")
-        assert delivery.sweep() == []
+        assert sweep.sweep() == []
         assert partial.exists()
-    assert delivery.sweep() == [f".staging/{token}.partial"]
+    assert sweep.sweep() == [f".staging/{token}.partial"]

@@ -17,8 +17,9 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from access import delivery, scheduler
+from access import links, planning, scheduler
 from access import service as svc
+from access.manifest import verify_manifest
 from access.models import Grant
 from kernel import db
 from kernel.db import utcnow
@@ -97,8 +98,8 @@ def test_the_package_and_its_signed_manifest(aw: AccessWorld, tmp_path: Path) ->
     assert manifest["masking_plan"]["id_number"] == {"rule": "pseudonymize"}
     keys = aw.client.get("/.well-known/govshare-log-keys").json()["keys"]
     public = next(base64.b64decode(k["public_key"]) for k in keys if k["key_id"] == m["key_id"])
-    assert delivery.verify_manifest(manifest, m["signature"], public)
-    assert not delivery.verify_manifest(manifest | {"row_count": 41}, m["signature"], public)
+    assert verify_manifest(manifest, m["signature"], public)
+    assert not verify_manifest(manifest | {"row_count": 41}, m["signature"], public)
     on_disk = Path(os.environ["GOVSHARE_DATA_DIR"]) / "deliveries" / str(app["id"])
     files = sorted(p.name for p in on_disk.iterdir())
     assert len(files) == 2 and files[1] == files[0] + ".manifest.json"
@@ -144,7 +145,7 @@ def test_expired_links_and_grants(aw: AccessWorld, tmp_path: Path) -> None:
     app, d = _delivered(aw, tmp_path)
     with db.session_scope() as session:
         dept = svc.load(session, app["id"]).requester_department_id
-    stale = delivery.make_token(d["id"], dept, utcnow() - timedelta(seconds=1))
+    stale = links.make_token(d["id"], dept, utcnow() - timedelta(seconds=1))
     url = f"/api/v1/deliveries/{d['id']}/download?token={stale}"
     r = aw.client.get(url, headers=aw.h("SCJG", Role.requester))
     assert r.status_code == 403 and "expired" in r.json()["detail"]
@@ -271,11 +272,11 @@ def test_run_keys(fmt: str) -> None:
     from access.models import Schedule
 
     day = date(2026, 5, 1)
-    assert delivery.run_key_for(Schedule.daily, day, 3) == "2026-05-01"
-    assert delivery.run_key_for(Schedule.weekly, day, 3) == "2026-W18"
-    assert delivery.run_key_for(Schedule.monthly, day, 3) == "2026-05"
-    assert delivery.run_key_for(Schedule.on_new_version, day, 3) == "v3"
-    assert delivery.run_key_for(Schedule.once, day, 3) == "once"
+    assert planning.run_key_for(Schedule.daily, day, 3) == "2026-05-01"
+    assert planning.run_key_for(Schedule.weekly, day, 3) == "2026-W18"
+    assert planning.run_key_for(Schedule.monthly, day, 3) == "2026-05"
+    assert planning.run_key_for(Schedule.on_new_version, day, 3) == "v3"
+    assert planning.run_key_for(Schedule.once, day, 3) == "once"
 
 
 def test_files_listed_by_application_in_other_departments_are_hidden(

@@ -29,6 +29,7 @@ from kernel import db
 from kernel.auth import principal_of
 from kernel.identity import DepartmentKind, Role
 from kernel.problems import install_handlers
+from tests.conftest import DrainingClient
 from tests.world import create_departments
 from translog import api as log_api
 from translog import service as log_service
@@ -75,7 +76,7 @@ def access_world(data_dir: Path) -> Iterator[AccessWorld]:
     upgrade()
     log_service.subscribe()
     tokens = create_departments(DEPARTMENTS)
-    with TestClient(build_app()) as client:
+    with DrainingClient(build_app()) as client:
         yield AccessWorld(client, tokens)
 
 

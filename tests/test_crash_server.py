@@ -28,15 +28,15 @@ import pytest
 from sqlmodel import func, select
 from typer.testing import CliRunner
 
-from access.delivery import deliveries_dir
 from access.models import Application, ApplicationState, Delivery
+from access.planning import deliveries_dir
 from catalog.models import DataVersion, Resource
 from govshare import cli
 from kernel import crashpoints, db
 from kernel.idempotency import HEADER, REPLAYED_HEADER, IdempotencyRecord
 from kernel.identity import Role
 from kernel.settings import get_settings
-from tests.server_support import Server, make_world
+from tests.server_support import Server, Worker, make_world
 from tests.test_access_support import PEOPLE_ITEMS, application, people_rows, to_csv
 from translog import keys as log_keys
 from translog.export import export_to_path
@@ -60,6 +60,9 @@ class Crashes:
         self.dir = tmp / "crash"
         self.dir.mkdir()
         self.server = Server(tmp / "server.log", env={crashpoints.DIR_ENV: str(self.dir)})
+        # The background jobs (the approval's delivery) run in a worker process of their own.
+        self.worker = Worker(tmp / "worker.log", env={crashpoints.DIR_ENV: str(self.dir)},
+                             concurrency=2)  # a quality run does not hold up the delivery
         self.tokens = tokens
         self.pending: list[threading.Thread] = []
 
@@ -85,13 +88,13 @@ class Crashes:
         thread.start()
         self.pending.append(thread)
 
-    def kill_at(self, point: str, timeout: float = 60) -> None:
+    def kill_at(self, point: str, timeout: float = 60, *, worker: bool = False) -> None:
         marker = self.dir / point
         deadline = time.monotonic() + timeout
         while not marker.exists():
             assert time.monotonic() < deadline, f"never reached {point}"
             time.sleep(0.05)
-        self.server.kill()
+        (self.worker if worker else self.server).kill()
         marker.unlink()
         for thread in self.pending:
             thread.join(timeout=10)
@@ -195,8 +198,9 @@ def test_sigkill_anywhere_loses_nothing_and_retries_complete_once(crashes: Crash
             c.kill_at(point)
 
         # 5. The retries complete, exactly once; then an application whose delivery (masking
-        #    done, file written, not renamed) is killed after the 201 was sent.
-        c.start("delivery.after_write")
+        #    done, file written, not renamed) is killed in the worker after the 201 was sent.
+        c.start()
+        c.worker.start({crashpoints.ENV: "delivery.after_write"})
         assert_consistent()
         assert c.get("/resources")["total"] == 0
         first = c.register("reg-1")
@@ -212,7 +216,8 @@ def test_sigkill_anywhere_loses_nothing_and_retries_complete_once(crashes: Crash
                            headers=c.h("SCJG", Role.requester, "app-1"))
         assert filed.status_code == 201, filed.text
         app_id = filed.json()["id"]
-        c.kill_at("delivery.after_write")  # the background delivery
+        c.kill_at("delivery.after_write", worker=True)  # the delivery job, in the worker
+        c.server.kill()
 
         # 6. Acknowledged means committed: the application survived, still waiting for its
         #    delivery; the explicit retry is killed between the file's rename and the commit.
@@ -264,3 +269,4 @@ def test_sigkill_anywhere_loses_nothing_and_retries_complete_once(crashes: Crash
         _log_verifies(tmp_path)
     finally:
         c.server.kill()
+        c.worker.kill()

@@ -17,7 +17,7 @@ from govshare_demo import DemoSummary, build_world
 from govshare_demo.history import HISTORY_DAYS
 from sqlmodel import Session, col, func, select
 
-from access import delivery, scheduler
+from access import planning, scheduler
 from access.flows import MOVES, Action
 from access.models import (
     Application,
@@ -211,7 +211,7 @@ def test_the_scheduler_does_not_catch_up_months(built: tuple[DemoSummary, dateti
     (the current period), no retried first deliveries, nothing fails."""
     with db.session_scope(write=False) as session:
         now = datetime.now(UTC)
-        pending = delivery.pending_first_deliveries(session, now)
+        pending = planning.pending_first_deliveries(session, now)
         active = [g for g in session.exec(select(Grant).where(Grant.schedule != "once"))
                   if g.revoked_at is None and g.valid_until > now]
     assert pending == []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from access import delivery
+from access import links
 from kernel import db, identity, secrets
 from kernel.db import utcnow
 from kernel.problems import Forbidden
@@ -62,7 +62,7 @@ def test_a_download_link_gives_no_offline_test_of_a_passphrase(
     key file) can compute nothing that checks against the link."""
     _init_key_file(monkeypatch, tmp_path / "a")
     expires = utcnow() + timedelta(minutes=5)
-    token = delivery.make_token(7, 3, expires)
+    token = links.make_token(7, 3, expires)
     body, _, mac = token.partition(".")
     claims = json.loads(_unb64(body))
     assert set(claims) == {"d", "g", "k", "e"}  # ids, expiry and the key id: nothing else
@@ -89,7 +89,7 @@ def test_a_download_link_gives_no_offline_test_of_a_passphrase(
     assert other.active_id != ring.active_id
     assert secrets.derive_key(secrets.DOWNLOAD_LINKS) != link_key
     with pytest.raises(Forbidden):  # and its links are not valid here, nor ours there
-        delivery.check_token(token, 7, 3)
+        links.check_token(token, 7, 3)
     # The passphrase only opens the key file, through scrypt (slow and memory-hard).
     doc = json.loads((tmp_path / "a" / "keys" / secrets.KEY_FILE).read_text())
     assert doc["kdf"]["name"] == "scrypt"
@@ -98,17 +98,17 @@ def test_a_download_link_gives_no_offline_test_of_a_passphrase(
 
 def test_links_survive_a_purpose_key_rotation_until_they_expire(data_dir: Path) -> None:
     expires = utcnow() + timedelta(minutes=5)
-    before = delivery.make_token(1, 2, expires)
+    before = links.make_token(1, 2, expires)
     assert secrets.rotate_purpose(get_settings(), secrets.DOWNLOAD_LINKS) == 2
-    after = delivery.make_token(1, 2, expires)
+    after = links.make_token(1, 2, expires)
     assert json.loads(_unb64(after.split(".")[0]))["k"].endswith(".v2")
-    delivery.check_token(before, 1, 2)  # made with v1, still checks
-    delivery.check_token(after, 1, 2)
+    links.check_token(before, 1, 2)  # made with v1, still checks
+    links.check_token(after, 1, 2)
     with pytest.raises(Forbidden):
-        delivery.check_token(after, 1, 3)  # another department
+        links.check_token(after, 1, 3)  # another department
     forged = after.split(".")[0] + "." + _b64(os.urandom(32))
     with pytest.raises(Forbidden):
-        delivery.check_token(forged, 1, 2)
+        links.check_token(forged, 1, 2)
 
 
 # --- rotation of the master secret and the log ----------------------------------------------

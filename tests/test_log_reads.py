@@ -64,3 +64,20 @@ def test_reads_are_entries_and_the_provider_lists_them(client: TestClient, world
     assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
     r = client.get(f"{API}/log/reads?department=GA", headers=auditor)
     assert len(r.json()) == 3
+
+
+@pytest.mark.usefixtures("quiet_quality")
+def test_failing_rows_shown_with_a_score_are_a_read(client: TestClient, world: World) -> None:
+    rows = people(12)
+    rows[0]["id_number"] = "123"  # invalid: the validity check fails, with a masked example
+    code = register(client, world, rows)
+    run_queued()
+    publisher = world.headers("GA", Role.publisher)
+    score = client.get(f"{API}/quality/resources/{code}/score", headers=publisher).json()
+    assert any(e.get("examples") for es in score["failing"].values() for e in es)
+    assert _types(client, world).count("quality.samples_viewed") == 1
+    # outside the provider department no rows are shown, so nothing is recorded
+    outsider = client.get(f"{API}/quality/resources/{code}/score",
+                          headers=world.headers("SCJG", Role.requester)).json()
+    assert not any(e.get("examples") for es in outsider["failing"].values() for e in es)
+    assert _types(client, world).count("quality.samples_viewed") == 1

@@ -36,7 +36,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from access import delivery as dlv
-from access import ratings
+from access import links, ratings
 from access import service as svc
 from access.models import Delivery, DeliveryRating
 from access.schemas import ApplicationIn, ApprovalIn, RejectIn, ReturnIn, RevisionIn
@@ -158,8 +158,8 @@ def march(aw: AccessWorld, tmp_path: Path) -> Iterator[March]:
             RejectIn(reason="security_risk", text="涉及企业商业秘密"))
         with db.session_scope() as session:
             d1 = delivery_of(apps["A1"])
-            token, _ = dlv.issue_link(session, who("scjg-requester"), d1)
-            dlv.open_download(session, who("scjg-requester"), d1, token)
+            token, _ = links.issue_link(session, who("scjg-requester"), d1)
+            links.open_download(session, who("scjg-requester"), d1, token)
         move(at(6, 9))
         act(svc.approve, "ga-approver", apps["A2"], ApprovalIn(conditions=["签署数据使用承诺书"]))
         apps["A6"] = apply("rs-requester", codes["R2"])

@@ -1,6 +1,6 @@
 """Several worker processes on one database: the access log stays one linear sequence under
-concurrent appends, one process leads the background jobs (and another takes over when it
-dies), and ``govshare warehouse gc`` removes only what no row names.
+concurrent appends, and ``govshare warehouse gc`` removes only what no row names. (Background
+jobs shared by several ``govshare worker`` processes: tests/test_workers.py.)
 
 Every test runs on SQLite and, under ``.ci/with-postgres``, on PostgreSQL (tests/pg.py).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,8 +22,7 @@ from catalog import gc
 from catalog.models import DataVersion
 from catalog.warehouse import open_data
 from govshare.migrate import upgrade
-from kernel import db, leader
-from kernel.leader import Leadership
+from kernel import db
 from kernel.settings import get_settings
 from tests.log_support import export_with_keys
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
@@ -91,51 +89,6 @@ def test_concurrent_appends_from_processes_form_one_verifiable_log(data_dir: Pat
     owners = [e["subjects"]["worker"] for e in entries]
     switches = sum(1 for a, b in itertools.pairwise(owners) if a != b)
     assert switches >= workers - 1
-
-
-def test_one_leader_at_a_time(data_dir: Path) -> None:
-    upgrade()
-    first, second = Leadership("jobs-test"), Leadership("jobs-test")
-    try:
-        assert first.held()
-        assert not second.held()
-        assert first.held()  # asking again keeps the lead
-        first.release()
-        assert second.held()
-        assert not first.held()
-    finally:
-        first.release()
-        second.release()
-
-
-HOLDER = """
-import sys, time
-from kernel.leader import Leadership
-lead = Leadership("jobs-test")
-print("leader" if lead.held() else "follower", flush=True)
-time.sleep(600)
-"""
-
-
-def test_the_lead_passes_when_the_leader_is_killed(data_dir: Path) -> None:
-    upgrade()
-    holder = _spawn(HOLDER)
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "leader"
-        here = Leadership("jobs-test")
-        assert not here.held()
-        os.kill(holder.pid, signal.SIGKILL)  # no release, no clean shutdown
-        holder.wait(timeout=30)
-        deadline = time.monotonic() + 30  # the server notices the dead connection
-        while not here.held():
-            assert time.monotonic() < deadline, "the lead was not released"
-            time.sleep(0.1)
-        here.release()
-    finally:
-        holder.kill()
-        holder.wait()
-        leader.release_all()
 
 
 def test_warehouse_gc_removes_only_old_unreferenced_files(aw: AccessWorld,

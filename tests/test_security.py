@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from access import delivery, pseudonym
+from access import delivery, planning, pseudonym
 from catalog.models import Resource
 from govshare.headers import CSP
 from kernel import db, ratelimit
@@ -26,7 +26,7 @@ from kernel import secrets as kernel_secrets
 from kernel.identity import Department, Role
 from kernel.problems import PROBLEM_JSON
 from kernel.settings import get_settings
-from tests.conftest import World
+from tests.conftest import DrainingClient, World
 from tests.factories import population_meta, population_rows, to_csv, upload
 from tests.test_access_support import PEOPLE_ITEMS, application, people_rows
 from translog import keys as log_keys
@@ -53,7 +53,7 @@ def test_security_headers_on_every_response(client: TestClient, world: World, pa
 def test_hsts_over_https(data_dir: Path) -> None:
     from govshare.app import create_app
 
-    with TestClient(create_app(), base_url="https://testserver") as c:
+    with DrainingClient(create_app(), base_url="https://testserver") as c:
         assert c.get("/healthz").headers["strict-transport-security"].startswith("max-age=")
 
 
@@ -295,7 +295,7 @@ def test_delivered_csv_neutralises_formulas(aw: Any, tmp_path: Path) -> None:
                 json=application(code, ["name", "district"], file_format="csv"))
     assert r.status_code == 201, r.text
     package = delivery.deliver(r.json()["id"])
-    path = delivery.deliveries_dir() / (package.path or "")
+    path = planning.deliveries_dir() / (package.path or "")
     import csv
 
     with path.open(encoding="utf-8") as fh:

@@ -29,7 +29,7 @@ from catalog.models import (
 )
 from govshare.web import i18n
 from kernel.identity import Role
-from tests.conftest import World
+from tests.conftest import DrainingClient, World
 from tests.factories import POPULATION_ITEMS, population_rows, to_csv
 from tests.web_support import csrf_of, page_csrf, sign_in
 
@@ -105,7 +105,7 @@ def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_clears_it(
 def test_sign_in_cookie_is_secure_over_https(data_dir: Path, world: World) -> None:
     from govshare.app import create_app
 
-    with TestClient(create_app(), base_url="https://testserver") as https:
+    with DrainingClient(create_app(), base_url="https://testserver") as https:
         page = https.get("/signin")
         response = https.post("/signin", data={"token": world.tokens[("GA", Role.requester)],
                                                "csrf_token": csrf_of(page.text)},

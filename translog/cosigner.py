@@ -1,8 +1,8 @@
 """Collecting witness cosignatures and publishing checkpoints that reached the quorum.
 
-Runs outside every request: a background thread (one per server process; only the leader
-works) wakes when this process commits a signed head, and every ``GOVSHARE_LOG_COSIGN_SECONDS``
-anyway. ``publish_once`` is one round: sign the latest head as a checkpoint, POST it with a
+Runs outside every request: the periodic ``translog.cosign`` job, run by a ``govshare worker``
+every ``GOVSHARE_LOG_COSIGN_SECONDS`` (kernel/jobs.py), when witnesses are configured.
+``publish_once`` is one round: sign the latest head as a checkpoint, POST it with a
 consistency proof to every witness at once (C2SP tlog-witness ``add-checkpoint``), and store the
 checkpoint with the cosignatures if at least the quorum answered with a valid one. No database
 transaction is open while waiting for the network.
@@ -21,11 +21,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlmodel import Session, select
 
-from kernel import db, leader
+from kernel import db, jobs
 from kernel.db import utcnow
 from kernel.problems import NotFound
 from kernel.settings import get_settings
@@ -209,51 +211,20 @@ def _store(session: Session, head: TreeHead, signed: note.Note,
     return True
 
 
-# --- the background thread --------------------------------------------------------------------
+# --- the periodic job -------------------------------------------------------------------------
 
-class Cosigner:
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="govshare-cosigner",
-                                        daemon=True)
-        self._leadership = leader.Leadership("log-cosigner")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        service.head_committed.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
-        self._leadership.release()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            service.head_committed.wait(self.interval)
-            service.head_committed.clear()
-            if self._stop.is_set() or not self._leadership.held():
-                continue
-            try:
-                publish_once()
-            except Exception:  # a bad round must not end the thread; the next tick retries
-                log.exception("cosigning round failed")
+COSIGN = "translog.cosign"
 
 
-_cosigner: Cosigner | None = None
+@jobs.handler(COSIGN, max_attempts=1)
+def _cosign(_payload: dict[str, Any]) -> None:
+    publish_once()  # a failed round is logged by the job; the next period retries
 
 
-def start() -> None:
-    global _cosigner
+def declare_schedules() -> None:
+    """A cosigning round every ``GOVSHARE_LOG_COSIGN_SECONDS`` in a ``govshare worker``
+    (kernel/jobs.py: once per period however many workers run), if witnesses are set."""
     settings = get_settings()
-    if _cosigner is None and witnesses_mod.witnesses(settings):
-        _cosigner = Cosigner(settings.log_cosign_seconds)
-        _cosigner.start()
-
-
-def stop() -> None:
-    global _cosigner
-    if _cosigner is not None:
-        _cosigner.stop()
-        _cosigner = None
+    every = timedelta(seconds=settings.log_cosign_seconds) \
+        if witnesses_mod.witnesses(settings) else timedelta(0)
+    jobs.every(COSIGN, COSIGN, every)

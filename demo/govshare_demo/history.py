@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlmodel import Session, col, select
 
-from access import delivery, ratings
+from access import delivery, links, planning, queries, ratings
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.masking import ColumnRule, Generalization, MaskingRule
@@ -495,7 +495,7 @@ def deliver_and_use(replay: Replay, plan: Plan, app_id: int) -> Story:
     rng = plan.rng
     try:
         made = delivery.deliver(app_id)
-    except delivery.DeliveryBlocked:
+    except planning.DeliveryBlocked:
         replay.count("blocked")
         yield replay.after(replay.now, 1, rng)
         approver = replay.who(plan.res.provider, Role.approver)
@@ -506,7 +506,7 @@ def deliver_and_use(replay: Replay, plan: Plan, app_id: int) -> Story:
         yield replay.now + timedelta(seconds=int(rng.integers(5, 60)))
         try:
             made = delivery.deliver(app_id)
-        except delivery.DeliveryBlocked:  # still too few per year: the provider gives up
+        except planning.DeliveryBlocked:  # still too few per year: the provider gives up
             replay.count("blocked")
             yield from _revoke(replay, plan, app_id, "脱敏后仍无法满足k匿名要求，收回授权")
             return
@@ -516,16 +516,16 @@ def deliver_and_use(replay: Replay, plan: Plan, app_id: int) -> Story:
     if plan.method is DeliveryMethod.file:
         if rng.random() < B.P_DOWNLOAD:
             yield replay.now + timedelta(minutes=int(rng.integers(10, 60 * 48)))
-            token, _ = replay.act(lambda s: delivery.issue_link(s, requester, delivery_id))
+            token, _ = replay.act(lambda s: links.issue_link(s, requester, delivery_id))
             yield replay.now + timedelta(seconds=int(rng.integers(5, 120)))
-            replay.act(lambda s: delivery.open_download(s, requester, delivery_id, token))
+            replay.act(lambda s: links.open_download(s, requester, delivery_id, token))
             replay.count("downloaded")
     else:
         for _ in range(int(rng.integers(1, 3))):
             yield replay.after(replay.now, int(rng.integers(0, 12)), rng)
             if not _active(app_id):
                 break
-            replay.act(lambda s: delivery.query(s, requester, made.grant_id, QueryIn(size=50)))
+            replay.act(lambda s: queries.query(s, requester, made.grant_id, QueryIn(size=50)))
             replay.count("queried")
     if rng.random() < B.P_RATE:
         yield replay.after(replay.now, int(rng.integers(1, 8)), rng)
@@ -678,7 +678,7 @@ def ticks(replay: Replay) -> Story:
         yield datetime.combine(day, TICK_TIME, replay.cal.tz).astimezone(UTC)
         expired = replay.act(lambda s: svc.expire_due(s, replay.now))
         with db.session_scope(write=False) as session:
-            due = delivery.due_periodic(session, replay.today())
+            due = planning.due_periodic(session, replay.today())
         for app_id, run_key in due:
             delivery.deliver(app_id, run_key=run_key)
         replay.summary.stats["expired"] += len(expired)

@@ -65,12 +65,14 @@ class Server:
 
 
 def start_server(data_dir: Path, log: Path) -> Server:
-    """``uvicorn`` on a free port; returns once /healthz answers."""
+    """``govshare serve --with-worker`` (the server and one worker process for the
+    deliveries and quality runs, as ``make run``) on a free port; returns once /healthz
+    answers."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "govshare.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+            [sys.executable, "-c", "from govshare.cli import main; main()", "serve",
+             "--with-worker", "--host", "127.0.0.1", "--port", str(port)],
             env=server_env(data_dir), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

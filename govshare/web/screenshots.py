@@ -112,6 +112,13 @@ def take(out_dir: Path, *, scale: str = "tiny", quality_wait: float = 240,
                 ("leader-dashboard-en", ("SJJ", "leader"), "/dashboard?lang=en", LAPTOP),
                 ("leader-dashboard-tablet", ("SJJ", "leader"), "/dashboard?lang=zh", TABLET),
                 ("catalog-tablet", ("SCJG", "requester"), "/catalog", TABLET),
+                ("account", ("SCJG", "requester"), "/account", LAPTOP),
+                ("notifications", ("GA", "approver"), "/notifications", LAPTOP),
+                ("admin-users", ("SJJ", "admin"), "/admin/users", LAPTOP),
+                ("admin-departments", ("SJJ", "admin"), "/admin/departments", LAPTOP),
+                ("admin-settings", ("SJJ", "admin"), "/admin/settings", LAPTOP),
+                ("leader-dashboard-list", ("SJJ", "leader"),
+                 "/dashboard/applications?list=delivered&sharing_type=conditional", LAPTOP),
             ]
             if waiting:
                 pages.append(("approver-decision", ("GA", "approver"),

@@ -113,5 +113,5 @@ def test_upload_errors_are_in_chinese(page: Any, live: Live) -> None:
     error = page.locator("#upload-error")
     error.wait_for(state="visible")
     text = error.inner_text()
-    assert "未保存任何数据" in text and "首次出现在第" in text, text
+    assert "未保存任何数据" in text and "第 3 行" in text, text
     assert not ENGLISH.search(text.replace("decimal", "")), text

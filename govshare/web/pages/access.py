@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from access import delivery, masking
+from access import delivery, links, masking, scheduler
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.flows import Party, legal_actions
@@ -46,7 +46,7 @@ from govshare.web.pages import risk as risk_page
 from kernel.auth import Principal
 from kernel.db import session_scope, utcnow
 from kernel.identity import Department, Role, User
-from kernel.problems import Invalid, Problem
+from kernel.problems import Invalid
 
 log = logging.getLogger("govshare")
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -133,18 +133,12 @@ def _resources(session: Session, apps: list[Application]) -> dict[int, Resource]
     return {r.id or 0: r for r in session.exec(select(Resource).where(col(Resource.id).in_(ids)))}
 
 
-def _deliver_later(background: BackgroundTasks, apps: list[Application]) -> None:
-    """Approved applications are delivered after the commit, as the API does."""
+def _deliver_later(session: Session, apps: list[Application]) -> None:
+    """Approved applications get a delivery job in the deciding transaction, as the API's;
+    a ``govshare worker`` produces the package."""
     for app in apps:
         if app.state is S.approved:
-            background.add_task(_deliver_quietly, app.id or 0)
-
-
-def _deliver_quietly(app_id: int) -> None:
-    try:
-        delivery.deliver(app_id)
-    except Problem as problem:  # blocked or not yet due: recorded; the scheduler retries
-        log.info("delivery of application %s deferred: %s", app_id, problem.detail)
+            scheduler.enqueue_delivery(session, app.id or 0)
 
 
 # --- requester ------------------------------------------------------------------------------------
@@ -177,8 +171,7 @@ def new_request_page(request: Request, who: Requester, resource: str) -> Respons
 
 
 @router.post("/requests/new")
-def file_request(request: Request, who: Requester, form: CheckedForm,
-                 background: BackgroundTasks) -> Response:
+def file_request(request: Request, who: Requester, form: CheckedForm) -> Response:
     raw: dict[str, Any] = {"resource": text(form, "resource"), "purpose": text(form, "purpose"),
            "legal_basis": text(form, "legal_basis"), "items": texts(form, "items"),
            "period_end": text(form, "period_end"),
@@ -196,7 +189,7 @@ def file_request(request: Request, who: Requester, form: CheckedForm,
     with session_scope(write=True) as session:
         app = svc.file_application(session, who, data)
         app_id = app.id
-    _deliver_later(background, [app])
+        _deliver_later(session, [app])
     return redirect(f"/applications/{app_id}?ok=filed")
 
 
@@ -284,8 +277,7 @@ def _plan_changes(form: CheckedForm, app: Application, base: dict[str, Any]) -> 
 
 
 @router.post("/applications/{app_id}/approve")
-def approve(request: Request, app_id: int, who: Approver, form: CheckedForm,
-            background: BackgroundTasks) -> Response:
+def approve(request: Request, app_id: int, who: Approver, form: CheckedForm) -> Response:
     with session_scope(write=True) as session:
         app = svc.get_application(session, who, app_id)
         items = svc.resource_items(session, app)
@@ -297,13 +289,12 @@ def approve(request: Request, app_id: int, who: Approver, form: CheckedForm,
         data = ApprovalIn(masking=changes, conditions=conditions, note=text(form, "note"),
                           **risk_page.settings_from(form, plan))
         app = svc.approve(session, who, app_id, data)
-    _deliver_later(background, [app])
+        _deliver_later(session, [app])
     return redirect(f"/applications/{app_id}?ok=approved")
 
 
 @router.post("/applications/{app_id}/tighten")
-def tighten(request: Request, app_id: int, who: Approver, form: CheckedForm,
-            background: BackgroundTasks) -> Response:
+def tighten(request: Request, app_id: int, who: Approver, form: CheckedForm) -> Response:
     with session_scope(write=True) as session:
         app = svc.get_application(session, who, app_id)
         current = {n: rule_key(r) for n, r in app.masking_plan.items()}
@@ -315,7 +306,7 @@ def tighten(request: Request, app_id: int, who: Approver, form: CheckedForm,
             masking=changes, quasi_identifiers=settings["quasi_identifiers"] or None,
             sensitive_items=settings["sensitive_items"] or None, k_min=settings["k_min"],
             max_suppression=settings["max_suppression"]))
-    _deliver_later(background, [app])
+        _deliver_later(session, [app])
     return redirect(f"/applications/{app_id}?ok=tightened")
 
 
@@ -369,11 +360,10 @@ def resubmit(request: Request, app_id: int, who: Requester, form: CheckedForm) -
 
 
 @router.post("/applications/{app_id}/accept-conditions")
-def accept_conditions(request: Request, app_id: int, who: Requester, form: CheckedForm,
-                      background: BackgroundTasks) -> Response:
+def accept_conditions(request: Request, app_id: int, who: Requester, form: CheckedForm) -> Response:
     with session_scope(write=True) as session:
         app = svc.accept_conditions(session, who, app_id)
-    _deliver_later(background, [app])
+        _deliver_later(session, [app])
     return redirect(f"/applications/{app_id}?ok=accepted")
 
 
@@ -389,8 +379,8 @@ def download(request: Request, delivery_id: int, who: Requester,
              form: CheckedForm) -> Response:
     """Issue a link and use it at once: the download is logged before a byte leaves."""
     with session_scope(write=True) as session:
-        token, _ = delivery.issue_link(session, who, delivery_id)
-        path, d = delivery.open_download(session, who, delivery_id, token)
+        token, _ = links.issue_link(session, who, delivery_id)
+        path, d = links.open_download(session, who, delivery_id, token)
         sha = d.sha256 or ""
     media = "text/csv" if path.suffix == ".csv" else "application/vnd.apache.parquet"
     return FileResponse(path, media_type=media, filename=path.name,

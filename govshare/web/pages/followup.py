@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from access import delivery
+from access import queries
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.masking import RowFilter
@@ -176,7 +176,7 @@ def query(request: Request, grant_id: int, who: Requester, form: CheckedForm) ->
     q = QueryIn(filters=_filters(form), page=page, size=QUERY_PAGE_SIZE)
     with session_scope(write=True) as session:
         grant, app = svc.get_grant(session, who, grant_id)
-        result = delivery.query(session, who, grant_id, q)
+        result = queries.query(session, who, grant_id, q)
         app_id = app.id
         depts = {d.id: d for d in session.exec(select(Department))}
         provider = depts.get(app.provider_department_id)

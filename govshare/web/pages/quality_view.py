@@ -41,6 +41,8 @@ def panel(session: Session, who: Principal, resource: Resource) -> dict[str, Any
     if scored_run is not None:
         failing = explain.failing(scored_run.expectations, report.notes_of(session, resource),
                                   provider=guard.is_provider(who, resource))
+        if explain.shows_examples(failing):  # masked failing rows: a read on record
+            explain.record_samples_viewed(who, resource.code, scored_run.id)
     return {
         "failing": failing,
         "report_url": f"/api/v1/quality/resources/{resource.code}/report?run={score.run_id}"
