@@ -108,7 +108,7 @@ def make_data(path: str, rows: int | str) -> None:
                  ELSE {DISTRICTS}[1 + h % 10] END AS district,
             '广东省深圳市' || {DISTRICT_NAMES}[1 + h % 10] || '科技路' || CAST(h % 999 AS VARCHAR)
                 || '号' AS address,
-            round(CAST(h % 1000000 AS DOUBLE) / 100, 2) AS amount,
+            CAST(round(CAST(h % 1000000 AS DOUBLE) / 100, 2) AS DECIMAL(12, 2)) AS amount,
             CAST(h % 40 AS BIGINT) AS visits,
             DATE '{RUN_DATE.isoformat()}' - CAST(h % 365 AS INTEGER) AS record_date
         FROM ids ORDER BY i""")
@@ -202,7 +202,9 @@ def _for_pandas(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     dtypes, and date bounds as timestamps (pandas does not compare dates with strings)."""
     import pandas as pd
 
-    dtypes = {"VARCHAR": "str", "BIGINT": "int64", "DOUBLE": "float64", "DATE": "datetime64[us]",
+    # DuckDB hands DECIMAL to pandas as float64.
+    dtypes = {"VARCHAR": "str", "BIGINT": "int64", "DOUBLE": "float64", "DECIMAL": "float64",
+              "DATE": "datetime64[us]",
               "BOOLEAN": "bool", "TIMESTAMP": "datetime64[us]"}
     out = []
     for config in configs:

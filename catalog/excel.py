@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook
 
 from catalog import messages
@@ -138,28 +139,37 @@ def _rows(sheet: CalamineSheet) -> Iterator[tuple[int, list[Any]]]:
 
 def _batches(rows: Iterator[tuple[int, list[Any]]], positions: list[int],
              schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    columns: list[list[str | None]] = [[] for _ in positions]
+    pending: list[list[Any]] = []
     lines: list[int] = []
     for number, row in rows:
-        width = len(row)
-        values = [_text(row[p]) if p < width else None for p in positions]
-        if all(v is None for v in values):
-            continue  # blank rows below the data (formatted but empty) are not data
-        for col, v in zip(columns, values, strict=True):
-            col.append(v)
+        pending.append(row)
         lines.append(number)
         if len(lines) >= BATCH_ROWS:
-            yield _batch(columns, lines, schema)
-            columns, lines = [[] for _ in positions], []
+            yield _batch(pending, lines, positions, schema)
+            pending, lines = [], []
     if lines:
-        yield _batch(columns, lines, schema)
+        yield _batch(pending, lines, positions, schema)
 
 
-def _batch(columns: list[list[str | None]], lines: list[int],
+def _batch(rows: list[list[Any]], lines: list[int], positions: list[int],
            schema: pa.Schema) -> pa.RecordBatch:
-    arrays = [pa.array(c, type=pa.string()) for c in columns]
-    return pa.RecordBatch.from_arrays([*arrays, pa.array(lines, type=pa.int64())],
-                                      schema=schema)
+    """Column by column (a column of text cells needs no conversion call per cell), then
+    without the rows whose declared cells are all empty (blank rows below the data,
+    formatted but empty, are not data)."""
+    arrays = []
+    for p in positions:
+        raw = [r[p] if p < len(r) else None for r in rows]
+        if all(type(v) is str for v in raw):
+            values = [v or None for v in raw]  # "" is an empty cell
+        else:
+            values = [_text(v) for v in raw]
+        arrays.append(pa.array(values, type=pa.string()))
+    batch = pa.RecordBatch.from_arrays([*arrays, pa.array(lines, type=pa.int64())],
+                                       schema=schema)
+    blank = arrays[0].is_null()
+    for a in arrays[1:]:
+        blank = pc.and_(blank, a.is_null())
+    return batch.filter(pc.invert(blank)) if pc.any(blank).as_py() else batch
 
 
 def _text(cell: Any) -> str | None:

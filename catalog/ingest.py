@@ -11,13 +11,17 @@ spills ``raw`` to the segment's own temporary directory beyond its memory limit.
 
 from __future__ import annotations
 
+import hashlib
+import queue
 import shutil
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from catalog import cells, excel, messages
 from catalog.headers import match_header
@@ -408,3 +412,132 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
 
 def _key_text(values: Sequence[Any]) -> str:
     return ", ".join("NULL" if v is None else str(v) for v in values)
+
+
+# --- Arrow streams (database sources) -------------------------------------------------------
+
+# PostgreSQL NUMERIC arrives from ADBC as an opaque extension over its exact decimal text;
+# the text is cast to the declared (or inferred) DECIMAL exactly, so it counts as a decimal.
+_EXACT_TEXT_TYPES = {"numeric"}
+
+
+def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column],
+                 segment: Path) -> tuple[Ingested, str]:
+    """Load an Arrow stream (a database pull, ``catalog.sources``) into a new segment with
+    the same matching, checks and types as a typed file (Parquet): columns by item name or
+    title, compatible types, exact decimals, unique keys. All or nothing, like ``ingest``.
+
+    DuckDB pulls the batches as it writes, so the stream is never whole in memory. Returns
+    the result and the SHA-256 of the stream's batches (the pull's content hash, to tell an
+    unchanged source from a changed one).
+    """
+    schema, exact = _plain_schema(reader.schema)
+    digest = hashlib.sha256()
+    stream = pa.RecordBatchReader.from_batches(schema, _hashed(reader, schema, digest))
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    tmp = segment.with_name(segment.name + ".tmp")
+    spill = segment.with_name(segment.name + ".spill")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = connect(str(tmp))
+        try:
+            con.execute(f"SET temp_directory='{escape_path(spill)}'")
+            con.register("pulled", stream)
+            source = _read_pulled(con, schema, exact, columns)
+            con.unregister("pulled")
+            result = _check_and_write(con, source, columns, ())
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        storage.publish(tmp, segment)
+    except duckdb.Error as exc:
+        raise Invalid(f"The source could not be read: {_first_line(exc)}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        shutil.rmtree(spill, ignore_errors=True)
+    return result, digest.hexdigest()
+
+
+def _read_pulled(con: duckdb.DuckDBPyConnection, schema: pa.Schema, exact: set[str],
+                 columns: Sequence[Column]) -> Source:
+    found = [(f.name, _arrow_duckdb_type(f, exact)) for f in schema]
+    match = match_header([n for n, _ in found], columns)
+    picked = [found[p] for p in match.positions]
+    errors = [{"column": c.name, "problem": f"declared {c.type.value}, source has {t}"}
+              for c, (_, t) in zip(columns, picked, strict=True)
+              if not _compatible(t, c.type)]
+    if errors:
+        cols = ", ".join(str(e["column"]) for e in errors)
+        raise Invalid(f"Some columns have types other than declared ({cols}). Nothing was stored.",
+                      errors=errors)
+    select = ", ".join(f"{quote(n)} AS c{i}" for i, (n, _) in enumerate(picked))
+    con.execute(f"CREATE TEMP TABLE {RAW} AS SELECT {select} FROM pulled")
+    return Source([n for n, _ in picked], text=False, line_sql="rowid + 1", unit="row",
+                  types=[t for _, t in picked])
+
+
+def _plain_schema(schema: pa.Schema) -> tuple[pa.Schema, set[str]]:
+    """The schema with opaque extension columns replaced by their storage type, and the
+    names of those whose text is an exact number."""
+    fields, exact = [], set()
+    for f in schema:
+        if isinstance(f.type, pa.BaseExtensionType):
+            meta = f.metadata or {}
+            if meta.get(b"POSTGRESQL:type", b"").decode() in _EXACT_TEXT_TYPES:
+                exact.add(f.name)
+            f = pa.field(f.name, f.type.storage_type, f.nullable, f.metadata)
+        fields.append(f)
+    return pa.schema(fields), exact
+
+
+def _arrow_duckdb_type(f: pa.Field, exact: set[str]) -> str:
+    if f.name in exact:
+        return "DECIMAL"
+    t = f.type
+    for test, name in _ARROW_TYPES:
+        if test(t):
+            return name
+    return str(t).upper()
+
+
+_ARROW_TYPES: list[tuple[Callable[[pa.DataType], bool], str]] = [
+    (pa.types.is_boolean, "BOOLEAN"), (pa.types.is_int8, "TINYINT"),
+    (pa.types.is_int16, "SMALLINT"), (pa.types.is_int32, "INTEGER"),
+    (pa.types.is_int64, "BIGINT"), (pa.types.is_floating, "DOUBLE"),
+    (pa.types.is_decimal, "DECIMAL"), (pa.types.is_date, "DATE"),
+    (lambda t: pa.types.is_timestamp(t) and t.tz is not None, "TIMESTAMP WITH TIME ZONE"),
+    (pa.types.is_timestamp, "TIMESTAMP"),
+    (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "VARCHAR"),
+]
+
+
+def _hashed(reader: pa.RecordBatchReader, schema: pa.Schema,
+            digest: Any) -> Iterator[pa.RecordBatch]:
+    """The batches with their extension columns unwrapped, hashed on the way.
+
+    A reader thread keeps the next batches coming while DuckDB writes the previous ones
+    (the driver and hashlib release the GIL), so the pull takes about as long as the slower
+    of the two rather than their sum."""
+    ahead: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=4)
+
+    def produce() -> None:
+        try:
+            for batch in reader:
+                plain = pa.RecordBatch.from_arrays(
+                    [c.storage if isinstance(c, pa.ExtensionArray) else c
+                     for c in batch.columns], schema=schema)
+                digest.update(plain.serialize())
+                ahead.put(plain)
+            ahead.put(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ahead.put(exc)
+
+    thread = threading.Thread(target=produce, name="pull-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        thread.join(timeout=0)

@@ -273,3 +273,39 @@ class SearchFeed(SQLModel, table=True):
     resource_code: str = Field(max_length=40)
     created_at: datetime = Field(default_factory=utcnow,
                                  sa_column=Column(UTCDateTime, nullable=False, index=True))
+
+
+class SourceStatus(StrEnum):
+    never = "never"  # configured, not pulled yet
+    ok = "ok"  # the last pull stored a new version
+    unchanged = "unchanged"  # the last pull found the same data as the current version
+    failed = "failed"  # the last pull failed: ``last_error`` says why
+
+
+class DataSource(SQLModel, table=True):
+    """A resource whose data is pulled from a department's database table or query (库表),
+    on its update cycle and on demand, into new data versions.
+
+    The connection URL (with its credentials) is stored only sealed (AES-GCM under the
+    ``source-credentials`` purpose key, ``kernel.secrets``); ``location`` is what may be shown.
+    """
+
+    __tablename__ = "data_source"
+    id: int | None = Field(default=None, primary_key=True)
+    resource_id: int = Field(foreign_key="resource.id", unique=True, index=True)
+    kind: str = Field(default="postgresql", max_length=20)
+    location: str = Field(max_length=300)  # host:port/database, never user or password
+    query: str = Field(sa_column=Column(Text, nullable=False))  # a table name or one SELECT
+    credentials_kid: str = Field(max_length=64)
+    credentials: str = Field(sa_column=Column(Text, nullable=False))  # sealed, base64
+    # The publisher answerable for the pulls (留痕): pulls act in their name and stop,
+    # with a clear error, when they no longer publish for the provider department.
+    configured_by: int = Field(foreign_key="user.id")
+    status: SourceStatus = SourceStatus.never
+    last_pull_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_success_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    next_pull_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, index=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    last_sha256: str | None = Field(default=None, max_length=64)
+    failures: int = 0  # consecutive
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime))

@@ -205,3 +205,34 @@ class Preview(BaseModel):
     columns: list[str]
     rows: list[list[object]]
     total_rows: int
+
+
+class SourceIn(BaseModel):
+    """A database source: where to read (with credentials, which are never shown back) and
+    what (a table name or one SELECT)."""
+
+    url: str = Field(min_length=1, max_length=2000,
+                     description="postgresql://user:password@host:port/database",
+                     examples=["postgresql://reader:secret@db.mzj.example:5432/welfare"])
+    query: str = Field(min_length=1, max_length=20000,
+                       description="A table name (schema.table) or a single SELECT statement",
+                       examples=["public.elderly_allowance"])
+
+
+class SourceOut(BaseModel):
+    kind: str
+    location: str  # host:port/database: never the user or the password
+    query: str
+    status: str
+    last_pull_at: datetime | None
+    last_success_at: datetime | None
+    next_pull_at: datetime | None
+    last_error: str | None
+    failures: int
+
+
+class SourceRegistration(BaseModel):
+    """Register a resource whose first data version is pulled from a database."""
+
+    metadata: ResourceIn
+    source: SourceIn

@@ -117,6 +117,20 @@ def register_resource(session: Session, who: Principal, meta: ResourceIn,
     with session_scope(write=False) as read:
         check_registration(read, who, meta)
     loaded = _load(source, filename, columns_of(meta.items), options=options)
+    return _register_loaded(session, who, meta, loaded)
+
+
+def register_pulled_resource(session: Session, who: Principal, meta: ResourceIn,
+                             segment: Path, result: ingest.Ingested, *, sha256: str,
+                             nbytes: int) -> Resource:
+    """Register a resource whose first version was loaded from a database source
+    (``catalog.sources``); the caller checked the registration before the pull."""
+    staged = warehouse.StagedFile(segment, warehouse.Format.database, nbytes, sha256)
+    return _register_loaded(session, who, meta, _Loaded(staged, segment, result))
+
+
+def _register_loaded(session: Session, who: Principal, meta: ResourceIn,
+                     loaded: "_Loaded") -> Resource:
     try:
         provider = check_registration(session, who, meta)  # again, inside the transaction
         resource = _insert_resource(session, who, provider, meta)
@@ -236,6 +250,20 @@ def add_version(session: Session, who: Principal, code: str, source: Path | Bina
             resource.current_version and any(c.is_key for c in columns) else []
         seen_version = resource.current_version
     loaded = _load(source, filename, columns, existing=existing, options=options)
+    return _store_version(session, who, code, loaded, mode, seen_version)
+
+
+def add_pulled_version(session: Session, who: Principal, code: str, segment: Path,
+                       result: ingest.Ingested, *, sha256: str, nbytes: int) -> DataVersion:
+    """Store a segment already loaded from a database source (``catalog.sources``) as the
+    resource's new data (a replace), with the same checks and event as an upload."""
+    staged = warehouse.StagedFile(segment, warehouse.Format.database, nbytes, sha256)
+    return _store_version(session, who, code, _Loaded(staged, segment, result),
+                          VersionMode.replace, None)
+
+
+def _store_version(session: Session, who: Principal, code: str, loaded: "_Loaded",
+                   mode: VersionMode, seen_version: int | None) -> DataVersion:
     try:
         resource = _accepting_data(session, who, code)
         if mode is VersionMode.append and resource.current_version != seen_version:

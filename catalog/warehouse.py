@@ -43,6 +43,7 @@ class Format(StrEnum):
     jsonl = "jsonl"
     xlsx = "xlsx"
     xls = "xls"
+    database = "database"  # pulled from a department's database (catalog.sources)
 
 
 _EXTENSIONS: dict[str, Format] = {

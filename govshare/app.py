@@ -66,6 +66,7 @@ def _document_openapi(app: FastAPI) -> None:
 
 def create_app() -> FastAPI:
     import catalog.api
+    import catalog.source_api
 
     app = FastAPI(
         title="govshare",
@@ -81,6 +82,7 @@ def create_app() -> FastAPI:
     wiring.subscribe_events()
     app.include_router(admin.router, prefix=API_PREFIX)
     app.include_router(catalog.api.router, prefix=API_PREFIX)
+    app.include_router(catalog.source_api.router, prefix=API_PREFIX)
     for router in wiring.context_routers():
         app.include_router(router, prefix=API_PREFIX)
     for router in wiring.root_routers():

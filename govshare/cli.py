@@ -411,6 +411,9 @@ def _mount_contexts() -> None:
 
     app.add_typer(witness_app, name="witness", help="Run a witness that cosigns checkpoints.")
     app.add_typer(access_app, name="access", help="Applications, deliveries and latency.")
+    from catalog.cli import app as source_app
+
+    app.add_typer(source_app, name="source", help="Database tables as sources (库表).")
     from govshare.warehouse_cli import app as warehouse_app
 
     app.add_typer(warehouse_app, name="warehouse", help="The data files: segments, staging.")

@@ -28,6 +28,7 @@ log = logging.getLogger("govshare.worker")
 def register() -> None:
     """Import every context's handlers and declare their periodic jobs."""
     from access import scheduler as access_jobs
+    from catalog import jobs as catalog_jobs
     from govshare import notifications
     from metrics import jobs as metrics_jobs
     from quality import jobs as quality_jobs
@@ -35,6 +36,7 @@ def register() -> None:
 
     settings = get_settings()
     access_jobs.declare_schedules(settings)
+    catalog_jobs.declare_schedules()
     quality_jobs.declare_schedules()
     metrics_jobs.declare_schedules()
     cosigner.declare_schedules()
@@ -47,8 +49,12 @@ def prepare() -> None:
     from access import native as access_native
     from govshare import wiring
     from govshare.migrate import upgrade
+    from kernel import secrets
     from quality import validate as quality_validate
 
+    # Refuse to start without the master secret, as the server does, rather than failing
+    # every job that needs a key one by one.
+    secrets.check(get_settings())
     upgrade()
     wiring.subscribe_events()
     register()

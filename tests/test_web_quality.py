@@ -29,7 +29,7 @@ def test_the_resource_page_explains_the_score(client: TestClient, world: World) 
     run_queued()
     sign_in(client, world.tokens[("GA", Role.publisher)])
     page = client.get(f"/catalog/{code}").text
-    assert 'id="quality-failing"' in page and "unique:id_number" in page
+    assert 'id="quality-failing"' in page and "resident_id:id_number" in page
     assert f"/api/v1/quality/resources/{code}/report?run=" in page  # the full report
     assert "440305********" in page  # the provider sees (masked) failing rows
     # A row rule through the page, named by its note in the explanation.
@@ -45,7 +45,7 @@ def test_the_resource_page_explains_the_score(client: TestClient, world: World) 
     assert "户内人数不超过3人" in page
     sign_in(client, world.tokens[("SJJ", Role.auditor)])
     seen = client.get(f"/catalog/{code}").text
-    assert "unique:id_number" in seen and "440305********" not in seen  # no rows for others
+    assert "resident_id:id_number" in seen and "440305********" not in seen  # no rows for others
     assert "小数抑制" in seen
 
 
