@@ -6,9 +6,9 @@ import sys
 
 BENCHES = ["bench_upload", "bench_excel", "bench_search", "bench_log", "bench_sqlite_sync",
            "bench_quality", "bench_delivery", "bench_metrics", "bench_tiles", "bench_risk"]
-# Needs PostgreSQL (it starts a throwaway server with .ci/with-postgres, installing it if
-# missing) and two server processes: run on its own, `python -m bench.bench_load`.
-NOT_QUICK = ["bench_load"]
+# Need PostgreSQL (each starts a throwaway server with .ci/with-postgres, installing it if
+# missing); the load test also two server processes: `python -m bench.bench_load`.
+NOT_QUICK = ["bench_load", "bench_pull"]
 
 if __name__ == "__main__":
     failed = []
