@@ -123,12 +123,18 @@ def _download(page: Any, app_id: int, rows: list[dict[str, Any]]) -> None:
 def _dashboard(page: Any, live: Live, before: dict[str, Any]) -> None:
     # The metrics API counts the new delivery (the mart refreshes on each request here, but a
     # refresh already under way when the delivery committed serves the figures before it)…
+    # The mart is refreshed by requests and by the worker's periodic job; wait until both the
+    # overview and the stage table have taken the delivery in.
     for _ in range(60):
         after = live.api(BUREAU, "leader", "/api/v1/metrics/overview")
-        if after["delivered"] > before["overview"]["delivered"]:
+        stages = live.api(BUREAU, "leader", "/api/v1/metrics/latency", by="stage")["groups"]
+        processing = next((g["n"] for g in stages if g["key"] == "processing"), 0)
+        if (after["delivered"] > before["overview"]["delivered"]
+                and processing > before["processing"]):
             break
         time.sleep(0.5)
     assert after["delivered"] == before["overview"]["delivered"] + 1, after
+    assert processing == before["processing"] + 1, stages
     page.goto("/dashboard")
     charts = page.locator(".chart")
     total = charts.count()
