@@ -197,12 +197,19 @@ def _compatible(source_type: str, declared: ItemType) -> bool:
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, staged: StagedFile,
                   columns: Sequence[Column], options: SourceOptions) -> Source:
-    path = escape_path(staged.path)
+    relation = f"read_parquet('{escape_path(staged.path)}')"
     found = [(str(r[0]), str(r[1])) for r in con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()]
+        f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+    return _typed_source(con, found, columns, relation, "file")
+
+
+def _typed_source(con: duckdb.DuckDBPyConnection, found: list[tuple[str, str]],
+                  columns: Sequence[Column], relation: str, what: str) -> Source:
+    """A typed source (Parquet, a database pull) into ``raw``: its columns matched to the
+    items, each of a type that fills the declared one without losing meaning."""
     match = match_header([n for n, _ in found], columns)
     picked = [found[p] for p in match.positions]
-    errors = [{"column": c.name, "problem": f"declared {c.type.value}, file has {t}"}
+    errors = [{"column": c.name, "problem": f"declared {c.type.value}, {what} has {t}"}
               for c, (_, t) in zip(columns, picked, strict=True)
               if not _compatible(t, c.type)]
     if errors:
@@ -210,7 +217,7 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, staged: StagedFile,
         raise Invalid(f"Some columns have types other than declared ({cols}). Nothing was stored.",
                       errors=errors)
     select = ", ".join(f"{quote(n)} AS c{i}" for i, (n, _) in enumerate(picked))
-    con.execute(f"CREATE TEMP TABLE {RAW} AS SELECT {select} FROM read_parquet('{path}')")
+    con.execute(f"CREATE TEMP TABLE {RAW} AS SELECT {select} FROM {relation}")
     return Source([n for n, _ in picked], text=False, line_sql="rowid + 1", unit="row",
                   types=[t for _, t in picked])
 
@@ -443,7 +450,8 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column],
         try:
             con.execute(f"SET temp_directory='{escape_path(spill)}'")
             con.register("pulled", stream)
-            source = _read_pulled(con, schema, exact, columns)
+            found = [(f.name, _arrow_duckdb_type(f, exact)) for f in schema]
+            source = _typed_source(con, found, columns, "pulled", "source")
             con.unregister("pulled")
             result = _check_and_write(con, source, columns, ())
             con.execute("CHECKPOINT")
@@ -456,24 +464,6 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column],
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
     return result, digest.hexdigest()
-
-
-def _read_pulled(con: duckdb.DuckDBPyConnection, schema: pa.Schema, exact: set[str],
-                 columns: Sequence[Column]) -> Source:
-    found = [(f.name, _arrow_duckdb_type(f, exact)) for f in schema]
-    match = match_header([n for n, _ in found], columns)
-    picked = [found[p] for p in match.positions]
-    errors = [{"column": c.name, "problem": f"declared {c.type.value}, source has {t}"}
-              for c, (_, t) in zip(columns, picked, strict=True)
-              if not _compatible(t, c.type)]
-    if errors:
-        cols = ", ".join(str(e["column"]) for e in errors)
-        raise Invalid(f"Some columns have types other than declared ({cols}). Nothing was stored.",
-                      errors=errors)
-    select = ", ".join(f"{quote(n)} AS c{i}" for i, (n, _) in enumerate(picked))
-    con.execute(f"CREATE TEMP TABLE {RAW} AS SELECT {select} FROM pulled")
-    return Source([n for n, _ in picked], text=False, line_sql="rowid + 1", unit="row",
-                  types=[t for _, t in picked])
 
 
 def _plain_schema(schema: pa.Schema) -> tuple[pa.Schema, set[str]]:
