@@ -63,16 +63,11 @@ class Server:
                  *(["--workers", str(self.workers)] if self.workers > 1 else [])],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=self.workers > 1)  # kill() reaches the whole group
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        outcome = wait_serving(self.process, self.url + "/healthz", timeout)
+        if outcome == "exited":
+            raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+        if outcome == "up":
+            return
         self.kill()
         raise RuntimeError(f"server did not start: {self.log_path.read_text()[-3000:]}")
 
@@ -136,3 +131,19 @@ class Worker:
                 self.kill()
         self.process = None
         return code
+
+
+def wait_serving(process: subprocess.Popen[bytes], url: str, timeout: float) -> str:
+    """Poll ``url`` until it answers 200: "up", "exited" (the process died first) or
+    "timeout"; the caller names what failed and stops what did not start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return "exited"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return "up"
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return "timeout"

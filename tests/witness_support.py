@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from tests.server_support import ROOT, free_port
+from tests.server_support import ROOT, free_port, wait_serving
 from translog import note, witness
 
 
@@ -41,16 +40,11 @@ class WitnessProcess:
             [sys.executable, "-c", "from translog.witness_cli import app; app()", "serve",
              "--data-dir", str(self.data_dir), "--name", self.name, "--log", self.log_vkey,
              "--port", str(self.port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"witness {self.name} exited")
-            try:
-                if httpx.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        outcome = wait_serving(self.process, self.url + "/", timeout)
+        if outcome == "exited":
+            raise RuntimeError(f"witness {self.name} exited")
+        if outcome == "up":
+            return
         self.stop()
         raise RuntimeError(f"witness {self.name} did not start")
 
