@@ -1,7 +1,7 @@
 """a job's result (what a client following its status URL reads)
 
 Revision ID: h13_job_result
-Revises: lead_data_source
+Revises: h16b_totp_sealed
 Create Date: 2026-12-03 17:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "h13_job_result"
-down_revision: str | None = "lead_data_source"
+down_revision: str | None = "h16b_totp_sealed"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
