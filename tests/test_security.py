@@ -271,7 +271,8 @@ DANGEROUS = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\
 def test_catalog_csv_neutralises_formulas(client: TestClient, world: World) -> None:
     for i, name in enumerate(DANGEROUS):
         r = client.post(API + "/resources", headers=world.headers("GA", Role.publisher),
-                        **upload(population_meta(name=f"{name}{i}"), to_csv(population_rows(2))))
+                        **upload(population_meta(name=f"{name}{i}"), to_csv(population_rows(2)),
+                                 confirm_duplicate=True))
         assert r.status_code == 201, r.text
     text = client.get(API + "/catalog.csv", headers=world.headers("SCJG", Role.requester)).text
     import csv
