@@ -15,8 +15,9 @@ API = "/api/v1/resources"
 
 
 def _register(client: TestClient, world: World, meta: dict, data: bytes,
-              filename: str = "data.csv", dept: str = "GA"):  # type: ignore[no-untyped-def]
-    return client.post(API, **upload(meta, data, filename),
+              filename: str = "data.csv", dept: str = "GA",
+              confirm: bool = False):  # type: ignore[no-untyped-def]
+    return client.post(API, **upload(meta, data, filename, confirm_duplicate=confirm),
                        headers=world.headers(dept, Role.publisher))
 
 
@@ -47,7 +48,7 @@ def test_register_csv_creates_resource_with_code_and_data(
     assert types == {"id_number": "VARCHAR", "name": "VARCHAR", "birth_date": "DATE",
                      "household_size": "BIGINT"}
     second = _register(client, world, population_meta(name="人口基础信息（副本）"),
-                       to_csv(population_rows(2)))
+                       to_csv(population_rows(2)), confirm=True)
     assert second.json()["code"] == "440300-GA-101-00002"
 
 
@@ -61,7 +62,8 @@ def test_register_parquet_and_jsonl(client: TestClient, world: World, tmp_path: 
     r = _register(client, world, population_meta(), pq.read_bytes(), "export.parquet")
     assert r.status_code == 201, r.text
     assert r.json()["row_count"] == 4
-    r = _register(client, world, population_meta(), to_jsonl(rows), "export.jsonl")
+    r = _register(client, world, population_meta(), to_jsonl(rows), "export.jsonl",
+                  confirm=True)
     assert r.status_code == 201, r.text
     assert r.json()["row_count"] == 4
 
