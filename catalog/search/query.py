@@ -137,6 +137,8 @@ def search(session: Session, params: SearchParams) -> SearchPage:
         raise Invalid(f"A search may have at most {MAX_QUERY_TOKENS} words.")
     filters = _filters(session, params)
     empty = SearchPage(total=0, page=params.page, size=params.size, hits=[])
+    if not tokens and params.q and params.q.strip():
+        return empty  # words were asked for but none can be searched (punctuation only)
     index = engine.reader()
     if index is None:  # not built yet: the writer builds it on start
         return empty
