@@ -84,8 +84,8 @@ def list_(as_user: AsUser, state: Annotated[str | None, typer.Option()] = None,
 
 
 @app.command()
-def history(application: int, as_user: AsUser) -> None:
-    """Every move of an application."""
+def history(application: int, as_user: AsUser, as_json: JsonOpt = False) -> None:
+    """Every move of an application (its details as compact JSON in the last column)."""
     from access import service
     from kernel import db
     from kernel.auth import principal_of
@@ -98,7 +98,13 @@ def history(application: int, as_user: AsUser) -> None:
             return [s.model_dump(exclude={"id", "application_id"})
                     for s in service.steps(session, application)]
 
-    _emit(_run(run), True)  # nested details read best as JSON
+    steps = _run(run)
+    table = output.table(
+        [{**s, "move": f"{s['from_state'] or '—'} → {s['to_state']}",
+          "by": s["actor_user_id"] or s["actor_kind"],
+          "detail": json.dumps(s["detail"], ensure_ascii=False, default=str)} for s in steps],
+        ["seq", "at", "action", "move", "by", "detail"], title=f"Application {application}")
+    _emit(steps, as_json, table)
 
 
 @app.command()

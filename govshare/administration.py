@@ -92,7 +92,8 @@ def set_password(session: Session, actor: Actor, user: User, plain: str) -> User
 
 
 def set_totp(session: Session, actor: Actor, user: User, secret: str | None) -> User:
-    user.totp_secret = secret
+    assert user.id is not None
+    user.totp_secret = identity.seal_totp(user.id, secret) if secret else None
     session.add(user)
     _log(session, actor, "user.totp_enabled" if secret else "user.totp_disabled",
          {"user": user.username})

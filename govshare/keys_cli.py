@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kernel import db, secrets
+from kernel import db, identity, secrets
 from kernel.settings import get_settings
 
 app = typer.Typer(help="The master secret and the keys derived from it (docs/security.md).",
@@ -107,7 +107,9 @@ def _rewrap() -> None:
     files = log_keys.rewrap_all(settings)
     with db.session_scope() as session:
         rows = pseudonym.rewrap_all(session)
-    console.print(f"re-sealed {files} log signing key(s) and {rows} pseudonymisation key(s)")
+        totps = identity.reseal_totp_all(session)
+    console.print(f"re-sealed {files} log signing key(s), {rows} pseudonymisation key(s) and "
+                  f"{totps} TOTP secret(s)")
 
 
 @app.command()

@@ -11,6 +11,7 @@ from sqlmodel import Field, Relationship, Session, SQLModel, col, select
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError
 
+from kernel import secrets as keys
 from kernel.db import UTCDateTime, utcnow
 from kernel.problems import Conflict, Invalid, NotFound
 
@@ -67,9 +68,10 @@ class User(SQLModel, table=True):
     display_name: str = Field(max_length=100)
     department_id: int = Field(foreign_key="department.id", index=True)
     is_active: bool = True
-    # Local accounts (docs/security.md): an argon2id hash, and a TOTP secret once enrolled.
+    # Local accounts (docs/security.md): an argon2id hash, and a TOTP secret once enrolled,
+    # sealed (``seal_totp``): a copy of the database alone does not give second factors.
     password_hash: str | None = Field(default=None, max_length=200)
-    totp_secret: str | None = Field(default=None, max_length=64)
+    totp_secret: str | None = Field(default=None, max_length=255)
     # Where notifications are mailed (optional; the identity platform's ``email`` claim).
     email: str | None = Field(default=None, max_length=254)
     # The identity platform's subject (``sub``) this user signed in with, once matched.
@@ -222,3 +224,39 @@ def list_tokens(session: Session, user: User | None = None) -> list[ApiToken]:
     if user is not None:
         query = query.where(ApiToken.user_id == user.id)
     return list(session.exec(query))
+
+
+# --- TOTP secrets, sealed at rest ------------------------------------------------------------
+
+def _totp_aad(user_id: int) -> bytes:
+    # Bound to the user: a sealed secret copied onto another user's row does not open.
+    return f"govshare/user/{user_id}/totp".encode()
+
+
+def seal_totp(user_id: int, secret: str) -> str:
+    """The stored form of a TOTP secret: AES-GCM under the ``totp-secrets`` purpose key."""
+    return keys.seal_text(keys.TOTP_SECRETS, secret, _totp_aad(user_id))
+
+
+def totp_secret(user: User) -> str | None:
+    """The user's TOTP secret in clear (to verify a code), or None when none is enrolled.
+    A value stored before sealing (no key id) is read as it is until the migration seals it."""
+    stored = user.totp_secret
+    if not stored or user.id is None:
+        return None
+    if not keys.is_sealed_text(stored):
+        return stored
+    return keys.unseal_text(keys.TOTP_SECRETS, stored, _totp_aad(user.id))
+
+
+def reseal_totp_all(session: Session) -> int:
+    """Seal again under the current purpose key every enrolled TOTP secret (after a master
+    secret or purpose key rotation), and seal any stored in clear; returns how many."""
+    users = list(session.exec(select(User).where(col(User.totp_secret).is_not(None))))
+    for user in users:
+        plain = totp_secret(user)
+        if plain is not None and user.id is not None:
+            user.totp_secret = seal_totp(user.id, plain)
+            session.add(user)
+    session.flush()
+    return len(users)

@@ -53,7 +53,9 @@ DOWNLOAD_LINKS = "download-links"  # MACs download-link tokens
 PSEUDONYM_KEYS = "pseudonym-keys"  # encrypts each department's pseudonymisation key
 SOURCE_CREDENTIALS = "source-credentials"  # encrypts credentials of pulled data sources
 SESSIONS = "sessions"  # MACs server-issued session values
-PURPOSES = (LOG_SIGNING_KEY, DOWNLOAD_LINKS, PSEUDONYM_KEYS, SOURCE_CREDENTIALS, SESSIONS)
+TOTP_SECRETS = "totp-secrets"  # encrypts local accounts' TOTP secrets (second factors)
+PURPOSES = (LOG_SIGNING_KEY, DOWNLOAD_LINKS, PSEUDONYM_KEYS, SOURCE_CREDENTIALS, SESSIONS,
+            TOTP_SECRETS)
 
 MASTER_BYTES = 32
 KEY_FILE = "master-key.json"
@@ -182,6 +184,26 @@ def unseal(purpose: str, kid: str, sealed: bytes, aad: bytes) -> bytes:
         raise SecretsUnavailable(
             f"A stored {purpose} value does not decrypt under key {kid}: it was altered or "
             "belongs to another installation.") from None
+
+
+# A sealed value kept in one text column: "<key id>$<base64 of nonce ‖ ciphertext>". "$" never
+# occurs in a key id or in base64, so the text is split unambiguously.
+SEALED_TEXT_SEPARATOR = "$"
+
+
+def seal_text(purpose: str, data: str, aad: bytes) -> str:
+    """``seal`` as one storable text (key id and sealed bytes together)."""
+    kid, sealed = seal(purpose, data.encode("utf-8"), aad)
+    return kid + SEALED_TEXT_SEPARATOR + base64.b64encode(sealed).decode("ascii")
+
+
+def is_sealed_text(stored: str) -> bool:
+    return SEALED_TEXT_SEPARATOR in stored
+
+
+def unseal_text(purpose: str, stored: str, aad: bytes) -> str:
+    kid, _, sealed = stored.partition(SEALED_TEXT_SEPARATOR)
+    return unseal(purpose, kid, base64.b64decode(sealed), aad).decode("utf-8")
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -49,3 +49,28 @@ def test_upgrade_is_idempotent_and_safe_to_repeat(data_dir: Path) -> None:
     with db.get_engine().connect() as conn:
         tables = set(inspect(conn).get_table_names())
     assert set(SQLModel.metadata.tables) <= tables
+
+
+def test_the_totp_migration_seals_secrets_stored_in_clear(data_dir: Path) -> None:
+    from alembic import command
+
+    from kernel import identity
+
+    _empty()
+    cfg = migrate.alembic_config()
+    with db.get_engine(write=True).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "lead_data_source")  # the revision before sealing
+        conn.execute(text("INSERT INTO department (code, name_zh, name_en, kind, level, "
+                          "created_at) VALUES ('GA', '公安局', 'Police', 'line', 'municipal', "
+                          "'2026-01-01 00:00:00')"))
+        conn.execute(text(
+            "INSERT INTO \"user\" (id, username, display_name, department_id, is_active, "
+            "totp_secret, created_at) VALUES (7, 'li', '李', (SELECT id FROM department), "
+            ":on, :t, '2026-01-01 00:00:00')"), {"t": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+                                                 "on": True})
+        command.upgrade(cfg, "head")
+    with db.session_scope(write=False) as session:
+        user = identity.get_user(session, "li")
+        assert user.totp_secret and "JBSWY3DP" not in user.totp_secret
+        assert identity.totp_secret(user) == "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

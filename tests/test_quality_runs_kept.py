@@ -25,6 +25,7 @@ from quality import runs
 from quality.models import QualityRun, RunStatus
 from tests.conftest import World
 from tests.test_quality_support import API, people, quiet_quality, register, run_queued
+from tests.web_support import sign_in
 
 __all__ = ["quiet_quality"]
 pytestmark = pytest.mark.usefixtures("quiet_quality")
@@ -179,6 +180,10 @@ def test_a_run_failing_every_time_fails_for_good_and_says_why(
     assert "the disk went away" in failed[0]["error"]
     ranking = client.get(f"{API}/quality/ranking/departments", headers=aud).json()
     assert ranking == []  # nothing scored; the failure is listed above, not hidden
+    sign_in(client, world.tokens[("SJJ", Role.auditor)])
+    page = client.get("/quality").text  # the bureau's page lists it once, under its header
+    assert page.count('id="failed-runs"') == 1 and "the disk went away" in page
+    assert "<table" not in page.split("<title>")[1].split("</title>")[0]
 
 
 _KILLED = textwrap.dedent("""

@@ -17,7 +17,7 @@ import httpx
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import select, text
 
 from govshare import administration
 from kernel import db, identity, sessions
@@ -36,7 +36,8 @@ def _local_user(username: str = "li-local", *, totp: str | None = None) -> None:
         user = administration.create_user(session, administration.OPERATOR, username=username,
                                           display_name="李四", department="GA",
                                           roles=[Role.requester], password=PASSWORD)
-        user.totp_secret = totp
+        if totp:
+            administration.set_totp(session, administration.OPERATOR, user, totp)
 
 
 def _password_sign_in(client: TestClient, username: str, password: str,
@@ -99,7 +100,13 @@ def test_a_person_enrols_totp_and_changes_the_password_on_the_account_page(
     client.post("/account/totp", data={"csrf_token": csrf_of(page.text), "secret": secret,
                                        "code": pyotp.TOTP(secret).now()})
     with db.session_scope(write=False) as session:
-        assert identity.get_user(session, "li-local").totp_secret == secret
+        user = identity.get_user(session, "li-local")
+        assert identity.totp_secret(user) == secret
+        # Sealed at rest: neither the user rows nor the log entries hold the secret.
+        stored = str(session.connection().execute(text('SELECT * FROM "user"')).all())
+        stored += str(session.connection().execute(text("SELECT * FROM log_entry")).all())
+        assert secret not in stored and secret.lower() not in stored
+        assert user.totp_secret and user.totp_secret.count("$") == 1
     short = client.post("/account/password", data={"csrf_token": csrf_of(page.text),
                                                    "current": PASSWORD, "new": "short"})
     assert short.status_code == 422 and "密码至少需要 10 个字符" in short.text

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,28 @@ class Live:
                              headers={"Authorization": f"Bearer {self.token(dept, role)}"})
         response.raise_for_status()
         return response.json()
+
+    def settle(self, timeout: float = 120) -> None:
+        """Wait until no delivery is queued or running in the server's worker.
+
+        Tests in one process share this server: a delivery an earlier test caused may still be
+        in the worker's hands and would otherwise land in the middle of a later test's
+        before/after counts.
+        """
+        deadline = time.monotonic() + timeout
+        uri = f"file:{self.data_dir / 'govshare.db'}?mode=ro"
+        while time.monotonic() < deadline:
+            con = sqlite3.connect(uri, uri=True, timeout=30)
+            try:
+                (busy,) = con.execute(
+                    "SELECT count(*) FROM job WHERE kind LIKE 'access.%' "
+                    "AND state IN ('pending', 'running')").fetchone()
+            finally:
+                con.close()
+            if not busy:
+                return
+            time.sleep(0.2)
+        raise AssertionError("deliveries still queued or running after the timeout")
 
 
 @pytest.fixture(scope="session")

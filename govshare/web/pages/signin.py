@@ -125,7 +125,8 @@ def signin_password(request: Request, form: CheckedForm) -> Response:
             error = t("signin.disabled")
         elif user.totp_secret and not code:
             error = t("signin.totp_needed")
-        elif user.totp_secret and not passwords.verify_totp(user.totp_secret, code):
+        elif user.totp_secret and not passwords.verify_totp(identity.totp_secret(user) or "",
+                                                            code):
             error = t("signin.totp_wrong")
         if error is None and user is not None:
             if user.password_hash and passwords.needs_rehash(user.password_hash):
@@ -352,7 +353,7 @@ def account_totp(request: Request, form: CheckedForm, who: SignedIn) -> Response
 def account_totp_off(request: Request, form: CheckedForm, who: SignedIn) -> Response:
     with session_scope() as session:
         user = identity.get_user(session, who.user_id)
-        if not user.totp_secret or not passwords.verify_totp(user.totp_secret,
+        if not user.totp_secret or not passwords.verify_totp(identity.totp_secret(user) or "",
                                                              text(form, "code")):
             raise Invalid("The code does not match; check the clock of the device and try again.")
         administration.set_totp(session, who.actor, user, None)
