@@ -13,6 +13,8 @@ from tests.browser.conftest import Live, sign_in
 def _pages(live: Live) -> list[tuple[tuple[str, str], str]]:
     code = live.api("GA", "publisher", "/api/v1/resources", size=1, department="GA")
     resource = code["items"][0]["code"] if "items" in code else code["hits"][0]["code"]
+    notices = live.api("SJJ", "auditor", "/api/v1/quality/notices")
+    notice = [(("SJJ", "auditor"), f"/quality/notices/{notices[0]['id']}")] if notices else []
     return [
         (("GA", "publisher"), "/catalog"),
         (("GA", "publisher"), f"/catalog/{resource}"),
@@ -25,6 +27,9 @@ def _pages(live: Live) -> list[tuple[tuple[str, str], str]]:
         (("GA", "approver"), "/inbox"),
         (("SJJ", "auditor"), "/coordination"),
         (("SJJ", "auditor"), "/quality"),
+        # the notice form, opened and filled in from a resource's quality panel
+        (("SJJ", "auditor"), f"/quality?resource={resource}&dimension=validity#notice-form"),
+        *notice,
         (("SJJ", "leader"), "/dashboard"),
         (("SJJ", "admin"), "/admin/users"),
         (("SJJ", "admin"), "/admin/departments"),
