@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from python_calamine import CalamineError, CalamineWorkbook
 from sqlmodel import Session, select
 
+from catalog import messages
 from catalog.excel import HEADER_SCAN_ROWS
 from catalog.headers import column_label, header_key
 from catalog.models import (
@@ -116,14 +117,17 @@ class Applied:
 class _Problems:
     def __init__(self) -> None:
         self.errors: list[dict[str, Any]] = []
+        # Per error: its message-catalogue key and parameters, when it has one (zh-CN).
+        self.keys: list[tuple[str, dict[str, Any]] | None] = []
 
     def add(self, row: _Row | None, column: str | None, problem: str, *,
-            sheet: str | None = None) -> None:
+            sheet: str | None = None, key: tuple[str, dict[str, Any]] | None = None) -> None:
         self.errors.append({
             "sheet": row.sheet if row else sheet, "row": row.number if row else None,
             "column": (f"{COLUMNS[column][0]} ({row.letters.get(column, '?')})"
                        if row and column else column),
             "problem": problem})
+        self.keys.append(key)
 
 
 def read_rows(path: Path) -> tuple[list[_Row], _Problems]:
@@ -281,22 +285,39 @@ def _column_of(loc: list[str]) -> str | None:
     return loc[0] if loc[0] in COLUMNS else None
 
 
-def import_catalog(session: Session, who: Principal, path: Path) -> list[Applied]:
-    """Register or update every resource of the register, or refuse the whole file."""
-    from catalog import service
+def import_catalog(session: Session, who: Principal, path: Path, *,
+                   confirm_duplicate: bool = False) -> list[Applied]:
+    """Register or update every resource of the register, or refuse the whole file.
+
+    A new resource close to an active one of the department (``catalog.similar``) refuses
+    the file, row by row (409 when that is all that is wrong, else among the 422's
+    problems), unless ``confirm_duplicate``: then each registration's log entry records the
+    resources it was confirmed to differ from."""
+    from catalog import service, similar
 
     rows, problems = read_rows(path)
     resources = build(rows, problems)
     plans: list[tuple[ResourceIn, list[_Row], Resource | None]] = []
+    confirmed: dict[int, list[similar.SimilarMatch]] = {}
+    first_similar: tuple[ResourceIn, similar.SimilarMatch] | None = None
+    similar_rows = 0
     for meta, group in resources:
         existing = None
         if meta.code is not None:
             existing = session.exec(select(Resource).where(Resource.code == meta.code)).first()
         if existing is None:
             try:
-                service.check_registration(session, who, meta)
+                provider = service.check_registration(session, who, meta)
             except Invalid as exc:
                 problems.add(group[0], "code" if meta.code else "name", exc.detail)
+            else:
+                found = similar.find_for(session, provider.id or 0, meta.name, meta.items)
+                if found.same_department and not confirm_duplicate:
+                    text, key, params = similar.row_problem(found, len(meta.items))
+                    problems.add(group[0], "name", text, key=(key, params))
+                    similar_rows += 1
+                    first_similar = first_similar or (meta, found.same_department[0])
+                confirmed[id(meta)] = found.same_department
         elif existing.provider_id != who.department_id:
             problems.add(group[0], "code", f"{meta.code} belongs to another department")
         elif _item_shape(existing) != _item_shape(meta):
@@ -304,15 +325,25 @@ def import_catalog(session: Session, who: Principal, path: Path) -> list[Applied
                          "the registered ones; items change only with new data (register a "
                          "new resource, or change only their descriptions)")
         plans.append((meta, group, existing))
+    if problems.errors and similar_rows == len(problems.errors) and first_similar:
+        meta, match = first_similar
+        params = {"n": similar_rows, "name": meta.name, "code": match.code,
+                  "existing": match.name}
+        raise similar.SimilarResourceExists(
+            messages.text("similar.register_refused", **params),
+            key="similar.register_refused", params=params, errors=problems.errors,
+            error_keys=problems.keys)
     if problems.errors:
         n = len(problems.errors)
         raise Invalid(f"The catalog register has {n} problem(s); nothing was applied. "
                       + "; ".join(describe(e) for e in problems.errors[:5])
-                      + (" …" if n > 5 else ""), errors=problems.errors)
+                      + (" …" if n > 5 else ""), errors=problems.errors,
+                      error_keys=problems.keys)
     applied = []
     for meta, _group, existing in plans:
         if existing is None:
-            resource = service.register_metadata(session, who, meta)
+            resource = service.register_metadata(session, who, meta,
+                                                 similar_to=confirmed.get(id(meta), []))
             applied.append(Applied(resource.code, resource.name, "created", len(meta.items)))
         else:
             edit = ResourceUpdate(**{f: getattr(meta, f) for f in RESOURCE_FIELDS
