@@ -80,6 +80,25 @@ def test_gb18030_csv_is_transcoded(client: TestClient, world: World) -> None:
     assert r.status_code == 201, r.text
 
 
+def test_utf8_is_checked_across_chunk_boundaries() -> None:
+    """The staging copy checks UTF-8 chunk by chunk: a character cut by a chunk boundary is
+    still UTF-8, a GBK byte pair is not, nor is a file ending inside a character."""
+    from catalog.warehouse import _Utf8Check
+
+    text = "姓名,张三\n".encode() * 3
+    for cut in range(1, len(text)):
+        check = _Utf8Check()
+        check.update(text[:cut])
+        check.update(text[cut:])
+        assert check.done(), cut
+    gbk = _Utf8Check()
+    gbk.update("张三".encode("gbk"))
+    assert not gbk.done()
+    truncated = _Utf8Check()
+    truncated.update("张".encode()[:2])
+    assert not truncated.done()
+
+
 @pytest.mark.parametrize("mutate, column, fragment", [
     (lambda rows: rows[2].update(household_size="三"), "household_size", "not valid integer"),
     (lambda rows: rows[1].update(birth_date="1990-13-45"), "birth_date", "not valid date"),
