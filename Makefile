@@ -43,7 +43,7 @@ test: $(STAMP)
 	.ci/audit || [ $$? -eq 2 ]
 	.ci/ensure-chromium
 	.ci/ensure-go
-	$(BIN)/pytest -n $(WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(WORKERS)
 	.ci/with-postgres $(BIN)/pytest -q -p no:cacheprovider -n $(WORKERS) -m "not browser"
 
 lint: $(STAMP)

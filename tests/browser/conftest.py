@@ -25,9 +25,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/browser" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
-            # One xdist worker runs them all (make test: --dist loadgroup), so the demo world
-            # and its server are built once, not once per worker.
-            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @dataclass
