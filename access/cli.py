@@ -42,7 +42,7 @@ def _run(fn: Any) -> Any:
         return fn()
     except Problem as problem:
         err.print(f"[red]error:[/red] {problem.detail}")
-        for e in problem.errors or []:
+        for e in problem.body().get("errors", []):  # Phrases as their English text
             err.print(f"  - {e}")
         raise typer.Exit(2) from None
 

@@ -58,7 +58,8 @@ def _check_length(request: Request) -> None:
     declared = request.headers.get("content-length")
     limit = get_settings().max_upload_bytes
     if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:
-        raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
+        raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.",
+                       key="problem.upload_too_large", params={"limit": limit})
 
 
 METADATA_HELP = ("The resource's metadata: a JSON object of schema ResourceIn (a complete "

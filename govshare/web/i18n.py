@@ -14,6 +14,8 @@ from typing import Any
 
 from fastapi import Request
 
+from kernel.problems import Phrase, Phrases
+
 LANGS = ("zh-CN", "en")
 DEFAULT = "zh-CN"
 COOKIE = "lang"
@@ -83,6 +85,21 @@ def localize_problem(lang: str, key: str | None, params: dict[str, Any],
     if key is None or key not in messages:
         return None
     try:
-        return messages[key].format(**params) if params else messages[key]
+        if not params:
+            return messages[key]
+        return messages[key].format(**{k: _param(messages, v) for k, v in params.items()})
     except (KeyError, IndexError, ValueError):
         return None
+
+
+def _param(messages: dict[str, str], value: Any) -> Any:
+    """A parameter in the catalogue's language: phrases by their own keys, the rest as is."""
+    if isinstance(value, Phrase):
+        text = messages.get(value.key)
+        if text is None:
+            return value.english
+        return text.format(**{k: _param(messages, v) for k, v in value.params.items()})
+    if isinstance(value, Phrases):
+        joiner = messages.get(f"phrase.join.{value.joiner}", ", ")
+        return joiner.join(str(_param(messages, p)) for p in value.items)
+    return value

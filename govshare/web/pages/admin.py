@@ -54,7 +54,9 @@ def _enum(cls: type[E], raw: str) -> E:
     try:
         return cls(raw)
     except ValueError:
-        raise Invalid(f"'{raw}' is not one of {', '.join(m.value for m in cls)}.") from None
+        allowed = ", ".join(m.value for m in cls)
+        raise Invalid(f"'{raw}' is not one of {allowed}.", key="problem.web.not_one_of",
+                      params={"raw": raw, "allowed": allowed}) from None
 
 
 @router.post("/admin/departments")
@@ -151,7 +153,8 @@ def issue_token(request: Request, username: str, form: CheckedForm, who: Admin) 
 def toggle_user(request: Request, username: str, action: str, form: CheckedForm,
                 who: Admin) -> Response:
     if action not in ("disable", "enable", "password"):
-        raise Invalid(f"Unknown action '{action}'.")
+        raise Invalid(f"Unknown action '{action}'.",
+                      key="problem.web.unknown_action", params={"action": action})
     with session_scope() as session:
         user = identity.get_user(session, username)
         if action == "password":
