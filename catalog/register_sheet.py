@@ -286,7 +286,8 @@ def _resource(rows: list[_Row], problems: _Problems) -> ResourceIn | None:
                 and loc[1].isdigit() else rows[0]
             column = _column_of(loc)
             # pydantic's message; the catalogue's text for its error type in other languages
-            problems.add(row, column, Phrase(f"validation.{e['type']}", str(e["msg"])))
+            problems.add(row, column, Phrase(f"validation.{e['type']}", str(e["msg"]), {
+                k: str(v) for k, v in (e.get("ctx") or {}).items()}))
         return None
 
 

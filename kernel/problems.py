@@ -188,7 +188,14 @@ class Invalid(Problem):
                    "message": e.get("msg", "invalid"), "type": e.get("type", "invalid")}
                   for e in errors]
         fields = ", ".join(e["field"] or "(whole)" for e in listed[:5])
+        # Each message by its error type's catalogue entry (validation.<type>), with pydantic's
+        # context as parameters; our validators' plain ValueErrors are looked up by text.
+        keyed: list[tuple[str, dict[str, Any]] | None] = [
+            None if e.get("type", "value_error") == "value_error" else
+            (f"validation.{e['type']}", {k: str(v) for k, v in (e.get("ctx") or {}).items()})
+            for e in errors]
         return cls(f"Some fields of {what} are missing or invalid: {fields}.", errors=listed,
+                   error_keys=keyed,
                    key="problem.invalid_fields",
                    params={"fields": ", ".join(e["field"] or "—" for e in listed[:5])})
 

@@ -96,9 +96,11 @@ def _param(messages: dict[str, str], value: Any) -> Any:
     """A parameter in the catalogue's language: phrases by their own keys, the rest as is."""
     if isinstance(value, Phrase):
         text = messages.get(value.key)
-        if text is None:
+        try:
+            return text.format(**{k: _param(messages, v) for k, v in value.params.items()}) \
+                if text is not None else value.english
+        except (KeyError, IndexError, ValueError):  # the fragment alone stays in English
             return value.english
-        return text.format(**{k: _param(messages, v) for k, v in value.params.items()})
     if isinstance(value, Phrases):
         joiner = messages.get(f"phrase.join.{value.joiner}", ", ")
         return joiner.join(str(_param(messages, p)) for p in value.items)
