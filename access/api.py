@@ -7,7 +7,7 @@ rejected application) are 409 problem+json naming the reason.
 
 Deliveries are jobs (``access.scheduler``): the deciding request enqueues one in its own
 transaction, and a ``govshare worker`` process produces the package; this process only
-answers.
+answers. The requester's "deliver now" too: 202 and a status URL (``access.delivery_jobs``).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from sqlmodel import Session, select
 
 from access import (
     assessment,
     delivery,
+    delivery_jobs,
     generalize,
     latency,
     links,
@@ -47,6 +48,7 @@ from access.schemas import (
     BundleIn,
     BundleOut,
     CoordinationIn,
+    DeliveryJobOut,
     DeliveryOut,
     GrantOut,
     LinkOut,
@@ -71,6 +73,7 @@ from catalog.models import Resource
 from kernel.auth import DbSession, Principal, WriteSession, require
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import Department, Role, User
+from kernel.problems import preferred_language
 from translog import proofs, receipts
 
 log = logging.getLogger("govshare")
@@ -339,10 +342,51 @@ def tighten(app_id: int, data: TightenIn, session: WriteSession, who: Approver) 
     return out
 
 
-@applications.post("/{app_id}/deliver", response_model=DeliveryOut)
-def deliver_now(app_id: int, who: Requester) -> Delivery:
-    """Produce the current period's package now (idempotent: an existing one is returned)."""
-    return delivery.deliver(app_id, who=who)
+@applications.post("/{app_id}/deliver", response_model=DeliveryJobOut,
+                   status_code=status.HTTP_202_ACCEPTED, dependencies=[IDEMPOTENT],
+                   responses={200: {"model": DeliveryJobOut,
+                                    "description": "The period's package exists already"},
+                              409: {"description": "Not deliverable now (state, period of "
+                                                   "use, privacy budget): `detail` says why"}})
+def deliver_now(app_id: int, request: Request, response: Response, session: WriteSession,
+                who: Requester) -> DeliveryJobOut:
+    """Ask for the current period's package now. A worker produces it: the answer is 202
+    with the job's status URL (`Location`, `status_url`) to follow until `final`. A double
+    click or a retry while the job is queued or running is the same job (one delivery); when
+    the period's package exists already, the answer is 200 with it."""
+    found = delivery_jobs.request(session, who, app_id)
+    out = _job_out(request, found)
+    if found.job is None:
+        response.status_code = status.HTTP_200_OK
+    else:
+        assert out.status_url is not None
+        response.headers["Location"] = out.status_url
+        response.headers["Retry-After"] = "1"
+    return out
+
+
+@applications.get("/{app_id}/delivery-jobs/{job_id}", response_model=DeliveryJobOut,
+                  name="delivery_job")
+def delivery_job(app_id: int, job_id: int, request: Request, session: DbSession,
+                 who: Involved) -> DeliveryJobOut:
+    """A requested delivery: queued, running, then delivered (with the delivery) or why
+    not (blocked by the desensitization check, refused, failed)."""
+    lang = preferred_language(request.headers.get("accept-language"))
+    return _job_out(request, delivery_jobs.status(session, who, app_id, job_id, lang))
+
+
+def _job_out(request: Request, found: delivery_jobs.Status) -> DeliveryJobOut:
+    status_url = None if found.job is None else str(request.url_for(
+        "delivery_job", app_id=found.application, job_id=found.job))
+    done = found.delivery
+    return DeliveryJobOut(
+        application=found.application, job=found.job, state=found.state,
+        final=found.state in delivery_jobs.FINAL, attempts=found.attempts,
+        queued_at=found.queued_at, started_at=found.started_at, finished_at=found.finished_at,
+        status_url=status_url, problem=found.problem,
+        delivery=None if done is None else DeliveryOut.model_validate(done),
+        delivery_url=None if done is None else str(request.url_for(
+            "get_delivery", delivery_id=done.id)))
 
 
 # --- bundles ----------------------------------------------------------------------------------
@@ -385,7 +429,7 @@ def list_deliveries(session: DbSession, who: Involved,
     return delivery.list_deliveries(session, who, application)
 
 
-@deliveries.get("/{delivery_id}", response_model=DeliveryOut)
+@deliveries.get("/{delivery_id}", response_model=DeliveryOut, name="get_delivery")
 def get_delivery(delivery_id: int, session: DbSession, who: Involved) -> Delivery:
     return delivery.get_delivery(session, who, delivery_id)[0]
 

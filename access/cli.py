@@ -108,14 +108,52 @@ def history(application: int, as_user: AsUser, as_json: JsonOpt = False) -> None
 
 
 @app.command()
-def deliver(application: int, as_json: JsonOpt = False) -> None:
-    """Produce the current period's package now (idempotent)."""
+def deliver(application: int,
+            queue: Annotated[bool, typer.Option(
+                "--queue", help="Queue the delivery job for the workers instead of producing "
+                                "the package in this process.")] = False,
+            wait: Annotated[float, typer.Option(
+                "--wait", help="With --queue: wait up to this many seconds for the job to "
+                               "finish, then print its outcome.")] = 0.0,
+            as_json: JsonOpt = False) -> None:
+    """Produce the current period's package now (idempotent), here or (--queue) by a worker."""
     from access import delivery
 
     _ready()
+    if queue:
+        _emit(_queue_delivery(application, wait), as_json)
+        return
     done = _run(lambda: delivery.deliver(application))
     _emit({"delivery": done.id, "run_key": done.run_key, "rows": done.row_count,
            "path": done.path, "sha256": done.sha256}, as_json)
+
+
+def _queue_delivery(application: int, wait: float) -> dict[str, Any]:
+    """The same job the API's "deliver now" queues (one per application); polled until it
+    is done when ``wait`` > 0 (exit 1 when it did not finish in time or delivered nothing)."""
+    import time
+
+    from access import scheduler
+    from kernel import db, jobs
+
+    with db.session_scope(write=True) as session:
+        job_id = scheduler.enqueue_delivery(session, application)
+    deadline = time.monotonic() + wait
+    while True:
+        with db.session_scope(write=False) as session:
+            job = session.get(jobs.Job, job_id)
+            assert job is not None
+            state, result = job.state, job.result or {}
+            out: dict[str, Any] = {"job": job_id, "state": state, "attempts": job.attempts,
+                                   "result": job.result, "error": job.error}
+        final = state in (jobs.JobState.done.value, jobs.JobState.failed.value)
+        if final or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    if wait > 0 and not (final and result.get("outcome") == scheduler.DELIVERED):
+        _emit(out, True)
+        raise typer.Exit(1)
+    return out
 
 
 @app.command("run-due")

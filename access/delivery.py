@@ -91,23 +91,33 @@ def deliver(app_id: int, *, who: Principal | None = None,
 
 def _prepare(app_id: int, who: Principal | None, run_key: str | None) -> Job | Delivery:
     with db.session_scope(write=True) as session:
-        app = svc.load(session, app_id)
-        svc.check(session, app, Action.deliver, who)
-        grant = svc.grant_of(session, app)
-        assert grant is not None  # created with the approval
-        _check_window(grant)
-        resource = session.get(Resource, app.resource_id)
-        assert resource is not None
-        cal = WorkCalendar.from_settings()
-        today = cal.local_date(utcnow())
-        key = run_key or run_key_for(app.schedule, today, resource.current_version)
-        done = existing(session, grant.id or 0, key)
+        app, grant, resource, key, done = admissible(session, app_id, who, run_key)
         if done is not None:
             return done
-        job = plan_job(session, app, grant, resource, key, today)
+        cal = WorkCalendar.from_settings()
+        job = plan_job(session, app, grant, resource, key, cal.local_date(utcnow()))
         if job.aggregate is not None:  # refused before any work: nothing is computed
             aggregate.check_budget(job.aggregate, grant.privacy_spent, grant_id=grant.id)
         return job
+
+
+def admissible(session: Session, app_id: int, who: Principal | None,
+               run_key: str | None = None
+               ) -> tuple[Application, Grant, Resource, str, Delivery | None]:
+    """May the application be delivered now (the move is legal for ``who``, the period of
+    use has begun and not ended)? Returns it with its grant, resource and the period's run
+    key, and the period's package if it exists already. Cheap: the request that asks for a
+    delivery checks this before it queues the job, so a refusal is its answer."""
+    app = svc.load(session, app_id)
+    svc.check(session, app, Action.deliver, who)
+    grant = svc.grant_of(session, app)
+    assert grant is not None  # created with the approval
+    _check_window(grant)
+    resource = session.get(Resource, app.resource_id)
+    assert resource is not None
+    today = WorkCalendar.from_settings().local_date(utcnow())
+    key = run_key or run_key_for(app.schedule, today, resource.current_version)
+    return app, grant, resource, key, existing(session, grant.id or 0, key)
 
 
 def _check_window(grant: Grant) -> None:

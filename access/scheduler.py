@@ -36,6 +36,8 @@ log = logging.getLogger("govshare")
 # A first delivery not done this long after its approval is retried (crash, restart).
 RETRY_AFTER = timedelta(minutes=2)
 DELIVER, TICK = "access.deliver", "access.tick"
+# A delivery job's outcomes (its ``result``, read by ``access.delivery_jobs``).
+DELIVERED, BLOCKED, REFUSED = "delivered", "blocked", "refused"
 
 
 @dataclass
@@ -47,11 +49,11 @@ class TickReport:
     enqueued: list[int] = field(default_factory=list)
 
 
-def enqueue_delivery(session: Session, app_id: int, run_key: str | None = None) -> None:
+def enqueue_delivery(session: Session, app_id: int, run_key: str | None = None) -> int | None:
     """Queue the application's delivery in the caller's transaction (one per application
-    at a time: a second request while one is pending is the same job)."""
-    jobs.enqueue(session, DELIVER, {"app": app_id, "run_key": run_key},
-                 key=f"{DELIVER}:{app_id}")
+    at a time: a second request while one is pending is the same job); its job's id."""
+    return jobs.enqueue(session, DELIVER, {"app": app_id, "run_key": run_key},
+                        key=f"{DELIVER}:{app_id}")
 
 
 def _due(now: datetime, report: TickReport) -> list[tuple[int, str | None]]:
@@ -93,14 +95,26 @@ def run_due(now: datetime | None = None) -> TickReport:
 
 
 @jobs.handler(DELIVER, max_attempts=5)
-def _deliver(payload: dict[str, Any]) -> None:
+def _deliver(payload: dict[str, Any]) -> dict[str, Any]:
+    """Returns the outcome, kept as the job's result for whoever follows the job."""
     app_id = int(payload["app"])
     try:
-        delivery.deliver(app_id, run_key=payload.get("run_key"))
+        done = delivery.deliver(app_id, run_key=payload.get("run_key"))
     except Problem as problem:
         # Blocked by the desensitization check (recorded on the application), revoked, or
         # not yet in its period (the tick enqueues it again then): an outcome, not a failure.
         log.info("delivery of application %s not produced: %s", app_id, problem.detail)
+        return refusal_of(problem)
+    return {"outcome": DELIVERED, "delivery": done.id, "run_key": done.run_key}
+
+
+def refusal_of(problem: Problem) -> dict[str, Any]:
+    """A refusal as a job's result: the problem's English text with its catalogue key and
+    parameters, so its status can be shown in the reader's language later."""
+    body = problem.body()
+    return {"outcome": BLOCKED if isinstance(problem, planning.DeliveryBlocked) else REFUSED,
+            "problem": {**body, "key": problem.key, "params": problem.params,
+                        "slug": problem.slug}}
 
 
 @jobs.handler(TICK, max_attempts=1)

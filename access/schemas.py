@@ -246,6 +246,27 @@ class DeliveryOut(BaseModel):
     created_at: datetime
 
 
+class DeliveryJobOut(BaseModel):
+    """Where a requested delivery stands: the job, then what it produced."""
+    application: int
+    job: int | None = Field(description="The `access.deliver` job; null when the period's "
+                            "package existed already (nothing was queued)")
+    state: Literal["queued", "running", "delivered", "blocked", "refused", "failed"] = Field(
+        description="queued → running → delivered; or blocked (the desensitization check "
+        "withheld the package: the provider must tighten the plan), refused (revoked, out of "
+        "its period, budget spent) or failed (given up after retries)")
+    final: bool = Field(description="No further change: stop polling")
+    attempts: int
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    status_url: str | None = Field(description="Poll this (also the 202's Location)")
+    delivery: DeliveryOut | None
+    delivery_url: str | None
+    problem: dict[str, Any] | None = Field(description="Why nothing was delivered (problem "
+                                           "details: detail, hits, k_anonymity…)")
+
+
 class ManifestOut(BaseModel):
     manifest: dict[str, Any]
     signature: str = Field(description="Base64 Ed25519 signature over the RFC 8785 bytes of "

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench.common import measure_in_child, mib, print_table
+from bench.common import measure_in_child, mib, report_registration
 
 ITEMS = [
     {"name": "id_number", "title": "公民身份号码", "type": "string", "is_key": True,
@@ -32,6 +32,9 @@ ITEMS = [
 ]
 HEADER = ["公民身份号码", "姓名", "手机号码", "出生日期", "所在区", "发放金额", "户内人数"]
 DISTRICTS = ["福田区", "罗湖区", "南山区", "宝安区"]
+META = {"name": "高龄津贴发放明细", "category": "208", "items": ITEMS,
+        "sharing_type": "conditional", "sharing_condition": "依申请", "update_cycle": "monthly"}
+DEPARTMENT = {"code": "MZ", "name_zh": "市民政局", "name_en": "Civil Affairs Bureau"}
 
 
 def make_xlsx(path: Path, rows: int) -> None:
@@ -64,40 +67,6 @@ def baseline(xlsx_path: str) -> int:
         return sum(1 for _ in sheet.iter_rows()) - 3  # less the title rows and the header
 
 
-def govshare_register(xlsx_path: str, data_dir: str) -> dict[str, float]:
-    """Set up a department and publisher, then time the registration alone."""
-    import os
-    import time
-
-    os.environ["GOVSHARE_DATA_DIR"] = data_dir
-    from catalog import service
-    from catalog.schemas import ResourceIn
-    from govshare import wiring
-    from govshare.migrate import upgrade
-    from kernel import db, identity
-    from kernel.auth import principal_of
-    from kernel.identity import Role
-
-    upgrade()
-    wiring.subscribe_events()
-    with db.session_scope() as session:
-        identity.create_department(session, code="MZ", name_zh="市民政局",
-                                   name_en="Civil Affairs Bureau")
-        identity.create_user(session, username="pub", display_name="pub", department="MZ",
-                             roles=[Role.publisher])
-    meta = ResourceIn.model_validate({
-        "name": "高龄津贴发放明细", "category": "208", "items": ITEMS,
-        "sharing_type": "conditional", "sharing_condition": "依申请",
-        "update_cycle": "monthly"})
-    start = time.perf_counter()
-    with db.session_scope() as session:
-        who = principal_of(session, "pub")
-        resource = service.register_resource(session, who, meta, Path(xlsx_path),
-                                             filename="发放明细.xlsx")
-        rows = resource.row_count
-    return {"rows": rows, "seconds": time.perf_counter() - start}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -110,20 +79,11 @@ def main() -> None:
         make_xlsx(xlsx_path, rows)
         size = xlsx_path.stat().st_size
         base = measure_in_child("bench.bench_excel", "baseline", str(xlsx_path))
-        ours = measure_in_child("bench.bench_excel", "govshare_register", str(xlsx_path),
-                                str(work / "gs"))
-        assert base["result"] == ours["result"]["rows"] == rows, (base, ours)
-        ours["seconds"] = ours["result"]["seconds"]  # registration only, not start-up
-        table = [
-            ["calamine iter_rows (baseline)", f"{rows / base['seconds']:,.0f}",
-             f"{base['seconds']:.2f}", mib(base["peak_rss"]), "1.00"],
-            ["govshare register", f"{rows / ours['seconds']:,.0f}", f"{ours['seconds']:.2f}",
-             mib(ours["peak_rss"]), f"{ours['seconds'] / base['seconds']:.2f}"],
-        ]
-        print_table(f"Registering a {rows:,}-row .xlsx ({mib(size)})",
-                    ["contender", "rows/s", "seconds", "peak RSS", "time ratio"], table)
-        print(json.dumps({"rows": rows, "xlsx_bytes": size, "baseline": base,
-                          "govshare": ours}))
+        ours = measure_in_child("bench.common", "register_file", str(xlsx_path),
+                                str(work / "gs"), json.dumps(META), "发放明细.xlsx",
+                                json.dumps(DEPARTMENT))
+        report_registration(f"Registering a {rows:,}-row .xlsx ({mib(size)})",
+                            "calamine iter_rows", rows, base, ours, xlsx_bytes=size)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench.common import measure_in_child, mib, print_table
+from bench.common import measure_in_child, mib, report_registration
 
 ITEMS = [
     {"name": "id_number", "type": "string", "required": True, "kind": "resident_id",
@@ -29,6 +29,9 @@ ITEMS = [
     {"name": "amount", "type": "decimal"},
     {"name": "visits", "type": "integer"},
 ]
+META = {"name": "门诊就诊记录", "category": "202", "items": ITEMS,
+        "sharing_type": "conditional", "sharing_condition": "依申请", "update_cycle": "daily"}
+DEPARTMENT = {"code": "WJW", "name_zh": "市卫生健康委员会", "name_en": "Health Commission"}
 
 
 def make_csv(path: Path, rows: int) -> None:
@@ -52,40 +55,6 @@ def baseline(csv_path: str, out_dir: str) -> int:
     return int(row[0]) if row else 0
 
 
-def govshare_register(csv_path: str, data_dir: str) -> dict[str, float]:
-    """Set up a department and publisher, then time the registration alone."""
-    import os
-    import time
-
-    os.environ["GOVSHARE_DATA_DIR"] = data_dir
-    from catalog import service
-    from catalog.schemas import ResourceIn
-    from govshare import wiring
-    from govshare.migrate import upgrade
-    from kernel import db, identity
-    from kernel.auth import principal_of
-    from kernel.identity import Role
-
-    upgrade()
-    wiring.subscribe_events()
-    with db.session_scope() as session:
-        identity.create_department(session, code="WJW", name_zh="市卫生健康委员会",
-                                   name_en="Health Commission")
-        identity.create_user(session, username="pub", display_name="pub", department="WJW",
-                             roles=[Role.publisher])
-    meta = ResourceIn.model_validate({
-        "name": "门诊就诊记录", "category": "202", "items": ITEMS,
-        "sharing_type": "conditional", "sharing_condition": "依申请",
-        "update_cycle": "daily"})
-    start = time.perf_counter()
-    with db.session_scope() as session:
-        who = principal_of(session, "pub")
-        resource = service.register_resource(session, who, meta, Path(csv_path),
-                                             filename="visits.csv")
-        rows = resource.row_count
-    return {"rows": rows, "seconds": time.perf_counter() - start}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -98,19 +67,11 @@ def main() -> None:
         make_csv(csv_path, rows)
         size = csv_path.stat().st_size
         base = measure_in_child("bench.bench_upload", "baseline", str(csv_path), str(work))
-        ours = measure_in_child("bench.bench_upload", "govshare_register", str(csv_path),
-                                str(work / "gs"))
-        assert base["result"] == ours["result"]["rows"] == rows, (base, ours)
-        ours["seconds"] = ours["result"]["seconds"]  # registration only, not start-up
-        table = [
-            ["duckdb read_csv (baseline)", f"{rows / base['seconds']:,.0f}",
-             f"{base['seconds']:.2f}", mib(base["peak_rss"]), "1.00"],
-            ["govshare register", f"{rows / ours['seconds']:,.0f}", f"{ours['seconds']:.2f}",
-             mib(ours["peak_rss"]), f"{ours['seconds'] / base['seconds']:.2f}"],
-        ]
-        print_table(f"Upload of a {rows:,}-row CSV ({mib(size)})",
-                    ["contender", "rows/s", "seconds", "peak RSS", "time ratio"], table)
-        print(json.dumps({"rows": rows, "csv_bytes": size, "baseline": base, "govshare": ours}))
+        ours = measure_in_child("bench.common", "register_file", str(csv_path),
+                                str(work / "gs"), json.dumps(META), "visits.csv",
+                                json.dumps(DEPARTMENT))
+        report_registration(f"Upload of a {rows:,}-row CSV ({mib(size)})",
+                            "duckdb read_csv", rows, base, ours, csv_bytes=size)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

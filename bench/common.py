@@ -1,24 +1,27 @@
-"""Helpers shared by the benchmarks: child-process timing with peak memory, tables."""
+"""Helpers shared by the benchmarks: child-process timing with peak memory, registering a
+file as a publisher would (upload and Excel benchmarks), tables."""
 
 import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
 def measure_in_child(module: str, func: str, *args: str) -> dict[str, Any]:
-    """Run ``module.func(*args)`` in a fresh interpreter; return its result, wall time and
-    peak RSS, so each contender's memory is its own and not the parent's high-water mark."""
+    """Run ``module.func(*args)`` in a fresh interpreter; return its result, wall time, CPU
+    time (all the child's threads) and peak RSS, so each contender's memory is its own and
+    not the parent's high-water mark."""
     code = (
         "import json, resource, sys, time\n"
         f"from {module} import {func} as f\n"
-        "t = time.perf_counter()\n"
+        "t, c = time.perf_counter(), time.process_time()\n"
         f"out = f(*{list(args)!r})\n"
-        "dt = time.perf_counter() - t\n"
+        "dt, dc = time.perf_counter() - t, time.process_time() - c\n"
         "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
-        "print(json.dumps({'seconds': dt, 'peak_rss': rss, 'result': out}))\n"
+        "print(json.dumps({'seconds': dt, 'cpu_seconds': dc, 'peak_rss': rss, 'result': out}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False)
@@ -43,3 +46,55 @@ def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
 
 def mib(n: float) -> str:
     return f"{n / 1024 / 1024:,.0f} MiB"
+
+
+def register_file(path: str, data_dir: str, meta_json: str, filename: str,
+                  department_json: str) -> dict[str, float]:
+    """In a child process (``measure_in_child``): set up a department and one publisher in a
+    fresh data directory, then register ``path`` as a new resource. Returns the rows and the
+    registration's own wall and CPU seconds (all threads), not the set-up's."""
+    import os
+
+    os.environ["GOVSHARE_DATA_DIR"] = data_dir
+    from catalog import service
+    from catalog.schemas import ResourceIn
+    from govshare import wiring
+    from govshare.migrate import upgrade
+    from kernel import db, identity
+    from kernel.auth import principal_of
+    from kernel.identity import Role
+
+    upgrade()
+    wiring.subscribe_events()
+    department = json.loads(department_json)
+    with db.session_scope() as session:
+        identity.create_department(session, **department)
+        identity.create_user(session, username="pub", display_name="pub",
+                             department=department["code"], roles=[Role.publisher])
+    meta = ResourceIn.model_validate_json(meta_json)
+    start, cpu = time.perf_counter(), time.process_time()
+    with db.session_scope() as session:
+        who = principal_of(session, "pub")
+        resource = service.register_resource(session, who, meta, Path(path), filename=filename)
+        rows = resource.row_count
+    return {"rows": rows, "seconds": time.perf_counter() - start,
+            "cpu_seconds": time.process_time() - cpu}
+
+
+def report_registration(title: str, baseline_label: str, rows: int, base: dict[str, Any],
+                        ours: dict[str, Any], **extra: Any) -> None:
+    """Print the registration against its same-run baseline (wall and CPU time: on a shared
+    machine the CPU ratio is the steadier one), then the figures as JSON."""
+    assert base["result"] == ours["result"]["rows"] == rows, (base, ours)
+    # Registration only, not the child's start-up and set-up.
+    ours["seconds"], ours["cpu_seconds"] = (ours["result"]["seconds"],
+                                            ours["result"]["cpu_seconds"])
+    table = []
+    for label, run in ((f"{baseline_label} (baseline)", base), ("govshare register", ours)):
+        table.append([label, f"{rows / run['seconds']:,.0f}", f"{run['seconds']:.2f}",
+                      f"{run['cpu_seconds']:.2f}", mib(run["peak_rss"]),
+                      f"{run['seconds'] / base['seconds']:.2f}",
+                      f"{run['cpu_seconds'] / base['cpu_seconds']:.2f}"])
+    print_table(title, ["contender", "rows/s", "seconds", "CPU s", "peak RSS", "time ratio",
+                        "CPU ratio"], table)
+    print(json.dumps({"rows": rows, **extra, "baseline": base, "govshare": ours}))

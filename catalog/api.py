@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, 
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from catalog import export, ingest, search, service
+from catalog import export, ingest, search, service, similar
 from catalog.models import CATEGORY_LABELS, DataItem, Resource, ResourceStatus, VersionMode
 from catalog.schemas import (
     DataItemOut,
@@ -22,8 +22,8 @@ from catalog.schemas import (
 from kernel.auth import DbSession, Principal, SignedIn, WriteSession, require
 from kernel.db import session_scope
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
-from kernel.identity import Department, Role, User
-from kernel.problems import Invalid, TooLarge
+from kernel.identity import Department, Role, User, get_department
+from kernel.problems import Forbidden, Invalid, TooLarge
 from kernel.settings import get_settings
 
 router = APIRouter(tags=["catalog"], route_class=IdempotentRoute)
@@ -71,6 +71,10 @@ SHEET_HELP = ("Excel only: the sheet, by name or 1-based number. Default: the fi
               "with a header row naming the data items.")
 HEADER_ROW_HELP = ("Excel only: the 1-based row of the header, below any title rows. Default: "
                    "found by matching the data items in the first 30 rows.")
+CONFIRM_HELP = ("Register even though the department already has a similar active resource "
+                "(see POST /api/v1/resources/similar): the publisher confirms it is a "
+                "different resource, and the registration's log entry records it. Without it, "
+                "such a registration is refused with 409 similar-resource-exists.")
 
 
 @router.post("/resources", response_model=ResourceOut, status_code=status.HTTP_201_CREATED,
@@ -80,12 +84,16 @@ def register(session: WriteSession, who: Publisher,
              file: Annotated[UploadFile, File(description=FILE_HELP)],
              sheet: Annotated[str | None, Form(description=SHEET_HELP)] = None,
              header_row: Annotated[int | None, Form(ge=1, description=HEADER_ROW_HELP)] = None,
+             confirm_duplicate: Annotated[bool, Form(description=CONFIRM_HELP)] = False,
              ) -> ResourceOut:
-    """Register a resource together with its data. Nothing is stored unless both are valid."""
+    """Register a resource together with its data. Nothing is stored unless both are valid.
+    A resource close to an active one of the same department is refused (409) unless
+    ``confirm_duplicate`` (one source for each piece of data, docs/catalog.md)."""
     meta = _parse_metadata(metadata)
     resource = service.register_resource(session, who, meta, file.file,
                                          filename=file.filename or "upload",
-                                         options=_options(sheet, header_row))
+                                         options=_options(sheet, header_row),
+                                         confirm_duplicate=confirm_duplicate)
     out = resource_out(session, resource)
     version = service.current_version(session, resource)
     out.normalised = version.normalised if version else {}
@@ -143,6 +151,24 @@ def search_resources(session: DbSession, _: SignedIn,
     # Serialised here: FastAPI would validate the finished model a second time against
     # response_model (which stays, for the OpenAPI schema), a third of a page's cost.
     return Response(result.model_dump_json(), media_type="application/json")
+
+
+@router.post("/resources/similar", response_model=similar.SimilarOut)
+def similar_resources(draft: similar.SimilarIn, session: DbSession,
+                      who: Publisher) -> similar.SimilarOut:
+    """Does this already exist? Before registering: the active resources close to a draft's
+    name and data items, with the score and the items in common. Same department: a
+    registration is refused unless confirmed (confirm_duplicate). Other departments: shown
+    as sources to apply for, never blocking. Only catalog metadata is returned."""
+    department = get_department(session, draft.provider) if draft.provider else \
+        get_department(session, who.department_id)
+    if department.id != who.department_id:
+        raise Forbidden(f"You register resources only for your own department "
+                        f"({who.department_code}), not {department.code}.",
+                        key="problem.catalog.similar_own_department",
+                        params={"department_code": who.department_code,
+                                "code": department.code})
+    return similar.find_for(session, department.id or 0, draft.name, draft.items)
 
 
 @router.get("/resources/{code}", response_model=ResourceOut)

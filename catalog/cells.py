@@ -41,43 +41,67 @@ def sql_str(value: str) -> str:
 
 @dataclass(frozen=True)
 class Steps:
-    """The SQL of each normalisation step over one raw text column, in order."""
+    """Which normalisation steps apply to a text column, after the trim every column gets."""
 
-    raw: str
-    trimmed: str
-    half_width: str | None
-    upper: str | None
+    half_width: bool
+    upper: bool
 
     @property
-    def result(self) -> str:
-        return self.upper or self.half_width or self.trimmed
+    def names(self) -> list[str]:
+        """The steps in order, as counted in the registration reply."""
+        return ["trimmed"] + ["half_width"] * self.half_width + ["upper_case"] * self.upper
 
 
-def steps(raw: str, type_: ItemType, kind: ItemKind | None) -> Steps:
-    # trim() with a character set is ~4x the cost of a regex test: only where needed.
-    edge = "[\\s\\x{0B}\\x{A0}\\x{3000}\\x{FEFF}]"
-    trimmed = (f"CASE WHEN regexp_matches({raw}, '^{edge}|{edge}$') OR {raw} = '' "
-               f"THEN NULLIF(trim({raw}, {sql_str(_SPACES)}), '') ELSE {raw} END")
-    # translate() costs ~100× a regex test per value (DuckDB maps character by character
-    # through the 94-character table): run it only on values that hold a full-width character.
-    half = (f"CASE WHEN regexp_matches({trimmed}, '[\\x{{FF01}}-\\x{{FF5E}}]') "
-            f"THEN translate({trimmed}, {sql_str(_FULL)}, {sql_str(_HALF)}) "
-            f"ELSE {trimmed} END"
-            if kind in WIDTH_KINDS or type_ in WIDTH_TYPES else None)
-    upper = f"upper({half or trimmed})" if kind in UPPER_KINDS else None
-    return Steps(raw, trimmed, half, upper)
+def steps(type_: ItemType, kind: ItemKind | None) -> Steps:
+    return Steps(half_width=kind in WIDTH_KINDS or type_ in WIDTH_TYPES,
+                 upper=kind in UPPER_KINDS)
 
 
-def change_counts(s: Steps) -> dict[str, str]:
-    """Aggregates counting the cells each step changed."""
-    counts = {"trimmed": f"count(*) FILTER (WHERE {s.raw} IS DISTINCT FROM {s.trimmed})"}
-    if s.half_width:
-        counts["half_width"] = \
-            f"count(*) FILTER (WHERE {s.trimmed} IS DISTINCT FROM {s.half_width})"
-    if s.upper:
-        counts["upper_case"] = \
-            f"count(*) FILTER (WHERE {s.half_width or s.trimmed} IS DISTINCT FROM {s.upper})"
-    return counts
+# Each step is SQL over the previous step's column (one column name, never a nested
+# expression: the ingest materialises each step and its test once, so nothing runs twice per
+# cell), and runs only on the values its cheap test selects: DuckDB's trim(x, chars) costs
+# several times a test of the first and last characters, translate() ~100× (it maps
+# character by character through its 94-entry table). The test is also the step's count.
+
+
+def _is_space(code: str) -> str:
+    # Comparisons, not IN (…): DuckDB plans a long IN list as a join.
+    return (f"({code} = 32 OR {code} BETWEEN 9 AND 13 OR {code} = 160 OR {code} = 12288 "
+            f"OR {code} = 65279)")
+
+
+def edge_codes_sql(col: str) -> tuple[str, str]:
+    """The code points of the cell's first and last characters (-1 for an empty cell)."""
+    return f"ord({col})", f"ord({col}[-1])"
+
+
+def trim_test_sql(first: str, last: str) -> str:
+    """True when the cell starts or ends with whitespace, or is empty (NULL for NULL);
+    ``first`` and ``last`` are the columns of ``edge_codes_sql``."""
+    return f"({_is_space(first)} OR {_is_space(last)} OR {first} = -1)"
+
+
+def trim_sql(col: str, test: str) -> str:
+    """Surrounding whitespace trimmed; a cell empty after trimming is NULL."""
+    return f"CASE WHEN {test} THEN NULLIF(trim({col}, {sql_str(_SPACES)}), '') ELSE {col} END"
+
+
+def half_width_test_sql(col: str) -> str:
+    """True when the cell holds a full-width ASCII character. Only values with a non-ASCII
+    character (their byte length exceeds their character count) are searched for one."""
+    # CASE, not AND: DuckDB evaluates both sides of an AND for every row of a projection.
+    return (f"CASE WHEN strlen({col}) <> length({col}) "
+            f"THEN regexp_matches({col}, '[\\x{{FF01}}-\\x{{FF5E}}]') ELSE false END")
+
+
+def half_width_sql(col: str, test: str) -> str:
+    """Full-width ASCII to half-width."""
+    return (f"CASE WHEN {test} THEN translate({col}, {sql_str(_FULL)}, {sql_str(_HALF)}) "
+            f"ELSE {col} END")
+
+
+def upper_sql(col: str) -> str:
+    return f"upper({col})"
 
 
 def _formats(formats: tuple[str, ...]) -> str:
@@ -103,13 +127,25 @@ def typed(text: str, type_: ItemType, duck_type: str) -> str:
 MAX_PRECISION = 38
 
 
+# A decimal cell is written out in plain notation: digits, at most one point, an optional sign.
+# DuckDB's own cast also takes 1e3 and 1_000; an exact decimal item refuses them rather than
+# guess (a double's "1e-05" would otherwise round to 0 silently).
+_PLAIN_DECIMAL = "[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)"
+
+
+def plain_decimal_sql(text: str) -> str:
+    return f"regexp_full_match({text}, '{_PLAIN_DECIMAL}')"
+
+
 def decimal_scale_sql(text: str) -> str:
-    """Digits after the decimal point of a number written as text."""
-    return f"length(regexp_extract({text}, '\\.([0-9]*)$', 1))"
+    """Digits after the decimal point of a number in plain notation."""
+    return f"CASE WHEN strpos({text}, '.') = 0 THEN 0 ELSE length({text}) - strpos({text}, '.') END"
 
 
 def decimal_integer_digits_sql(text: str) -> str:
-    return f"length(ltrim(regexp_extract({text}, '^[+-]?([0-9]*)', 1), '0'))"
+    """Digits before the decimal point of a number in plain notation, without leading zeros."""
+    return (f"length(ltrim(CASE WHEN strpos({text}, '.') = 0 THEN {text} "
+            f"ELSE left({text}, strpos({text}, '.') - 1) END, '+-0'))")
 
 
 def decimal_type(precision: int, scale: int) -> str:

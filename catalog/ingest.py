@@ -1,12 +1,14 @@
 """Loading a staged upload into a new segment: header matching, normalisation, type and key
 checks, all or nothing.
 
-Every format is first read into a temporary table ``raw`` (columns ``c0…``, one per declared
-item, in declared order; text for CSV, JSON lines and spreadsheets, the file's own types for
-Parquet). Then one aggregate pass counts normalised cells and invalid values per column, a
-second finds duplicate keys (within the file and, for an append, against the data already
-there), and only if all is well is the segment's table ``data`` written from ``raw``. DuckDB
-spills ``raw`` to the segment's own temporary directory beyond its memory limit.
+Every format is read once, as columns ``c0…`` (one per declared item, in declared order; text
+for CSV, JSON lines and spreadsheets, the source's own types for Parquet and database pulls),
+into a temporary table ``staged``: each cell normalised and cast in that one pass, with a flag
+for every cell a step changed or that is not of its type. One aggregate over ``staged`` counts
+the flags (and measures inferred decimals), a second finds duplicate keys (within the file and,
+for an append, against the data already there), and only if all is well is the segment's
+table ``data`` written from ``staged``'s typed columns. DuckDB spills ``staged`` to the
+segment's own temporary directory beyond its memory limit.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from catalog.warehouse import (
 from kernel import storage
 from kernel.problems import Invalid
 
-RAW = "raw"
+RAW = "raw"  # spreadsheets: the cells as text, before staging
+STAGED = "staged"
 ERROR_LINES = 5  # lines named per problem; the count says how many more
 
 
@@ -63,19 +66,26 @@ class SourceOptions:
 
 @dataclass
 class Source:
-    """What ``raw`` holds and how its rows map back to the file, for messages."""
+    """Where the rows come from and how they map back to the file, for messages."""
 
     header: list[str]  # the file's header text of each declared item, in declared order
-    text: bool  # raw columns are text (to be normalised and cast) rather than typed
-    line_sql: str = "rowid + 2"  # SQL giving a raw row's line (or row) number in the file
+    text: bool  # the columns are text (to be normalised and cast) rather than typed
+    # A FROM item giving the declared items as columns c0… in declared order (and the row
+    # number in the file as ``_line`` when ``has_line``), and its query parameters.
+    relation: str = RAW
+    params: list[Any] = field(default_factory=list)
+    has_line: bool = False
+    line_sql: str = "rowid + 2"  # SQL over ``staged`` giving a row's line (or row) number
     unit: str = "line"  # or "row" (Parquet, spreadsheets)
     sheet: str | None = None  # spreadsheets: the sheet the rows are on
+    types: list[str] = field(default_factory=list)  # typed sources: each column's type
+    # Run after the source was read (CSV: refuse malformed rows before any value check).
+    after_read: Callable[[duckdb.DuckDBPyConnection], None] | None = None
 
     @property
     def variant(self) -> str:
         """Which message variant names this source's places: line, row or sheet."""
         return "sheet" if self.sheet else self.unit
-    types: list[str] = field(default_factory=list)  # typed sources: each column's type
 
 
 @dataclass(frozen=True)
@@ -139,10 +149,11 @@ def _read_csv(con: duckdb.DuckDBPyConnection, staged: StagedFile, columns: Seque
     names = [f"f{i}" for i in range(len(first))]
     select = ", ".join(f"f{p} AS c{i}" for i, p in enumerate(match.positions))
     name_list = "[" + ", ".join(f"'{n}'" for n in names) + "]"
-    con.execute(f"CREATE TEMP TABLE {RAW} AS SELECT {select} FROM read_csv(?, header=true, "
-                f"names={name_list}, all_varchar=true, store_rejects=true)", [path])
-    _raise_on_rejects(con, names, [str(h) for h in first])
-    return Source([match.header[p] for p in match.positions], text=True)
+    relation = (f"(SELECT {select} FROM read_csv(?, header=true, names={name_list}, "
+                "all_varchar=true, store_rejects=true))")
+    header = [str(h) for h in first]
+    return Source([match.header[p] for p in match.positions], text=True, relation=relation,
+                  params=[path], after_read=lambda c: _raise_on_rejects(c, names, header))
 
 
 def _raise_on_rejects(con: duckdb.DuckDBPyConnection, names: list[str],
@@ -173,9 +184,10 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, staged: StagedFile, columns: Seq
     match = match_header(keys, columns)
     as_text = ", ".join(f"{cells.sql_str(k)}: 'VARCHAR'" for k in keys)
     select = ", ".join(f"{quote(keys[p])} AS c{i}" for i, p in enumerate(match.positions))
-    con.execute(f"CREATE TEMP TABLE {RAW} AS SELECT {select} FROM read_json('{path}', "
-                f"format='newline_delimited', columns={{{as_text}}})")
-    return Source([keys[p] for p in match.positions], text=True, line_sql="rowid + 1")
+    relation = (f"(SELECT {select} FROM read_json('{path}', format='newline_delimited', "
+                f"columns={{{as_text}}}))")
+    return Source([keys[p] for p in match.positions], text=True, relation=relation,
+                  line_sql="rowid + 1")
 
 
 # Typed formats: which source types may fill each declared type without losing meaning.
@@ -207,8 +219,8 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, staged: StagedFile,
 
 def _typed_source(con: duckdb.DuckDBPyConnection, found: list[tuple[str, str]],
                   columns: Sequence[Column], relation: str, what: str) -> Source:
-    """A typed source (Parquet, a database pull) into ``raw``: its columns matched to the
-    items, each of a type that fills the declared one without losing meaning."""
+    """A typed source (Parquet, a database pull): its columns matched to the items, each of
+    a type that fills the declared one without losing meaning."""
     match = match_header([n for n, _ in found], columns)
     picked = [found[p] for p in match.positions]
     errors = [{"column": c.name, "problem": f"declared {c.type.value}, {what} has {t}"}
@@ -220,16 +232,20 @@ def _typed_source(con: duckdb.DuckDBPyConnection, found: list[tuple[str, str]],
                       errors=errors,
                       key="problem.catalog.column_types_differ", params={"cols": cols})
     select = ", ".join(f"{quote(n)} AS c{i}" for i, (n, _) in enumerate(picked))
-    con.execute(f"CREATE TEMP TABLE {RAW} AS SELECT {select} FROM {relation}")
-    return Source([n for n, _ in picked], text=False, line_sql="rowid + 1", unit="row",
-                  types=[t for _, t in picked])
+    return Source([n for n, _ in picked], text=False, relation=f"(SELECT {select} FROM "
+                  f"{relation})", line_sql="rowid + 1", unit="row", types=[t for _, t in picked])
 
 
 def _read_excel(con: duckdb.DuckDBPyConnection, staged: StagedFile,
                 columns: Sequence[Column], options: SourceOptions) -> Source:
     loaded = excel.load(con, staged.path, columns, RAW, sheet=options.sheet,
                         header_row=options.header_row)
-    return Source(loaded.header, text=True, line_sql="_line", unit="row", sheet=loaded.sheet)
+    return Source(loaded.header, text=True, relation=RAW, has_line=True, line_sql="_line",
+                  unit="row", sheet=loaded.sheet, after_read=_drop_raw)
+
+
+def _drop_raw(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE {RAW}")
 
 
 _READERS = {Format.csv: _read_csv, Format.jsonl: _read_jsonl, Format.parquet: _read_parquet,
@@ -241,122 +257,258 @@ _READERS = {Format.csv: _read_csv, Format.jsonl: _read_jsonl, Format.parquet: _r
 
 @dataclass
 class _Plan:
+    """One declared column on its way from ``c{i}`` of the source to the segment."""
+
+    index: int
     column: Column
-    steps: cells.Steps | None  # text columns: the normalisation
-    text: str  # SQL of the normalised value (text) or the typed source value
-    duck_type: str = ""
-    typed: str = ""  # SQL of the value in its declared type (NULL when invalid)
+    steps: cells.Steps | None  # text sources: the normalisation
+    normal: str = ""  # the staged-query column holding the normalised (or typed source) value
+    duck_type: str = ""  # the declared type; for an inferred decimal, set once measured
+    inferred: bool = False  # a decimal whose precision and scale come from its values
+    value: str = ""  # the column ``staged`` stores: the typed value, or a decimal's text
+    bad: str | None = None  # SQL over ``staged``: the value is not of the declared type
+    flags: dict[str, str] = field(default_factory=dict)  # step → SQL: the step changed it
+
+    @property
+    def final(self) -> str:
+        """SQL over ``staged`` of the value as stored in the segment."""
+        return f"CAST({self.value} AS {self.duck_type})" if self.inferred else self.value
+
+
+class _Flags:
+    """Per-row booleans packed into BIGINT bit masks (``m0``, ``m1`` …): one narrow column
+    instead of a boolean column per check, for staging and counting alike."""
+
+    BITS = 62
+
+    def __init__(self) -> None:
+        self.tests: list[str] = []
+
+    def add(self, test: str) -> str:
+        """Register a test (SQL over the staging query); return its flag as SQL over
+        ``staged``."""
+        k = len(self.tests)
+        self.tests.append(test)
+        return f"(m{k // self.BITS} & {1 << (k % self.BITS)}) <> 0"
+
+    def columns(self) -> list[str]:
+        out = []
+        for start in range(0, len(self.tests), self.BITS):
+            chunk = self.tests[start:start + self.BITS]
+            bits = " + ".join(f"CASE WHEN {t} THEN {1 << k} ELSE 0 END"
+                              for k, t in enumerate(chunk))
+            out.append(f"CAST({bits} AS BIGINT) AS m{start // self.BITS}")
+        return out
 
 
 def _check_and_write(con: duckdb.DuckDBPyConnection, source: Source, columns: Sequence[Column],
                      existing: Sequence[Path]) -> Ingested:
-    plans = []
-    for i, c in enumerate(columns):
-        if source.text:
-            st = cells.steps(f"c{i}", c.type, c.kind)
-            plans.append(_Plan(c, st, st.result))
-        else:
-            plans.append(_Plan(c, None, f"c{i}"))
-    _decide_types(con, source, plans)
+    """Stage, check, write.
+
+    One pass over the source normalises, casts and flags every cell into the temporary
+    table ``staged`` (the typed values, and bits for every cell a step changed or that is
+    not of its type; a decimal whose precision is inferred stays text until the precision
+    is known). The checks then only read ``staged``: counts and decimal digits in one
+    aggregate, keys in a second; and ``data`` is written from ``staged``'s typed columns.
+    Every cell's normalisation and cast runs once, and the source is read once (a database
+    pull cannot be read twice).
+    """
+    plans = [_Plan(i, c, cells.steps(c.type, c.kind) if source.text else None)
+             for i, c in enumerate(columns)]
+    for p in plans:
+        p.duck_type = _declared_type(p.column)
+        p.inferred = not p.duck_type
+    con.execute(_staging_sql(source, plans), source.params)
+    if source.after_read is not None:
+        source.after_read(con)
     count, normalised = _check_values(con, source, plans)
     if count == 0:
         raise messages.refuse("upload.no_rows")
     _check_keys(con, source, plans, existing)
-    select = ", ".join(f"{p.typed} AS {quote(p.column.name)}" for p in plans)
-    con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM {RAW}")
-    con.execute(f"DROP TABLE {RAW}")
+    select = ", ".join(f"{p.final} AS {quote(p.column.name)}" for p in plans)
+    con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM {STAGED}")
+    con.execute(f"DROP TABLE {STAGED}")
     return Ingested(count, normalised)
 
 
-def _decide_types(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Plan]) -> None:
-    """Each column's DuckDB type; a ``decimal`` without a declared precision and scale gets
-    the smallest DECIMAL that holds every value of the file exactly."""
-    infer = [p for p in plans if p.column.type is ItemType.decimal
-             and (p.column.precision is None or p.column.scale is None)]
-    found: dict[str, tuple[int, int]] = {}
-    if infer:
-        aggs = []
-        for p in infer:
-            text = p.text if source.text else f"CAST({p.text} AS VARCHAR)"
-            aggs += [f"coalesce(max({cells.decimal_integer_digits_sql(text)}), 0)",
-                     f"coalesce(max({cells.decimal_scale_sql(text)}), 0)"]
-        row = con.execute(f"SELECT {', '.join(aggs)} FROM {RAW}").fetchone() or ()
-        for n, p in enumerate(infer):
-            found[p.column.name] = (int(row[2 * n]), int(row[2 * n + 1]))
+def _declared_type(c: Column) -> str:
+    if c.type is not ItemType.decimal:
+        return DUCKDB_TYPES[c.type]
+    if c.precision is not None and c.scale is not None:
+        return cells.decimal_type(c.precision, c.scale)
+    return ""  # inferred from the values
+
+
+def _staging_sql(source: Source, plans: list[_Plan]) -> str:
+    """``CREATE TEMP TABLE staged`` from the source, each step a layer of its own over the
+    previous one (a step's result is computed once however often later steps use it)."""
+    query = f"SELECT * FROM {source.relation}"
+    flags = _Flags()
+
+    def layer(exprs: list[str]) -> None:
+        nonlocal query
+        if exprs:
+            query = f"SELECT *, {', '.join(exprs)} FROM ({query})"
+
+    if source.text:
+        # Each step's test is a column of its own: it decides the step and is its count.
+        layer([f"{sql} AS {name}{p.index}" for p in plans
+               for sql, name in zip(cells.edge_codes_sql(f"c{p.index}"), "or", strict=True)])
+        layer([f"{cells.trim_test_sql(f'o{p.index}', f'r{p.index}')} AS e{p.index}"
+               for p in plans])
+        layer([f"{cells.trim_sql(f'c{p.index}', f'e{p.index}')} AS t{p.index}"
+               for p in plans])
+        for p in plans:
+            p.normal = f"t{p.index}"
+            p.flags["trimmed"] = flags.add(f"e{p.index}")
+        half = [p for p in plans if p.steps is not None and p.steps.half_width]
+        layer([f"{cells.half_width_test_sql(p.normal)} AS w{p.index}" for p in half])
+        layer([f"{cells.half_width_sql(p.normal, f'w{p.index}')} AS h{p.index}"
+               for p in half])
+        for p in half:
+            p.flags["half_width"] = flags.add(f"w{p.index}")
+            p.normal = f"h{p.index}"
+        upper = [p for p in plans if p.steps is not None and p.steps.upper]
+        layer([f"{cells.upper_sql(p.normal)} AS u{p.index}" for p in upper])
+        for p in upper:
+            p.flags["upper_case"] = flags.add(f"{p.normal} IS DISTINCT FROM u{p.index}")
+            p.normal = f"u{p.index}"
+    else:
+        for p in plans:
+            p.normal = f"c{p.index}"
+    # Decimals are checked and measured on their text (a typed source's number as text).
+    decimals = [p for p in plans if p.column.type is ItemType.decimal]
+    layer([f"CAST({p.normal} AS VARCHAR) AS d{p.index}" for p in decimals if not source.text])
+    text = {p.index: (p.normal if source.text else f"d{p.index}") for p in decimals}
+    layer([f"{_cast_sql(source, p)} AS v{p.index}" for p in plans if not p.inferred])
+    outputs = ["_line"] if source.has_line else []
+    for p in plans:
+        p.value = f"v{p.index}"
+        outputs.append(f"{text[p.index] if p.inferred else p.value} AS {p.value}")
+        bad = _bad_sql(source, p, text.get(p.index))
+        if bad is not None:
+            p.bad = flags.add(bad)
+    return (f"CREATE TEMP TABLE {STAGED} AS SELECT {', '.join(outputs + flags.columns())} "
+            f"FROM ({query})")
+
+
+def _cast_sql(source: Source, p: _Plan) -> str:
+    if source.text:
+        return cells.typed(p.normal, p.column.type, p.duck_type)
+    return f"TRY_CAST({p.normal} AS {p.duck_type})"
+
+
+def _bad_sql(source: Source, p: _Plan, text: str | None) -> str | None:
+    """SQL true for a cell whose value is not of the declared type (None: cannot happen)."""
+    c = p.column
+    if c.type is ItemType.decimal:
+        assert text is not None
+        bad = f"NOT {cells.plain_decimal_sql(text)}"
+        if not p.inferred:
+            # Casting would round extra decimal places away: refuse them instead.
+            bad += f" OR v{p.index} IS NULL OR {cells.decimal_scale_sql(text)} > {c.scale}"
+        return f"{p.normal} IS NOT NULL AND ({bad})"
+    if not source.text and _lossless(source.types[p.index], p.duck_type):
+        return None
+    if source.text and c.type is ItemType.string:
+        return None
+    return f"{p.normal} IS NOT NULL AND v{p.index} IS NULL"
+
+
+# Typed sources: conversions that cannot fail, so need no check per cell.
+_WIDENS = {"BIGINT": ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+                      "UINTEGER"),
+           "TIMESTAMP": ("DATE", "TIMESTAMP")}
+
+
+def _lossless(source_type: str, duck_type: str) -> bool:
+    base = source_type.split("(")[0].upper()
+    return base == duck_type.upper() or base in _WIDENS.get(duck_type.upper(), ())
+
+
+def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
+                  plans: list[_Plan]) -> tuple[int, dict[str, dict[str, int]]]:
+    """One aggregate over ``staged``: rows, changed cells per column and step, invalid
+    values per column (their lines in a second query, only when there are any) and the
+    digits of decimals whose precision is inferred."""
+    aggs: list[str] = ["count(*)"]
+    for p in plans:
+        aggs += [f"count_if({flag})" for flag in p.flags.values()]
+        aggs.append(f"count_if({p.bad})" if p.bad else "0")
+        if p.inferred:
+            valid = f"{p.value} IS NOT NULL" + (f" AND NOT ({p.bad})" if p.bad else "")
+            aggs += [f"coalesce(max({cells.decimal_integer_digits_sql(p.value)}) "
+                     f"FILTER (WHERE {valid}), 0)",
+                     f"coalesce(max({cells.decimal_scale_sql(p.value)}) "
+                     f"FILTER (WHERE {valid}), 0)"]
+    row = con.execute(f"SELECT {', '.join(aggs)} FROM {STAGED}").fetchone()
+    assert row is not None
+    values = [v or 0 for v in row]  # count_if over no rows is NULL
+    count = int(values.pop(0))
+    normalised: dict[str, dict[str, int]] = {}
+    bad: dict[int, int] = {}
+    found: dict[int, tuple[int, int]] = {}
+    for p in plans:
+        changed = {step: int(values.pop(0)) for step in p.flags}
+        changed = {k: v for k, v in changed.items() if v}
+        if changed:
+            normalised[p.column.name] = changed
+        n = int(values.pop(0))
+        if n:
+            bad[p.index] = n
+        if p.inferred:
+            found[p.index] = (int(values.pop(0)), int(values.pop(0)))
+    _infer_decimals(plans, found)
+    if bad:
+        _refuse_bad_values(con, source, plans, bad)
+    return count, normalised
+
+
+def _infer_decimals(plans: list[_Plan], found: dict[int, tuple[int, int]]) -> None:
+    """The smallest DECIMAL that holds every value of the file exactly."""
     errors = []
     for p in plans:
+        if not p.inferred:
+            continue
         c = p.column
-        if c.type is not ItemType.decimal:
-            p.duck_type = DUCKDB_TYPES[c.type]
-        elif c.precision is not None and c.scale is not None:
-            p.duck_type = cells.decimal_type(c.precision, c.scale)
-        else:
-            digits, scale = found[c.name]
-            scale = c.scale if c.scale is not None else scale
-            precision = max(digits + scale, 1, scale)
-            if precision > cells.MAX_PRECISION:
-                errors.append({"column": c.name, "problem": (
-                    f"values need {digits} digits before and {scale} after the decimal point, "
-                    f"more than the {cells.MAX_PRECISION} an exact decimal holds; declare the "
-                    "item's scale (decimal places) or round the values")})
-                continue
-            p.duck_type = cells.decimal_type(precision, scale)
-        p.typed = (cells.typed(p.text, c.type, p.duck_type) if source.text
-                   else f"TRY_CAST({p.text} AS {p.duck_type})")
+        digits, scale = found[p.index]
+        scale = c.scale if c.scale is not None else scale
+        precision = max(digits + scale, 1, scale)
+        if precision > cells.MAX_PRECISION:
+            errors.append({"column": c.name, "problem": (
+                f"values need {digits} digits before and {scale} after the decimal point, "
+                f"more than the {cells.MAX_PRECISION} an exact decimal holds; declare the "
+                "item's scale (decimal places) or round the values")})
+            continue
+        p.duck_type = cells.decimal_type(precision, scale)
     if errors:
         raise messages.refuse("upload.decimal_too_wide", errors=errors,
                               cols=", ".join(str(e["column"]) for e in errors))
 
 
-def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
-                  plans: list[_Plan]) -> tuple[int, dict[str, dict[str, int]]]:
-    """One pass: rows, normalised cells per column and step, invalid values per column."""
-    aggs: list[str] = ["count(*)"]
-    layout: list[tuple[_Plan, list[str]]] = []
-    for p in plans:
-        names: list[str] = []
-        if p.steps is not None:
-            for step, sql in cells.change_counts(p.steps).items():
-                aggs.append(sql)
-                names.append(step)
-        bad = f"{p.text} IS NOT NULL AND {p.typed} IS NULL"
-        c = p.column
-        if c.type is ItemType.decimal and c.scale is not None:
-            # Casting would round extra decimal places away: refuse them instead.
-            text = p.text if source.text else f"CAST({p.text} AS VARCHAR)"
-            bad = f"({bad}) OR ({cells.decimal_scale_sql(text)} > {c.scale})"
-        aggs += [f"count(*) FILTER (WHERE {bad})",
-                 f"list({source.line_sql} ORDER BY rowid) FILTER (WHERE {bad})[1:{ERROR_LINES}]"]
-        layout.append((p, names))
-    row = con.execute(f"SELECT {', '.join(aggs)} FROM {RAW}").fetchone()
+def _refuse_bad_values(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Plan],
+                       bad: dict[int, int]) -> None:
+    checked = [p for p in plans if p.index in bad]
+    lines = ", ".join(f"list({source.line_sql} ORDER BY rowid) FILTER (WHERE {p.bad})"
+                      f"[1:{ERROR_LINES}]" for p in checked)
+    row = con.execute(f"SELECT {lines} FROM {STAGED}").fetchone()
     assert row is not None
-    values = list(row)
-    count = int(values.pop(0))
-    normalised: dict[str, dict[str, int]] = {}
     errors: list[dict[str, Any]] = []
     keys: list[tuple[str, dict[str, Any]] | None] = []
-    for (p, names), header in zip(layout, source.header, strict=True):
-        changed = {name: int(values.pop(0)) for name in names}
-        changed = {k: v for k, v in changed.items() if v}
-        if changed:
-            normalised[p.column.name] = changed
-        bad_count, lines = int(values.pop(0)), list(values.pop(0) or [])
-        if bad_count:
-            c = p.column
-            kind = c.type.value if c.type is not ItemType.decimal else p.duck_type.lower()
-            key = f"upload.bad_values_{source.variant}"
-            params = {"n": bad_count, "type": kind, "lines": _lines(lines, bad_count),
-                      "sheet": source.sheet}
-            errors.append({"column": c.name, "header": header, "rows": bad_count,
-                           "lines": lines, "first_line": lines[0] if lines else None,
-                           "problem": messages.text(key, **params)})
-            keys.append((key, params))
-    if errors:
-        where = ", ".join(f"{e['header']}" for e in errors)
-        raise Invalid(f"Some values do not match the declared types ({where}). Nothing was "
-                      "stored.", errors=errors, error_keys=keys, key="upload.types_mismatch",
-                      params={"where": where})
-    return count, normalised
+    for p, found in zip(checked, row, strict=True):
+        c, header, bad_count, at = p.column, source.header[p.index], bad[p.index], list(found)
+        kind = c.type.value if c.type is not ItemType.decimal else p.duck_type
+        key = f"upload.bad_values_{source.variant}"
+        params = {"n": bad_count, "type": kind.lower(), "lines": _lines(at, bad_count),
+                  "sheet": source.sheet}
+        errors.append({"column": c.name, "header": header, "rows": bad_count,
+                       "lines": at, "first_line": at[0] if at else None,
+                       "problem": messages.text(key, **params)})
+        keys.append((key, params))
+    where = ", ".join(f"{e['header']}" for e in errors)
+    raise Invalid(f"Some values do not match the declared types ({where}). Nothing was "
+                  "stored.", errors=errors, error_keys=keys, key="upload.types_mismatch",
+                  params={"where": where})
 
 
 def _lines(lines: list[int], total: int) -> str:
@@ -371,15 +523,19 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
     if not keys:
         return
     names = ", ".join(p.column.name for p in keys)
-    key_cols = ", ".join(f"{p.typed} AS k{i}" for i, p in enumerate(keys))
+    key_cols = ", ".join(f"{p.final} AS k{i}" for i, p in enumerate(keys))
     k = ", ".join(f"k{i}" for i in range(len(keys)))
     # The key's values as text, for the message (key items may differ in type).
     as_text = "[" + ", ".join(f"CAST(k{i} AS VARCHAR)" for i in range(len(keys))) + "]"
-    new = f"(SELECT {source.line_sql} AS line, {key_cols} FROM {RAW})"
-    dupes = con.execute(
-        f"SELECT {as_text}, count(*), list(line ORDER BY line)[1:{ERROR_LINES}] "
-        f"FROM {new} GROUP BY ALL HAVING count(*) > 1 ORDER BY min(line) LIMIT {ERROR_LINES}"
-    ).fetchall()
+    new = f"(SELECT {source.line_sql} AS line, {key_cols} FROM {STAGED})"
+    # A plain hash aggregate on the typed key first; the lines only when there is a dupe.
+    dupes = []
+    if con.execute(f"SELECT 1 FROM (SELECT {key_cols} FROM {STAGED}) GROUP BY ALL "
+                   "HAVING count(*) > 1 LIMIT 1").fetchone():
+        dupes = con.execute(
+            f"SELECT {as_text}, n, lines FROM (SELECT {k}, count(*) AS n, min(line) AS first, "
+            f"list(line ORDER BY line)[1:{ERROR_LINES}] AS lines FROM {new} GROUP BY ALL "
+            f"HAVING count(*) > 1) ORDER BY first LIMIT {ERROR_LINES}").fetchall()
     found = "duplicate_key"
     errors: list[dict[str, Any]] = [
         {"column": names, "key": list(v), "rows": int(n), "lines": list(lines),
@@ -393,11 +549,11 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
             old_cols = ", ".join(f"{quote(p.column.name)} AS k{j}" for j, p in enumerate(keys))
             old = " UNION ALL ".join(f"SELECT {old_cols} FROM old{i}.{TABLE}"
                                      for i in range(len(existing)))
-            clash = con.execute(
-                f"SELECT {as_text}, line FROM {new} n SEMI JOIN ({old}) o USING ({k}) "
-                f"ORDER BY line LIMIT {ERROR_LINES + 1}").fetchall()
             total = con.execute(
                 f"SELECT count(*) FROM {new} n SEMI JOIN ({old}) o USING ({k})").fetchone()
+            clash = con.execute(
+                f"SELECT {as_text}, line FROM {new} n SEMI JOIN ({old}) o USING ({k}) "
+                f"ORDER BY line LIMIT {ERROR_LINES + 1}").fetchall() if total and total[0] else []
         finally:
             for i in range(len(existing)):
                 con.execute(f"DETACH old{i}")
@@ -455,7 +611,7 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column],
             con.register("pulled", stream)
             found = [(f.name, _arrow_duckdb_type(f, exact)) for f in schema]
             source = _typed_source(con, found, columns, "pulled", "source")
-            con.unregister("pulled")
+            source.after_read = _unregister_pulled
             result = _check_and_write(con, source, columns, ())
             con.execute("CHECKPOINT")
         finally:
@@ -469,6 +625,10 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column],
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
     return result, digest.hexdigest()
+
+
+def _unregister_pulled(con: duckdb.DuckDBPyConnection) -> None:
+    con.unregister("pulled")
 
 
 def _plain_schema(schema: pa.Schema) -> tuple[pa.Schema, set[str]]:

@@ -56,6 +56,21 @@ ENGLISH: dict[str, str] = {
     "upload.no_header_any": "No header row naming the declared data items was found in the "
                             "first {rows} rows of any sheet ({sheets}). Give the sheet and the "
                             "header row (sheet, header_row), or check the column titles.",
+    "similar.exists": "Your department already has a similar active resource: {code} "
+                      "“{name}” (names {name_pct}% alike; {shared} of the {total} data items "
+                      "in common). One source for each piece of data: add a data version to "
+                      "{code} instead, or, if this really is a different resource, send the "
+                      "registration again confirming it (confirm_duplicate).",
+    "similar.exists_row": "similar to {code} “{name}” of your department (names {name_pct}% "
+                          "alike; {shared} of the {total} data items in common): add data to "
+                          "{code}, or confirm that it is a different resource "
+                          "(--confirm-duplicate)",
+    "similar.register_refused": "{n} new resource(s) of the catalog register are similar to "
+                                "active resources of your department (the first, “{name}”, "
+                                "to {code} “{existing}”); nothing was applied. One source for "
+                                "each piece of data: add data to the existing resources, or "
+                                "confirm that these are different resources to import the "
+                                "register anyway.",
 }
 
 

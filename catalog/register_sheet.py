@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from python_calamine import CalamineError, CalamineWorkbook
 from sqlmodel import Session, select
 
+from catalog import messages
 from catalog.excel import HEADER_SCAN_ROWS
 from catalog.headers import column_label, header_key
 from catalog.models import (
@@ -297,23 +298,40 @@ def _column_of(loc: list[str]) -> str | None:
     return loc[0] if loc[0] in COLUMNS else None
 
 
-def import_catalog(session: Session, who: Principal, path: Path) -> list[Applied]:
-    """Register or update every resource of the register, or refuse the whole file."""
-    from catalog import service
+def import_catalog(session: Session, who: Principal, path: Path, *,
+                   confirm_duplicate: bool = False) -> list[Applied]:
+    """Register or update every resource of the register, or refuse the whole file.
+
+    A new resource close to an active one of the department (``catalog.similar``) refuses
+    the file, row by row (409 when that is all that is wrong, else among the 422's
+    problems), unless ``confirm_duplicate``: then each registration's log entry records the
+    resources it was confirmed to differ from."""
+    from catalog import service, similar
 
     rows, problems = read_rows(path)
     resources = build(rows, problems)
     plans: list[tuple[ResourceIn, list[_Row], Resource | None]] = []
+    confirmed: dict[int, list[similar.SimilarMatch]] = {}
+    first_similar: tuple[ResourceIn, similar.SimilarMatch] | None = None
+    similar_rows = 0
     for meta, group in resources:
         existing = None
         if meta.code is not None:
             existing = session.exec(select(Resource).where(Resource.code == meta.code)).first()
         if existing is None:
             try:
-                service.check_registration(session, who, meta)
+                provider = service.check_registration(session, who, meta)
             except Invalid as exc:
                 problems.add(group[0], "code" if meta.code else "name",
                              Phrase(exc.key or "", exc.detail, exc.params))
+            else:
+                found = similar.find_for(session, provider.id or 0, meta.name, meta.items)
+                if found.same_department and not confirm_duplicate:
+                    text, key, params = similar.row_problem(found, len(meta.items))
+                    problems.add(group[0], "name", Phrase(key, text, params))
+                    similar_rows += 1
+                    first_similar = first_similar or (meta, found.same_department[0])
+                confirmed[id(meta)] = found.same_department
         elif existing.provider_id != who.department_id:
             problems.add(group[0], "code", Phrase("problem.register.other_department",
                                                   f"{meta.code} belongs to another department",
@@ -324,6 +342,13 @@ def import_catalog(session: Session, who: Principal, path: Path) -> list[Applied
                 "the registered ones; items change only with new data (register a new "
                 "resource, or change only their descriptions)", {"code": meta.code}))
         plans.append((meta, group, existing))
+    if problems.errors and similar_rows == len(problems.errors) and first_similar:
+        meta, match = first_similar
+        params = {"n": similar_rows, "name": meta.name, "code": match.code,
+                  "existing": match.name}
+        raise similar.SimilarResourceExists(
+            messages.text("similar.register_refused", **params),
+            key="similar.register_refused", params=params, errors=problems.errors)
     if problems.errors:
         n = len(problems.errors)
         listed = Phrases(tuple(describe(e) for e in problems.errors[:5]), "semicolon")
@@ -334,7 +359,8 @@ def import_catalog(session: Session, who: Principal, path: Path) -> list[Applied
     applied = []
     for meta, _group, existing in plans:
         if existing is None:
-            resource = service.register_metadata(session, who, meta)
+            resource = service.register_metadata(session, who, meta,
+                                                 similar_to=confirmed.get(id(meta), []))
             applied.append(Applied(resource.code, resource.name, "created", len(meta.items)))
         else:
             edit = ResourceUpdate(**{f: getattr(meta, f) for f in RESOURCE_FIELDS

@@ -246,3 +246,6 @@ class SourceRegistration(BaseModel):
 
     metadata: ResourceIn
     source: SourceIn
+    confirm_duplicate: bool = Field(default=False, description=(
+        "Register even though the department already has a similar active resource (else "
+        "409 similar-resource-exists); recorded in the registration's log entry"))

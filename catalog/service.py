@@ -7,7 +7,7 @@ from typing import Any, BinaryIO
 
 from sqlmodel import Session, col, select
 
-from catalog import codes, ingest, warehouse
+from catalog import codes, ingest, similar, warehouse
 from catalog.models import (
     DataItem,
     DataVersion,
@@ -125,32 +125,48 @@ def columns_of(items: Sequence[DataItemIn | DataItem]) -> list[ingest.Column]:
                           i.scale) for i in items]
 
 
+def check_similar(session: Session, provider: Department, meta: ResourceIn, *,
+                  confirm_duplicate: bool) -> list[similar.SimilarMatch]:
+    """One source for each piece of data: a 409 when the department already has an active
+    resource close to this one (``catalog.similar``), unless the publisher confirmed that it
+    is a different resource; returns the matches so confirmed (recorded in the log)."""
+    return similar.check(session, provider.id or 0, meta.name, meta.items,
+                         confirmed=confirm_duplicate)
+
+
 def register_resource(session: Session, who: Principal, meta: ResourceIn,
                       source: Path | BinaryIO, *, filename: str,
-                      options: ingest.SourceOptions | None = None) -> Resource:
+                      options: ingest.SourceOptions | None = None,
+                      confirm_duplicate: bool = False) -> Resource:
     """Register a resource with its first data version, all or nothing.
 
     The cheap checks run first in a short read transaction of their own, and the data is
     loaded before ``session`` is first used, so a slow upload never holds the database's
     write lock (SQLite write sessions take it at BEGIN); a refused file leaves nothing behind.
+    The duplicate check is among them: a publisher told of a similar resource has not waited
+    for the upload to load.
     """
     with session_scope(write=False) as read:
-        check_registration(read, who, meta)
+        provider = check_registration(read, who, meta)
+        similar_to = check_similar(read, provider, meta, confirm_duplicate=confirm_duplicate)
     loaded = _load(source, filename, columns_of(meta.items), options=options)
-    return _register_loaded(session, who, meta, loaded)
+    return _register_loaded(session, who, meta, loaded, similar_to)
 
 
 def register_pulled_resource(session: Session, who: Principal, meta: ResourceIn,
                              segment: Path, result: ingest.Ingested, *, sha256: str,
-                             nbytes: int) -> Resource:
+                             nbytes: int,
+                             similar_to: Sequence[similar.SimilarMatch] = ()) -> Resource:
     """Register a resource whose first version was loaded from a database source
-    (``catalog.sources``); the caller checked the registration before the pull."""
+    (``catalog.sources``); the caller checked the registration (and ``check_similar``)
+    before the pull."""
     staged = warehouse.StagedFile(segment, warehouse.Format.database, nbytes, sha256)
-    return _register_loaded(session, who, meta, _Loaded(staged, segment, result))
+    return _register_loaded(session, who, meta, _Loaded(staged, segment, result), similar_to)
 
 
 def _register_loaded(session: Session, who: Principal, meta: ResourceIn,
-                     loaded: "_Loaded") -> Resource:
+                     loaded: "_Loaded",
+                     similar_to: Sequence[similar.SimilarMatch] = ()) -> Resource:
     try:
         provider = check_registration(session, who, meta)  # again, inside the transaction
         resource = _insert_resource(session, who, provider, meta)
@@ -158,20 +174,26 @@ def _register_loaded(session: Session, who: Principal, meta: ResourceIn,
     except BaseException:
         loaded.discard()
         raise
+    subjects, payload = similar.record(similar_to)
     publish(session, Event("resource.registered", who.actor,
-                           {"resource": resource.code, "version": str(version.version)},
+                           {"resource": resource.code, "version": str(version.version),
+                            **subjects},
                            {"metadata": meta.model_dump(mode="json"),
-                            "data_sha256": loaded.staged.sha256}))
+                            "data_sha256": loaded.staged.sha256, **payload}))
     return resource
 
 
-def register_metadata(session: Session, who: Principal, meta: ResourceIn) -> Resource:
+def register_metadata(session: Session, who: Principal, meta: ResourceIn, *,
+                      similar_to: Sequence[similar.SimilarMatch] = ()) -> Resource:
     """Register a resource's metadata only (a catalog register, ``catalog.register_sheet``):
-    its data follows as data versions. No quality run is queued until data arrives."""
+    its data follows as data versions. No quality run is queued until data arrives. The
+    caller ran ``check_similar``; ``similar_to`` are the matches the publisher confirmed."""
     provider = check_registration(session, who, meta)
     resource = _insert_resource(session, who, provider, meta)
-    publish(session, Event("resource.catalogued", who.actor, {"resource": resource.code},
-                           {"metadata": meta.model_dump(mode="json")}))
+    subjects, payload = similar.record(similar_to)
+    publish(session, Event("resource.catalogued", who.actor,
+                           {"resource": resource.code, **subjects},
+                           {"metadata": meta.model_dump(mode="json"), **payload}))
     return resource
 
 

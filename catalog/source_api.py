@@ -33,7 +33,7 @@ def register_from_source(body: SourceRegistration, session: WriteSession,
     """Register a resource whose data is pulled from a database table (库表); the first pull
     runs now, and nothing is stored unless it succeeds."""
     resource, _ = sources.register(session, who, body.metadata, body.source.url,
-                                   body.source.query)
+                                   body.source.query, confirm_duplicate=body.confirm_duplicate)
     return resource_out(session, resource)
 
 

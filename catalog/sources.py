@@ -124,14 +124,16 @@ def configure(session: Session, who: Principal, code: str, url: str, query: str)
 
 
 def register(session: Session, who: Principal, meta: ResourceIn, url: str,
-             query: str) -> tuple[Resource, DataSource]:
+             query: str, *, confirm_duplicate: bool = False) -> tuple[Resource, DataSource]:
     """Register a resource with its first version pulled from the database now, all or
     nothing: a clerk sees a wrong password or a missing column at once, as with a file.
 
     The pull runs before ``session`` is first used, so it never holds the write lock."""
     target, statement = parse_url(url), pull_sql(query)
     with session_scope(write=False) as read:
-        service.check_registration(read, who, meta)
+        provider = service.check_registration(read, who, meta)
+        similar_to = service.check_similar(read, provider, meta,
+                                           confirm_duplicate=confirm_duplicate)
     columns = service.columns_of(meta.items)
     incoming = _incoming("new")
     try:
@@ -146,7 +148,7 @@ def register(session: Session, who: Principal, meta: ResourceIn, url: str,
                           params={"reason": _scrub(_first_line(exc), target)}) from None
         resource = service.register_pulled_resource(
             session, who, meta, incoming, result, sha256=sha256,
-            nbytes=incoming.stat().st_size)
+            nbytes=incoming.stat().st_size, similar_to=similar_to)
     finally:
         incoming.unlink(missing_ok=True)  # moved into place on success
     source = configure(session, who, resource.code, url, query)

@@ -326,15 +326,23 @@ def token_revoke(token_id: int, as_json: JsonOpt = False) -> None:
 # --- resources -------------------------------------------------------------------------------
 
 
+ConfirmOpt = Annotated[bool, typer.Option(
+    "--confirm-duplicate", help="Register even where the department already has a similar "
+    "active resource (one source for each piece of data): confirms it is a different "
+    "resource; the log entry records it")]
+
+
 @resource_app.command("register")
 def resource_register(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The data file")],
     metadata: Annotated[Path, typer.Option(exists=True, dir_okay=False,
                                            help="ResourceIn as a JSON file")],
     publisher: Annotated[str, typer.Option(help="Username of a publisher of the provider")],
+    confirm_duplicate: ConfirmOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a resource with its data (all or nothing)."""
+    """Register a resource with its data (all or nothing). A resource close to an active one
+    of the same department is refused unless --confirm-duplicate (docs/catalog.md)."""
     from catalog import service
     from catalog.schemas import ResourceIn
 
@@ -351,7 +359,8 @@ def resource_register(
         # The write session is first used after the load, so the load holds no lock.
         with db.session_scope() as session:
             with err.status(f"loading {file.name} …"):
-                r = service.register_resource(session, who, meta, file, filename=file.name)
+                r = service.register_resource(session, who, meta, file, filename=file.name,
+                                              confirm_duplicate=confirm_duplicate)
             out = {"code": r.code, "name": r.name, "rows": r.row_count,
                    "version": r.current_version}
     except Problem as p:
@@ -364,6 +373,7 @@ def resource_import_catalog(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
                                          help="The catalog register (.xlsx or .xls)")],
     publisher: Annotated[str, typer.Option(help="Username of a publisher of the department")],
+    confirm_duplicate: ConfirmOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Register or update many resources' metadata from a catalog register spreadsheet, one
@@ -375,7 +385,8 @@ def resource_import_catalog(
         with db.session_scope(write=False) as read:
             who = principal_of(read, publisher)
         with db.session_scope() as session:
-            applied = register_sheet.import_catalog(session, who, file)
+            applied = register_sheet.import_catalog(session, who, file,
+                                                    confirm_duplicate=confirm_duplicate)
             out = [{"code": a.code, "name": a.name, "action": a.action, "items": a.items}
                    for a in applied]
     except Problem as p:

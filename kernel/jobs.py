@@ -101,6 +101,9 @@ class Job(SQLModel, table=True):
     # The claim's token (host, pid, random): renewal and completion require it.
     claimed_by: str | None = Field(default=None, max_length=120)
     error: str | None = Field(default=None, sa_column=Column(Text))
+    # What the handler returned (e.g. the delivery it produced, or why it produced none):
+    # what a client following the job's status URL reads once it is done.
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=_wall, sa_column=Column(UTCDateTime))
     started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     finished_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
@@ -135,7 +138,8 @@ class Defer(Exception):
 
 # --- handlers and schedules ---------------------------------------------------------------------
 
-Handler = Callable[[dict[str, Any]], None]
+# A handler may return a small JSON-able dict: stored as the job's ``result`` when it is done.
+Handler = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -285,8 +289,10 @@ def backoff(attempt: int) -> timedelta:
     return timedelta(seconds=min(base, 3600) * random.uniform(0.75, 1.25))
 
 
-def _settle(c: Claim, outcome: BaseException | None, now: datetime) -> JobState | None:
-    """Record the outcome if the claim is still ours; None if it was lost."""
+def _settle(c: Claim, outcome: BaseException | None, now: datetime,
+            result: dict[str, Any] | None = None) -> JobState | None:
+    """Record the outcome (and the handler's result) if the claim is still ours; None if
+    it was lost."""
     with db.session_scope(write=True) as session:
         job = session.exec(select(Job).where(col(Job.id) == c.id).with_for_update()).first()
         if job is None or job.claimed_by != c.token or job.state != JobState.running.value:
@@ -295,6 +301,7 @@ def _settle(c: Claim, outcome: BaseException | None, now: datetime) -> JobState 
             return None
         if outcome is None:
             _finish(job, JobState.done, now)
+            job.result = result
         elif isinstance(outcome, Defer):
             job.state, job.lease_until = JobState.pending.value, None
             job.attempts -= 1
@@ -360,30 +367,29 @@ def execute(c: Claim, now: datetime | None = None,
             on_lost: Callable[[Claim], None] | None = None) -> JobState | None:
     """Run a claimed job's handler under a heartbeat and record the outcome."""
     spec = _handlers.get(c.kind)
-    outcome: BaseException | None
     token = _current.set(c)
     try:
-        outcome = _call(spec, c, on_lost)
+        outcome, result = _call(spec, c, on_lost)
     finally:
         _current.reset(token)
-    return _settle(c, outcome, now or _wall())
+    return _settle(c, outcome, now or _wall(), result)
 
 
-def _call(spec: Spec | None, c: Claim,
-          on_lost: Callable[[Claim], None] | None) -> BaseException | None:
-    outcome: BaseException | None
+def _call(spec: Spec | None, c: Claim, on_lost: Callable[[Claim], None] | None
+          ) -> tuple[BaseException | None, dict[str, Any] | None]:
+    outcome: BaseException | None = None
+    result: dict[str, Any] | None = None
     with _Heartbeat(c, on_lost):
         try:
             if spec is None:
                 raise Permanent(f"no handler for job kind {c.kind!r} in this worker")
-            spec.fn(c.payload)
-            outcome = None
+            result = spec.fn(c.payload)
         except Exception as exc:
             outcome = exc
             if not isinstance(exc, Defer):
                 log.warning("job %s (%s) attempt %s failed: %s", c.id, c.kind, c.attempt,
                             exc, exc_info=not isinstance(exc, Permanent))
-    return outcome
+    return outcome, result
 
 
 # --- schedules ------------------------------------------------------------------------------------

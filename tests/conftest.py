@@ -17,6 +17,21 @@ from tests import pg
 from tests.world import create_departments
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass (``make test``'s second run), only the tests that use a database
+    (the ``data_dir`` or ``postgres`` fixture): the others -- pure functions, files, processes
+    with a data folder of their own -- ran in the SQLite pass and would run identically."""
+    if pg.server_url() is None:
+        return
+    keep, other = [], []
+    for item in items:
+        uses_db = {"data_dir", "postgres"} & set(getattr(item, "fixturenames", ()))
+        (keep if uses_db else other).append(item)
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[tuple[pg.Databases, str] | None]:
     """With GOVSHARE_TEST_DATABASE_URL set: the server's databases and a migrated template."""

@@ -55,7 +55,12 @@ def to_jsonl(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
 
 
-def upload(meta: dict[str, Any], data: bytes, filename: str = "data.csv") -> dict[str, Any]:
-    """Keyword arguments for TestClient.post to /api/v1/resources."""
-    return {"data": {"metadata": json.dumps(meta, ensure_ascii=False)},
-            "files": {"file": (filename, data, "application/octet-stream")}}
+def upload(meta: dict[str, Any], data: bytes, filename: str = "data.csv", *,
+           confirm_duplicate: bool = False) -> dict[str, Any]:
+    """Keyword arguments for TestClient.post to /api/v1/resources. ``confirm_duplicate``: a
+    test that means a second resource close to one of the same department says so, as a
+    publisher must (catalog.similar)."""
+    form = {"metadata": json.dumps(meta, ensure_ascii=False)}
+    if confirm_duplicate:
+        form["confirm_duplicate"] = "true"
+    return {"data": form, "files": {"file": (filename, data, "application/octet-stream")}}

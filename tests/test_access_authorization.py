@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.routing import APIRoute
+from sqlmodel import select
 
 from access.api import routers
+from access.scheduler import DELIVER
+from kernel import db
 from kernel.identity import Role
+from kernel.jobs import Job
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
     API,
     AccessWorld,
@@ -50,6 +54,7 @@ MATRIX: list[tuple[str, str, set[Role], dict[str, Any]]] = [
     ("POST", "/applications/{app}/risk", {AP}, {"json": {}}),
     ("POST", "/applications/{app}/suggestion", {AP}, {"json": {}}),
     ("POST", "/applications/{app}/deliver", {R}, {}),
+    ("GET", "/applications/{app}/delivery-jobs/{job}", INVOLVED, {}),
     ("POST", "/applications/{app}/withdraw", {R}, {"json": {}}),
     ("GET", "/bundles", INVOLVED, {}),
     ("GET", "/bundles/{bundle}", INVOLVED, {}),
@@ -75,7 +80,8 @@ MATRIX: list[tuple[str, str, set[Role], dict[str, Any]]] = [
 
 def _template(path: str) -> str:
     return (API + path).replace("{app}", "{app_id}").replace("{bundle}", "{bundle_id}") \
-        .replace("{delivery}", "{delivery_id}").replace("{grant}", "{grant_id}")
+        .replace("{delivery}", "{delivery_id}").replace("{grant}", "{grant_id}") \
+        .replace("{job}", "{job_id}")
 
 
 def test_every_access_endpoint_is_listed() -> None:
@@ -102,8 +108,11 @@ def matrix_world(aw: AccessWorld, tmp_path: Path) -> tuple[str, dict[str, int], 
     bundle = aw.post("/bundles", "SCJG", R, json={"title": "一件事", "parts": [
         application(other, ["mobile"]), application(code, ["address"])]}).json()
     delivery = aw.get("/deliveries", "SCJG", R).json()[0]
+    with db.session_scope(write=False) as session:  # the job that delivered ``app``
+        job = next(j.id for j in session.exec(select(Job).where(Job.kind == DELIVER))
+                   if j.payload["app"] == app["id"])
     ids = {"app": app["id"], "bundle": bundle["id"], "delivery": delivery["id"],
-           "grant": delivery["grant_id"]}
+           "grant": delivery["grant_id"], "job": job or 0}
     link = aw.post(f"/deliveries/{delivery['id']}/link", "SCJG", R).json()["url"]
     return code, ids, link.split("token=")[1]
 

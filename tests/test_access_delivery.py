@@ -183,7 +183,7 @@ def test_revoked_grants_serve_nothing(aw: AccessWorld, tmp_path: Path) -> None:
 def test_delivering_twice_returns_the_same_package(aw: AccessWorld, tmp_path: Path) -> None:
     app, d = _delivered(aw, tmp_path)
     again = aw.post(f"/applications/{app['id']}/deliver", "SCJG", Role.requester)
-    assert again.status_code == 200 and again.json()["id"] == d["id"]
+    assert again.status_code == 200 and again.json()["delivery"]["id"] == d["id"]
     assert len(aw.get("/deliveries", "SCJG", Role.requester).json()) == 1
 
 

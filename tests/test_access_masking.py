@@ -515,7 +515,10 @@ def test_raw_personal_data_blocks_the_delivery(aw: AccessWorld, tmp_path: Path,
     root = Path(os.environ["GOVSHARE_DATA_DIR"]) / "deliveries"
     assert not [p for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
     retry = aw.post(f"/applications/{app['id']}/deliver", "SCJG", Role.requester)
-    assert retry.status_code == 409 and retry.json()["hits"][0]["kind"] == "mobile"
+    assert retry.status_code == 202, retry.text  # queued; the worker (drained) blocks it again
+    blocked = aw.client.get(retry.json()["status_url"], headers=aw.h("SCJG", Role.requester))
+    assert blocked.json()["state"] == "blocked" and blocked.json()["final"] is True
+    assert blocked.json()["problem"]["hits"][0]["kind"] == "mobile"
     # The provider tightens the plan; the next delivery goes through.
     t = aw.post(f"/applications/{app['id']}/masking", "GA", Role.approver,
                 json={"masking": {"mobile": {"rule": "suppress"},

@@ -121,7 +121,8 @@ def to_csv(rows: list[dict[str, Any]]) -> bytes:
 def register(tmp: Path, *, provider: str = "GA", sharing_type: str = "conditional",
              items: list[dict[str, Any]] | None = None, rows: list[dict[str, Any]] | None = None,
              name: str = "人口基础信息", method: str = "file") -> str:
-    """Register a resource through the catalog service; returns its code."""
+    """Register a resource through the catalog service; returns its code. Tests register
+    several resources of this one shape on purpose: confirmed as different resources."""
     meta = ResourceIn.model_validate({
         "name": name, "category": "101", "items": items or PEOPLE_ITEMS,
         "sharing_type": sharing_type,
@@ -133,7 +134,8 @@ def register(tmp: Path, *, provider: str = "GA", sharing_type: str = "conditiona
     with db.session_scope() as session:
         who = principal_of(session, f"{provider.lower()}-publisher")
         resource = catalog_service.register_resource(session, who, meta, path,
-                                                     filename="people.csv")
+                                                     filename="people.csv",
+                                                     confirm_duplicate=True)
         return resource.code
 
 

@@ -65,6 +65,8 @@ MATRIX: list[Endpoint] = [
     Endpoint("DELETE", "/api/v1/tokens/{token_id}", ALL),  # own only; see identity tests
     Endpoint("GET", "/api/v1/resources", ALL),
     Endpoint("POST", "/api/v1/resources", PUB, body=_csv_upload),
+    Endpoint("POST", "/api/v1/resources/similar", PUB,
+             body=lambda: {"json": {"name": "人口基础信息"}}),
     Endpoint("GET", "/api/v1/resources/{code}", ALL),
     Endpoint("PATCH", "/api/v1/resources/{code}", PUB, provider_scoped=True,
              body=lambda: {"json": {"summary": "更新"}}),

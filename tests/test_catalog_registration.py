@@ -15,8 +15,9 @@ API = "/api/v1/resources"
 
 
 def _register(client: TestClient, world: World, meta: dict, data: bytes,
-              filename: str = "data.csv", dept: str = "GA"):  # type: ignore[no-untyped-def]
-    return client.post(API, **upload(meta, data, filename),
+              filename: str = "data.csv", dept: str = "GA",
+              confirm: bool = False):  # type: ignore[no-untyped-def]
+    return client.post(API, **upload(meta, data, filename, confirm_duplicate=confirm),
                        headers=world.headers(dept, Role.publisher))
 
 
@@ -47,7 +48,7 @@ def test_register_csv_creates_resource_with_code_and_data(
     assert types == {"id_number": "VARCHAR", "name": "VARCHAR", "birth_date": "DATE",
                      "household_size": "BIGINT"}
     second = _register(client, world, population_meta(name="人口基础信息（副本）"),
-                       to_csv(population_rows(2)))
+                       to_csv(population_rows(2)), confirm=True)
     assert second.json()["code"] == "440300-GA-101-00002"
 
 
@@ -61,7 +62,8 @@ def test_register_parquet_and_jsonl(client: TestClient, world: World, tmp_path: 
     r = _register(client, world, population_meta(), pq.read_bytes(), "export.parquet")
     assert r.status_code == 201, r.text
     assert r.json()["row_count"] == 4
-    r = _register(client, world, population_meta(), to_jsonl(rows), "export.jsonl")
+    r = _register(client, world, population_meta(), to_jsonl(rows), "export.jsonl",
+                  confirm=True)
     assert r.status_code == 201, r.text
     assert r.json()["row_count"] == 4
 
@@ -76,6 +78,25 @@ def test_gb18030_csv_is_transcoded(client: TestClient, world: World) -> None:
     data = to_csv(population_rows(3)).decode().encode("gb18030")
     r = _register(client, world, population_meta(), data)
     assert r.status_code == 201, r.text
+
+
+def test_utf8_is_checked_across_chunk_boundaries() -> None:
+    """The staging copy checks UTF-8 chunk by chunk: a character cut by a chunk boundary is
+    still UTF-8, a GBK byte pair is not, nor is a file ending inside a character."""
+    from catalog.warehouse import _Utf8Check
+
+    text = "姓名,张三\n".encode() * 3
+    for cut in range(1, len(text)):
+        check = _Utf8Check()
+        check.update(text[:cut])
+        check.update(text[cut:])
+        assert check.done(), cut
+    gbk = _Utf8Check()
+    gbk.update("张三".encode("gbk"))
+    assert not gbk.done()
+    truncated = _Utf8Check()
+    truncated.update("张".encode()[:2])
+    assert not truncated.done()
 
 
 @pytest.mark.parametrize("mutate, column, fragment", [

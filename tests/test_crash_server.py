@@ -1,5 +1,6 @@
-"""Crash safety of a real server: SIGKILL at named points of registration, delivery (masking
-included) and log append, and at a random moment under load; restart on the same data.
+"""Crash safety of a real server and its worker: SIGKILL at named points of registration
+(server), delivery (masking included; in the worker, which produces every package) and log
+append, and at a random moment under load; restart on the same data.
 
 Each kill lands exactly where named: the server runs with ``GOVSHARE_CRASH_AT`` set
 (govshare/crashpoints.py), the request's thread blocks there and signals the test, which then
@@ -76,7 +77,8 @@ class Crashes:
     def register(self, key: str, name: str = "人口基础信息") -> httpx.Response:
         return httpx.post(self.server.url + API + "/resources", timeout=120,
                           headers=self.h("GA", Role.publisher, key),
-                          data={"metadata": _meta(name)},
+                          # the same shape many times: confirmed (catalog.similar)
+                          data={"metadata": _meta(name), "confirm_duplicate": "true"},
                           files={"file": ("people.csv", DATA, "text/csv")})
 
     def in_background(self, call: Callable[[], Any]) -> None:
@@ -172,6 +174,8 @@ def _log_verifies(tmp: Path) -> None:
 def crashes(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Crashes:
     # The periodic scheduler would complete deliveries behind the test's back.
     monkeypatch.setenv("GOVSHARE_ACCESS_SCHEDULER_SECONDS", "0")
+    # A killed worker's job is taken by the next one once its lease has run out.
+    monkeypatch.setenv("GOVSHARE_JOBS_LEASE_SECONDS", "3")
     get_settings.cache_clear()
     return Crashes(tmp_path, make_world())
 
@@ -220,31 +224,49 @@ def test_sigkill_anywhere_loses_nothing_and_retries_complete_once(crashes: Crash
         c.server.kill()
 
         # 6. Acknowledged means committed: the application survived, still waiting for its
-        #    delivery; the explicit retry is killed between the file's rename and the commit.
-        c.start("delivery.after_rename")
+        #    delivery. The requester asks for it: 202 and the *same* job (still running on
+        #    the dead worker's lease); a new worker takes it once that lease has run out and
+        #    is killed between the file's rename and the commit.
+        c.start()
         assert_consistent()
         assert c.get(f"/applications/{app_id}")["state"] == ApplicationState.approved.value
         assert c.get("/deliveries") == []
-        c.in_background(lambda: httpx.post(
-            c.server.url + API + f"/applications/{app_id}/deliver", timeout=60,
-            headers=c.h("SCJG", Role.requester)))
-        c.kill_at("delivery.after_rename")
-
-        # 7. The delivery completes once; the application's retry is a replay.
-        c.start()
+        asked = httpx.post(c.server.url + API + f"/applications/{app_id}/deliver", timeout=60,
+                           headers=c.h("SCJG", Role.requester))
+        assert asked.status_code == 202, asked.text
+        status_path = asked.headers["location"].split(API, 1)[1]
+        assert c.get(status_path)["job"] == asked.json()["job"]
+        c.worker.start({crashpoints.ENV: "delivery.after_rename"})
+        c.kill_at("delivery.after_rename", worker=True)
         assert_consistent()
         assert c.get("/deliveries") == []  # the renamed file has no row: never served
+        assert c.get(status_path)["state"] in ("running", "queued")
+
+        # 7. A worker finishes the job once the lease has run out, exactly once; the
+        #    requester follows it to the delivery, and the application's retry is a replay.
+        c.worker.start()
+        deadline = time.monotonic() + 90
+        while not (followed := c.get(status_path))["final"]:
+            assert time.monotonic() < deadline, followed
+            time.sleep(0.3)
+        assert followed["state"] == "delivered", followed
+        assert followed["attempts"] == 3  # killed after the write, killed after the rename
+        assert_consistent()
         done = httpx.post(c.server.url + API + f"/applications/{app_id}/deliver", timeout=60,
                           headers=c.h("SCJG", Role.requester))
-        assert done.status_code == 200, done.text
-        redo = httpx.post(c.server.url + API + f"/applications/{app_id}/deliver", timeout=60,
-                          headers=c.h("SCJG", Role.requester))
-        assert redo.json()["id"] == done.json()["id"]
+        assert done.status_code == 200, done.text  # the period's package: nothing queued
+        assert done.json()["delivery"]["id"] == followed["delivery"]["id"]
         replay = httpx.post(c.server.url + API + "/applications", json=apply, timeout=60,
                             headers=c.h("SCJG", Role.requester, "app-1"))
         assert replay.status_code == 201 and replay.json()["id"] == app_id
         assert _count(Application) == 1 and len(c.get("/deliveries")) == 1
         assert c.get(f"/applications/{app_id}")["state"] == ApplicationState.delivered.value
+        # The dead attempts' files are gone: the one package left is the delivery's.
+        with db.session_scope(write=False) as session:
+            (kept,) = session.exec(select(Delivery)).all()
+        packages = [p for p in (deliveries_dir() / str(app_id)).iterdir()
+                    if not p.name.endswith((".json", ".lock"))]
+        assert packages == [deliveries_dir() / str(kept.path)], packages
 
         # 8. Random kills under load: registrations in flight, SIGKILL at a random moment.
         rng = random.Random(7)

@@ -27,7 +27,8 @@ def _count(model: type) -> int:
 def _register(client: TestClient, world: World, key: str, name: str = "人口") -> object:
     headers = {**world.headers("GA", Role.publisher), HEADER: key}
     return client.post("/api/v1/resources", headers=headers,
-                       **upload(population_meta(name=name), to_csv(population_rows(4))))
+                       **upload(population_meta(name=name), to_csv(population_rows(4)),
+                                confirm_duplicate=True))
 
 
 def test_same_key_same_request_replays_the_stored_response(client: TestClient,
@@ -40,9 +41,10 @@ def test_same_key_same_request_replays_the_stored_response(client: TestClient,
     assert again.headers[REPLAYED_HEADER] == "true"  # type: ignore[attr-defined]
     assert again.json() == first.json()  # type: ignore[attr-defined]
     assert _count(Resource) == 1 and _count(IdempotencyRecord) == 1
-    # Without a key, the same request creates a second resource.
+    # Without a key, the same request creates a second resource (confirmed: catalog.similar).
     plain = client.post("/api/v1/resources", headers=world.headers("GA", Role.publisher),
-                        **upload(population_meta(), to_csv(population_rows(4))))
+                        **upload(population_meta(), to_csv(population_rows(4)),
+                                 confirm_duplicate=True))
     assert plain.status_code == 201 and _count(Resource) == 2
 
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from kernel import db
 from kernel.identity import Role
 from kernel.settings import get_settings
 from tests.test_access_support import (  # noqa: F401  (access_world: the aw fixture)
@@ -21,27 +20,16 @@ from tests.test_access_support import (  # noqa: F401  (access_world: the aw fix
     file_app,
     register,
 )
-from tests.witness_support import WitnessProcess
-from translog import canonical, checkpoints, cosigner, keys, proofs, service
+from tests.witness_support import WitnessProcess, three_witnesses
+from translog import canonical, cosigner, keys, proofs
 from translog.cli import app as log_cli
 
 
 @pytest.fixture
 def witnessed(aw: AccessWorld, tmp_path: Path,
               monkeypatch: pytest.MonkeyPatch) -> Iterator[list[WitnessProcess]]:
-    with db.session_scope() as session:
-        log_vkey = checkpoints.log_verifier(service.ensure_key(session)).vkey
-    procs = [WitnessProcess(f"audit{i}.example/witness", tmp_path / f"w{i}", log_vkey)
-             for i in (1, 2, 3)]
-    try:
-        for p in procs:
-            p.start()
-        monkeypatch.setenv("GOVSHARE_LOG_WITNESSES", "\n".join(p.config() for p in procs))
-        get_settings.cache_clear()
+    with three_witnesses("audit{}.example/witness", tmp_path, monkeypatch) as procs:
         yield procs
-    finally:
-        for p in procs:
-            p.stop()
 
 
 def _check(tmp_path: Path, document: dict[str, Any], keys_doc: dict[str, Any],

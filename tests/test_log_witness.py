@@ -15,7 +15,7 @@ from sqlmodel import select
 from kernel import db, jobs
 from kernel.settings import get_settings
 from tests.log_support import fill, start_log
-from tests.witness_support import WitnessProcess
+from tests.witness_support import WitnessProcess, three_witnesses
 from translog import checkpoints, cosigner, keys, note, proofs, receipts, service
 from translog.models import LogEntry, LogWitness
 
@@ -24,19 +24,8 @@ from translog.models import LogEntry, LogWitness
 def witnesses(data_dir: Path, monkeypatch: pytest.MonkeyPatch,
               tmp_path: Path) -> Iterator[list[WitnessProcess]]:
     start_log()
-    with db.session_scope() as session:
-        log_vkey = checkpoints.log_verifier(service.ensure_key(session)).vkey
-    procs = [WitnessProcess(f"witness.example/w{i}", tmp_path / f"w{i}", log_vkey)
-             for i in (1, 2, 3)]
-    try:
-        for p in procs:
-            p.start()
-        monkeypatch.setenv("GOVSHARE_LOG_WITNESSES", ",".join(p.config() for p in procs))
-        get_settings.cache_clear()
+    with three_witnesses("witness.example/w{}", tmp_path, monkeypatch) as procs:
         yield procs
-    finally:
-        for p in procs:
-            p.stop()
 
 
 def _published() -> tuple[int, str]:

@@ -85,7 +85,9 @@ def meta(**overrides: Any) -> dict[str, Any]:
 def register(client: TestClient, world: World, rows: list[dict[str, Any]],
              dept: str = "GA", **overrides: Any) -> str:
     columns = [i["name"] for i in overrides.get("items", ITEMS)]
-    r = client.post(f"{API}/resources", **upload(meta(**overrides), to_csv(rows, columns)),
+    # Several resources of this one shape on purpose: confirmed as different resources.
+    r = client.post(f"{API}/resources", **upload(meta(**overrides), to_csv(rows, columns),
+                                                 confirm_duplicate=True),
                     headers=world.headers(dept, Role.publisher))
     assert r.status_code == 201, r.text
     return str(r.json()["code"])

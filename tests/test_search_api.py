@@ -23,7 +23,9 @@ API = "/api/v1/resources"
 
 
 def _register(client: TestClient, world: World, **meta: Any) -> str:
-    r = client.post(API, **upload(population_meta(**meta), to_csv(population_rows(3))),
+    # Many resources of one shape on purpose: confirmed as different ones (catalog.similar).
+    r = client.post(API, **upload(population_meta(**meta), to_csv(population_rows(3)),
+                                  confirm_duplicate=True),
                     headers=world.headers("GA", Role.publisher))
     assert r.status_code == 201, r.text
     return str(r.json()["code"])

@@ -131,11 +131,12 @@ def test_secrets_never_appear_in_logs_or_responses(client: TestClient, world: Wo
     assert filed.status_code == 201, filed.text
     app_id = filed.json()["id"]
     done = call("POST", API + f"/applications/{app_id}/deliver", headers=req)
-    assert done.status_code == 200, done.text
-    link = call("POST", API + f"/deliveries/{done.json()['id']}/link", headers=req)
+    assert done.status_code == 200, done.text  # delivered already (the filing's job)
+    delivered = done.json()["delivery"]
+    link = call("POST", API + f"/deliveries/{delivered['id']}/link", headers=req)
     assert call("GET", link.json()["url"], headers=req).status_code == 200
     for path in ["/me", "/log/keys", "/log/tree-heads/latest", "/deliveries",
-                 f"/deliveries/{done.json()['id']}/manifest", "/log/entries/mine"]:
+                 f"/deliveries/{delivered['id']}/manifest", "/log/entries/mine"]:
         call("GET", API + path, headers=req)
     call("GET", API + "/log/entries", headers=world.headers("SJJ", Role.auditor))
     call("GET", "/.well-known/govshare-log-keys")
@@ -270,7 +271,8 @@ DANGEROUS = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "\
 def test_catalog_csv_neutralises_formulas(client: TestClient, world: World) -> None:
     for i, name in enumerate(DANGEROUS):
         r = client.post(API + "/resources", headers=world.headers("GA", Role.publisher),
-                        **upload(population_meta(name=f"{name}{i}"), to_csv(population_rows(2))))
+                        **upload(population_meta(name=f"{name}{i}"), to_csv(population_rows(2)),
+                                 confirm_duplicate=True))
         assert r.status_code == 201, r.text
     text = client.get(API + "/catalog.csv", headers=world.headers("SCJG", Role.requester)).text
     import csv

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
+from kernel import db
+from kernel.settings import get_settings
 from tests.server_support import ROOT, free_port, wait_serving
-from translog import note, witness
+from translog import checkpoints, note, service, witness
 
 
 @dataclass
@@ -63,3 +68,22 @@ class WitnessProcess:
 
     def evidence(self) -> list[dict[str, str]]:
         return list(httpx.get(self.url + "/evidence").json()["evidence"])
+
+
+@contextmanager
+def three_witnesses(name: str, root: Path,
+                    monkeypatch: pytest.MonkeyPatch) -> Iterator[list[WitnessProcess]]:
+    """Three witness processes following this test's log, configured as its witnesses;
+    ``name`` is a format with one ``{}`` for the witness number."""
+    with db.session_scope() as session:
+        log_vkey = checkpoints.log_verifier(service.ensure_key(session)).vkey
+    procs = [WitnessProcess(name.format(i), root / f"w{i}", log_vkey) for i in (1, 2, 3)]
+    try:
+        for p in procs:
+            p.start()
+        monkeypatch.setenv("GOVSHARE_LOG_WITNESSES", "\n".join(p.config() for p in procs))
+        get_settings.cache_clear()
+        yield procs
+    finally:
+        for p in procs:
+            p.stop()

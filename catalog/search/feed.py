@@ -54,6 +54,7 @@ RETENTION = timedelta(days=1)  # an index further behind than this is rebuilt
 BATCH = 2_000  # resource ids per round trip in a rebuild
 PARALLEL = 20_000  # rebuilds of at least this many resources analyse in worker processes
 WRITER_HEAP = 128_000_000  # bytes of tantivy's indexing buffer
+CURSOR_FILE = "govshare-feed-cursor.json"  # in the index directory: how far the feed is applied
 
 _FEED = SQLModel.metadata.tables["search_feed"]
 _RES = SQLModel.metadata.tables["resource"]
@@ -157,7 +158,7 @@ class Writer:
 
     @property
     def _cursor_path(self) -> Path:
-        return self.path / "govshare-feed-cursor.json"
+        return self.path / CURSOR_FILE
 
     def _load_cursor(self) -> tuple[int, set[int]]:
         """(watermark, applied); (-1, ∅) when the index must be rebuilt: new, or behind the
@@ -371,6 +372,22 @@ def _range_documents(bounds: tuple[int, int]) -> list[str]:
         rows, items = _load(session, (_RES.c.id >= lo) & (_RES.c.id < hi)
                             & (_RES.c.status == ResourceStatus.active))
     return [engine.document(row, items.get(row.id, [])) for row in rows]
+
+
+def unindexed_codes(session: Session) -> set[str] | None:
+    """Codes of the resources changed since this machine's index last applied the feed (its
+    documents may be stale or missing), read from the writer's saved cursor; None when there is
+    no cursor (no index built yet). A reader that needs every change (the duplicate check,
+    ``catalog.search.nearby``) adds these to what the index finds. Read the cursor before
+    reloading the reader: the cursor is saved after the commit it describes."""
+    try:
+        saved = json.loads((engine.index_dir() / CURSOR_FILE).read_text())
+        watermark, applied = int(saved["watermark"]), set(saved["applied"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    rows = session.execute(select(_FEED.c.id, _FEED.c.resource_code)
+                           .where(_FEED.c.id > watermark)).all()
+    return {r.resource_code for r in rows if r.id not in applied}
 
 
 def prune() -> int:

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from access import delivery, links, masking, scheduler
+from access import delivery, delivery_jobs, links, masking, scheduler
 from access import service as svc
 from access.calendar import WorkCalendar
 from access.flows import Party, legal_actions
@@ -249,7 +249,9 @@ def application_page(request: Request, app_id: int, who: Involved) -> Response:
         decision = next((s for s in reversed(history)
                          if s.action in ("approve", "set_conditions", "auto_approve")), None)
         all_items = list(resource.items)
+        delivering = delivery_jobs.active(session, app_id) if granted else None
     return render(request, "application.html", {
+        "delivering": delivering,
         "last_return": last_return if app.state is S.returned else None,
         "returns": [s for s in history if s.action == "return"], "decision": decision,
         "all_items": all_items, "methods": list(DeliveryMethod),

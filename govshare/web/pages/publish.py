@@ -145,6 +145,11 @@ def _source_options(form: FormData) -> SourceOptions:
                          header_row=int(row) if row and int(row) > 0 else None)
 
 
+def _confirmed(form: FormData) -> bool:
+    """The form's "this is a different resource" box (one source for each piece of data)."""
+    return text(form, "confirm_duplicate").lower() in ("true", "on", "1")
+
+
 @router.post("/publish/new", dependencies=[CheckedLength])
 def register(request: Request, who: Publisher, form: CheckedForm) -> Response:
     meta = metadata_from(form)
@@ -152,7 +157,8 @@ def register(request: Request, who: Publisher, form: CheckedForm) -> Response:
     with session_scope(write=True) as session:
         resource = catalog_service.register_resource(session, who, meta, upload.file,
                                                      filename=upload.filename or "upload",
-                                                     options=_source_options(form))
+                                                     options=_source_options(form),
+                                                     confirm_duplicate=_confirmed(form))
         code = resource.code
     return _done(request, f"/catalog/{code}?ok=registered")
 
@@ -169,7 +175,8 @@ def import_catalog(request: Request, who: Publisher, form: CheckedForm) -> Respo
         if staged.format not in (warehouse.Format.xlsx, warehouse.Format.xls):
             raise Invalid("A catalog register is an Excel workbook (.xlsx or .xls).")
         with session_scope(write=True) as session:
-            applied = register_sheet.import_catalog(session, who, staged.path)
+            applied = register_sheet.import_catalog(session, who, staged.path,
+                                                    confirm_duplicate=_confirmed(form))
     finally:
         staged.path.unlink(missing_ok=True)
     return render(request, "imported.html", {"applied": applied})

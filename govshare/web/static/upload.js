@@ -83,6 +83,10 @@
       }
       submit.disabled = false;
       box.hidden = true;
+      if (xhr.status === 409 && body && body.similar && window.govshareSimilar) {
+        // A similar resource of the department (similar.js lists it, with the confirm box).
+        window.govshareSimilar.show(body.similar);
+      }
       showError((body && body.detail) || (form.dataset.failed + " (" + xhr.status + ")"),
                 body && body.errors);
     };
