@@ -43,7 +43,7 @@ def _run(fn: Any) -> Any:
     except Problem as problem:
         err.print(f"[red]error:[/red] {problem.detail}")
         for e in problem.body().get("errors", []):  # Phrases as their English text
-            err.print(f"  - {e}")
+            err.print(f"  - {output.plain(e)}")
         raise typer.Exit(2) from None
 
 

@@ -52,7 +52,7 @@ def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
 def _fail(problem: Problem) -> None:
     err.print(f"[red]error:[/red] {problem.detail}")
     for e in problem.body().get("errors", []):  # Phrases as their English text
-        err.print(f"  - {e}")
+        err.print(f"  - {output.plain(e)}")
     raise typer.Exit(2)
 
 

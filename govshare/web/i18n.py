@@ -87,21 +87,27 @@ def localize_problem(lang: str, key: str | None, params: dict[str, Any],
     try:
         if not params:
             return messages[key]
-        return messages[key].format(**{k: _param(messages, v) for k, v in params.items()})
+        return messages[key].format(**{k: _param(lang, messages, v)
+                                       for k, v in params.items()})
     except (KeyError, IndexError, ValueError):
         return None
 
 
-def _param(messages: dict[str, str], value: Any) -> Any:
-    """A parameter in the catalogue's language: phrases by their own keys, the rest as is."""
+def _param(lang: str, messages: dict[str, str], value: Any) -> Any:
+    """A parameter in the catalogue's language: phrases by their own keys, the rest as is.
+    In English a phrase is its own text (the catalogue's English entries for states and
+    actions are UI labels, "Delivered", not the words of a sentence, "deliver")."""
+    if lang == "en" and isinstance(value, Phrase | Phrases):
+        return str(value)
     if isinstance(value, Phrase):
         text = messages.get(value.key)
         try:
-            return text.format(**{k: _param(messages, v) for k, v in value.params.items()}) \
+            return text.format(**{k: _param(lang, messages, v)
+                                  for k, v in value.params.items()}) \
                 if text is not None else value.english
         except (KeyError, IndexError, ValueError):  # the fragment alone stays in English
             return value.english
     if isinstance(value, Phrases):
         joiner = messages.get(f"phrase.join.{value.joiner}", ", ")
-        return joiner.join(str(_param(messages, p)) for p in value.items)
+        return joiner.join(str(_param(lang, messages, p)) for p in value.items)
     return value
