@@ -8,9 +8,9 @@ check), builds its index, and times ``catalog.similar.find`` for drafts made fro
 resources (the name with 表 appended or its district dropped, the items kept or one
 removed), as a registration or ``POST /api/v1/resources/similar`` runs it. In the same run:
 
-* baseline: one page of the catalog search for the draft's name (``catalog.search.search``,
-  20 hits with their items and providers, as ``GET /api/v1/resources?q=`` serves it), the
-  cost of an ordinary search request;
+* baseline: one page of the catalog search for the source resource's name
+  (``catalog.search.search``, up to 20 hits with their items and providers, as
+  ``GET /api/v1/resources?q=`` serves it), the cost of an ordinary search request;
 * the naive check: every active resource of the catalog read from the database and scored
   in Python (what the index spares);
 * the fallback used before the index is first built: the department's active resources.
@@ -37,8 +37,10 @@ from sqlmodel import Session
 from bench.bench_search import _build, _index, _settings_for
 
 
-def _drafts(session: Session, n: int) -> list[tuple[int, str, list[tuple[str, str]], str]]:
-    """(department id, name, items, source code) of n drafts made from active resources."""
+def _drafts(session: Session,
+            n: int) -> list[tuple[int, str, list[tuple[str, str]], str, str]]:
+    """(department id, name, items, source code, source name) of n drafts made from active
+    resources."""
     from catalog.models import DataItem, Resource, ResourceStatus
 
     rng = random.Random(7)
@@ -54,7 +56,7 @@ def _drafts(session: Session, n: int) -> list[tuple[int, str, list[tuple[str, st
             resource.name.replace("东城区", "").replace("南山区", "")
         if rng.random() < 0.5 and len(items) > 5:
             items = items[:-1]
-        out.append((resource.provider_id, name, items, resource.code))
+        out.append((resource.provider_id, name, items, resource.code, resource.name))
     return out
 
 
@@ -137,7 +139,8 @@ def main() -> None:
                 found.append(any(m.code == d[3] for m in out.same_department))
 
             def baseline(d: Any) -> None:
-                search.search(session, search.SearchParams(q=d[1], size=20))
+                # The source's own name: a page with hits (the draft's may find none).
+                search.search(session, search.SearchParams(q=d[4], size=20))
 
             check(drafts[0])  # warm the reader and the caches
             baseline(drafts[0])

@@ -37,6 +37,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +56,7 @@ SHOW_AT = 0.6  # other departments: shown as possible sources
 SHOWN = 10  # matches listed per side
 RECORDED = 5  # confirmed matches named in the log entry's subjects (200 characters)
 
+_RESOURCE = Resource.__table__  # type: ignore[attr-defined]
 _NOT_WORD = re.compile(r"[\W_]+")
 # Words that end most resource names and say nothing about the subject: without them, two
 # short names with the same ending (失业登记信息, 企业登记信息) would share most bigrams.
@@ -98,39 +100,44 @@ class ItemMatch(BaseModel):
     by: str = Field(description="name or title: what was equal")
 
 
-def _keys(name: str, title: str) -> tuple[str, str]:
-    return header_key(name), header_key(title)
+@lru_cache(maxsize=65_536)
+def _key(text: str) -> str:
+    # Cached: a catalog repeats a few thousand item titles (姓名, 公民身份号码) everywhere.
+    return header_key(text)
 
 
 def _label(name: str, title: str) -> str:
     return title or name
 
 
-def match_items(draft: Sequence[tuple[str, str]],
-                existing: Sequence[tuple[str, str]]) -> list[ItemMatch]:
-    """Pairs of (draft item, existing item) that are the same item: equal field names, else
-    equal titles (or a name equal to the other's title). Each item is used once."""
+def pairs(draft: Sequence[tuple[str, str]],
+          existing: Sequence[tuple[str, str]]) -> list[tuple[int, int]]:
+    """(draft index, existing index) of the items that are the same item: equal field names,
+    else equal titles (or a name equal to the other's title). Each item is used once. Plain
+    tuples: scored for every candidate, kept for a few."""
     by_key: dict[str, list[int]] = {}
     for i, (name, title) in enumerate(existing):
-        for key in dict.fromkeys(k for k in _keys(name, title) if k):
-            by_key.setdefault(key, []).append(i)
+        for key in {_key(name), _key(title)}:
+            if key:
+                by_key.setdefault(key, []).append(i)
     used: set[int] = set()
     out = []
-    for name, title in draft:
-        dname, dtitle = _keys(name, title)
-        found = None
-        for key in (dname, dtitle):
-            for i in by_key.get(key, []) if key else []:
-                if i not in used:
-                    found = i
-                    break
-            if found is not None:
-                break
-        if found is None:
-            continue
-        used.add(found)
-        ename, etitle = existing[found]
-        by = "name" if dname and dname == header_key(ename) else "title"
+    for d, (name, title) in enumerate(draft):
+        found = next((i for key in (_key(name), _key(title)) if key
+                      for i in by_key.get(key, ()) if i not in used), None)
+        if found is not None:
+            used.add(found)
+            out.append((d, found))
+    return out
+
+
+def match_items(draft: Sequence[tuple[str, str]],
+                existing: Sequence[tuple[str, str]]) -> list[ItemMatch]:
+    """The items a draft and an existing resource have in common, for showing (``pairs``)."""
+    out = []
+    for d, e in pairs(draft, existing):
+        (name, title), (ename, etitle) = draft[d], existing[e]
+        by = "name" if _key(name) and _key(name) == _key(ename) else "title"
         out.append(ItemMatch(item=_label(name, title), existing=_label(ename, etitle), by=by))
     return out
 
@@ -204,9 +211,11 @@ def find(session: Session, department_id: int, name: str,
     ids = same_ids | other_ids
     if not ids:
         return SimilarOut(same_department=[], other_departments=[])
-    resources = list(session.exec(select(Resource).where(
-        col(Resource.id).in_(ids), Resource.status == ResourceStatus.active)))
-    table = DataItem.__table__  # type: ignore[attr-defined]
+    # Plain rows, not ORM objects: a hundred candidates with their items cost a few ms so.
+    res, table = _RESOURCE, DataItem.__table__  # type: ignore[attr-defined]
+    resources = session.execute(
+        sa_select(res.c.id, res.c.code, res.c.name, res.c.name_en, res.c.provider_id)
+        .where(res.c.id.in_(ids), res.c.status == ResourceStatus.active)).all()
     item_rows: dict[int, list[tuple[str, str]]] = {}
     for row in session.execute(sa_select(table.c.resource_id, table.c.name, table.c.title)
                                .where(table.c.resource_id.in_([r.id for r in resources]))
@@ -218,10 +227,10 @@ def find(session: Session, department_id: int, name: str,
     same: list[SimilarMatch] = []
     others: list[SimilarMatch] = []
     for resource in resources:
-        existing = item_rows.get(resource.id or 0, [])
-        matched = match_items(draft_items, existing)
+        existing = item_rows.get(resource.id, [])
+        shared = len(pairs(draft_items, existing))
         n = name_similarity(mine, bigrams(resource.name))
-        i = item_overlap(len(matched), len(draft_items), len(existing))
+        i = item_overlap(shared, len(draft_items), len(existing))
         score = combined(n, i)
         is_same = resource.provider_id == department_id
         if score < (BLOCK_AT if is_same else SHOW_AT):
@@ -231,7 +240,7 @@ def find(session: Session, department_id: int, name: str,
             code=resource.code, name=resource.name, name_en=resource.name_en,
             provider=ProviderRef(code=dept.code, name_zh=dept.name_zh, name_en=dept.name_en),
             score=round(score, 3), name_similarity=round(n, 3), item_overlap=round(i, 3),
-            items=len(existing), matched_items=matched))
+            items=len(existing), matched_items=match_items(draft_items, existing)))
     return SimilarOut(same_department=sorted(same, key=_ranked)[:SHOWN],
                       other_departments=sorted(others, key=_ranked)[:SHOWN])
 

@@ -46,10 +46,11 @@ from kernel import storage
 from kernel.db import get_engine, utcnow
 from kernel.identity import Department
 from kernel.settings import Settings, get_settings
+from metrics import latency as latency_view
 from quality.models import QualityScore, RectificationNotice
 from translog.models import LogEntry, LogState
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the app_latency view (metrics.latency)
 # Rows changed by transactions that committed after a refresh read, but stamped before it.
 OVERLAP = timedelta(minutes=5)
 PG_ID_MARGIN = 1000
@@ -294,6 +295,7 @@ def _refresh_into(path: Path, settings: Settings, full: bool) -> dict[str, int]:
         con.execute("BEGIN")
         _reply_due_dates(con, full)
         rows["app_stage"] = _stages(con, full)
+        latency_view.create_view(con)  # the one evaluation of sharing latency
         meta |= {"as_of": as_of.isoformat(), "refreshed_epoch": str(time.time()),
                  "fingerprint": fingerprint(settings), "schema": SCHEMA_VERSION}
         con.execute("DELETE FROM meta")

@@ -20,6 +20,7 @@ from access.calendar import WorkCalendar
 from kernel.db import utcnow
 from kernel.problems import Invalid
 from kernel.settings import get_settings
+from metrics import latency as lat
 from metrics.mart import REPLIES
 
 Bucket = Literal["day", "week", "month"]
@@ -77,6 +78,8 @@ def window(con: duckdb.DuckDBPyConnection, start: date | None, end: date | None,
 SCOPE_A = "($dept IS NULL OR a.provider_id = $dept OR a.requester_id = $dept)"
 SCOPE_X = "($dept IS NULL OR x.provider_id = $dept OR x.requester_id = $dept)"
 IN_WINDOW = "BETWEEN $from AND $to"
+# Applications first delivered in the window, as seen by the department (app_latency).
+DELIVERED_IN_WINDOW = f"delivered_day {IN_WINDOW} AND {SCOPE_A}"
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]
@@ -126,8 +129,6 @@ def overview(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
                count(*) FILTER (WHERE delivered_day {IN_WINDOW}) AS delivered,
                count(*) FILTER (WHERE decided_day {IN_WINDOW} AND state = 'rejected')
                    AS rejected,
-               quantile_cont({_hours('delivered_at - filed_at')}, 0.5)
-                   FILTER (WHERE delivered_day {IN_WINDOW}) AS latency_p50_hours,
                count(*) FILTER (WHERE state = 'submitted' AND due_date < $today)
                    AS overdue_now
         FROM application a WHERE {SCOPE_A}""", p)
@@ -141,13 +142,15 @@ def overview(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
     notices = _one(con, """
         SELECT count(*) AS n FROM notice
         WHERE status <> 'closed' AND ($dept IS NULL OR department_id = $dept)""", p)
+    total = next(iter(lat.figures(con, "total", DELIVERED_IN_WINDOW, p, quantiles=(0.5,))),
+                 None)
     sharing = _by_sharing_type(con, p)
     sharing["conditional"]["on_time_rate"] = _rate(replies["on_time"], replies["replied"])
     sharing["conditional"]["replied"] = replies["replied"]
     return {"applications": apps["applications"], "approved": apps["approved"],
             "delivered": apps["delivered"], "rejected": apps["rejected"],
             "rows_delivered": int(volume["rows"]), "bytes_delivered": int(volume["bytes"]),
-            "latency_p50_hours": _r(apps["latency_p50_hours"]),
+            "latency_p50_hours": _r(total["h"][0]) if total else None,
             "on_time_rate": _rate(replies["on_time"], replies["replied"]),
             "overdue_now": apps["overdue_now"], "open_notices": notices["n"],
             "quality_avg": _r(quality["q"], 2), "sharing": sharing}
@@ -157,12 +160,10 @@ def _by_sharing_type(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> dict[
     """The headline sharing times, one per sharing type, never mixed: unconditional
     applications are delivered at once (seconds), conditional ones wait for a reply within a
     deadline counted in working days. Each with the count it was computed from."""
-    rows = {r["sharing_type"]: r for r in _rows(con, f"""
-        SELECT sharing_type, count(*) AS delivered,
-               quantile_cont(epoch(delivered_at - filed_at), 0.5) AS p50_seconds,
-               quantile_cont(delivered_w - filed_w, 0.5) AS p50_working_days
-        FROM application a WHERE delivered_day {IN_WINDOW} AND {SCOPE_A}
-        GROUP BY ALL""", p)}
+    rows = {r["key"]: {"delivered": r["n"], "p50_seconds": r["h"][0] * 3600,
+                       "p50_working_days": r["d"][0]}
+            for r in lat.figures(con, "total", DELIVERED_IN_WINDOW, p, group="sharing_type",
+                                 quantiles=(0.5,))}
     empty = {"delivered": 0, "p50_seconds": None, "p50_working_days": None}
     fast, slow = rows.get("unconditional", empty), rows.get("conditional", empty)
     return {"unconditional": {"delivered": fast["delivered"],
@@ -262,8 +263,7 @@ def flows(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
 
 # --- latency ----------------------------------------------------------------------------------
 
-# The quantiles of sharing latency, as the access API reports them (access.latency).
-_QS = "[" + ", ".join(str(q) for q in sharing_latency.QUANTILES) + "]"
+# The names of the quantiles of sharing latency (access.latency, metrics.latency).
 _QK = [sharing_latency.quantile_key(q) for q in sharing_latency.QUANTILES]
 
 
@@ -282,45 +282,33 @@ def _quantile_group(rows: list[dict[str, Any]], labels: dict[str, tuple[str, str
 
 def latency(con: duckdb.DuckDBPyConnection, w: Window, by: LatencyBy,
             bucket: Bucket) -> dict[str, Any]:
+    """Percentiles of sharing latency per group: ``metrics.latency.figures`` over the mart's
+    ``app_latency`` view, the one evaluation the dashboard's headline uses too."""
     p = w.params(bucket=bucket)
-    total_h, total_d = _hours("delivered_at - filed_at"), "delivered_w - filed_w"
-    delivered = f"FROM application a WHERE delivered_day {IN_WINDOW} AND {SCOPE_A}"
+    where = DELIVERED_IN_WINDOW
     if by == "stage":
-        parts = [f"""SELECT '{k}' AS key, count(*) AS n,
-                        quantile_cont({k}_h, {_QS}) AS h, quantile_cont({k}_wd, {_QS}) AS d
-                     FROM app_stage s JOIN application a ON a.id = s.application_id
-                     WHERE delivered_day {IN_WINDOW} AND {SCOPE_A}"""
-                 for k in sharing_latency.STAGES]
-        parts.append(f"""SELECT 'to_first_download' AS key, count(*) AS n,
-                quantile_cont({_hours('first_download_at - delivered_at')}, {_QS}) AS h,
-                quantile_cont(first_download_w - delivered_w, {_QS}) AS d
-            {delivered} AND first_download_at IS NOT NULL""")
-        rows = _rows(con, " UNION ALL ".join(parts), p)
-        order = list(STAGE_LABELS)
-        rows.sort(key=lambda r: order.index(r["key"]))
+        rows = [{**r, "key": k} for k in [*sharing_latency.STAGES, "to_first_download"]
+                for r in lat.figures(con, k, where, p)
+                or [{"key": k, "n": 0, "h": None, "d": None}]]
         groups = _quantile_group(rows, STAGE_LABELS)
     elif by == "overall":
-        rows = _rows(con, f"""SELECT 'all' AS key, count(*) AS n,
-            quantile_cont({total_h}, {_QS}) AS h, quantile_cont({total_d}, {_QS}) AS d
-            {delivered}""", p)
-        groups = _quantile_group(rows, {"all": ("全部", "All")})
+        groups = _quantile_group(lat.figures(con, "total", where, p), {"all": ("全部", "All")})
     elif by == "sharing_type":
-        rows = _rows(con, f"""SELECT sharing_type AS key, count(*) AS n,
-            quantile_cont({total_h}, {_QS}) AS h, quantile_cont({total_d}, {_QS}) AS d
-            {delivered} GROUP BY 1 ORDER BY 1""", p)
-        groups = _quantile_group(rows, SHARING_LABELS)
+        groups = _quantile_group(lat.figures(con, "total", where, p, group="sharing_type"),
+                                 SHARING_LABELS)
     else:
         side = "provider_id" if by == "provider" else "requester_id"
-        rows = _rows(con, f"""SELECT d.code AS key, d.name_zh, d.name_en, count(*) AS n,
-            quantile_cont({total_h}, {_QS}) AS h, quantile_cont({total_d}, {_QS}) AS d
-            FROM application a JOIN department d ON d.id = a.{side}
-            WHERE delivered_day {IN_WINDOW} AND {SCOPE_A} GROUP BY ALL ORDER BY key""", p)
-        groups = _quantile_group(rows, None)
-    trend = _rows(con, f"""SELECT CAST(date_trunc($bucket, delivered_day) AS DATE) AS period,
-            count(*) AS n, quantile_cont({total_h}, [0.5, 0.9]) AS h
-        {delivered} GROUP BY 1 ORDER BY 1""", p)
+        names = {r["id"]: r for r in _rows(
+            con, "SELECT id, code, name_zh, name_en FROM department", {})}
+        rows = [{**r, "key": names[r["key"]]["code"], "name_zh": names[r["key"]]["name_zh"],
+                 "name_en": names[r["key"]]["name_en"]}
+                for r in lat.figures(con, "total", where, p, group=f"a.{side}")
+                if r["key"] in names]
+        groups = _quantile_group(sorted(rows, key=lambda r: r["key"]), None)
+    trend = lat.figures(con, "total", where, p, quantiles=(0.5, 0.9),
+                        group="CAST(date_trunc($bucket, delivered_day) AS DATE)")
     return {"by": by, "groups": [g for g in groups if g["n"] or by == "stage"],
-            "trend": [{"period": t["period"].isoformat(), "n": t["n"],
+            "trend": [{"period": t["key"].isoformat(), "n": t["n"],
                        "p50_hours": _r(t["h"][0]), "p90_hours": _r(t["h"][1])}
                       for t in trend]}
 
@@ -538,14 +526,16 @@ def states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
 
 
 def stage_seconds(con: duckdb.DuckDBPyConnection, since: date) -> list[dict[str, Any]]:
-    """Stage durations of applications first delivered since ``since`` (operators)."""
-    parts = " UNION ALL ".join(
-        f"SELECT '{k}' AS stage, {k}_h * 3600 AS s FROM app_stage s "
-        "JOIN application a ON a.id = s.application_id WHERE delivered_day >= $since"
-        for k in sharing_latency.STAGES)
-    return _rows(con, f"""SELECT stage, count(*) AS n, sum(s) AS total,
-                          quantile_cont(s, {_QS}) AS q
-                          FROM ({parts}) GROUP BY 1 ORDER BY 1""", {"since": since})
+    """Stage durations of applications first delivered since ``since`` (operators), in
+    seconds: ``metrics.latency.figures`` like every other latency figure."""
+    out = []
+    for k in sharing_latency.STAGES:
+        for r in lat.figures(con, k, "delivered_day >= $since", {"since": since}):
+            total = _one(con, f"SELECT sum({k}_h) * 3600 AS t FROM app_latency "
+                              "WHERE delivered_day >= $since", {"since": since})["t"]
+            out.append({"stage": k, "n": r["n"], "total": total,
+                        "q": [h * 3600 for h in r["h"]]})
+    return out
 
 
 def log_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:

@@ -29,7 +29,9 @@ from catalog.models import Resource, ResourceStatus
 from catalog.search import engine, feed
 from catalog.search.analysis import analyze, split_camel
 
-TOP = 50  # candidates per side; each is then scored exactly (a few microseconds each)
+# Candidates per side, each then scored exactly from the database. More for the department:
+# a miss there lets a duplicate through; other departments' matches are only shown (ten).
+TOP_SAME, TOP_OTHERS = 50, 20
 MAX_TERMS = 256  # a 500-item draft still makes a query tantivy answers in milliseconds
 MAX_PENDING = 5_000  # unapplied feed rows beyond which the index is not worth asking
 NAME_BOOST = 2.0  # a shared name bigram says more than a shared item word
@@ -59,7 +61,7 @@ def _top(index: tantivy.Index, text: tantivy.Query, department_id: int, *,
     query = tantivy.Query.boolean_query([
         (tantivy.Occur.Must, text),
         (tantivy.Occur.Must if same else tantivy.Occur.MustNot, department)])
-    hits = searcher.search(query, TOP).hits
+    hits = searcher.search(query, TOP_SAME if same else TOP_OTHERS).hits
     if not hits:
         return []
     values = searcher.fast_field_values("id", [address for _, address in hits])

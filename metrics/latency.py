@@ -1,0 +1,78 @@
+"""Sharing latency for the leaders, evaluated once: the mart's ``app_latency`` view and
+``figures`` over it.
+
+The definition is access's (``access.latency``): latency is first delivery − filing; the time
+an application spends in each state before its first delivery is charged to a stage
+(``STAGE_STATES``); percentiles are ``QUANTILES`` with linear interpolation (DuckDB's
+``quantile_cont``); working days run on the working-day clock of the mart's calendar.
+
+Every figure of sharing time a leader or an operator sees is ``figures`` over the one view:
+``/api/v1/metrics/latency`` (the dashboard's latency charts and stage table), the overview's
+headline per sharing type (the dashboard's KPI cards) and its ``latency_p50_hours``, and the
+Prometheus stage quantiles — so no two of them can disagree on an application, a stage or a
+percentile (``tests/test_metrics_latency.py`` checks them against the applications' history
+timestamps).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from access import latency as definition
+
+QUANTILES = definition.QUANTILES
+STAGES = definition.STAGES
+# measure → (hours column, working-days column) of app_latency
+MEASURES: dict[str, tuple[str, str]] = {
+    "total": ("total_h", "total_wd"),
+    **{stage: (f"{stage}_h", f"{stage}_wd") for stage in STAGES},
+    "to_first_download": ("to_first_download_h", "to_first_download_wd"),
+}
+
+# One row per delivered application. The stage columns come from app_stage (built at refresh
+# from STAGE_STATES, metrics.mart._stages); an application delivered without a "deliver" step
+# in its history has none (NULL: not counted in the stage figures).
+VIEW = """
+CREATE OR REPLACE VIEW app_latency AS
+SELECT a.id AS application_id, a.provider_id, a.requester_id, a.resource_id, a.sharing_type,
+       a.filed_day, a.delivered_day,
+       epoch(a.delivered_at - a.filed_at) AS total_s,
+       epoch(a.delivered_at - a.filed_at) / 3600.0 AS total_h,
+       a.delivered_w - a.filed_w AS total_wd,
+       {stages},
+       epoch(a.first_download_at - a.delivered_at) / 3600.0 AS to_first_download_h,
+       a.first_download_w - a.delivered_w AS to_first_download_wd
+FROM application a LEFT JOIN app_stage s ON s.application_id = a.id
+WHERE a.delivered_at IS NOT NULL
+"""
+
+
+def create_view(con: duckdb.DuckDBPyConnection) -> None:
+    stages = ", ".join(f"s.{k}_h AS {k}_h, s.{k}_wd AS {k}_wd" for k in STAGES)
+    con.execute(VIEW.format(stages=stages))
+
+
+def quantile_key(q: float) -> str:
+    return definition.quantile_key(q)
+
+
+def figures(con: duckdb.DuckDBPyConnection, measure: str, where: str,
+            params: dict[str, Any], *, group: str = "'all'",
+            quantiles: Sequence[float] = QUANTILES) -> list[dict[str, Any]]:
+    """Per group (a SQL expression over ``app_latency``, alias ``a``): ``n`` and the
+    quantiles of the measure in hours (``h``) and working days (``d``), lists in the order
+    of ``quantiles``. ``where`` filters ``app_latency`` (e.g. the window and department)."""
+    hours, days = MEASURES[measure]
+    qs = "[" + ", ".join(repr(float(q)) for q in quantiles) + "]"
+    sql = f"""SELECT {group} AS key, count(*) AS n, quantile_cont({hours}, {qs}) AS h,
+                     quantile_cont({days}, {qs}) AS d
+              FROM app_latency a WHERE {hours} IS NOT NULL AND ({where})
+              GROUP BY 1 ORDER BY 1"""
+    used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
+    cur = con.execute(sql, used)
+    names = [c[0] for c in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
