@@ -177,6 +177,41 @@ class ResourceOut(BaseModel):
         "In the registration reply: the cells changed on the way in (see DataVersionOut)."))
 
 
+SUMMARY_CHARS = 300  # a search hit shows the summary's start; the resource, all of it
+HIT_ITEM_TITLES = 20  # a search hit names its first data items; the resource, all of them
+
+
+class ResourceHit(BaseModel):
+    """A resource as a search result lists it: what a result list shows, served from the
+    search index without touching the database (docs/search.md). The whole resource, with
+    every data item: ``GET /api/v1/resources/{code}``, or ``items=true`` on the search."""
+
+    score: float | None = Field(default=None, description="Relevance, when sorted by it")
+    code: str
+    name: str
+    name_en: str
+    provider: ProviderOut
+    summary: str = Field(description=f"The first {SUMMARY_CHARS} characters")
+    category: Category
+    category_label: str
+    category_label_en: str
+    keywords: list[str]
+    sharing_type: SharingType
+    sharing_method: SharingMethod
+    update_cycle: UpdateCycle
+    security_level: SecurityLevel
+    published_at: date
+    last_data_update: datetime | None
+    current_version: int
+    row_count: int
+    quality_score: float | None
+    item_count: int
+    item_titles: list[str] = Field(description=(
+        f"The first {HIT_ITEM_TITLES} data items' titles (their names when untitled)"))
+    items: list[DataItemOut] | None = Field(default=None, description=(
+        "Every data item, only when the search asked for them (items=true)"))
+
+
 class DataVersionOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     version: int

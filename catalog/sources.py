@@ -268,9 +268,32 @@ def _read_into(target: Target, statement: str, columns: list[ingest.Column],
     import adbc_driver_postgresql.dbapi as adbc  # a heavy import, needed by the worker only
 
     with adbc.connect(_with_options(target.url)) as conn, conn.cursor() as cur:
+        decimals = _numeric_types(target, statement)
         cur.execute("SET TRANSACTION READ ONLY")
         cur.execute(statement)
-        return ingest.ingest_arrow(cur.fetch_record_batch(), columns, segment)
+        return ingest.ingest_arrow(cur.fetch_record_batch(), columns, segment,
+                                   decimals=decimals)
+
+
+_NUMERIC_OID = 1700
+
+
+def _numeric_types(target: Target, statement: str) -> dict[str, tuple[int, int]]:
+    """The declared precision and scale of the statement's ``numeric(p,s)`` columns, from
+    PostgreSQL's description of its result (``LIMIT 0``: no rows are read). ADBC hands a
+    numeric over as its text without the column's typmod; knowing the type before the rows
+    lets the segment be written as they arrive instead of after measuring them all.
+    Anything going wrong here only means measuring: the pull itself reports errors."""
+    import psycopg
+
+    try:
+        with psycopg.connect(_with_options(target.url)) as conn:
+            cur = conn.execute(f"SELECT * FROM ({statement}) AS q LIMIT 0")
+            return {c.name: (c.precision, c.scale) for c in cur.description or ()
+                    if c.type_code == _NUMERIC_OID and c.precision is not None
+                    and c.scale is not None}
+    except psycopg.Error:
+        return {}
 
 
 def _with_options(url: str) -> str:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from kernel import csrf, ratelimit, sessions
+from kernel import authcache, csrf, ratelimit, sessions
 from kernel.db import get_engine, get_session, get_write_session, session_scope, utcnow
 from kernel.events import Actor
 from kernel.identity import ApiToken, Department, Role, User, hash_token
@@ -50,16 +50,22 @@ def bearer_header(request: Request) -> str | None:
 
 
 def authenticate(session: Session, plain: str) -> Principal:
+    digest = hash_token(plain)
+    now = utcnow()
+    # A token seen in the last few seconds needs no database lookup (kernel.authcache: how a
+    # revocation still takes effect at once).
+    cached, stamp = authcache.lookup(digest, now)
+    if cached is not None:
+        return cast(Principal, cached)
     row = session.exec(
         select(ApiToken, User, Department)
         .join(User, User.id == ApiToken.user_id)  # type: ignore[arg-type]
         .join(Department, Department.id == User.department_id)  # type: ignore[arg-type]
-        .where(ApiToken.token_hash == hash_token(plain))
+        .where(ApiToken.token_hash == digest)
     ).first()
     if row is None:
         raise Unauthenticated("The token is not recognised. Ask your administrator for a new one.")
     token, user, dept = row
-    now = utcnow()
     if token.revoked_at is not None:
         raise Unauthenticated("This token has been revoked. Ask your administrator for a new one.")
     if token.expires_at <= now:
@@ -72,10 +78,12 @@ def authenticate(session: Session, plain: str) -> Principal:
             session.add(token)
         else:
             _touch(token.id or 0, now)
-    return Principal(user_id=user.id or 0, username=user.username,
-                     department_id=dept.id or 0, department_code=dept.code,
-                     roles=user.roles, token_id=token.id or 0,
-                     display_name=user.display_name)
+    principal = Principal(user_id=user.id or 0, username=user.username,
+                          department_id=dept.id or 0, department_code=dept.code,
+                          roles=user.roles, token_id=token.id or 0,
+                          display_name=user.display_name)
+    authcache.store(digest, token.expires_at, principal, stamp)
+    return principal
 
 
 def _touch(token_id: int, now: datetime) -> None:

@@ -5,12 +5,15 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import Column, UniqueConstraint, event
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Field, Relationship, Session, SQLModel, col, select
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError
 
+from kernel import authcache
 from kernel import secrets as keys
 from kernel.db import UTCDateTime, utcnow
 from kernel.problems import Conflict, Invalid, NotFound
@@ -260,3 +263,40 @@ def reseal_totp_all(session: Session) -> int:
             session.add(user)
     session.flush()
     return len(users)
+
+
+# --- telling the token cache (kernel.authcache) ------------------------------------------------
+
+_TOKEN_COLUMNS = ("revoked_at", "expires_at", "user_id", "token_hash")  # not last_used_at
+_USER_COLUMNS = ("is_active", "department_id", "username", "display_name")
+
+
+def _changes_identity(obj: object, deleted: bool) -> bool:
+    if isinstance(obj, UserRole):
+        return True  # a role given or taken
+    if not isinstance(obj, ApiToken | User):
+        return False
+    if deleted:
+        return True
+    columns = _TOKEN_COLUMNS if isinstance(obj, ApiToken) else _USER_COLUMNS
+    state = sa_inspect(obj)
+    return any(state.attrs[c].history.has_changes() for c in columns)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_identity_changes(session: Session, _context: Any) -> None:
+    if any(_changes_identity(o, False) for o in session.dirty) or \
+            any(_changes_identity(o, True) for o in session.deleted) or \
+            any(isinstance(o, UserRole) for o in session.new):
+        session.info["identity_changed"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _tell_token_cache(session: Session) -> None:
+    if session.info.pop("identity_changed", False):
+        authcache.changed()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_identity_changes(session: Session) -> None:
+    session.info.pop("identity_changed", None)

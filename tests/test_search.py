@@ -34,7 +34,9 @@ from catalog.models import (
     SharingType,
     UpdateCycle,
 )
+from catalog.schemas import SUMMARY_CHARS, ResourceHit
 from catalog.search import SearchParams, SortKey, analyze, engine, feed, parse_query
+from catalog.search.analysis import terms_text
 from govshare import migrate
 from kernel import db, identity
 from kernel.events import Actor, Event
@@ -109,6 +111,13 @@ def test_analyze_cuts_chinese_into_bigrams_and_latin_into_folded_words() -> None
     assert analyze("人口基础") == ["人口", "口基", "基础", "础"]
     assert analyze("Basic ＰＯＰＵＬＡＴＩＯＮ_info 2024年") == [
         "basic", "population", "info", "2024", "年"]
+
+
+def test_texts_analysed_one_by_one_give_the_terms_of_the_whole() -> None:
+    # The index analyses (and caches) each text alone: the same terms as the texts joined.
+    texts = ["人口基础", "", "信息 Basic", "ＰＯＰ_info", "税", "人口", "カナ・テスト", "x-y"]
+    assert terms_text(*texts).split() == analyze("\n".join(texts))
+    assert terms_text(*texts) == terms_text(*texts)  # from the cache: the same
 
 
 def test_query_tokens_by_kind() -> None:
@@ -189,6 +198,39 @@ def test_all_words_must_match(session: Session) -> None:
     assert names(session, "人口 population") == ["人口基础信息"]
     assert names(session, "人口 statistics") == ["人口流动统计"]
     assert names(session, "人口 nothing") == []
+
+
+def test_a_resource_code_or_its_start_finds_the_resource(session: Session) -> None:
+    first = add(session, "人口基础信息").code  # GA-0000n
+    second = add(session, "法人登记信息", dept="SCJG").code
+    third = add(session, "电子证照", name_en=f"Licences, see {first}").code  # its words
+    assert codes(session, first) == [first, third]  # the code itself ranks first
+    assert codes(session, first.lower()) == [first, third]
+    assert codes(session, second[:-1]) == [second]  # a prefix
+    assert codes(session, "SCJG-") == [second]
+    assert codes(session, second.split("-", 1)[1]) == [second]  # the tail after a dash
+    fourth = add(session, "婚姻登记").code
+    assert set(codes(session, "GA-0")) == {first, third, fourth}
+    assert codes(session, "GA-9") == []
+    assert codes(session, "GA") == [third]  # no digit, no dash: only a word
+
+
+def test_the_stored_card_is_the_hit_as_the_api_lists_it(session: Session) -> None:
+    resource = add(session, "人口基础信息", keywords=["户籍"], summary="人" * 500,
+                   quality_score=87.25, last_data_update=datetime(2024, 5, 1, 8, 0, 1, 250,
+                                                                  tzinfo=UTC),
+                   items=[(f"item{i}", f"数据项{i}" if i % 2 else "", "", "") for i in range(25)])
+    bare = add(session, "法人登记", quality_score=None, last_data_update=None)
+    provider = {"code": "GA", "name_zh": "市公安局", "name_en": "Public Security Bureau",
+                "kind": "line", "level": "municipal"}
+    for r in (resource, bare):
+        card = engine.card(r, r.items, provider)
+        assert card == ResourceHit.model_validate_json(card).model_dump_json(
+            exclude={"score", "items"})
+    hit = ResourceHit.model_validate_json(engine.card(resource, resource.items, provider))
+    assert (hit.item_count, len(hit.item_titles), hit.item_titles[:2]) == (25, 20,
+                                                                           ["item0", "数据项1"])
+    assert len(hit.summary) == SUMMARY_CHARS + 1 and hit.quality_score == 87.25
 
 
 # --- filters ----------------------------------------------------------------------------------

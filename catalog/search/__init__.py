@@ -15,17 +15,21 @@ from catalog.search.engine import (
 from catalog.search.feed import on_event, record, sync
 from catalog.search.query import (
     TOTAL_BOUND,
+    CardPage,
     Facets,
     SearchHit,
     SearchPage,
     SearchParams,
     SortKey,
+    items_json,
     matched_fields,
     search,
+    search_cards,
 )
 
 __all__ = [
-    "CYCLE_CODES", "LEVEL_CODES", "SHARING_CODES", "TOTAL_BOUND", "Facets", "QueryToken",
-    "SearchHit", "SearchPage", "SearchParams", "SortKey", "analyze", "category_code",
-    "matched_fields", "on_event", "parse_query", "record", "search", "sync",
+    "CYCLE_CODES", "LEVEL_CODES", "SHARING_CODES", "TOTAL_BOUND", "CardPage", "Facets",
+    "QueryToken", "SearchHit", "SearchPage", "SearchParams", "SortKey", "analyze",
+    "category_code", "items_json", "matched_fields", "on_event", "parse_query", "record",
+    "search", "search_cards", "sync",
 ]

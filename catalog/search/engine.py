@@ -9,6 +9,8 @@ reloads on its own within about half a second of a commit by any process (tantiv
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shutil
 import threading
@@ -18,14 +20,24 @@ from typing import Any
 
 import tantivy
 
-from catalog.models import Category, ResourceStatus, SecurityLevel, SharingType, UpdateCycle
-from catalog.search.analysis import split_camel, terms_text
+from catalog.models import (
+    CATEGORY_LABELS,
+    Category,
+    ResourceStatus,
+    SecurityLevel,
+    SharingType,
+    UpdateCycle,
+)
+from catalog.schemas import HIT_ITEM_TITLES, SUMMARY_CHARS, ResourceHit
+from catalog.search.analysis import name_terms, terms_text, text_terms
 from kernel import storage
 from kernel.settings import get_settings
 
 # Bumped whenever the schema or the analysis changes: an index of another version is
-# rebuilt from the database on start (``feed.Indexer``).
-SCHEMA_VERSION = "1"
+# rebuilt from the database on start (``feed.Writer``). The stored hits follow the API's
+# ResourceHit: a change to that model changes the version by itself.
+SCHEMA_VERSION = "2-" + hashlib.sha256(json.dumps(
+    ResourceHit.model_json_schema(), sort_keys=True).encode()).hexdigest()[:12]
 TOKENIZER = "terms"  # our analysis, already done: split on spaces
 
 
@@ -70,6 +82,13 @@ PUBLISHED = "k_published"
 UPDATED_DESC, UPDATED_ASC = "k_updated_desc", "k_updated_asc"
 QUALITY_DESC, QUALITY_ASC = "k_quality_desc", "k_quality_asc"
 NAME_SORT = "k_name"  # the name, then the zero-padded id: byte order = code point order
+# The resource code and each of its tails ("440300-ga-101-00007", "ga-101-00007", ...), case
+# folded: a prefix of any of them finds the resource ("GA-101" finds the Public Security
+# Bureau's resources of category 101).
+CODE = "code"
+# The hit as the API lists it (a ResourceHit without score and items, as JSON): a result page
+# is served from the index alone. Stored, not indexed; tantivy compresses it in blocks.
+CARD = "card"
 _LOW = 0xFFFF_FFFF
 
 
@@ -84,6 +103,8 @@ def _schema() -> tantivy.Schema:
     for name in (PUBLISHED, UPDATED_DESC, UPDATED_ASC, QUALITY_DESC, QUALITY_ASC):
         b.add_unsigned_field(name, fast=True)
     b.add_text_field(NAME_SORT, fast=True, tokenizer_name="raw", index_option="basic")
+    b.add_text_field(CODE, tokenizer_name=TOKENIZER, index_option="basic")
+    b.add_bytes_field(CARD, stored=True, indexed=False, fast=False)
     return b.build()
 
 
@@ -94,10 +115,35 @@ def _key(value: int, resource_id: int) -> int:
     return (value << 32) | (_LOW - resource_id)
 
 
-def document(row: Any, items: list[Any]) -> str:
+def code_terms(code: str) -> str:
+    parts = code.casefold().split("-")
+    return " ".join("-".join(parts[i:]) for i in range(len(parts)))
+
+
+def card(row: Any, items: list[Any], provider: dict[str, str]) -> str:
+    """The hit's JSON as the API lists it (a ResourceHit without score and items)."""
+    category = Category(row.category)
+    zh, en = CATEGORY_LABELS[category]
+    summary = row.summary or ""
+    return ResourceHit.model_validate({
+        "code": row.code, "name": row.name, "name_en": row.name_en, "provider": provider,
+        "summary": summary if len(summary) <= SUMMARY_CHARS else summary[:SUMMARY_CHARS] + "…",
+        "category": category, "category_label": zh, "category_label_en": en,
+        "keywords": row.keywords or [], "sharing_type": row.sharing_type,
+        "sharing_method": row.sharing_method, "update_cycle": row.update_cycle,
+        "security_level": row.security_level, "published_at": row.published_at,
+        "last_data_update": row.last_data_update, "current_version": row.current_version,
+        "row_count": row.row_count, "quality_score": row.quality_score,
+        "item_count": len(items),
+        "item_titles": [i.title or i.name for i in items[:HIT_ITEM_TITLES]],
+    }).model_dump_json(exclude={"score", "items"})
+
+
+def document(row: Any, items: list[Any], provider: dict[str, str]) -> str:
     """The index document of an active resource (an ORM ``Resource`` or a Core row alike), as
     JSON for ``IndexWriter.add_json``: a string crosses process boundaries cheaply (the
-    rebuild analyses in worker processes) and tantivy parses it without Python objects."""
+    rebuild analyses in worker processes) and tantivy parses it without Python objects.
+    ``provider``: its department as ProviderOut's fields."""
     rid = int(row.id)
     updated = row.last_data_update
     seconds = int(updated.timestamp()) if updated is not None else None
@@ -107,8 +153,8 @@ def document(row: Any, items: list[Any]) -> str:
         "id": rid,
         NAME.name: terms_text(row.name, row.name_en),
         KEYWORDS.name: terms_text(*(row.keywords or [])),
-        ITEMS.name: terms_text(*(t for i in items
-                                 for t in (split_camel(i.name), i.title, i.title_en))),
+        ITEMS.name: " ".join([t for i in items for t in (
+            name_terms(i.name), text_terms(i.title), text_terms(i.title_en)) if t]),
         SUMMARY.name: terms_text(row.summary, row.summary_en),
         ITEM_DESCRIPTIONS.name: terms_text(*(i.description for i in items)),
         DEPARTMENT: int(row.provider_id),
@@ -122,6 +168,9 @@ def document(row: Any, items: list[Any]) -> str:
         QUALITY_DESC: _key(hundredths + 1 if hundredths is not None else 0, rid),
         QUALITY_ASC: _key(1_000_001 - hundredths if hundredths is not None else 0, rid),
         NAME_SORT: f"{row.name}\x00{rid:010d}",
+        CODE: code_terms(row.code),
+        # tantivy reads a bytes field of a JSON document as base64
+        CARD: base64.b64encode(card(row, items, provider).encode()).decode("ascii"),
     }
     if score is not None:
         doc[QUALITY] = float(score)

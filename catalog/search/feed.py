@@ -32,6 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from catalog.search import engine
 from kernel import storage
 from kernel.db import session_scope, utcnow
 from kernel.events import Event
+from kernel.identity import Department
 
 log = logging.getLogger("govshare")
 
@@ -59,9 +61,11 @@ CURSOR_FILE = "govshare-feed-cursor.json"  # in the index directory: how far the
 _FEED = SQLModel.metadata.tables["search_feed"]
 _RES = SQLModel.metadata.tables["resource"]
 _ITEM = SQLModel.metadata.tables["data_item"]
+_DEPT = Department.__table__  # type: ignore[attr-defined]
 _RES_COLS = ("id", "code", "name", "name_en", "keywords", "summary", "summary_en", "status",
-             "provider_id", "category", "sharing_type", "update_cycle", "security_level",
-             "published_at", "last_data_update", "quality_score")
+             "provider_id", "category", "sharing_type", "sharing_method", "update_cycle",
+             "security_level", "published_at", "last_data_update", "current_version",
+             "row_count", "quality_score")
 
 # Events after which a resource's document must be redone (subjects carry its code).
 _QUALITY_SCORED = "quality.run_finished"
@@ -321,33 +325,43 @@ class Writer:
 
 def _replace(writer: tantivy.IndexWriter, session: Session, codes: list[str]) -> None:
     """Replace the documents of these resources with their current state (two queries)."""
-    rows, items = _load(session, _RES.c.code.in_(codes))
+    rows, items, providers = _load(session, _RES.c.code.in_(codes))
     found = {r.code for r in rows}
     for row in rows:
         # By query: delete_documents_by_term takes a Python int for an i64 and misses the u64.
         writer.delete_documents_by_query(
             tantivy.Query.term_query(engine.SCHEMA, "id", int(row.id)))
         if engine.is_indexed(row):
-            writer.add_json(engine.document(row, items.get(row.id, [])))
+            writer.add_json(engine.document(row, items.get(row.id, []),
+                                            providers[row.provider_id]))
     if len(found) < len(codes):  # deleted rows (resources are withdrawn, not deleted)
         log.warning("search: no resource with codes %s", sorted(set(codes) - found))
 
 
-def _load(session: Session, where: Any) -> tuple[list[Any], dict[int, list[Any]]]:
+def _load(session: Session, where: Any) -> tuple[
+        list[Any], dict[int, list[Any]], dict[int, dict[str, str]]]:
+    """The resources, their items, and the providers (ProviderOut's fields): three queries."""
     # In id order: relevance ties come out in index order, which is then id order.
     rows = list(session.execute(select(*(_RES.c[n] for n in _RES_COLS)).where(where)
                                 .order_by(_RES.c.id)).all())
     items: dict[int, list[Any]] = {}
+    providers: dict[int, dict[str, str]] = {}
     if rows:
+        for d in session.execute(select(_DEPT.c.id, _DEPT.c.code, _DEPT.c.name_zh,
+                                        _DEPT.c.name_en, _DEPT.c.kind, _DEPT.c.level)
+                                 .where(_DEPT.c.id.in_({r.provider_id for r in rows}))):
+            providers[d.id] = {"code": d.code, "name_zh": d.name_zh, "name_en": d.name_en,
+                               "kind": str(getattr(d.kind, "value", d.kind)),
+                               "level": str(getattr(d.level, "value", d.level))}
         ids = [r.id for r in rows]
         for item in session.execute(
             select(_ITEM.c.resource_id, _ITEM.c.name, _ITEM.c.title, _ITEM.c.title_en,
                    _ITEM.c.description)
             .where(_ITEM.c.resource_id.in_(ids))
             .order_by(_ITEM.c.resource_id, _ITEM.c.position)
-        ):
+        ).all():  # fetched at once: row by row costs more than the query
             items.setdefault(item.resource_id, []).append(item)
-    return rows, items
+    return rows, items, providers
 
 
 def _documents(first: int, last: int, *, parallel: bool) -> Iterator[list[str]]:
@@ -360,18 +374,21 @@ def _documents(first: int, last: int, *, parallel: bool) -> Iterator[list[str]]:
         yield from map(_range_documents, ranges)
         return
     # spawn, not fork: the caller may be a server process with threads (tantivy's, ours).
+    # An executor, not a Pool: a worker that dies (killed, or failing to start) breaks the
+    # rebuild with an error instead of leaving it waiting forever for the lost batch.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(os.cpu_count()) as pool:
-        yield from pool.imap(_range_documents, ranges)
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=context) as pool:
+        yield from pool.map(_range_documents, ranges)
 
 
 def _range_documents(bounds: tuple[int, int]) -> list[str]:
     """Documents of the active resources with lo <= id < hi (two queries)."""
     lo, hi = bounds
     with session_scope(write=False) as session:
-        rows, items = _load(session, (_RES.c.id >= lo) & (_RES.c.id < hi)
-                            & (_RES.c.status == ResourceStatus.active))
-    return [engine.document(row, items.get(row.id, [])) for row in rows]
+        rows, items, providers = _load(session, (_RES.c.id >= lo) & (_RES.c.id < hi)
+                                       & (_RES.c.status == ResourceStatus.active))
+    return [engine.document(row, items.get(row.id, []), providers[row.provider_id])
+            for row in rows]
 
 
 def unindexed_codes(session: Session) -> set[str] | None:

@@ -9,12 +9,14 @@ rest. The page's resources are then read from the database in a constant number 
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Self
 
 import tantivy
-from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter, model_validator
 from pydantic import Field as PydanticField
 from sqlalchemy import RowMapping
 from sqlalchemy import select as sa_select
@@ -29,6 +31,7 @@ from catalog.models import (
     SharingType,
     UpdateCycle,
 )
+from catalog.schemas import DataItemOut
 from catalog.search import engine
 from catalog.search.analysis import (
     MAX_QUERY_TOKENS,
@@ -44,6 +47,10 @@ from kernel.problems import Invalid, NotFound
 TOTAL_BOUND = 10_000  # totals beyond are reported as "10,000+", and no page goes past it
 MAX_EXPANSIONS = 32  # a Latin prefix with more index terms becomes one constant-score range
 PREFIX_FACTOR = 0.5  # a word found only by prefix counts half as much as the word itself
+CODE_BOOST = 50.0  # a code prefix outranks any word match
+# What could be a code's start: letters, digits and dashes, with a digit or a dash in it
+# ("GA" alone is a word; "GA-" or "440300" is a code).
+_CODE_PREFIX = re.compile(r"(?=.*[0-9-])[0-9a-z][0-9a-z-]{1,39}")
 
 
 class SortKey(StrEnum):
@@ -77,6 +84,9 @@ class SearchParams(BaseModel):
     facets: bool = PydanticField(
         default=False, description="Also count the hits by each filter's values (a second "
         "pass over all the hits: ask for it when showing the counts)")
+    items: bool = PydanticField(
+        default=False, description="Also return every data item of each hit (read from the "
+        "database: slower; a hit names its first data items without it)")
 
     @model_validator(mode="after")
     def _within_bound(self) -> Self:
@@ -130,22 +140,40 @@ class SearchPage(BaseModel):
         return self._items[resource.id or 0]
 
 
-def search(session: Session, params: SearchParams) -> SearchPage:
-    """Active resources matching every query word and every filter: one page, and the total."""
+@dataclass
+class _Found:
+    """The page's hits as the index found them, in order."""
+
+    tokens: list[QueryToken]
+    searcher: tantivy.Searcher
+    query: tantivy.Query
+    addresses: list[tantivy.DocAddress]
+    ids: list[int]
+    scores: list[float | None]
+    total: int
+
+
+def _find(session: Session, params: SearchParams) -> _Found | None:
+    """Search the index: the page's hits and the total. None: nothing can match."""
     tokens = parse_query(params.q)
     if len(tokens) > MAX_QUERY_TOKENS:
         raise Invalid(f"A search may have at most {MAX_QUERY_TOKENS} words.")
     filters = _filters(session, params)
-    empty = SearchPage(total=0, page=params.page, size=params.size, hits=[])
     index = engine.reader()
     if index is None:  # not built yet: the writer builds it on start
-        return empty
+        return None
     searcher = index.searcher()
-    text = _text_query(searcher, tokens) if tokens else tantivy.Query.all_query()
-    if text is None:  # a prefix that begins no word
-        return empty
+    code = _code_query(params.q)
+    text = _text_query(searcher, tokens) if tokens else None
+    if text is not None and code is not None:
+        text = tantivy.Query.boolean_query([(tantivy.Occur.Should, text),
+                                            (tantivy.Occur.Should, code)])
+    elif text is None:
+        text = code if code is not None or not tokens else None
+    if text is None and tokens:  # a word or prefix that occurs nowhere
+        return None
     query = tantivy.Query.boolean_query(
-        [(tantivy.Occur.Must, text)]
+        [(tantivy.Occur.Must, text or tantivy.Query.all_query())]
         + [(tantivy.Occur.Must, tantivy.Query.const_score_query(f, 0.0)) for f in filters])
     sort, descending = _sort_of(params, bool(tokens))
     offset = (params.page - 1) * params.size
@@ -163,22 +191,88 @@ def search(session: Session, params: SearchParams) -> SearchPage:
         # Equal scores in different segments come out in segment order: by id, as before.
         ranked = sorted(range(len(ids)), key=lambda i: (-(scores[i] or 0.0), ids[i]))
         ids, scores = [ids[i] for i in ranked], [scores[i] for i in ranked]
+        addresses = [addresses[i] for i in ranked]
     total = int(found.count or 0)  # type: ignore[attr-defined]  # missing from the stub
-    page = SearchPage(total=min(total, TOTAL_BOUND), total_capped=total > TOTAL_BOUND,
+    return _Found(tokens, searcher, query, addresses, ids, scores, total)
+
+
+def search(session: Session, params: SearchParams) -> SearchPage:
+    """Active resources matching every query word and every filter: one page, and the total,
+    with the page's resources loaded from the database (the web pages, the CLI)."""
+    found = _find(session, params)
+    if found is None:
+        return SearchPage(total=0, page=params.page, size=params.size, hits=[])
+    page = SearchPage(total=min(found.total, TOTAL_BOUND),
+                      total_capped=found.total > TOTAL_BOUND,
                       page=params.page, size=params.size, hits=[])
-    resources, page._providers, page._items = _load(session, ids)
-    for rid, score in zip(ids, scores, strict=True):
+    resources, page._providers, page._items = _load(session, found.ids)
+    for rid, score in zip(found.ids, found.scores, strict=True):
         resource = resources.get(rid)
         if resource is None:  # the index runs a moment behind the database
             continue
         page.hits.append(SearchHit(resource_id=rid, code=resource.code,
                                    score=round(float(score), 3) if score is not None else None,
                                    matched=matched_fields(resource, page._items[rid],
-                                                          tokens)))
+                                                          found.tokens)))
     page._resources = resources
     if params.facets:
-        page.facets = _facets(session, searcher, query)
+        page.facets = _facets(session, found.searcher, found.query)
     return page
+
+
+@dataclass
+class CardPage:
+    """A result page as the API serves it: each hit's JSON (a ResourceHit) from the index."""
+
+    total: int
+    total_capped: bool
+    page: int
+    size: int
+    ids: list[int]
+    cards: list[str]
+    facets: Facets | None
+
+
+def search_cards(session: Session, params: SearchParams) -> CardPage:
+    """Like ``search``, but the hits come from the index's stored cards: no database query
+    for the page (one for a department filter's code, one more for facets by department)."""
+    found = _find(session, params)
+    if found is None:
+        return CardPage(0, False, params.page, params.size, [], [], None)
+    ids, cards = [], []
+    for rid, address, score in zip(found.ids, found.addresses, found.scores, strict=True):
+        stored: bytes = found.searcher.doc(address).get_first(engine.CARD) or b"{}"
+        head = '{"score":null,' if score is None else f'{{"score":{round(float(score), 3)!r},'
+        ids.append(rid)
+        cards.append(head + stored.decode()[1:])
+    facets = _facets(session, found.searcher, found.query) if params.facets else None
+    return CardPage(min(found.total, TOTAL_BOUND), found.total > TOTAL_BOUND, params.page,
+                    params.size, ids, cards, facets)
+
+
+def items_json(session: Session, ids: list[int]) -> dict[int, str]:
+    """Each resource's data items as the API shows them (a JSON list): one query."""
+    table = DataItem.__table__  # type: ignore[attr-defined]
+    items: dict[int, list[DataItemOut]] = {i: [] for i in ids}
+    if ids:
+        for row in session.execute(sa_select(table).where(table.c.resource_id.in_(ids))
+                                   .order_by(table.c.resource_id, table.c.position)).mappings():
+            items[row["resource_id"]].append(DataItemOut.model_validate(dict(row)))
+    return {i: _ITEMS.dump_json(v).decode() for i, v in items.items()}
+
+
+_ITEMS = TypeAdapter(list[DataItemOut])
+
+
+def _code_query(q: str | None) -> tantivy.Query | None:
+    """A query that looks like the start of a resource code ("440300-GA-1", "GA-101"): the
+    resources whose code (or a tail of it) begins so, ranked above word matches."""
+    text = (q or "").strip().casefold()
+    if not _CODE_PREFIX.fullmatch(text):
+        return None
+    # The pattern admits letters, digits and dashes only: nothing to escape in the regex.
+    return tantivy.Query.boost_query(
+        tantivy.Query.regex_query(engine.SCHEMA, engine.CODE, f"{text}.*"), CODE_BOOST)
 
 
 # --- the query --------------------------------------------------------------------------------

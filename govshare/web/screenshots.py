@@ -37,7 +37,7 @@ def _file_applications(api: _Api, provider: str, requester: str, n: int) -> list
     """Fresh applications to ``provider``'s conditional resources, waiting for a decision."""
     found = api.call("GET", (requester, "requester"), "/api/v1/resources",
                      params={"department": provider, "sharing_type": "conditional",
-                             "size": 20})["hits"]
+                             "size": 20, "items": "true"})["hits"]
     ids: list[int] = []
     for resource in found:
         if len(ids) == n:

@@ -76,3 +76,16 @@ def test_pages_fit_a_tablet_without_sideways_scrolling(page: Any, live: Live) ->
         overflow = page.evaluate(
             "() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, (path, overflow)
+
+
+def test_the_registration_form_shows_similar_resources(page: Any, live: Live) -> None:
+    # One source for each piece of data: typing the name of an active resource of one's own
+    # department (with 表 appended) lists it with the confirm box, before anything is sent.
+    hit = live.api("GA", "publisher", "/api/v1/resources", department="GA", size=1)["hits"][0]
+    sign_in(page, live.token("GA", "publisher"))
+    page.goto("/publish/new")
+    page.fill("#name", hit["name"] + "表")
+    same = page.locator("#similar-same")
+    same.wait_for(state="visible")
+    assert hit["code"] in same.inner_text() and "本部门已有相近的资源" in same.inner_text()
+    assert page.locator("#confirm-duplicate").is_visible()
