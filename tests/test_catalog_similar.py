@@ -188,3 +188,26 @@ def test_the_web_form(client: TestClient, world: World) -> None:
     done = client.post("/publish/new", data=form | {"confirm_duplicate": "true"}, files=files,
                        headers={"Accept": "application/json"})
     assert done.status_code == 200, done.text
+    # The catalog register's upload: the same two resources again, then confirmed.
+    register = {"file": ("目录.xlsx", workbook(register_rows(2)), "application/octet-stream")}
+    csrf = page_csrf(client, "/publish")
+    assert client.post("/publish/import-catalog", data={"csrf_token": csrf},
+                       files=register).status_code == 200
+    again = client.post("/publish/import-catalog", data={"csrf_token": csrf}, files=register)
+    assert again.status_code == 409 and "目录表中有 2 个新资源与本部门在用的资源相近" in again.text
+    assert client.post("/publish/import-catalog", files=register,
+                       data={"csrf_token": csrf, "confirm_duplicate": "true"}).status_code == 200
+
+
+def test_from_source_refused_before_the_pull(client: TestClient, world: World) -> None:
+    _register(client, world, population_meta())
+    body: dict[str, Any] = {
+        "metadata": population_meta(name="人口基础信息表"),
+        "source": {"url": "postgresql://reader:x@127.0.0.1:1/dept", "query": "public.people"}}
+    headers = world.headers("GA", Role.publisher)
+    refused = client.post(f"{API}/from-source", json=body, headers=headers)
+    assert refused.status_code == 409, refused.text  # nothing was read from the source
+    confirmed = client.post(f"{API}/from-source", json=body | {"confirm_duplicate": True},
+                            headers=headers)
+    # Past the check, as far as the pull (no database listens on port 1).
+    assert confirmed.status_code == 422 and "could not be read" in confirmed.json()["detail"]
