@@ -32,6 +32,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog.warehouse import quote
+from kernel.privacy import small_count  # noqa: F401  (re-exported)
 from kernel.problems import Conflict, Invalid
 
 
@@ -184,12 +185,6 @@ def _noisy(dp: Any, values: Sequence[float], sensitivity: float, epsilon: float,
     meas = dp.m.make_laplace(*space, scale=scale)
     assert meas.map(float(sensitivity)) <= epsilon + 1e-9
     return list(meas([float(v) for v in values]))
-
-
-def small_count(value: int | None, min_count: int) -> str:
-    """How a count is shown on pages and dashboards: below the threshold (or withheld) as
-    ``<min_count``, never the figure."""
-    return f"<{min_count}" if value is None or value < min_count else f"{value:,}"
 
 
 def _jsonable(value: Any) -> Any:
