@@ -124,7 +124,9 @@ def _check_window(grant: Grant) -> None:
     now = utcnow()
     if now < grant.valid_from:
         raise Conflict(f"The period of use starts {grant.valid_from:%Y-%m-%d}; the first "
-                       "package is produced then.")
+                       "package is produced then.",
+                       key="problem.access.period_not_started",
+                       params={"valid_from": grant.valid_from})
     if now >= grant.valid_until:
         raise Gone("The period of use is over; file a new application.")
 
@@ -150,7 +152,9 @@ def _record_block(job: Job, produced: Produced, who: Principal | None) -> None:
                  parties={svc.Party.system})
     raise DeliveryBlocked(f"Delivery of application {job.app_id} was blocked: {reason}. The "
                           "provider's approver must tighten the masking plan.",
-                          hits=[h.as_dict() for h in produced.hits], k_anonymity=produced.k)
+                          hits=[h.as_dict() for h in produced.hits], k_anonymity=produced.k,
+                          key="problem.access.delivery_blocked",
+                          params={"app_id": job.app_id, "reason": reason})
 
 
 def _commit(job: Job, produced: Produced, who: Principal | None) -> Delivery:
@@ -241,7 +245,8 @@ def get_delivery(session: Session, who: Principal, delivery_id: int
                  ) -> tuple[Delivery, Application]:
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
-        raise NotFound(f"No delivery {delivery_id}.")
+        raise NotFound(f"No delivery {delivery_id}.",
+                       key="problem.access.no_delivery", params={"delivery_id": delivery_id})
     return delivery, svc.get_application(session, who, delivery.application_id)
 
 

@@ -76,7 +76,9 @@ def status(session: Session, who: Principal, app_id: int, job_id: int,
     if job is None or job.kind != scheduler.DELIVER or int(job.payload.get("app", -1)) != app_id:
         raise NotFound(f"Application {app_id} has no delivery job {job_id} (finished jobs are "
                        "kept for a week; its deliveries are listed at "
-                       f"/api/v1/deliveries?application={app_id}).")
+                       f"/api/v1/deliveries?application={app_id}).",
+                       key="problem.access.no_delivery_job",
+                       params={"app_id": app_id, "job_id": job_id})
     return _status(session, who, app_id, job, lang)
 
 

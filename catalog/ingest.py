@@ -121,7 +121,9 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path, *,
         storage.publish(tmp, segment)
     except duckdb.Error as exc:
         raise Invalid(f"The file could not be read as {staged.format.value}: "
-                      f"{_first_line(exc)}") from None
+                      f"{_first_line(exc)}",
+                      key="problem.catalog.file_unreadable",
+                      params={"format": staged.format.value, "reason": _first_line(exc)}) from None
     finally:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
@@ -228,7 +230,8 @@ def _typed_source(con: duckdb.DuckDBPyConnection, found: list[tuple[str, str]],
     if errors:
         cols = ", ".join(str(e["column"]) for e in errors)
         raise Invalid(f"Some columns have types other than declared ({cols}). Nothing was stored.",
-                      errors=errors)
+                      errors=errors,
+                      key="problem.catalog.column_types_differ", params={"cols": cols})
     select = ", ".join(f"{quote(n)} AS c{i}" for i, (n, _) in enumerate(picked))
     return Source([n for n, _ in picked], text=False, relation=f"(SELECT {select} FROM "
                   f"{relation})", line_sql="rowid + 1", unit="row", types=[t for _, t in picked])
@@ -677,7 +680,9 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segmen
             con.close()
         storage.publish(tmp, segment)
     except duckdb.Error as exc:
-        raise Invalid(f"The source could not be read: {_first_line(exc)}") from None
+        raise Invalid(f"The source could not be read: {_first_line(exc)}",
+                      key="problem.catalog.source_unreadable",
+                      params={"reason": _first_line(exc)}) from None
     finally:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
