@@ -157,7 +157,7 @@ def test_catalog_register_import(client: TestClient, world: World, tmp_path: Pat
     assert again.exit_code == 2
     out = again.output.replace("\n", "")
     assert "2 new resource(s) of the catalog register are similar" in out
-    assert "440300-GA-101-0000" in out and "'row': 3, 'column': '信息资源名称 (B)'" in out
+    assert "440300-GA-101-0000" in out and "row=3, column=信息资源名称 (B)" in out
     done = runner.invoke(app, [*args, "--confirm-duplicate"])
     assert done.exit_code == 0, done.output
     assert [a["action"] for a in json.loads(done.stdout)] == ["created", "created"]
