@@ -38,7 +38,7 @@ from catalog.warehouse import (
     quote,
 )
 from kernel import storage
-from kernel.problems import Invalid
+from kernel.problems import Invalid, Phrase
 
 RAW = "raw"  # spreadsheets: the cells as text, before staging
 STAGED = "staged"
@@ -556,8 +556,9 @@ def _refuse_bad_values(con: duckdb.DuckDBPyConnection, source: Source, plans: li
         c, header, bad_count, at = p.column, source.header[p.index], bad[p.index], list(found)
         kind = c.type.value if c.type is not ItemType.decimal else p.duck_type
         key = f"upload.bad_values_{source.variant}"
-        params = {"n": bad_count, "type": kind.lower(), "lines": _lines(at, bad_count),
-                  "sheet": source.sheet}
+        # The type by its catalogue label in Chinese ("小数"), as declared in English.
+        params = {"n": bad_count, "type": Phrase(f"type.{c.type.value}", kind.lower()),
+                  "lines": _lines(at, bad_count), "sheet": source.sheet}
         errors.append({"column": c.name, "header": header, "rows": bad_count,
                        "lines": at, "first_line": at[0] if at else None,
                        "problem": messages.text(key, **params)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -97,6 +98,38 @@ class Phrases:
 
 
 _ENGLISH_JOINERS = {"list": ", ", "or": " or ", "semicolon": "; "}
+
+
+def params_to_json(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A problem's parameters as JSON (to keep with a job's result and localize later)."""
+    def one(value: Any) -> Any:
+        if isinstance(value, Phrase):
+            return {"$phrase": value.key, "english": value.english,
+                    "params": params_to_json(value.params)}
+        if isinstance(value, Phrases):
+            return {"$phrases": [one(p) for p in value.items], "joiner": value.joiner}
+        if isinstance(value, datetime):
+            return {"$datetime": value.isoformat()}
+        if isinstance(value, date):
+            return {"$date": value.isoformat()}
+        return value if isinstance(value, str | int | float | bool) or value is None \
+            else str(value)
+    return {k: one(v) for k, v in params.items()}
+
+
+def params_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    def one(value: Any) -> Any:
+        if isinstance(value, dict) and "$phrase" in value:
+            return Phrase(value["$phrase"], value["english"],
+                          params_from_json(value.get("params") or {}))
+        if isinstance(value, dict) and "$phrases" in value:
+            return Phrases(tuple(one(p) for p in value["$phrases"]), value["joiner"])
+        if isinstance(value, dict) and "$datetime" in value:
+            return datetime.fromisoformat(value["$datetime"])
+        if isinstance(value, dict) and "$date" in value:
+            return date.fromisoformat(value["$date"])
+        return value
+    return {k: one(v) for k, v in data.items()}
 
 
 class Problem(Exception):

@@ -6,6 +6,7 @@ parameters) and every problem raised in the code (found by reading the source, s
 from __future__ import annotations
 
 import ast
+import json
 import re
 import string
 from collections.abc import Iterator
@@ -243,3 +244,34 @@ def test_parameterised_problems_are_chinese_for_a_zh_cn_caller(client: TestClien
                          headers={**world.headers("GA", Role.publisher),
                                   "Accept-Language": "en"}).json()
     assert english["detail"].startswith("No resource with code 'NO-SUCH-1'")
+
+
+def test_a_problem_kept_as_json_is_localized_later_in_either_language() -> None:
+    """A delivery job keeps its refusal as JSON (kernel.jobs' result) and shows it in the
+    reader's language when asked: phrases, lists of phrases and dates survive the trip."""
+    from kernel.problems import (
+        Phrase,
+        Phrases,
+        localize,
+        params_from_json,
+        params_to_json,
+        set_localizer,
+    )
+
+    set_localizer(i18n.localize_problem)  # as the app does (govshare.web.install)
+    state = Phrase("state.returned", "returned")
+    params = {"verb": Phrase("action.resubmit", "resubmit"),
+              "what": Phrase("phrase.application_n", "application 7", {"app_id": 7}),
+              "now": Phrase("state.submitted", "submitted"), "allowed": Phrases((state,))}
+    english = "Cannot resubmit application 7: it is submitted; resubmit is allowed only " \
+              "when it is returned."
+    kept = json.loads(json.dumps(params_to_json(params)))
+    again = params_from_json(kept)
+    assert localize("zh-CN", "problem.access.move_not_now", again, english) == (
+        "不能对第 7 号申请执行“重新提交”：其状态为“待审批”；"
+        "只有状态为退回补正时才能执行“重新提交”。")
+    assert localize("en", "problem.access.move_not_now", again, english) == english
+    dated = params_from_json(json.loads(json.dumps(params_to_json(
+        {"valid_from": datetime(2027, 1, 4, 8, 0)}))))
+    assert localize("zh-CN", "problem.access.period_not_started", dated, "") == \
+        "使用期自 2027-01-04 开始，届时制作第一个数据包。"
