@@ -3,13 +3,14 @@ in the visible text, and no serious or critical accessibility violation by axe-c
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
+from tests.english import ENGLISH  # four or more English words in a row: a sentence
+
+__all__ = ["AXE", "ENGLISH", "VISIBLE_TEXT", "english_on", "serious_violations"]
+
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
-# Four or more English words in a row: a sentence (or most of one), not a code or a name.
-ENGLISH = re.compile(r"\b[A-Za-z][a-z']+(?:[ ,;:]+[a-z][a-z']*){3,}")
 # Visible text, leaving out what is not ours to translate: codes and values people typed
 # (<code>), text marked English (the language switch, English names) or not for translation.
 VISIBLE_TEXT = """() => {
