@@ -157,7 +157,9 @@ def _find(session: Session, params: SearchParams) -> _Found | None:
     """Search the index: the page's hits and the total. None: nothing can match."""
     tokens = parse_query(params.q)
     if len(tokens) > MAX_QUERY_TOKENS:
-        raise Invalid(f"A search may have at most {MAX_QUERY_TOKENS} words.")
+        raise Invalid(f"A search may have at most {MAX_QUERY_TOKENS} words.",
+                      key="problem.catalog.search_too_many_words",
+                      params={"MAX_QUERY_TOKENS": MAX_QUERY_TOKENS})
     filters = _filters(session, params)
     index = engine.reader()
     if index is None:  # not built yet: the writer builds it on start
@@ -341,7 +343,9 @@ def _department_id(session: Session, code_or_id: str) -> int:
         return get_department(session, code_or_id.strip()).id or 0
     except NotFound:
         raise Invalid(f"No department '{code_or_id}' to filter by. "
-                      "List departments with GET /api/v1/departments.") from None
+                      "List departments with GET /api/v1/departments.",
+                      key="problem.catalog.no_filter_department",
+                      params={"code_or_id": code_or_id}) from None
 
 
 def _sort_field(sort: SortKey, descending: bool) -> tuple[str, tantivy.Order]:

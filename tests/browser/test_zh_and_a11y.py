@@ -4,7 +4,6 @@ serious or critical accessibility violation."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,9 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import Live, sign_in
+from tests.english import ENGLISH  # four or more English words in a row: a sentence
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
-# Four or more English words in a row: a sentence (or most of one), not a code or a name.
-ENGLISH = re.compile(r"\b[A-Za-z][a-z']+(?:[ ,;:]+[a-z][a-z']*){3,}")
 # Visible text, leaving out what is not ours to translate: codes and values people typed
 # (<code>), text marked English (the language switch, English names) or not for translation.
 VISIBLE_TEXT = """() => {

@@ -155,7 +155,8 @@ def dashboard_applications(request: Request, who: Overseer) -> Response:
     q = request.query_params
     kind = q.get("list", "filed")
     if kind not in _LISTS:
-        raise Invalid(f"Unknown list '{kind}'.")
+        raise Invalid(f"Unknown list '{kind}'.",
+                      key="problem.web.unknown_list", params={"kind": kind})
     try:
         start = date.fromisoformat(q.get("from") or "2000-01-01")
         end = date.fromisoformat(q.get("to") or date.today().isoformat())
