@@ -150,25 +150,31 @@ def register_resource(session: Session, who: Principal, meta: ResourceIn,
         provider = check_registration(read, who, meta)
         similar_to = check_similar(read, provider, meta, confirm_duplicate=confirm_duplicate)
     loaded = _load(source, filename, columns_of(meta.items), options=options)
-    return _register_loaded(session, who, meta, loaded, similar_to)
+    return _register_loaded(session, who, meta, loaded, similar_to, confirm_duplicate)
 
 
 def register_pulled_resource(session: Session, who: Principal, meta: ResourceIn,
                              segment: Path, result: ingest.Ingested, *, sha256: str,
-                             nbytes: int,
-                             similar_to: Sequence[similar.SimilarMatch] = ()) -> Resource:
+                             nbytes: int, similar_to: Sequence[similar.SimilarMatch] = (),
+                             confirm_duplicate: bool = False) -> Resource:
     """Register a resource whose first version was loaded from a database source
     (``catalog.sources``); the caller checked the registration (and ``check_similar``)
     before the pull."""
     staged = warehouse.StagedFile(segment, warehouse.Format.database, nbytes, sha256)
-    return _register_loaded(session, who, meta, _Loaded(staged, segment, result), similar_to)
+    return _register_loaded(session, who, meta, _Loaded(staged, segment, result), similar_to,
+                            confirm_duplicate)
 
 
 def _register_loaded(session: Session, who: Principal, meta: ResourceIn,
-                     loaded: "_Loaded",
-                     similar_to: Sequence[similar.SimilarMatch] = ()) -> Resource:
+                     loaded: "_Loaded", similar_to: Sequence[similar.SimilarMatch],
+                     confirm_duplicate: bool) -> Resource:
     try:
         provider = check_registration(session, who, meta)  # again, inside the transaction
+        if not confirm_duplicate:
+            # Again too: a similar resource may have been registered during the load (the
+            # same form sent twice). On SQLite the write lock orders the two registrations,
+            # and the feed row of the first one is visible here (catalog.search.nearby).
+            check_similar(session, provider, meta, confirm_duplicate=False)
         resource = _insert_resource(session, who, provider, meta)
         version = _insert_version(session, who, resource, loaded, VersionMode.replace)
     except BaseException:

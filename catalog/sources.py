@@ -148,7 +148,8 @@ def register(session: Session, who: Principal, meta: ResourceIn, url: str,
                           params={"reason": _scrub(_first_line(exc), target)}) from None
         resource = service.register_pulled_resource(
             session, who, meta, incoming, result, sha256=sha256,
-            nbytes=incoming.stat().st_size, similar_to=similar_to)
+            nbytes=incoming.stat().st_size, similar_to=similar_to,
+            confirm_duplicate=confirm_duplicate)
     finally:
         incoming.unlink(missing_ok=True)  # moved into place on success
     source = configure(session, who, resource.code, url, query)

@@ -166,6 +166,8 @@ def _find(session: Session, params: SearchParams) -> _Found | None:
         return None
     searcher = index.searcher()
     code = _code_query(params.q)
+    if not tokens and code is None and (params.q or "").strip():
+        return None  # words were asked for but none can be searched (punctuation only)
     text = _text_query(searcher, tokens) if tokens else None
     if text is not None and code is not None:
         text = tantivy.Query.boolean_query([(tantivy.Occur.Should, text),
