@@ -50,7 +50,7 @@ from metrics import latency as latency_view
 from quality.models import QualityScore, RectificationNotice
 from translog.models import LogEntry, LogState
 
-SCHEMA_VERSION = "3"  # 2: the app_latency view (metrics.latency); 3: resource.personal
+SCHEMA_VERSION = "4"  # 2, 4: the latency views (metrics.latency); 3: resource.personal
 # Rows changed by transactions that committed after a refresh read, but stamped before it.
 OVERLAP = timedelta(minutes=5)
 PG_ID_MARGIN = 1000
