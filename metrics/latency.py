@@ -66,20 +66,30 @@ def quantile_key(q: float) -> str:
     return definition.quantile_key(q)
 
 
-def figures(con: duckdb.DuckDBPyConnection, measure: str, where: str,
+def figures(con: duckdb.DuckDBPyConnection, measure: str | Sequence[str], where: str,
             params: dict[str, Any], *, group: str = "'all'",
-            quantiles: Sequence[float] = QUANTILES) -> list[dict[str, Any]]:
-    """Per group (a SQL expression over ``app_latency``, alias ``a``): ``n`` and the
-    quantiles of the measure in hours (``h``) and working days (``d``), lists in the order
-    of ``quantiles``. ``where`` filters ``app_latency`` (e.g. the window and department)."""
-    hours, days = MEASURES[measure]
+            quantiles: Sequence[float] = QUANTILES, total: bool = False
+            ) -> list[dict[str, Any]]:
+    """Per measure and group (a SQL expression over ``app_latency``, alias ``a``): ``n`` and
+    the quantiles of the measure in hours (``h``) and working days (``d``), lists in the
+    order of ``quantiles``; one statement however many measures. ``where`` filters the view
+    (e.g. the window and department); ``total`` adds a row over all groups (key None)."""
+    measures = [measure] if isinstance(measure, str) else list(measure)
     qs = "[" + ", ".join(repr(float(q)) for q in quantiles) + "]"
-    sql = f"""SELECT {group} AS key, count(*) AS n, quantile_cont({hours}, {qs}) AS h,
-                     quantile_cont({days}, {qs}) AS d
-              FROM {_SOURCE.get(measure, "app_latency")} a
-              WHERE {hours} IS NOT NULL AND ({where})
-              GROUP BY 1 ORDER BY 1"""
+    grouping = f"GROUPING SETS (({group}), ())" if total else "1, 2"
+    parts = []
+    for m in measures:
+        hours, days = MEASURES[m]
+        parts.append(f"""SELECT '{m}' AS measure, {group} AS key, count(*) AS n,
+                                quantile_cont({hours}, {qs}) AS h,
+                                quantile_cont({days}, {qs}) AS d
+                         FROM {_SOURCE.get(m, "app_latency")} a
+                         WHERE {hours} IS NOT NULL AND ({where}) GROUP BY {grouping}""")
+    sql = " UNION ALL ".join(f"({part})" for part in parts)
     used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
     cur = con.execute(sql, used)
     names = [c[0] for c in cur.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    order = {m: i for i, m in enumerate(measures)}
+    rows.sort(key=lambda r: (order[r["measure"]], r["key"] is not None, str(r["key"])))
+    return rows
