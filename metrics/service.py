@@ -60,13 +60,16 @@ def window(con: duckdb.DuckDBPyConnection, start: date | None, end: date | None,
     end = end or today
     start = start or end - timedelta(days=179)
     if start > end:
-        raise Invalid(f"'from' ({start}) is after 'to' ({end}); swap them.")
+        raise Invalid(f"'from' ({start}) is after 'to' ({end}); swap them.",
+                      key="problem.metrics.from_after_to", params={"start": start, "end": end})
     dept_id = None
     if department:
         row = con.execute("SELECT id FROM department WHERE code = ?", [department]).fetchone()
         if row is None:
             raise Invalid(f"No department '{department}'; use a department code such as "
-                          "GA (see /api/v1/departments).")
+                          "GA (see /api/v1/departments).",
+                          key="problem.metrics.no_department",
+                          params={"department": department})
         dept_id = int(row[0])
     return Window(start, end, dept_id, today)
 
