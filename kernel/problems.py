@@ -83,8 +83,8 @@ class Phrase:
 
 @dataclass(frozen=True)
 class Phrases:
-    """Phrases joined into one parameter: ``joiner`` "list" ("a, b"), "or" ("a or b") or
-    "semicolon" ("a; b"); each language's separator is the catalogue's
+    """Phrases joined into one parameter: ``joiner`` "list" ("a, b"), "and" ("a and b"), "or"
+    ("a or b") or "semicolon" ("a; b"); each language's separator is the catalogue's
     ``phrase.join.<joiner>``."""
 
     items: tuple[Phrase, ...]
@@ -97,7 +97,7 @@ class Phrases:
         return format(str(self), spec)
 
 
-_ENGLISH_JOINERS = {"list": ", ", "or": " or ", "semicolon": "; "}
+_ENGLISH_JOINERS = {"list": ", ", "and": " and ", "or": " or ", "semicolon": "; "}
 
 
 def params_to_json(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -114,11 +114,12 @@ def _parse_row_expression(resource: Resource, kwargs: dict[str, Any]) -> Parsed:
         return expressions.parse(kwargs.get("expression"), _item_types(resource),  # type: ignore[arg-type]
                                  _item_aliases(resource))
     except expressions.ExpressionError as exc:
-        raise Invalid(f"The expression cannot be checked: {exc}.",
-                      errors=[{"field": "kwargs.expression", "message": exc.message,
-                               "position": exc.position}],
+        why, position = exc.message, exc.position
+        raise Invalid(f"The expression cannot be checked: {why} (at position {position}).",
+                      errors=[{"field": "kwargs.expression", "message": why,
+                               "position": position}],
                       key="problem.quality.expression_invalid",
-                      params={"exc": exc}) from None
+                      params={"why": why, "position": position}) from None
 
 
 def _expanded(resource: Resource, type_: str, kwargs: dict[str, Any]) -> dict[str, Any]:

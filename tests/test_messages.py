@@ -239,6 +239,11 @@ def test_parameterised_problems_are_chinese_for_a_zh_cn_caller(client: TestClien
     _chinese(client.post(f"{api}/quality/resources/{code}/expectations", headers=bureau,
                          json={"type": "expect_column_values_to_not_be_null",
                                "arguments": {"column": "name", "row_condition": "1=1"}}), 422)
+    body = _chinese(client.post(f"{api}/quality/resources/{code}/expectations", headers=pub,
+                                json={"type": "expect_rows_to_satisfy",
+                                      "kwargs": {"expression": "household_size + name > 1"}}),
+                    422)
+    assert "'+' 只能用于数值；此处是文本" in body["errors"][0]["message"], body
     # The same problem in English for an English caller (the catalogue's other language).
     english = client.get(f"{api}/resources/NO-SUCH-1",
                          headers={**world.headers("GA", Role.publisher),
