@@ -32,6 +32,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from catalog.warehouse import quote
+from kernel.privacy import small_count  # noqa: F401  (re-exported)
 from kernel.problems import Conflict, Invalid
 
 
@@ -97,7 +98,13 @@ def check_budget(spec: AggregateSpec, spent: float, *, grant_id: int | None = No
             f"The privacy budget of grant {grant_id} is spent: ε {spent:g} of {spec.budget:g} "
             f"used, {left:g} left, and a release costs ε {spec.epsilon:g}. No more aggregates "
             "can be released under this grant; file a new application (the provider decides "
-            "on a new budget).", spent=spent, budget=spec.budget, epsilon=spec.epsilon)
+            "on a new budget).", spent=spent, budget=spec.budget, epsilon=spec.epsilon,
+                              key="problem.access.budget_spent",
+                              params={"grant_id": grant_id,
+                                      "spent": spent,
+                                      "budget": spec.budget,
+                                      "left": left,
+                                      "epsilon": spec.epsilon})
 
 
 def exact_sql(spec: AggregateSpec, source: str) -> str:
@@ -180,12 +187,6 @@ def _noisy(dp: Any, values: Sequence[float], sensitivity: float, epsilon: float,
     return list(meas([float(v) for v in values]))
 
 
-def small_count(value: int | None, min_count: int) -> str:
-    """How a count is shown on pages and dashboards: below the threshold (or withheld) as
-    ``<min_count``, never the figure."""
-    return f"<{min_count}" if value is None or value < min_count else f"{value:,}"
-
-
 def _jsonable(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
@@ -195,12 +196,14 @@ def validate(spec: AggregateSpec, items: Sequence[Any]) -> None:
     by_name = {i.name: i for i in items}
     unknown = [n for n in spec.items() if n not in by_name]
     if unknown:
-        raise Invalid("The aggregate names items the resource does not have: "
-                      + ", ".join(unknown) + ".")
+        names = ", ".join(unknown)
+        raise Invalid(f"The aggregate names items the resource does not have: {names}.",
+                      key="problem.access.aggregate_unknown_items", params={"names": names})
     from catalog.models import ItemType
 
     not_numbers = [m.item for m in spec.measures if m.item and by_name[m.item].type
                    not in (ItemType.integer, ItemType.decimal)]
     if not_numbers:
-        raise Invalid("Sums and means need number items: " + ", ".join(
-            n for n in not_numbers if n) + ".")
+        names = ", ".join(n for n in not_numbers if n)
+        raise Invalid(f"Sums and means need number items: {names}.",
+                      key="problem.access.aggregate_not_numbers", params={"names": names})

@@ -97,12 +97,15 @@ def inputs(session: Session, who: Principal, app_id: int, *,
                         if sensitive is None else [])
     unknown = [n for n in [*qis, *sens] if n not in delivered]
     if unknown:
+        names = ", ".join(unknown)
         raise Invalid("Quasi-identifiers and sensitive items must be delivered items; not "
-                      "delivered: " + ", ".join(unknown) + ".")
+                      f"delivered: {names}.", key="problem.access.risk_items_not_delivered",
+                      params={"names": names})
     both = sorted(set(qis) & set(sens))
     if both:
-        raise Invalid("An item is either a quasi-identifier or sensitive, not both: "
-                      + ", ".join(both) + ".")
+        names = ", ".join(both)
+        raise Invalid(f"An item is either a quasi-identifier or sensitive, not both: {names}.",
+                      key="problem.access.qi_and_sensitive", params={"names": names})
     resource = session.get(Resource, app.resource_id)
     assert resource is not None
     return Inputs(

@@ -64,7 +64,7 @@ from catalog.models import Resource
 from kernel import crashpoints, db, policy, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, utcnow
-from kernel.problems import Conflict, NotFound
+from kernel.problems import Conflict, NotFound, Phrase
 
 log = logging.getLogger("govshare")
 
@@ -124,23 +124,31 @@ def _check_window(grant: Grant) -> None:
     now = utcnow()
     if now < grant.valid_from:
         raise Conflict(f"The period of use starts {grant.valid_from:%Y-%m-%d}; the first "
-                       "package is produced then.")
+                       "package is produced then.",
+                       key="problem.access.period_not_started",
+                       params={"valid_from": grant.valid_from})
     if now >= grant.valid_until:
         raise Gone("The period of use is over; file a new application.")
 
 
 def _record_block(job: Job, produced: Produced, who: Principal | None) -> None:
     """Record why the package was withheld, then refuse (the provider tightens the plan)."""
+    k, k_min = produced.k, job.k_min
     if produced.hits:
-        kinds = sorted({f"{h.kind} in {h.column}" for h in produced.hits})
-        reason = "values that look like raw personal data: " + ", ".join(kinds)
+        found = ", ".join(sorted({f"{h.kind} in {h.column}" for h in produced.hits}))
+        why = Phrase("problem.access.blocked.raw_values",
+                     f"values that look like raw personal data: {found}", {"found": found})
     elif too_many_suppressed(job, produced):
-        total = produced.rows + produced.suppressed
-        reason = (f"{produced.suppressed} of {total} rows are in classes smaller than "
-                  f"k_min {job.k_min}, more than the {job.max_suppression:.1%} that may be "
-                  f"suppressed")
+        suppressed, share = produced.suppressed, job.max_suppression
+        total = produced.rows + suppressed
+        why = Phrase("problem.access.blocked.suppressed",
+                     f"{suppressed} of {total} rows are in classes smaller than k_min {k_min}, "
+                     f"more than the {share:.1%} that may be suppressed",
+                     {"suppressed": suppressed, "total": total, "k_min": k_min, "share": share})
     else:
-        reason = f"k-anonymity {produced.k} is below the required {job.k_min}"
+        why = Phrase("problem.access.blocked.k_anonymity",
+                     f"k-anonymity {k} is below the required {k_min}", {"k": k, "k_min": k_min})
+    reason = str(why)
     with db.session_scope(write=True) as session:
         app = svc.load(session, job.app_id, lock=True)
         app.delivery_blocked = reason
@@ -148,9 +156,11 @@ def _record_block(job: Job, produced: Produced, who: Principal | None) -> None:
                   "k_anonymity": produced.k, "run_key": job.run_key}
         svc.move(session, app, Action.block, who, detail, event="delivery.blocked",
                  parties={svc.Party.system})
-    raise DeliveryBlocked(f"Delivery of application {job.app_id} was blocked: {reason}. The "
+    raise DeliveryBlocked(f"Delivery of application {job.app_id} was blocked: {why}. The "
                           "provider's approver must tighten the masking plan.",
-                          hits=[h.as_dict() for h in produced.hits], k_anonymity=produced.k)
+                          hits=[h.as_dict() for h in produced.hits], k_anonymity=produced.k,
+                          key="problem.access.delivery_blocked",
+                          params={"app_id": job.app_id, "why": why})
 
 
 def _commit(job: Job, produced: Produced, who: Principal | None) -> Delivery:
@@ -241,7 +251,8 @@ def get_delivery(session: Session, who: Principal, delivery_id: int
                  ) -> tuple[Delivery, Application]:
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
-        raise NotFound(f"No delivery {delivery_id}.")
+        raise NotFound(f"No delivery {delivery_id}.",
+                       key="problem.access.no_delivery", params={"delivery_id": delivery_id})
     return delivery, svc.get_application(session, who, delivery.application_id)
 
 

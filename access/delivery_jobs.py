@@ -34,7 +34,7 @@ from access.models import Delivery
 from access.scheduler import BLOCKED, DELIVERED, REFUSED
 from kernel import jobs, policy
 from kernel.auth import Principal
-from kernel.problems import NotFound, localize
+from kernel.problems import NotFound, localize, params_from_json
 
 QUEUED, RUNNING, FAILED = "queued", "running", "failed"
 FINAL = frozenset({DELIVERED, BLOCKED, REFUSED, FAILED})
@@ -76,7 +76,9 @@ def status(session: Session, who: Principal, app_id: int, job_id: int,
     if job is None or job.kind != scheduler.DELIVER or int(job.payload.get("app", -1)) != app_id:
         raise NotFound(f"Application {app_id} has no delivery job {job_id} (finished jobs are "
                        "kept for a week; its deliveries are listed at "
-                       f"/api/v1/deliveries?application={app_id}).")
+                       f"/api/v1/deliveries?application={app_id}).",
+                       key="problem.access.no_delivery_job",
+                       params={"app_id": app_id, "job_id": job_id})
     return _status(session, who, app_id, job, lang)
 
 
@@ -122,8 +124,8 @@ def _status(session: Session, who: Principal, app_id: int, job: jobs.Job,
 def _localized(stored: dict[str, Any], lang: str) -> dict[str, Any]:
     out = {k: v for k, v in stored.items() if k not in ("key", "params", "slug")}
     if stored.get("detail"):
-        out["detail"] = localize(lang, stored.get("key"), stored.get("params") or {},
-                                 stored["detail"])
+        out["detail"] = localize(lang, stored.get("key"),
+                                 params_from_json(stored.get("params") or {}), stored["detail"])
     if stored.get("slug"):
         out["title"] = localize(lang, f"problem.title.{stored['slug']}", {},
                                 stored.get("title") or "")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from access.models import ApplicationState as S
-from kernel.problems import Conflict
+from kernel.problems import Conflict, Phrase, Phrases
 
 
 class Party(StrEnum):
@@ -96,17 +96,25 @@ def next_state(state: S, action: Action, parties: set[Party] | frozenset[Party],
                *, app_id: int | None = None) -> S:
     """The state after ``action`` by someone acting as any of ``parties``, or IllegalMove."""
     move = MOVES[action]
-    what = f"application {app_id}" if app_id is not None else "the application"
+    what = Phrase("phrase.application_n", f"application {app_id}", {"app_id": app_id}) \
+        if app_id is not None else Phrase("phrase.the_application", "the application")
+    verb = Phrase(f"action.{action.value}", action.value)  # the catalogue's label in Chinese
     # Who first, then the state: a caller with no part in the application (another
     # department) must not learn its state from the refusal.
     if not parties & move.parties:
-        who = " or ".join(_PARTY_NAMES[p] for p in sorted(move.parties))
-        raise IllegalMove(f"Only {who} can {action.value} {what}.", action=action.value)
+        who = Phrases(tuple(Phrase(f"party.{p.value}", _PARTY_NAMES[p])
+                            for p in sorted(move.parties)), "or")
+        raise IllegalMove(f"Only {who} can {verb} {what}.", action=action.value,
+                          key="problem.access.move_not_yours",
+                          params={"who": who, "verb": verb, "what": what})
     if state not in move.sources:
-        allowed = ", ".join(sorted(s.value for s in move.sources))
-        raise IllegalMove(f"Cannot {action.value} {what}: it is {state.value}; "
-                          f"{action.value} is allowed only when it is {allowed}.",
-                          state=state.value, action=action.value)
+        now = Phrase(f"state.{state.value}", state.value)
+        allowed = Phrases(tuple(Phrase(f"state.{s.value}", s.value)
+                                for s in sorted(move.sources, key=lambda s: s.value)))
+        raise IllegalMove(f"Cannot {verb} {what}: it is {now}; {verb} is allowed only when "
+                          f"it is {allowed}.", state=state.value, action=action.value,
+                          key="problem.access.move_not_now",
+                          params={"verb": verb, "what": what, "now": now, "allowed": allowed})
     return move.target or state
 
 

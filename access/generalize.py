@@ -181,12 +181,14 @@ def search(con: duckdb.DuckDBPyConnection, relation: str, items: Sequence[Item],
         raise Invalid("Name at least one quasi-identifier to search for a generalization.")
     missing = [s for s in target.sensitive if s not in by_name or s in qis]
     if missing:
-        raise Invalid("Sensitive items must be other items of the resource: "
-                      + ", ".join(missing) + ".")
+        names = ", ".join(missing)
+        raise Invalid(f"Sensitive items must be other items of the resource: {names}.",
+                      key="problem.access.sensitive_not_other", params={"names": names})
     ladders = [hierarchy(con, relation, by_name[q], plan[q]) for q in qis]
     if math.prod(len(ladder) for ladder in ladders) > MAX_NODES:
         raise Invalid(f"Too many combinations of generalization levels (more than "
-                      f"{MAX_NODES}); name fewer quasi-identifiers.")
+                      f"{MAX_NODES}); name fewer quasi-identifiers.",
+                      key="problem.access.too_many_combinations", params={"MAX_NODES": MAX_NODES})
     space = _Space(con, relation, by_name, qis, ladders, target, as_of)
     try:
         space.materialise()

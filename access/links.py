@@ -73,7 +73,9 @@ def check_token(token: str, delivery_id: int, department_id: int) -> None:
         raise Forbidden("This download link is not valid for this delivery and department.")
     if claims.get("e", 0) <= utcnow().timestamp():
         raise Forbidden("This download link has expired; ask for a new one "
-                        f"(POST /api/v1/deliveries/{delivery_id}/link).")
+                        f"(POST /api/v1/deliveries/{delivery_id}/link).",
+                        key="problem.access.link_expired",
+                        params={"delivery_id": delivery_id})
 
 
 def _downloadable(session: Session, who: Principal, delivery_id: int
@@ -82,12 +84,15 @@ def _downloadable(session: Session, who: Principal, delivery_id: int
     if who.department_id != app.requester_department_id or not who.has(Role.requester):
         raise Forbidden("Only requesters of the requesting department download its packages.")
     if delivery.path is None:
-        raise Invalid(f"Delivery {delivery_id} is an API-query grant; query it instead.")
+        raise Invalid(f"Delivery {delivery_id} is an API-query grant; query it instead.",
+                      key="problem.access.delivery_is_query", params={"delivery_id": delivery_id})
     grant = session.get(Grant, delivery.grant_id)
     assert grant is not None
     if grant.revoked_at is not None:
         raise Gone(f"The grant was revoked on {grant.revoked_at:%Y-%m-%d}: "
-                   f"{grant.revoke_reason}")
+                   f"{grant.revoke_reason}",
+                   key="problem.access.grant_revoked_because",
+                   params={"revoked_at": grant.revoked_at, "revoke_reason": grant.revoke_reason})
     if utcnow() >= grant.valid_until or app.state is ApplicationState.expired:
         raise Gone("The period of use is over; the package can no longer be downloaded.")
     return delivery, app
@@ -109,7 +114,8 @@ def open_download(session: Session, who: Principal, delivery_id: int,
     delivery, app = _downloadable(session, who, delivery_id)
     path = deliveries_dir() / (delivery.path or "")
     if not path.is_file():
-        raise Gone(f"The package of delivery {delivery_id} is no longer stored.")
+        raise Gone(f"The package of delivery {delivery_id} is no longer stored.",
+                   key="problem.access.package_gone", params={"delivery_id": delivery_id})
     if app.first_download_at is None:
         # updated_at too: the metrics mart copies changed applications by updated_at
         app.first_download_at = app.updated_at = utcnow()

@@ -32,7 +32,7 @@ from access import pseudonym
 from catalog.masking import mask_expression
 from catalog.models import ItemKind, ItemType, Sensitivity
 from catalog.warehouse import quote
-from kernel.problems import Invalid
+from kernel.problems import Invalid, Phrase, Phrases
 
 
 class MaskingRule(StrEnum):
@@ -173,18 +173,25 @@ def tighten(items: Sequence[Item], base: Plan, changes: Mapping[str, ColumnRule]
     errors = []
     for name, rule in changes.items():
         if name not in base:
-            errors.append({"column": name, "problem": "not one of the application's items"})
+            errors.append({"column": name, "problem": Phrase(
+                "problem.access.masking.not_an_item", "not one of the application's items")})
         elif not at_least_as_strict(rule, base[name]):
-            errors.append({"column": name, "problem": f"{_describe(rule)} is not at least as "
-                           f"strict as {_describe(base[name])}"})
+            new, old = _describe(rule), _describe(base[name])
+            errors.append({"column": name, "problem": Phrase(
+                "problem.access.masking.looser", f"{new} is not at least as strict as {old}",
+                {"new": new, "old": old})})
         else:
             problem = applicability(by_name[name], rule)
             if problem:
                 errors.append({"column": name, "problem": problem})
     if errors:
+        problems = Phrases(tuple(Phrase("problem.access.masking.column",
+                                        f"{e['column']}: {e['problem']}",
+                                        {"column": e["column"], "problem": e["problem"]})
+                                 for e in errors), "semicolon")
         raise Invalid("The masking plan can only be tightened, with rules that fit each "
-                      "column: " + "; ".join(f"{e['column']}: {e['problem']}" for e in errors),
-                      errors=errors)
+                      f"column: {problems}", errors=errors,
+                      key="problem.access.masking.not_tighter", params={"problems": problems})
     plan = dict(base) | dict(changes)
     if all(r.rule is MaskingRule.suppress for r in plan.values()):
         raise Invalid("The plan suppresses every item: nothing would be delivered. "
@@ -196,18 +203,21 @@ def _describe(rule: ColumnRule) -> str:
     return f"{rule.rule.value}({rule.method.value})" if rule.method else rule.rule.value
 
 
-def applicability(item: Item, rule: ColumnRule) -> str | None:
-    """Why ``rule`` cannot apply to ``item``, or None."""
+def applicability(item: Item, rule: ColumnRule) -> Phrase | None:
+    """Why ``rule`` cannot apply to ``item`` (in the catalogue's words), or None."""
     if rule.rule is not MaskingRule.generalize:
         return None
     m = rule.method
+    method = m.value if m else ""
     dates = (ItemType.date, ItemType.datetime)
     if m in _DATE_COARSENESS and not (item.type in dates or item.kind == ItemKind.birth_date):
-        return f"{m.value if m else ''} needs a date or a birth date"
+        return Phrase("problem.access.masking.needs_date",
+                      f"{method} needs a date or a birth date", {"method": method})
     if m in _ADDRESS_COARSENESS and item.type != ItemType.string:
-        return f"{m.value if m else ''} needs an address (text)"
+        return Phrase("problem.access.masking.needs_address",
+                      f"{method} needs an address (text)", {"method": method})
     if m == Generalization.range and item.type not in (ItemType.integer, ItemType.decimal):
-        return "range needs a number"
+        return Phrase("problem.access.masking.needs_number", "range needs a number")
     return None
 
 
@@ -387,7 +397,9 @@ def literal(value: Any, type_: ItemType) -> str:
     try:
         return _LITERALS[type_](value)
     except (TypeError, ValueError):
-        raise Invalid(f"'{value}' is not a valid {type_.value}.") from None
+        raise Invalid(f"'{value}' is not a valid {type_.value}.",
+                      key="problem.access.not_valid_type",
+                      params={"value": value, "type_": type_.value}) from None
 
 
 def _lit_string(v: Any) -> str:
@@ -435,11 +447,15 @@ def filter_sql(filters: Sequence[RowFilter], columns: Mapping[str, tuple[str, It
     for f in filters:
         if f.column not in columns:
             raise Invalid(f"Cannot filter on '{f.column}': not one of "
-                          f"{', '.join(sorted(columns))}.")
+                          f"{', '.join(sorted(columns))}.",
+                          key="problem.access.filter_unknown_column",
+                          params={"column": f.column, "columns": ', '.join(sorted(columns))})
         sql, type_ = columns[f.column]
         lo, hi = _ARITY.get(f.op, (1, 1))
         if not lo <= len(f.values) <= hi:
-            raise Invalid(f"Filter '{f.op.value}' on '{f.column}' takes {lo}–{hi} value(s).")
+            raise Invalid(f"Filter '{f.op.value}' on '{f.column}' takes {lo}–{hi} value(s).",
+                          key="problem.access.filter_arity",
+                          params={"op": f.op.value, "column": f.column, "lo": lo, "hi": hi})
         parts.append(_condition(sql, f, [literal(v, type_) for v in f.values]))
     return " AND ".join(parts) if parts else "TRUE"
 

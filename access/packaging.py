@@ -124,8 +124,10 @@ def _write_aggregate(con: duckdb.DuckDBPyConnection, job: Job) -> Produced:
     assert spec is not None
     suppressed = [g for g in spec.group_by if job.plan[g].rule is masking.MaskingRule.suppress]
     if suppressed:
-        raise Invalid("The plan suppresses group items of the aggregate: "
-                      + ", ".join(suppressed) + "; it cannot group by them.")
+        listed = ", ".join(suppressed)
+        raise Invalid(f"The plan suppresses group items of the aggregate: {listed}; it cannot "
+                      "group by them.", key="problem.access.groups_suppressed",
+                      params={"names": listed})
     if job.key is not None:
         pseudonym.install(con, job.key)
     groups = masking.compile_columns(job.items, {g: job.plan[g] for g in spec.group_by},

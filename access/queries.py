@@ -29,7 +29,7 @@ from kernel.auth import Principal
 from kernel.db import utcnow
 from kernel.events import Event, publish
 from kernel.identity import Role
-from kernel.problems import Forbidden, Invalid
+from kernel.problems import Forbidden, Invalid, Phrase
 from kernel.settings import get_settings
 
 log = logging.getLogger("govshare")
@@ -41,7 +41,8 @@ def query(session: Session, who: Principal, grant_id: int, q: QueryIn) -> dict[s
     _check_query_allowed(who, grant, app)
     limit = get_settings().access_query_max_rows
     if q.size > limit:
-        raise Invalid(f"A page holds at most {limit} rows.")
+        raise Invalid(f"A page holds at most {limit} rows.",
+                      key="problem.access.page_limit", params={"limit": limit})
     resource = session.get(Resource, app.resource_id)
     assert resource is not None
     job = plan_job(session, app, grant, resource, "query",
@@ -61,11 +62,16 @@ def _check_query_allowed(who: Principal, grant: Grant, app: Application) -> None
     if who.department_id != app.requester_department_id or not who.has(Role.requester):
         raise Forbidden("Only requesters of the requesting department query its grants.")
     if app.delivery_method is not DeliveryMethod.api:
-        raise Invalid(f"Grant {grant.id} delivers files; download its packages instead.")
+        raise Invalid(f"Grant {grant.id} delivers files; download its packages instead.",
+                      key="problem.access.grant_is_files", params={"id": grant.id})
     if grant.revoked_at is not None:
-        raise Gone(f"The grant was revoked on {grant.revoked_at:%Y-%m-%d}.")
+        raise Gone(f"The grant was revoked on {grant.revoked_at:%Y-%m-%d}.",
+                   key="problem.access.grant_revoked",
+                   params={"revoked_at": grant.revoked_at})
     if not svc.grant_active(grant, app):
-        raise Gone(f"Grant {grant.id} is not active (application {app.state.value}).")
+        state = Phrase(f"state.{app.state.value}", app.state.value)
+        raise Gone(f"Grant {grant.id} is not active (application {state}).",
+                   key="problem.access.grant_inactive", params={"id": grant.id, "state": state})
 
 
 def _page(con: duckdb.DuckDBPyConnection, job: Job,
@@ -75,7 +81,9 @@ def _page(con: duckdb.DuckDBPyConnection, job: Job,
     wanted = q.columns or [c.name for c in columns]
     unknown = [c for c in wanted if c not in by_name]
     if unknown:
-        raise Invalid("Unknown columns: " + ", ".join(unknown) + ".")
+        names = ", ".join(unknown)
+        raise Invalid(f"Unknown columns: {names}.", key="problem.access.unknown_columns",
+                      params={"names": names})
     where = masking.filter_sql(q.filters, by_name)
     projection = ", ".join(quote(c) for c in wanted)
     cur = con.execute(f"SELECT {projection} FROM ({view}) WHERE {where} LIMIT ? OFFSET ?",

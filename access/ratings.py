@@ -25,7 +25,8 @@ from kernel.problems import Forbidden, NotFound
 def _delivery(session: Session, delivery_id: int) -> Delivery:
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
-        raise NotFound(f"No delivery {delivery_id}.")
+        raise NotFound(f"No delivery {delivery_id}.",
+                       key="problem.access.no_delivery", params={"delivery_id": delivery_id})
     return delivery
 
 
@@ -36,7 +37,9 @@ def rate(session: Session, who: Principal, delivery_id: int, useful: bool,
     app = svc.load(session, delivery.application_id)
     if who.department_id != app.requester_department_id or not who.has(Role.requester):
         raise Forbidden(f"Delivery {delivery_id} went to another department; only requesters "
-                        "of the requesting department rate it.")
+                        "of the requesting department rate it.",
+                        key="problem.access.rate_not_yours",
+                        params={"delivery_id": delivery_id})
     rating = session.exec(select(DeliveryRating).where(
         DeliveryRating.delivery_id == delivery_id,
         DeliveryRating.rated_by == who.user_id)).first()
@@ -63,7 +66,9 @@ def ratings(session: Session, who: Principal, delivery_id: int) -> list[Delivery
     bureau = policy.is_data_bureau(session, who)
     if not (party or bureau):
         raise Forbidden(f"Delivery {delivery_id} is between other departments; only they and "
-                        "the data bureau see its ratings.")
+                        "the data bureau see its ratings.",
+                        key="problem.access.ratings_not_yours",
+                        params={"delivery_id": delivery_id})
     return list(session.exec(select(DeliveryRating)
                              .where(DeliveryRating.delivery_id == delivery_id)
                              .order_by(col(DeliveryRating.rated_at).desc())))

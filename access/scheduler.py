@@ -29,7 +29,7 @@ from access import service as svc
 from access.calendar import WorkCalendar
 from kernel import db, jobs
 from kernel.db import utcnow
-from kernel.problems import Problem
+from kernel.problems import Problem, params_to_json
 from kernel.settings import Settings
 
 log = logging.getLogger("govshare")
@@ -113,7 +113,8 @@ def refusal_of(problem: Problem) -> dict[str, Any]:
     parameters, so its status can be shown in the reader's language later."""
     body = problem.body()
     return {"outcome": BLOCKED if isinstance(problem, planning.DeliveryBlocked) else REFUSED,
-            "problem": {**body, "key": problem.key, "params": problem.params,
+            "problem": {**body, "key": problem.key,
+                        "params": params_to_json(problem.params),
                         "slug": problem.slug}}
 
 

@@ -48,7 +48,7 @@ from kernel.auth import Principal
 from kernel.db import utcnow
 from kernel.events import Actor, Event, publish
 from kernel.identity import Role, User
-from kernel.problems import Conflict, Forbidden, Invalid, NotFound
+from kernel.problems import Conflict, Forbidden, Invalid, NotFound, Phrase, Phrases
 from kernel.settings import get_settings
 
 SYSTEM = Actor(user_id=None, department_id=None, kind="system")
@@ -75,7 +75,8 @@ def load(session: Session, app_id: int, *, lock: bool = False) -> Application:
         query = query.with_for_update()
     app = session.exec(query).first()
     if app is None:
-        raise NotFound(f"No application {app_id}.")
+        raise NotFound(f"No application {app_id}.",
+                       key="problem.access.no_application", params={"app_id": app_id})
     return app
 
 
@@ -112,7 +113,8 @@ def get_application(session: Session, who: Principal, app_id: int) -> Applicatio
     app = load(session, app_id)
     if not can_view(session, who, app):
         raise Forbidden(f"Application {app_id} is between other departments; only they, a "
-                        "bundle's coordinator and the data bureau can see it.")
+                        "bundle's coordinator and the data bureau can see it.",
+                        key="problem.access.application_not_yours", params={"app_id": app_id})
     return app
 
 
@@ -222,13 +224,18 @@ def check_application(session: Session, who: Principal, resource: Resource,
     """Every reason to refuse (empty: acceptable). ``current`` fills fields a revision omits."""
     errors: list[dict[str, Any]] = []
     if resource.sharing_type is SharingType.not_shareable:
-        errors.append({"field": "resource", "problem": f"{resource.code} is not shareable "
-                       "(不予共享): it never leaves its department through govshare"})
+        errors.append({"field": "resource", "problem": Phrase(
+            "problem.access.check.not_shareable", f"{resource.code} is not shareable "
+            "(不予共享): it never leaves its department through govshare",
+            {"code": resource.code})})
     if resource.status is not ResourceStatus.active:
-        errors.append({"field": "resource", "problem": f"{resource.code} is withdrawn"})
+        errors.append({"field": "resource", "problem": Phrase(
+            "problem.access.check.withdrawn", f"{resource.code} is withdrawn",
+            {"code": resource.code})})
     if resource.provider_id == who.department_id:
-        errors.append({"field": "resource", "problem": "this is your own department's data; "
-                       "you already hold it"})
+        errors.append({"field": "resource", "problem": Phrase(
+            "problem.access.check.own_data",
+            "this is your own department's data; you already hold it")})
     errors += _check_items(resource, _field(data, current, "items"))
     # A resubmission keeping its original start is not refused for it having passed while
     # the application waited: only a start the requester types now must not be in the past.
@@ -237,8 +244,9 @@ def check_application(session: Session, who: Principal, resource: Resource,
                             _field(data, current, "period_end"), new_start)
     method = _field(data, current, "delivery_method")
     if method is DeliveryMethod.api and _field(data, current, "schedule") is not Schedule.once:
-        errors.append({"field": "schedule", "problem": "an API-query grant is live for its "
-                       "whole period; schedules apply to file deliveries only"})
+        errors.append({"field": "schedule", "problem": Phrase(
+            "problem.access.check.api_schedule", "an API-query grant is live for its whole "
+            "period; schedules apply to file deliveries only")})
     errors += _check_aggregate(method, getattr(data, "aggregate", None) if current is None
                                else None, _field(data, current, "items"), resource)
     return errors
@@ -248,19 +256,25 @@ def _check_aggregate(method: DeliveryMethod | None, spec: aggregate.AggregateSpe
                      items: Sequence[str], resource: Resource) -> list[dict[str, Any]]:
     if method is not DeliveryMethod.aggregate:
         if spec is not None:
-            return [{"field": "aggregate", "problem": "only for delivery_method aggregate"}]
+            return [{"field": "aggregate", "problem": Phrase(
+                "problem.access.check.aggregate_only", "only for delivery_method aggregate")}]
         return []
     if spec is None:
-        return [{"field": "aggregate", "problem": "an aggregate grant needs its groups, "
-                 "measures and privacy budget"}]
+        return [{"field": "aggregate", "problem": Phrase(
+            "problem.access.check.aggregate_needs",
+            "an aggregate grant needs its groups, measures and privacy budget")}]
     missing = [n for n in spec.items() if n not in items]
     if missing:
-        return [{"field": "aggregate", "problem": "group and measure items must be among the "
-                 "requested items: " + ", ".join(missing)}]
+        names = ", ".join(missing)
+        return [{"field": "aggregate", "problem": Phrase(
+            "problem.access.check.aggregate_items",
+            f"group and measure items must be among the requested items: {names}",
+            {"names": names})}]
     try:
         aggregate.validate(spec, resource.items)
     except Invalid as problem:
-        return [{"field": "aggregate", "problem": problem.detail}]
+        return [{"field": "aggregate", "problem": Phrase(problem.key or "", problem.detail,
+                                                        problem.params)}]
     return []
 
 
@@ -275,30 +289,48 @@ def _today() -> date:
 
 def _check_items(resource: Resource, items: Sequence[str]) -> list[dict[str, Any]]:
     declared = {i.name for i in resource.items}
-    errors = [{"field": "items", "problem": f"'{n}' is not a data item of {resource.code}"}
-              for n in items if n not in declared]
+    errors: list[dict[str, Any]] = [
+        {"field": "items", "problem": Phrase(
+            "problem.access.check.not_an_item", f"'{n}' is not a data item of {resource.code}",
+            {"n": n, "code": resource.code})} for n in items if n not in declared]
     repeated = sorted({n for n in items if list(items).count(n) > 1})
     if repeated:
-        errors.append({"field": "items", "problem": "repeated: " + ", ".join(repeated)})
+        names = ", ".join(repeated)
+        errors.append({"field": "items", "problem": Phrase(
+            "problem.access.check.repeated", f"repeated: {names}", {"names": names})})
     return errors
 
 
 def _check_period(start: date, end: date, new_start: bool = True) -> list[dict[str, Any]]:
     longest = get_settings().access_max_period_days
     if end < start:
-        return [{"field": "period_end", "problem": "the period ends before it starts"}]
+        return [{"field": "period_end", "problem": Phrase(
+            "problem.access.check.period_reversed", "the period ends before it starts")}]
     if new_start and start < _today():
-        return [{"field": "period_start", "problem": "the period cannot start in the past"}]
-    if (end - start).days + 1 > longest:
-        return [{"field": "period_end", "problem": f"the period of use is {(end - start).days + 1}"
-                 f" days; at most {longest} are allowed"}]
+        return [{"field": "period_start", "problem": Phrase(
+            "problem.access.check.period_past", "the period cannot start in the past")}]
+    days = (end - start).days + 1
+    if days > longest:
+        return [{"field": "period_end", "problem": Phrase(
+            "problem.access.check.period_long",
+            f"the period of use is {days} days; at most {longest} are allowed",
+            {"days": days, "longest": longest})}]
     return []
 
 
-def _refuse(errors: list[dict[str, Any]], what: str = "The application") -> None:
+THE_APPLICATION = Phrase("phrase.the_application_subject", "The application")
+THE_BUNDLE = Phrase("phrase.the_bundle_subject", "The bundle")
+THE_REVISION = Phrase("phrase.the_revision_subject", "The revision")
+
+
+def _refuse(errors: list[dict[str, Any]], what: Phrase = THE_APPLICATION) -> None:
+    """Refuse with every reason: each entry's ``problem`` is a Phrase, so the detail and the
+    entries are in the caller's language (kernel.problems)."""
     if errors:
-        raise Invalid(f"{what} cannot be accepted: "
-                      + "; ".join(str(e["problem"]) for e in errors) + ".", errors=errors)
+        problems = Phrases(tuple(e["problem"] for e in errors), "semicolon")
+        raise Invalid(f"{what} cannot be accepted: {problems}.", errors=errors,
+                      key="problem.access.not_accepted",
+                      params={"what": what, "problems": problems})
 
 
 def find_duplicate(session: Session, department_id: int, resource_id: int,
@@ -338,9 +370,12 @@ def _refuse_duplicate(session: Session, who: Principal, resource: Resource,
                       items: Sequence[str]) -> None:
     dup = find_duplicate(session, who.department_id, resource.id or 0, items)
     if dup is not None:
-        raise Conflict(f"Your department already has application {dup.id} ({dup.state.value}) "
+        state = Phrase(f"state.{dup.state.value}", dup.state.value)
+        raise Conflict(f"Your department already has application {dup.id} ({state}) "
                        f"for these items of {resource.code}; follow that one instead.",
-                       existing_application=dup.id)
+                       existing_application=dup.id,
+                       key="problem.access.duplicate_application",
+                       params={"id": dup.id, "state": state, "code": resource.code})
 
 
 def _new_application(who: Principal, resource: Resource, data: ApplicationIn,
@@ -380,11 +415,14 @@ def file_bundle(session: Session, who: Principal, data: BundleIn) -> Bundle:
         dup = find_duplicate(session, who.department_id, resource.id or 0, part.items)
         if dup is not None:
             errors.append({"part": i, "field": "items", "existing_application": dup.id,
-                           "problem": f"duplicate of active application {dup.id}"})
+                           "problem": Phrase("problem.access.check.duplicate",
+                                             f"duplicate of active application {dup.id}",
+                                             {"id": dup.id})})
     codes = [r.code for r in resources]
     if len(set(codes)) != len(codes):
-        errors.append({"field": "parts", "problem": "a resource appears in two parts"})
-    _refuse(errors, "The bundle")
+        errors.append({"field": "parts", "problem": Phrase(
+            "problem.access.check.resource_twice", "a resource appears in two parts")})
+    _refuse(errors, THE_BUNDLE)
     bundle = Bundle(title=data.title, requester_department_id=who.department_id,
                     requester_user_id=who.user_id,
                     coordinator_department_id=resources[0].provider_id)
@@ -405,11 +443,13 @@ def bundle_parts(session: Session, bundle_id: int) -> list[Application]:
 def get_bundle(session: Session, who: Principal, bundle_id: int) -> Bundle:
     bundle = session.get(Bundle, bundle_id)
     if bundle is None:
-        raise NotFound(f"No bundle {bundle_id}.")
+        raise NotFound(f"No bundle {bundle_id}.",
+                       key="problem.access.no_bundle", params={"bundle_id": bundle_id})
     parts = bundle_parts(session, bundle_id)
     if who.department_id != bundle.requester_department_id and \
             not any(can_view(session, who, p) for p in parts):
-        raise Forbidden(f"Bundle {bundle_id} is between other departments.")
+        raise Forbidden(f"Bundle {bundle_id} is between other departments.",
+                        key="problem.access.bundle_not_yours", params={"bundle_id": bundle_id})
     return bundle
 
 
@@ -437,7 +477,8 @@ def remind_bundle(session: Session, who: Principal, bundle_id: int, note: str) -
             coordinate(session, who, part.id or 0, CoordinationIn(kind="remind", note=note))
             reminded.append(part.id or 0)
     if not reminded:
-        raise Conflict(f"No part of bundle {bundle_id} is waiting for a decision.")
+        raise Conflict(f"No part of bundle {bundle_id} is waiting for a decision.",
+                       key="problem.access.bundle_nothing_waiting", params={"bundle_id": bundle_id})
     return reminded
 
 
@@ -485,8 +526,9 @@ def _check_quasi_identifiers(plan: masking.Plan, names: Sequence[str]) -> None:
     delivered = {n for n, r in plan.items() if r.rule is not MaskingRule.suppress}
     unknown = [n for n in names if n not in delivered]
     if unknown:
-        raise Invalid("Quasi-identifiers must be delivered columns; not delivered: "
-                      + ", ".join(unknown) + ".")
+        names = ", ".join(unknown)
+        raise Invalid(f"Quasi-identifiers must be delivered columns; not delivered: {names}.",
+                      key="problem.access.qi_not_delivered", params={"names": names})
 
 
 def _check_risk_settings(plan: masking.Plan, quasi_identifiers: Sequence[str],
@@ -495,12 +537,14 @@ def _check_risk_settings(plan: masking.Plan, quasi_identifiers: Sequence[str],
     delivered = {n for n, r in plan.items() if r.rule is not MaskingRule.suppress}
     unknown = [n for n in sensitive if n not in delivered]
     if unknown:
-        raise Invalid("Sensitive items must be delivered columns; not delivered: "
-                      + ", ".join(unknown) + ".")
+        names = ", ".join(unknown)
+        raise Invalid(f"Sensitive items must be delivered columns; not delivered: {names}.",
+                      key="problem.access.sensitive_not_delivered", params={"names": names})
     both = sorted(set(sensitive) & set(quasi_identifiers))
     if both:
-        raise Invalid("An item is either a quasi-identifier or sensitive, not both: "
-                      + ", ".join(both) + ".")
+        names = ", ".join(both)
+        raise Invalid(f"An item is either a quasi-identifier or sensitive, not both: {names}.",
+                      key="problem.access.qi_and_sensitive", params={"names": names})
     if max_suppression is not None and (k_min is None or not quasi_identifiers):
         raise Invalid("Suppressing outliers needs quasi-identifiers and k_min: the outliers "
                       "are the rows of classes smaller than k_min.")
@@ -585,14 +629,15 @@ def resubmit(session: Session, who: Principal, app_id: int, data: RevisionIn) ->
     next_state(app.state, Action.resubmit, parties_of(session, who, app), app_id=app.id)
     resource = session.get(Resource, app.resource_id)
     assert resource is not None
-    _refuse(check_application(session, who, resource, data, app), "The revision")
+    _refuse(check_application(session, who, resource, data, app), THE_REVISION)
     changes = _revise(resource, app, data)
     if "items" in changes:
         dup = find_duplicate(session, app.requester_department_id, app.resource_id, app.items,
                              exclude=app.id)
         if dup is not None:
             raise Conflict(f"Application {dup.id} already covers these items.",
-                           existing_application=dup.id)
+                           existing_application=dup.id,
+                           key="problem.access.already_covered", params={"id": dup.id})
     app.revision += 1
     app.due_date = _due_date()  # a resubmission starts the provider's clock again
     move(session, app, Action.resubmit, who, {"changes": changes, "note": data.note},
@@ -636,7 +681,9 @@ def reassign(session: Session, who: Principal, app_id: int, assignee: str,
     user = session.exec(select(User).where(User.username == assignee)).first()
     if user is None or user.department_id != app.provider_department_id \
             or Role.approver not in user.roles:
-        raise Invalid(f"'{assignee}' is not an approver of the provider department.")
+        raise Invalid(f"'{assignee}' is not an approver of the provider department.",
+                      key="problem.access.not_an_approver",
+                      params={"assignee": assignee})
     app.assignee_user_id = user.id
     app.reassignments += 1
     move(session, app, Action.reassign, who, {"assignee": assignee, "note": note},
@@ -650,7 +697,9 @@ def escalate(session: Session, who: Principal, app_id: int, note: str) -> Applic
     next_state(app.state, Action.escalate, parties_of(session, who, app), app_id=app.id)
     if not is_overdue(app):
         raise Conflict(f"Application {app_id} is not overdue: the provider's reply is due by "
-                       f"{app.due_date}. Escalate after that date.")
+                       f"{app.due_date}. Escalate after that date.",
+                       key="problem.access.not_overdue",
+                       params={"app_id": app_id, "due_date": app.due_date})
     app.escalations += 1
     app.escalated_at = utcnow()
     move(session, app, Action.escalate, who, {"note": note, "due_date": str(app.due_date)},
@@ -669,7 +718,8 @@ def coordinate(session: Session, who: Principal, app_id: int,
         raise Forbidden("A bundle's coordinator can only remind; meetings and their outcome "
                         "are recorded by the data bureau.")
     if Party.bureau in parties and Party.coordinator not in parties and app.escalated_at is None:
-        raise Conflict(f"Application {app_id} has not been escalated to the data bureau.")
+        raise Conflict(f"Application {app_id} has not been escalated to the data bureau.",
+                       key="problem.access.not_escalated", params={"app_id": app_id})
     move(session, app, Action.coordinate, who, data.model_dump(),
           event="application.coordinated")
     return app
@@ -689,7 +739,8 @@ def tighten(session: Session, who: Principal, app_id: int, data: TightenIn) -> A
         raise Invalid("Quasi-identifiers can only be added.")
     _check_quasi_identifiers(plan, qi)
     if data.k_min is not None and app.k_min is not None and data.k_min < app.k_min:
-        raise Invalid(f"k_min can only be raised (now {app.k_min}).")
+        raise Invalid(f"k_min can only be raised (now {app.k_min}).",
+                      key="problem.access.k_min_only_up", params={"k_min": app.k_min})
     k_min = data.k_min if data.k_min is not None else app.k_min
     sensitive = list(data.sensitive_items) if data.sensitive_items is not None \
         else list(app.sensitive_items)
@@ -715,7 +766,9 @@ def _tightened_filters(items: Sequence[DataItem], app: Application,
     missing = [f for f in app.row_filters if f not in new]
     if missing:
         raise Invalid("Row filters can only be added to (a filter was removed): "
-                      f"{missing[0]['column']} {missing[0]['op']}.")
+                      f"{missing[0]['column']} {missing[0]['op']}.",
+                      key="problem.access.filters_only_added",
+                      params={"column": missing[0]['column'], "op": missing[0]['op']})
     _check_filters(items, data.row_filters)
     return new
 
@@ -729,14 +782,16 @@ def grant_of(session: Session, app: Application) -> Grant | None:
 def get_grant(session: Session, who: Principal, grant_id: int) -> tuple[Grant, Application]:
     grant = session.get(Grant, grant_id)
     if grant is None:
-        raise NotFound(f"No grant {grant_id}.")
+        raise NotFound(f"No grant {grant_id}.",
+                       key="problem.access.no_grant", params={"grant_id": grant_id})
     return grant, get_application(session, who, grant.application_id)
 
 
 def revoke(session: Session, who: Principal, grant_id: int, reason: str) -> Grant:
     grant = session.get(Grant, grant_id)
     if grant is None:
-        raise NotFound(f"No grant {grant_id}.")
+        raise NotFound(f"No grant {grant_id}.",
+                       key="problem.access.no_grant", params={"grant_id": grant_id})
     app = load(session, grant.application_id, lock=True)
     # Like every move, a revocation by anyone but the provider is an illegal move (409).
     next_state(app.state, Action.revoke, parties_of(session, who, app), app_id=app.id)

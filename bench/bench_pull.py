@@ -6,7 +6,8 @@ Both sides read the same table from the same server in the same run:
 * baseline: ``COPY (SELECT * FROM t) TO STDOUT`` read to the end by psycopg (the bytes
   discarded) — the fastest way to get the rows out of PostgreSQL at all;
 * govshare: ``catalog.sources``' data path — ADBC's binary COPY into Arrow batches, DuckDB
-  writing the typed segment from them as they arrive, and the SHA-256 of the batches.
+  writing the typed segment from them as they arrive (the key checked unique), and the
+  SHA-256 of the batches.
 Target: ≤ 1.5× the baseline. Without GOVSHARE_TEST_DATABASE_URL it re-runs itself under
 ``.ci/with-postgres`` (a throwaway server on loopback).
 """
@@ -66,7 +67,9 @@ def pull(url: str, folder: Path) -> tuple[int, int]:
     from catalog.models import ItemType
 
     target = sources.parse_url(url)
-    columns = [ingest.Column(name, ItemType(kind)) for name, kind in ITEMS]
+    # id_number is the key, as in a real register of residents: checked unique as well.
+    columns = [ingest.Column(name, ItemType(kind), is_key=name == "id_number")
+               for name, kind in ITEMS]
     segment = folder / f"pull-{time.monotonic_ns()}.duckdb"
     result, _ = sources._read_into(target, sources.pull_sql("allowance"), columns, segment)
     rows = result.rows

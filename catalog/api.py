@@ -59,7 +59,8 @@ def _check_length(request: Request) -> None:
     declared = request.headers.get("content-length")
     limit = get_settings().max_upload_bytes
     if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:
-        raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
+        raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.",
+                       key="problem.upload_too_large", params={"limit": limit})
 
 
 METADATA_HELP = ("The resource's metadata: a JSON object of schema ResourceIn (a complete "
@@ -169,7 +170,10 @@ def similar_resources(draft: similar.SimilarIn, session: DbSession,
         get_department(session, who.department_id)
     if department.id != who.department_id:
         raise Forbidden(f"You register resources only for your own department "
-                        f"({who.department_code}), not {department.code}.")
+                        f"({who.department_code}), not {department.code}.",
+                        key="problem.catalog.similar_own_department",
+                        params={"department_code": who.department_code,
+                                "code": department.code})
     return similar.find_for(session, department.id or 0, draft.name, draft.items)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -162,7 +162,9 @@ def _batch(rows: list[list[Any]], lines: list[int], positions: list[int],
         if all(type(v) is str for v in raw):
             values = [v or None for v in raw]  # "" is an empty cell
         else:
-            values = [_text(v) for v in raw]
+            # One dict lookup per cell picks its type's converter (an isinstance chain per
+            # cell was a third of the load).
+            values = [_BY_TYPE.get(type(v), _text)(v) for v in raw]
         arrays.append(pa.array(values, type=pa.string()))
     batch = pa.RecordBatch.from_arrays([*arrays, pa.array(lines, type=pa.int64())],
                                        schema=schema)
@@ -183,12 +185,32 @@ def _text(cell: Any) -> str | None:
     if isinstance(cell, int):
         return str(cell)
     if isinstance(cell, float):
-        if cell.is_integer() and abs(cell) < 1e16:
-            return str(int(cell))
-        # The shortest text that reads back as the same double, without an exponent.
-        return format(Decimal(repr(cell)), "f")
+        return _float_text(cell)
     if isinstance(cell, dt.datetime):
-        return cell.isoformat(sep=" ") if cell.time() != dt.time() else cell.date().isoformat()
+        return _datetime_text(cell)
     if isinstance(cell, dt.date | dt.time):
         return cell.isoformat()
     return str(cell)
+
+
+def _float_text(cell: float) -> str:
+    if cell.is_integer() and abs(cell) < 1e16:
+        return str(int(cell))
+    # The shortest text that reads back as the same double, without an exponent: repr is
+    # that text unless it has an exponent (or is inf/nan), where Decimal writes it out.
+    text = repr(cell)
+    return text if "e" not in text and "n" not in text else format(Decimal(text), "f")
+
+
+def _datetime_text(cell: dt.datetime) -> str:
+    return cell.isoformat(sep=" ") if cell.time() != dt.time() else cell.date().isoformat()
+
+
+def _str_text(cell: str) -> str | None:
+    return cell or None  # "" is an empty cell
+
+
+_BY_TYPE: dict[type, Callable[[Any], str | None]] = {
+    str: _str_text, float: _float_text, int: str, dt.datetime: _datetime_text,
+    dt.date: dt.date.isoformat, dt.time: dt.time.isoformat, type(None): lambda _: None,
+}

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import re
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from catalog.warehouse import (
     quote,
 )
 from kernel import storage
-from kernel.problems import Invalid
+from kernel.problems import Invalid, Phrase
 
 RAW = "raw"  # spreadsheets: the cells as text, before staging
 STAGED = "staged"
@@ -120,7 +121,9 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path, *,
         storage.publish(tmp, segment)
     except duckdb.Error as exc:
         raise Invalid(f"The file could not be read as {staged.format.value}: "
-                      f"{_first_line(exc)}") from None
+                      f"{_first_line(exc)}",
+                      key="problem.catalog.file_unreadable",
+                      params={"format": staged.format.value, "reason": _first_line(exc)}) from None
     finally:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
@@ -227,7 +230,8 @@ def _typed_source(con: duckdb.DuckDBPyConnection, found: list[tuple[str, str]],
     if errors:
         cols = ", ".join(str(e["column"]) for e in errors)
         raise Invalid(f"Some columns have types other than declared ({cols}). Nothing was stored.",
-                      errors=errors)
+                      errors=errors,
+                      key="problem.catalog.column_types_differ", params={"cols": cols})
     select = ", ".join(f"{quote(n)} AS c{i}" for i, (n, _) in enumerate(picked))
     return Source([n for n, _ in picked], text=False, relation=f"(SELECT {select} FROM "
                   f"{relation})", line_sql="rowid + 1", unit="row", types=[t for _, t in picked])
@@ -237,7 +241,7 @@ def _read_excel(con: duckdb.DuckDBPyConnection, staged: StagedFile,
                 columns: Sequence[Column], options: SourceOptions) -> Source:
     loaded = excel.load(con, staged.path, columns, RAW, sheet=options.sheet,
                         header_row=options.header_row)
-    return Source(loaded.header, text=True, relation=RAW, has_line=True, line_sql="_line",
+    return Source(loaded.header, text=True, relation=RAW, has_line=True, line_sql=LINE,
                   unit="row", sheet=loaded.sheet, after_read=_drop_raw)
 
 
@@ -262,6 +266,7 @@ class _Plan:
     normal: str = ""  # the staged-query column holding the normalised (or typed source) value
     duck_type: str = ""  # the declared type; for an inferred decimal, set once measured
     inferred: bool = False  # a decimal whose precision and scale come from its values
+    scale: int | None = None  # a decimal of known type: its scale
     value: str = ""  # the column ``staged`` stores: the typed value, or a decimal's text
     bad: str | None = None  # SQL over ``staged``: the value is not of the declared type
     flags: dict[str, str] = field(default_factory=dict)  # step → SQL: the step changed it
@@ -286,7 +291,7 @@ class _Flags:
         ``staged``."""
         k = len(self.tests)
         self.tests.append(test)
-        return f"(m{k // self.BITS} & {1 << (k % self.BITS)}) <> 0"
+        return f"({_mask(k // self.BITS)} & {1 << (k % self.BITS)}) <> 0"
 
     def columns(self) -> list[str]:
         out = []
@@ -294,8 +299,24 @@ class _Flags:
             chunk = self.tests[start:start + self.BITS]
             bits = " + ".join(f"CASE WHEN {t} THEN {1 << k} ELSE 0 END"
                               for k, t in enumerate(chunk))
-            out.append(f"CAST({bits} AS BIGINT) AS m{start // self.BITS}")
+            out.append(f"CAST({bits} AS BIGINT) AS {_mask(start // self.BITS)}")
         return out
+
+    def names(self) -> list[str]:
+        return [_mask(k) for k in range((len(self.tests) + self.BITS - 1) // self.BITS)]
+
+
+# The staged columns' names hold a "$", which no item name can (letters, digits and "_"):
+# in place (``_finish_in_place``) they are renamed to the item names without a clash.
+def _mask(k: int) -> str:
+    return f'"m${k}"'
+
+
+def _value(i: int) -> str:
+    return f'"v${i}"'
+
+
+LINE = '"line$"'
 
 
 def _check_and_write(con: duckdb.DuckDBPyConnection, source: Source, columns: Sequence[Column],
@@ -313,32 +334,64 @@ def _check_and_write(con: duckdb.DuckDBPyConnection, source: Source, columns: Se
     plans = [_Plan(i, c, cells.steps(c.type, c.kind) if source.text else None)
              for i, c in enumerate(columns)]
     for p in plans:
-        p.duck_type = _declared_type(p.column)
+        p.duck_type, p.scale = _declared_type(p.column, source, p.index)
         p.inferred = not p.duck_type
-    con.execute(_staging_sql(source, plans), source.params)
+    # With every type known before the data is read, the staged table is the segment's own
+    # table, written as the source is read (a pull's write overlaps its fetch); a decimal
+    # whose precision is measured on the values needs them all first, so it goes through a
+    # temporary table and a copy.
+    in_place = not any(p.inferred for p in plans)
+    table = TABLE if in_place else STAGED
+    sql, masks = _staging_sql(source, plans, table, temporary=not in_place)
+    con.execute(sql, source.params)
     if source.after_read is not None:
         source.after_read(con)
-    count, normalised = _check_values(con, source, plans)
+    count, normalised = _check_values(con, source, plans, table)
     if count == 0:
         raise messages.refuse("upload.no_rows")
-    _check_keys(con, source, plans, existing)
-    select = ", ".join(f"{p.final} AS {quote(p.column.name)}" for p in plans)
-    con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM {STAGED}")
-    con.execute(f"DROP TABLE {STAGED}")
+    _check_keys(con, source, plans, existing, table)
+    if in_place:
+        _finish_in_place(con, source, plans, masks)
+    else:
+        select = ", ".join(f"{p.final} AS {quote(p.column.name)}" for p in plans)
+        con.execute(f"CREATE TABLE {TABLE} AS SELECT {select} FROM {STAGED}")
+        con.execute(f"DROP TABLE {STAGED}")
     return Ingested(count, normalised)
 
 
-def _declared_type(c: Column) -> str:
+def _finish_in_place(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Plan],
+                     masks: list[str]) -> None:
+    """The staged table becomes the segment's: the flag masks (constant 0 when nothing was
+    changed, so DuckDB stores them as constants) and line numbers dropped, the values
+    renamed to the item names. No data is copied."""
+    for name in masks + ([LINE] if source.has_line else []):
+        con.execute(f"ALTER TABLE {TABLE} DROP COLUMN {name}")
+    for p in plans:
+        con.execute(f"ALTER TABLE {TABLE} RENAME COLUMN {p.value} TO {quote(p.column.name)}")
+
+
+_DECIMAL_TYPE = re.compile(r"^DECIMAL\((\d+),\s*(\d+)\)$")
+
+
+def _declared_type(c: Column, source: Source, i: int) -> tuple[str, int | None]:
+    """The column's DuckDB type and, for a decimal, its scale: as declared, else a typed
+    source's own DECIMAL(p,s) (a Parquet decimal, a PostgreSQL numeric(p,s)), else "" —
+    measured on the values."""
     if c.type is not ItemType.decimal:
-        return DUCKDB_TYPES[c.type]
+        return DUCKDB_TYPES[c.type], None
     if c.precision is not None and c.scale is not None:
-        return cells.decimal_type(c.precision, c.scale)
-    return ""  # inferred from the values
+        return cells.decimal_type(c.precision, c.scale), c.scale
+    found = _DECIMAL_TYPE.match(source.types[i].upper()) if not source.text else None
+    if found and c.scale is None and int(found[1]) <= cells.MAX_PRECISION:
+        return cells.decimal_type(int(found[1]), int(found[2])), int(found[2])
+    return "", None
 
 
-def _staging_sql(source: Source, plans: list[_Plan]) -> str:
-    """``CREATE TEMP TABLE staged`` from the source, each step a layer of its own over the
-    previous one (a step's result is computed once however often later steps use it)."""
+def _staging_sql(source: Source, plans: list[_Plan], table: str, *,
+                 temporary: bool) -> tuple[str, list[str]]:
+    """``CREATE TABLE`` of the staged table from the source, each step a layer of its own
+    over the previous one (a step's result is computed once however often later steps use
+    it); and the names of its mask columns."""
     query = f"SELECT * FROM {source.relation}"
     flags = _Flags()
 
@@ -378,15 +431,18 @@ def _staging_sql(source: Source, plans: list[_Plan]) -> str:
     layer([f"CAST({p.normal} AS VARCHAR) AS d{p.index}" for p in decimals if not source.text])
     text = {p.index: (p.normal if source.text else f"d{p.index}") for p in decimals}
     layer([f"{_cast_sql(source, p)} AS v{p.index}" for p in plans if not p.inferred])
-    outputs = ["_line"] if source.has_line else []
+    outputs = []
     for p in plans:
-        p.value = f"v{p.index}"
-        outputs.append(f"{text[p.index] if p.inferred else p.value} AS {p.value}")
+        p.value = _value(p.index)
+        outputs.append(f"{text[p.index] if p.inferred else f'v{p.index}'} AS {p.value}")
         bad = _bad_sql(source, p, text.get(p.index))
         if bad is not None:
             p.bad = flags.add(bad)
-    return (f"CREATE TEMP TABLE {STAGED} AS SELECT {', '.join(outputs + flags.columns())} "
-            f"FROM ({query})")
+    if source.has_line:
+        outputs.append(f"_line AS {LINE}")
+    create = "CREATE TEMP TABLE" if temporary else "CREATE TABLE"
+    return (f"{create} {table} AS SELECT {', '.join(outputs + flags.columns())} "
+            f"FROM ({query})"), flags.names()
 
 
 def _cast_sql(source: Source, p: _Plan) -> str:
@@ -400,11 +456,15 @@ def _bad_sql(source: Source, p: _Plan, text: str | None) -> str | None:
     c = p.column
     if c.type is ItemType.decimal:
         assert text is not None
-        bad = f"NOT {cells.plain_decimal_sql(text)}"
+        tests = []
+        # Text and binary floats may be in exponent notation; a typed source's integers and
+        # decimals (PostgreSQL's numeric text too: NaN and Infinity fail the cast) never are.
+        if source.text or source.types[p.index].upper() in ("FLOAT", "DOUBLE", "REAL"):
+            tests.append(f"NOT {cells.plain_decimal_sql(text)}")
         if not p.inferred:
             # Casting would round extra decimal places away: refuse them instead.
-            bad += f" OR v{p.index} IS NULL OR {cells.decimal_scale_sql(text)} > {c.scale}"
-        return f"{p.normal} IS NOT NULL AND ({bad})"
+            tests += [f"v{p.index} IS NULL", f"{cells.decimal_scale_sql(text)} > {p.scale}"]
+        return f"{p.normal} IS NOT NULL AND ({' OR '.join(tests)})" if tests else None
     if not source.text and _lossless(source.types[p.index], p.duck_type):
         return None
     if source.text and c.type is ItemType.string:
@@ -423,8 +483,8 @@ def _lossless(source_type: str, duck_type: str) -> bool:
     return base == duck_type.upper() or base in _WIDENS.get(duck_type.upper(), ())
 
 
-def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
-                  plans: list[_Plan]) -> tuple[int, dict[str, dict[str, int]]]:
+def _check_values(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Plan],
+                  table: str) -> tuple[int, dict[str, dict[str, int]]]:
     """One aggregate over ``staged``: rows, changed cells per column and step, invalid
     values per column (their lines in a second query, only when there are any) and the
     digits of decimals whose precision is inferred."""
@@ -438,7 +498,7 @@ def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
                      f"FILTER (WHERE {valid}), 0)",
                      f"coalesce(max({cells.decimal_scale_sql(p.value)}) "
                      f"FILTER (WHERE {valid}), 0)"]
-    row = con.execute(f"SELECT {', '.join(aggs)} FROM {STAGED}").fetchone()
+    row = con.execute(f"SELECT {', '.join(aggs)} FROM {table}").fetchone()
     assert row is not None
     values = [v or 0 for v in row]  # count_if over no rows is NULL
     count = int(values.pop(0))
@@ -457,7 +517,7 @@ def _check_values(con: duckdb.DuckDBPyConnection, source: Source,
             found[p.index] = (int(values.pop(0)), int(values.pop(0)))
     _infer_decimals(plans, found)
     if bad:
-        _refuse_bad_values(con, source, plans, bad)
+        _refuse_bad_values(con, source, plans, bad, table)
     return count, normalised
 
 
@@ -484,11 +544,11 @@ def _infer_decimals(plans: list[_Plan], found: dict[int, tuple[int, int]]) -> No
 
 
 def _refuse_bad_values(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Plan],
-                       bad: dict[int, int]) -> None:
+                       bad: dict[int, int], table: str) -> None:
     checked = [p for p in plans if p.index in bad]
     lines = ", ".join(f"list({source.line_sql} ORDER BY rowid) FILTER (WHERE {p.bad})"
                       f"[1:{ERROR_LINES}]" for p in checked)
-    row = con.execute(f"SELECT {lines} FROM {STAGED}").fetchone()
+    row = con.execute(f"SELECT {lines} FROM {table}").fetchone()
     assert row is not None
     errors: list[dict[str, Any]] = []
     keys: list[tuple[str, dict[str, Any]] | None] = []
@@ -496,8 +556,9 @@ def _refuse_bad_values(con: duckdb.DuckDBPyConnection, source: Source, plans: li
         c, header, bad_count, at = p.column, source.header[p.index], bad[p.index], list(found)
         kind = c.type.value if c.type is not ItemType.decimal else p.duck_type
         key = f"upload.bad_values_{source.variant}"
-        params = {"n": bad_count, "type": kind.lower(), "lines": _lines(at, bad_count),
-                  "sheet": source.sheet}
+        # The type by its catalogue label in Chinese ("小数"), as declared in English.
+        params = {"n": bad_count, "type": Phrase(f"type.{c.type.value}", kind.lower()),
+                  "lines": _lines(at, bad_count), "sheet": source.sheet}
         errors.append({"column": c.name, "header": header, "rows": bad_count,
                        "lines": at, "first_line": at[0] if at else None,
                        "problem": messages.text(key, **params)})
@@ -514,7 +575,7 @@ def _lines(lines: list[int], total: int) -> str:
 
 
 def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Plan],
-                existing: Sequence[Path]) -> None:
+                existing: Sequence[Path], table: str) -> None:
     """Key items are unique within the file and, for an append, against the current data."""
     keys = [p for p in plans if p.column.is_key]
     if not keys:
@@ -524,11 +585,15 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
     k = ", ".join(f"k{i}" for i in range(len(keys)))
     # The key's values as text, for the message (key items may differ in type).
     as_text = "[" + ", ".join(f"CAST(k{i} AS VARCHAR)" for i in range(len(keys))) + "]"
-    new = f"(SELECT {source.line_sql} AS line, {key_cols} FROM {STAGED})"
-    # A plain hash aggregate on the typed key first; the lines only when there is a dupe.
+    new = f"(SELECT {source.line_sql} AS line, {key_cols} FROM {table})"
+    # First group by one 64-bit hash of the key: fixed-width, far cheaper to group than
+    # text, and distinct hashes prove distinct keys. Only when two rows share a hash (a
+    # duplicate, or a collision: under 1 in 10^7 for a million rows) are the keys themselves
+    # grouped, with their lines.
     dupes = []
-    if con.execute(f"SELECT 1 FROM (SELECT {key_cols} FROM {STAGED}) GROUP BY ALL "
-                   "HAVING count(*) > 1 LIMIT 1").fetchone():
+    hashed = f"hash({', '.join(p.final for p in keys)})"
+    if con.execute(f"SELECT 1 FROM {table} GROUP BY {hashed} HAVING count(*) > 1 LIMIT 1"
+                   ).fetchone():
         dupes = con.execute(
             f"SELECT {as_text}, n, lines FROM (SELECT {k}, count(*) AS n, min(line) AS first, "
             f"list(line ORDER BY line)[1:{ERROR_LINES}] AS lines FROM {new} GROUP BY ALL "
@@ -584,11 +649,16 @@ def _key_text(values: Sequence[Any]) -> str:
 _EXACT_TEXT_TYPES = {"numeric"}
 
 
-def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column],
-                 segment: Path) -> tuple[Ingested, str]:
+def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segment: Path, *,
+                 decimals: Mapping[str, tuple[int, int]] | None = None
+                 ) -> tuple[Ingested, str]:
     """Load an Arrow stream (a database pull, ``catalog.sources``) into a new segment with
     the same matching, checks and types as a typed file (Parquet): columns by item name or
     title, compatible types, exact decimals, unique keys. All or nothing, like ``ingest``.
+
+    ``decimals``: the precision and scale the database declares for its exact-number
+    columns (PostgreSQL ``numeric(p,s)``), by column name: such a column is a DECIMAL(p,s)
+    without measuring its values, so the segment is written as the stream arrives.
 
     DuckDB pulls the batches as it writes, so the stream is never whole in memory. Returns
     the result and the SHA-256 of the stream's batches (the pull's content hash, to tell an
@@ -606,7 +676,7 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column],
         try:
             con.execute(f"SET temp_directory='{escape_path(spill)}'")
             con.register("pulled", stream)
-            found = [(f.name, _arrow_duckdb_type(f, exact)) for f in schema]
+            found = [(f.name, _arrow_duckdb_type(f, exact, decimals or {})) for f in schema]
             source = _typed_source(con, found, columns, "pulled", "source")
             source.after_read = _unregister_pulled
             result = _check_and_write(con, source, columns, ())
@@ -615,7 +685,9 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column],
             con.close()
         storage.publish(tmp, segment)
     except duckdb.Error as exc:
-        raise Invalid(f"The source could not be read: {_first_line(exc)}") from None
+        raise Invalid(f"The source could not be read: {_first_line(exc)}",
+                      key="problem.catalog.source_unreadable",
+                      params={"reason": _first_line(exc)}) from None
     finally:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
@@ -640,9 +712,10 @@ def _plain_schema(schema: pa.Schema) -> tuple[pa.Schema, set[str]]:
     return pa.schema(fields), exact
 
 
-def _arrow_duckdb_type(f: pa.Field, exact: set[str]) -> str:
+def _arrow_duckdb_type(f: pa.Field, exact: set[str],
+                       decimals: Mapping[str, tuple[int, int]]) -> str:
     if f.name in exact:
-        return "DECIMAL"
+        return cells.decimal_type(*decimals[f.name]) if f.name in decimals else "DECIMAL"
     t = f.type
     for test, name in _ARROW_TYPES:
         if test(t):

@@ -41,7 +41,7 @@ from catalog.models import (
 )
 from catalog.schemas import ResourceIn, ResourceUpdate
 from kernel.auth import Principal
-from kernel.problems import Invalid
+from kernel.problems import Invalid, Phrase, Phrases
 
 # field → the header texts that name it
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -117,17 +117,14 @@ class Applied:
 class _Problems:
     def __init__(self) -> None:
         self.errors: list[dict[str, Any]] = []
-        # Per error: its message-catalogue key and parameters, when it has one (zh-CN).
-        self.keys: list[tuple[str, dict[str, Any]] | None] = []
 
-    def add(self, row: _Row | None, column: str | None, problem: str, *,
-            sheet: str | None = None, key: tuple[str, dict[str, Any]] | None = None) -> None:
+    def add(self, row: _Row | None, column: str | None, problem: Phrase, *,
+            sheet: str | None = None) -> None:
         self.errors.append({
             "sheet": row.sheet if row else sheet, "row": row.number if row else None,
             "column": (f"{COLUMNS[column][0]} ({row.letters.get(column, '?')})"
                        if row and column else column),
             "problem": problem})
-        self.keys.append(key)
 
 
 def read_rows(path: Path) -> tuple[list[_Row], _Problems]:
@@ -140,11 +137,13 @@ def read_rows(path: Path) -> tuple[list[_Row], _Problems]:
                 rows += _sheet_rows(wb.get_sheet_by_name(name).to_python(
                     skip_empty_area=False), name, problems)
     except CalamineError as exc:
-        raise Invalid(f"The register could not be read as a workbook: {str(exc)[:300]}") \
-            from None
+        raise Invalid(f"The register could not be read as a workbook: {str(exc)[:300]}",
+                      key="problem.catalog.register_unreadable",
+                      params={"reason": str(exc)[:300]}) from None
     if not rows and not problems.errors:
-        problems.add(None, None, "no sheet has a register header (信息资源名称, 数据项名称, "
-                     "数据类型, …) in its first rows")
+        problems.add(None, None, Phrase("problem.register.no_header",
+                                        "no sheet has a register header (信息资源名称, "
+                                        "数据项名称, 数据类型, …) in its first rows"))
     return rows, problems
 
 
@@ -166,8 +165,10 @@ def _sheet_rows(grid: list[list[Any]], sheet: str, problems: _Problems) -> list[
     index, found = located
     missing = [COLUMNS[f][0] for f in REQUIRED if f not in found]
     if missing:
-        problems.add(None, None, f"row {index + 1}: the header lacks the column(s) "
-                     f"{', '.join(missing)}", sheet=sheet)
+        number, names = index + 1, ", ".join(missing)
+        problems.add(None, None, Phrase("problem.register.header_lacks",
+                                        f"row {number}: the header lacks the column(s) {names}",
+                                        {"number": number, "names": names}), sheet=sheet)
         return []
     letters = {f: column_label(p + 1) for f, p in found.items()}
     rows = []
@@ -191,14 +192,18 @@ def _value(field_name: str, raw: str, row: _Row, problems: _Problems) -> str | N
     if field_name == "category":
         value = _CATEGORY_BY_LABEL.get(raw, raw)
         if value not in {c.value for c in Category}:
-            problems.add(row, field_name, f"'{raw}' is not a category (101 … 301, or its "
-                         "name, e.g. 人口基础信息)")
+            problems.add(row, field_name, Phrase(
+                "problem.register.not_category",
+                f"'{raw}' is not a category (101 … 301, or its name, e.g. 人口基础信息)",
+                {"raw": raw}))
             return None
     elif field_name in ENUMS:
         allowed = {e.value for e in ENUMS[field_name]}
         if value not in allowed:
-            chinese = "、".join(VALUES.get(field_name, {}))
-            problems.add(row, field_name, f"'{raw}' is not one of: {chinese or ', '.join(allowed)}")
+            choices = "、".join(VALUES.get(field_name, {})) or ", ".join(allowed)
+            problems.add(row, field_name, Phrase("problem.register.not_one_of",
+                                                 f"'{raw}' is not one of: {choices}",
+                                                 {"raw": raw, "choices": choices}))
             return None
     return value
 
@@ -207,7 +212,8 @@ def _flag(raw: str, row: _Row, column: str, problems: _Problems) -> bool:
     if raw.lower() in YES:
         return True
     if raw.lower() not in NO:
-        problems.add(row, column, f"'{raw}' is not 是 or 否")
+        problems.add(row, column, Phrase("problem.register.not_yes_no",
+                                         f"'{raw}' is not 是 or 否", {"raw": raw}))
     return False
 
 
@@ -221,8 +227,9 @@ def build(rows: list[_Row], problems: _Problems) -> list[tuple[ResourceIn, list[
             # Registers fill the resource's cells on its first row only (often merged cells):
             # a row without them continues the resource above it on the same sheet.
             if current is None or current[0] != row.sheet:
-                problems.add(row, "name", "the resource name (or code) is empty, and no "
-                             "resource above it on this sheet to continue")
+                problems.add(row, "name", Phrase(
+                    "problem.register.no_name", "the resource name (or code) is empty, and no "
+                    "resource above it on this sheet to continue"))
                 continue
             key = current[1]
         current = (row.sheet, key)
@@ -244,8 +251,11 @@ def _resource(rows: list[_Row], problems: _Problems) -> ResourceIn | None:
             if value is None:
                 continue
             if f in fields and fields[f] != value:
-                problems.add(row, f, f"'{value}' differs from '{fields[f]}' given for the same "
-                             "resource on an earlier row (leave it empty or repeat it)")
+                earlier = fields[f]
+                problems.add(row, f, Phrase(
+                    "problem.register.differs", f"'{value}' differs from '{earlier}' given for "
+                    "the same resource on an earlier row (leave it empty or repeat it)",
+                    {"value": value, "earlier": earlier}))
             fields.setdefault(f, value)
     items = []
     for row in rows:
@@ -261,7 +271,8 @@ def _resource(rows: list[_Row], problems: _Problems) -> ResourceIn | None:
             if value is not None:
                 item[target] = value
         if "type" not in item and not c.get("item_type"):
-            problems.add(row, "item_type", "the data type is empty")
+            problems.add(row, "item_type", Phrase("problem.register.no_type",
+                                                  "the data type is empty"))
         items.append(item)
     if "keywords" in fields:
         fields["keywords"] = [k for k in re.split(r"[,，;；、\s]+", fields["keywords"]) if k]
@@ -275,7 +286,9 @@ def _resource(rows: list[_Row], problems: _Problems) -> ResourceIn | None:
             row = rows[int(loc[1])] if loc[0] == "items" and len(loc) > 1 \
                 and loc[1].isdigit() else rows[0]
             column = _column_of(loc)
-            problems.add(row, column, str(e["msg"]))
+            # pydantic's message; the catalogue's text for its error type in other languages
+            problems.add(row, column, Phrase(f"validation.{e['type']}", str(e["msg"]), {
+                k: str(v) for k, v in (e.get("ctx") or {}).items()}))
         return None
 
 
@@ -309,21 +322,25 @@ def import_catalog(session: Session, who: Principal, path: Path, *,
             try:
                 provider = service.check_registration(session, who, meta)
             except Invalid as exc:
-                problems.add(group[0], "code" if meta.code else "name", exc.detail)
+                problems.add(group[0], "code" if meta.code else "name",
+                             Phrase(exc.key or "", exc.detail, exc.params))
             else:
                 found = similar.find_for(session, provider.id or 0, meta.name, meta.items)
                 if found.same_department and not confirm_duplicate:
                     text, key, params = similar.row_problem(found, len(meta.items))
-                    problems.add(group[0], "name", text, key=(key, params))
+                    problems.add(group[0], "name", Phrase(key, text, params))
                     similar_rows += 1
                     first_similar = first_similar or (meta, found.same_department[0])
                 confirmed[id(meta)] = found.same_department
         elif existing.provider_id != who.department_id:
-            problems.add(group[0], "code", f"{meta.code} belongs to another department")
+            problems.add(group[0], "code", Phrase("problem.register.other_department",
+                                                  f"{meta.code} belongs to another department",
+                                                  {"code": meta.code}))
         elif _item_shape(existing) != _item_shape(meta):
-            problems.add(group[0], "item_name", f"the data items of {meta.code} differ from "
-                         "the registered ones; items change only with new data (register a "
-                         "new resource, or change only their descriptions)")
+            problems.add(group[0], "item_name", Phrase(
+                "problem.register.items_differ", f"the data items of {meta.code} differ from "
+                "the registered ones; items change only with new data (register a new "
+                "resource, or change only their descriptions)", {"code": meta.code}))
         plans.append((meta, group, existing))
     if problems.errors and similar_rows == len(problems.errors) and first_similar:
         meta, match = first_similar
@@ -331,14 +348,14 @@ def import_catalog(session: Session, who: Principal, path: Path, *,
                   "existing": match.name}
         raise similar.SimilarResourceExists(
             messages.text("similar.register_refused", **params),
-            key="similar.register_refused", params=params, errors=problems.errors,
-            error_keys=problems.keys)
+            key="similar.register_refused", params=params, errors=problems.errors)
     if problems.errors:
         n = len(problems.errors)
+        listed = Phrases(tuple(describe(e) for e in problems.errors[:5]), "semicolon")
+        more = " …" if n > 5 else ""
         raise Invalid(f"The catalog register has {n} problem(s); nothing was applied. "
-                      + "; ".join(describe(e) for e in problems.errors[:5])
-                      + (" …" if n > 5 else ""), errors=problems.errors,
-                      error_keys=problems.keys)
+                      f"{listed}{more}", errors=problems.errors, key="problem.register.refused",
+                      params={"n": n, "listed": listed, "more": more})
     applied = []
     for meta, _group, existing in plans:
         if existing is None:
@@ -362,10 +379,16 @@ def _item_shape(obj: Any) -> list[tuple[str, str]]:
     return [(i.name, ItemType(i.type).value) for i in obj.items]
 
 
-def describe(error: dict[str, Any]) -> str:
-    place = f"sheet '{error['sheet']}'" if error["sheet"] else "the file"
-    if error["row"]:
-        place += f" row {error['row']}"
-    if error["column"]:
-        place += f" column {error['column']}"
-    return f"{place}: {error['problem']}"
+def describe(error: dict[str, Any]) -> Phrase:
+    """Where a problem is and what it is, e.g. "sheet '目录' row 4 column 数据类型 (D): …"."""
+    sheet = error["sheet"]
+    place = Phrase("problem.register.sheet", f"sheet '{sheet}'", {"sheet": sheet}) \
+        if sheet else Phrase("problem.register.the_file", "the file")
+    number, column = error["row"], error["column"]
+    row = Phrase("problem.register.row", f" row {number}", {"number": number}) if number \
+        else ""
+    col = Phrase("problem.register.column", f" column {column}", {"column": column}) \
+        if column else ""
+    problem = error["problem"]
+    return Phrase("problem.register.at", f"{place}{row}{col}: {problem}",
+                  {"place": place, "row": row, "col": col, "problem": problem})

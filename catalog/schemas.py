@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from catalog.headers import derive_name, header_key
 from catalog.models import (
@@ -61,11 +62,14 @@ class DataItemIn(BaseModel):
             raise ValueError("a data item needs a field name or a title (数据项名称)")
         if (self.precision is not None or self.scale is not None) and \
                 self.type is not ItemType.decimal:
-            raise ValueError(f"precision and scale apply to decimal items only "
-                             f"({self.name or self.title} is {self.type.value})")
+            # The error type names the catalogue message (validation.<type>), in any language.
+            raise PydanticCustomError(
+                "item_decimal_only", "precision and scale apply to decimal items only "
+                "({item} is {type})", {"item": self.name or self.title, "type": self.type.value})
         if self.precision is not None and self.scale is not None and \
                 self.scale > self.precision:
-            raise ValueError(f"scale {self.scale} exceeds precision {self.precision}")
+            raise PydanticCustomError("item_scale", "scale {scale} exceeds precision {precision}",
+                                      {"scale": self.scale, "precision": self.precision})
         return self
 
 
@@ -103,17 +107,23 @@ class ResourceIn(BaseModel):
         names = [i.name for i in self.items]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"data item names must be unique; repeated: {', '.join(dupes)}")
+            raise PydanticCustomError("item_names_repeated",
+                                      "data item names must be unique; repeated: {names}",
+                                      {"names": ", ".join(dupes)})
         # A header matches an item by name or by title: neither may name two items.
         labels = [header_key(x) for i in self.items for x in {i.name, i.title} if x]
         clashes = sorted({x for x in labels if labels.count(x) > 1})
         if clashes:
-            raise ValueError("data item names and titles must be distinct (a file's header "
-                             f"names an item by either); repeated: {', '.join(clashes)}")
+            raise PydanticCustomError(
+                "item_labels_repeated", "data item names and titles must be distinct (a file's "
+                "header names an item by either); repeated: {names}",
+                {"names": ", ".join(clashes)})
         if self.sharing_type is SharingType.conditional and not self.sharing_condition.strip():
             raise ValueError("a conditional resource must state its sharing condition")
         if self.date_item is not None and self.date_item not in names:
-            raise ValueError(f"date_item '{self.date_item}' is not one of the data items")
+            raise PydanticCustomError("date_item_unknown",
+                                      "date_item '{date_item}' is not one of the data items",
+                                      {"date_item": self.date_item})
         return self
 
 

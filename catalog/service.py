@@ -25,7 +25,7 @@ from kernel.auth import Principal
 from kernel.db import on_rollback, session_scope, utcnow
 from kernel.events import Event, publish
 from kernel.identity import Department, Role, get_department
-from kernel.problems import Conflict, Forbidden, Invalid, NotFound
+from kernel.problems import Conflict, Forbidden, Invalid, NotFound, Phrase
 from kernel.settings import get_settings
 
 # --- lookups ---------------------------------------------------------------------------------
@@ -34,7 +34,8 @@ from kernel.settings import get_settings
 def get_resource(session: Session, code: str) -> Resource:
     resource = session.exec(select(Resource).where(Resource.code == code)).first()
     if resource is None:
-        raise NotFound(f"No resource with code '{code}'. Search the catalog to find its code.")
+        raise NotFound(f"No resource with code '{code}'. Search the catalog to find its code.",
+                       key="problem.catalog.no_resource", params={"code": code})
     return resource
 
 
@@ -44,11 +45,22 @@ def provider_of(session: Session, resource: Resource) -> Department:
     return dept
 
 
-def require_provider(who: Principal, resource: Resource, action: str) -> None:
+# What a publisher does to a resource, named in refusals (in the caller's language).
+ADD_DATA = Phrase("phrase.resource.add_data", "add data to")
+EDIT = Phrase("phrase.resource.edit", "edit")
+WITHDRAW = Phrase("phrase.resource.withdraw", "withdraw or reactivate")
+SET_SOURCE = Phrase("phrase.resource.set_source", "set the data source of")
+REMOVE_SOURCE = Phrase("phrase.resource.remove_source", "remove the data source of")
+SEE_SOURCE = Phrase("phrase.resource.see_source", "see the data source of")
+
+
+def require_provider(who: Principal, resource: Resource, action: Phrase) -> None:
     """Only the provider department's own publishers act on its resources' data."""
     if who.department_id != resource.provider_id or not who.has(Role.publisher):
         raise Forbidden(f"Only publishers of the provider department can {action} "
-                        f"resource {resource.code}.")
+                        f"resource {resource.code}.",
+                        key="problem.catalog.not_provider_publisher",
+                        params={"action": action, "code": resource.code})
 
 
 def segments_for(session: Session, resource: Resource, version: int | None = None) -> list[Path]:
@@ -57,7 +69,9 @@ def segments_for(session: Session, resource: Resource, version: int | None = Non
     target = session.exec(select(DataVersion).where(
         DataVersion.resource_id == resource.id, DataVersion.version == version)).first()
     if target is None:
-        raise NotFound(f"Resource {resource.code} has no data version {version}.")
+        raise NotFound(f"Resource {resource.code} has no data version {version}.",
+                       key="problem.catalog.no_version",
+                       params={"code": resource.code, "version": version})
     chain = session.exec(select(DataVersion).where(
         DataVersion.resource_id == resource.id,
         col(DataVersion.version) >= target.base_version,
@@ -76,24 +90,30 @@ def check_registration(session: Session, who: Principal, meta: ResourceIn) -> De
         get_department(session, who.department_id)
     if provider.id != who.department_id:
         raise Forbidden(f"You can register resources only for your own department "
-                        f"({who.department_code}), not {provider.code}.")
+                        f"({who.department_code}), not {provider.code}.",
+                        key="problem.catalog.register_own_department",
+                        params={"department_code": who.department_code, "code": provider.code})
     _check_metadata(meta)
     if meta.code is not None:
         if not codes.is_valid(meta.code):
             raise Invalid(f"Resource code '{meta.code}' may contain only letters, digits and "
-                          "hyphens (4–40 characters). Leave it empty to have one assigned.")
+                          "hyphens (4–40 characters). Leave it empty to have one assigned.",
+                          key="problem.catalog.code_form", params={"code": meta.code})
         if session.exec(select(Resource.id).where(Resource.code == meta.code)).first():
-            raise Conflict(f"A resource with code '{meta.code}' already exists.")
+            raise Conflict(f"A resource with code '{meta.code}' already exists.",
+                           key="problem.catalog.code_taken", params={"code": meta.code})
     return provider
 
 
 def _check_metadata(meta: ResourceIn) -> None:
     items = {i.name: i for i in meta.items}
     if meta.date_item and items[meta.date_item].type not in (ItemType.date, ItemType.datetime):
-        raise Invalid(f"date_item '{meta.date_item}' must be a date or datetime item.")
+        raise Invalid(f"date_item '{meta.date_item}' must be a date or datetime item.",
+                      key="problem.catalog.date_item_type", params={"date_item": meta.date_item})
     for item in meta.items:
         if item.kind is not None and item.kind.value == "code" and not item.code_list:
-            raise Invalid(f"Item '{item.name}' is of kind 'code' but has no code_list.")
+            raise Invalid(f"Item '{item.name}' is of kind 'code' but has no code_list.",
+                          key="problem.catalog.code_list_missing", params={"name": item.name})
     if meta.security_level is SecurityLevel.core and \
             meta.sharing_type is not SharingType.not_shareable:
         # Core data never leaves its department through govshare (Data Security Law grading).
@@ -130,25 +150,31 @@ def register_resource(session: Session, who: Principal, meta: ResourceIn,
         provider = check_registration(read, who, meta)
         similar_to = check_similar(read, provider, meta, confirm_duplicate=confirm_duplicate)
     loaded = _load(source, filename, columns_of(meta.items), options=options)
-    return _register_loaded(session, who, meta, loaded, similar_to)
+    return _register_loaded(session, who, meta, loaded, similar_to, confirm_duplicate)
 
 
 def register_pulled_resource(session: Session, who: Principal, meta: ResourceIn,
                              segment: Path, result: ingest.Ingested, *, sha256: str,
-                             nbytes: int,
-                             similar_to: Sequence[similar.SimilarMatch] = ()) -> Resource:
+                             nbytes: int, similar_to: Sequence[similar.SimilarMatch] = (),
+                             confirm_duplicate: bool = False) -> Resource:
     """Register a resource whose first version was loaded from a database source
     (``catalog.sources``); the caller checked the registration (and ``check_similar``)
     before the pull."""
     staged = warehouse.StagedFile(segment, warehouse.Format.database, nbytes, sha256)
-    return _register_loaded(session, who, meta, _Loaded(staged, segment, result), similar_to)
+    return _register_loaded(session, who, meta, _Loaded(staged, segment, result), similar_to,
+                            confirm_duplicate)
 
 
 def _register_loaded(session: Session, who: Principal, meta: ResourceIn,
-                     loaded: "_Loaded",
-                     similar_to: Sequence[similar.SimilarMatch] = ()) -> Resource:
+                     loaded: "_Loaded", similar_to: Sequence[similar.SimilarMatch],
+                     confirm_duplicate: bool) -> Resource:
     try:
         provider = check_registration(session, who, meta)  # again, inside the transaction
+        if not confirm_duplicate:
+            # Again too: a similar resource may have been registered during the load (the
+            # same form sent twice). On SQLite the write lock orders the two registrations,
+            # and the feed row of the first one is visible here (catalog.search.nearby).
+            check_similar(session, provider, meta, confirm_duplicate=False)
         resource = _insert_resource(session, who, provider, meta)
         version = _insert_version(session, who, resource, loaded, VersionMode.replace)
     except BaseException:
@@ -291,7 +317,8 @@ def _store_version(session: Session, who: Principal, code: str, loaded: "_Loaded
         if mode is VersionMode.append and resource.current_version != seen_version:
             # Another version landed during the load: the key check saw older data.
             raise Conflict(f"Resource {code} got a new data version while this file was "
-                           "loading. Send the file again.")
+                           "loading. Send the file again.",
+                           key="problem.catalog.version_raced", params={"code": code})
         version = _insert_version(session, who, resource, loaded, mode)
     except BaseException:
         loaded.discard()
@@ -305,9 +332,10 @@ def _store_version(session: Session, who: Principal, code: str, loaded: "_Loaded
 
 def _accepting_data(session: Session, who: Principal, code: str) -> Resource:
     resource = get_resource(session, code)
-    require_provider(who, resource, "add data to")
+    require_provider(who, resource, ADD_DATA)
     if resource.status is not ResourceStatus.active:
-        raise Conflict(f"Resource {code} is withdrawn; reactivate it before adding data.")
+        raise Conflict(f"Resource {code} is withdrawn; reactivate it before adding data.",
+                       key="problem.catalog.withdrawn", params={"code": code})
     return resource
 
 
@@ -328,7 +356,7 @@ def list_versions(session: Session, code: str) -> list[DataVersion]:
 
 def update_resource(session: Session, who: Principal, code: str, edit: ResourceUpdate) -> Resource:
     resource = get_resource(session, code)
-    require_provider(who, resource, "edit")
+    require_provider(who, resource, EDIT)
     changes = _apply(resource, edit)
     if not changes:
         return resource
@@ -362,7 +390,9 @@ def _apply(resource: Resource, edit: ResourceUpdate) -> dict[str, Any]:
     for name, text in (edit.item_descriptions or {}).items():
         item = next((i for i in resource.items if i.name == name), None)
         if item is None:
-            raise Invalid(f"Resource {resource.code} has no data item '{name}'.")
+            raise Invalid(f"Resource {resource.code} has no data item '{name}'.",
+                          key="problem.catalog.no_item",
+                          params={"code": resource.code, "name": name})
         if item.description != text:
             changes[f"items.{name}.description"] = [item.description, text]
             item.description = text
@@ -371,7 +401,7 @@ def _apply(resource: Resource, edit: ResourceUpdate) -> dict[str, Any]:
 
 def set_status(session: Session, who: Principal, code: str, status: ResourceStatus) -> Resource:
     resource = get_resource(session, code)
-    require_provider(who, resource, "withdraw or reactivate")
+    require_provider(who, resource, WITHDRAW)
     if resource.status is status:
         return resource
     old = resource.status
@@ -401,9 +431,11 @@ def preview(session: Session, who: Principal, code: str, limit: int) -> tuple[li
     resource = get_resource(session, code)
     if who.department_id != resource.provider_id:
         raise Forbidden(f"Only the provider department sees rows of {code}. Other departments "
-                        "apply for access through an application.")
+                        "apply for access through an application.",
+                        key="problem.catalog.rows_provider_only", params={"code": code})
     if resource.current_version == 0:
-        raise NotFound(f"Resource {code} has no data yet.")
+        raise NotFound(f"Resource {code} has no data yet.",
+                       key="problem.catalog.no_data_yet", params={"code": code})
     with warehouse.open_data(segments_for(session, resource)) as con:
         cur = con.execute(f"SELECT * FROM {warehouse.TABLE} LIMIT ?", [limit])
         names = [d[0] for d in cur.description or []]

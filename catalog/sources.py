@@ -103,7 +103,7 @@ def _ident(name: str) -> str:
 def configure(session: Session, who: Principal, code: str, url: str, query: str) -> DataSource:
     """Set (or replace) the resource's database source; the first pull is due at once."""
     resource = service.get_resource(session, code)
-    service.require_provider(who, resource, "set the data source of")
+    service.require_provider(who, resource, service.SET_SOURCE)
     target = parse_url(url)
     pull_sql(query)  # refuse a bad query now, not at the first pull
     kid, sealed = secrets.seal(PURPOSE, target.url.encode(), _aad(resource))
@@ -143,10 +143,13 @@ def register(session: Session, who: Principal, meta: ResourceIn, url: str,
             raise
         except Exception as exc:
             raise Invalid("The source could not be read: "
-                          f"{_scrub(_first_line(exc), target)}") from None
+                          f"{_scrub(_first_line(exc), target)}",
+                          key="problem.catalog.source_unreadable",
+                          params={"reason": _scrub(_first_line(exc), target)}) from None
         resource = service.register_pulled_resource(
             session, who, meta, incoming, result, sha256=sha256,
-            nbytes=incoming.stat().st_size, similar_to=similar_to)
+            nbytes=incoming.stat().st_size, similar_to=similar_to,
+            confirm_duplicate=confirm_duplicate)
     finally:
         incoming.unlink(missing_ok=True)  # moved into place on success
     source = configure(session, who, resource.code, url, query)
@@ -157,20 +160,22 @@ def register(session: Session, who: Principal, meta: ResourceIn, url: str,
 
 def remove(session: Session, who: Principal, code: str) -> None:
     resource = service.get_resource(session, code)
-    service.require_provider(who, resource, "remove the data source of")
+    service.require_provider(who, resource, service.REMOVE_SOURCE)
     source = _source_of(session, resource)
     if source is None:
-        raise NotFound(f"Resource {code} has no data source.")
+        raise NotFound(f"Resource {code} has no data source.",
+                       key="problem.catalog.no_source", params={"code": code})
     session.delete(source)
     publish(session, Event("resource.source_removed", who.actor, {"resource": code}, {}))
 
 
 def get(session: Session, who: Principal, code: str) -> DataSource:
     resource = service.get_resource(session, code)
-    service.require_provider(who, resource, "see the data source of")
+    service.require_provider(who, resource, service.SEE_SOURCE)
     source = _source_of(session, resource)
     if source is None:
-        raise NotFound(f"Resource {code} has no data source.")
+        raise NotFound(f"Resource {code} has no data source.",
+                       key="problem.catalog.no_source", params={"code": code})
     return source
 
 
@@ -268,9 +273,32 @@ def _read_into(target: Target, statement: str, columns: list[ingest.Column],
     import adbc_driver_postgresql.dbapi as adbc  # a heavy import, needed by the worker only
 
     with adbc.connect(_with_options(target.url)) as conn, conn.cursor() as cur:
+        decimals = _numeric_types(target, statement)
         cur.execute("SET TRANSACTION READ ONLY")
         cur.execute(statement)
-        return ingest.ingest_arrow(cur.fetch_record_batch(), columns, segment)
+        return ingest.ingest_arrow(cur.fetch_record_batch(), columns, segment,
+                                   decimals=decimals)
+
+
+_NUMERIC_OID = 1700
+
+
+def _numeric_types(target: Target, statement: str) -> dict[str, tuple[int, int]]:
+    """The declared precision and scale of the statement's ``numeric(p,s)`` columns, from
+    PostgreSQL's description of its result (``LIMIT 0``: no rows are read). ADBC hands a
+    numeric over as its text without the column's typmod; knowing the type before the rows
+    lets the segment be written as they arrive instead of after measuring them all.
+    Anything going wrong here only means measuring: the pull itself reports errors."""
+    import psycopg
+
+    try:
+        with psycopg.connect(_with_options(target.url)) as conn:
+            cur = conn.execute(f"SELECT * FROM ({statement}) AS q LIMIT 0")
+            return {c.name: (c.precision, c.scale) for c in cur.description or ()
+                    if c.type_code == _NUMERIC_OID and c.precision is not None
+                    and c.scale is not None}
+    except psycopg.Error:
+        return {}
 
 
 def _with_options(url: str) -> str:

@@ -214,7 +214,8 @@ def _transcode(path: Path) -> str:
     except UnicodeDecodeError as exc:
         tmp.unlink(missing_ok=True)
         raise Invalid("The CSV file is neither UTF-8 nor GB 18030 text. Save it as UTF-8 "
-                      f"(error near byte {exc.start}).") from None
+                      f"(error near byte {exc.start}).",
+                      key="problem.catalog.csv_encoding", params={"start": exc.start}) from None
     # A staging file, not published data: after a crash the upload is gone anyway and staging
     # is swept, so no fsync (kernel.storage) is spent on it.
     os.replace(tmp, path)

@@ -140,7 +140,8 @@ def revoke_token(token_id: int, session: WriteSession, who: SignedIn) -> TokenOu
     """Admins revoke any token; a user may revoke their own (e.g. after a leak)."""
     token = session.get(identity.ApiToken, token_id)
     if token is None:
-        raise NotFound(f"No token with id {token_id}.")
+        raise NotFound(f"No token with id {token_id}.",
+                       key="problem.kernel.no_token", params={"token_id": token_id})
     if token.user_id != who.user_id and Role.admin not in who.roles:
         raise Forbidden("You can revoke only your own tokens.")
     token = administration.revoke_token(session, who.actor, token_id)

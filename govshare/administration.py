@@ -12,10 +12,13 @@ from typing import Any
 from sqlmodel import Session
 
 from govshare.signin import passwords
-from kernel import identity
+from kernel import identity, jobs
 from kernel.events import Actor, Event, publish
 from kernel.identity import AdminLevel, ApiToken, Department, DepartmentKind, Role, User
+from kernel.jobs import Job
 from kernel.problems import Invalid
+from translog import service as log_service
+from translog.models import LogKey
 
 # The log knows two kinds of actor, users and the system; an operator's CLI action is the
 # system's, marked ``via: cli`` among the subjects.
@@ -112,3 +115,18 @@ def revoke_token(session: Session, actor: Actor, token_id: int) -> ApiToken:
     token = identity.revoke_token(session, token_id)
     _log(session, actor, "token.revoked", {"token": str(token_id)})
     return token
+
+
+def retry_job(session: Session, actor: Actor, job_id: int) -> Job:
+    """Run a failed or dead background job again now (kernel.jobs.retry)."""
+    job = jobs.retry(session, job_id)
+    _log(session, actor, "job.retried", {"job": str(job_id)},
+         {"kind": job.kind, "last_error": (job.error or "")[:500]})
+    return job
+
+
+def rotate_log_key(session: Session, actor: Actor) -> LogKey:
+    """Start a new log signing key and retire the current one (which stays published, so
+    older heads keep verifying). The rotation is itself the log entry ``log.key_rotated``,
+    signed with the new key and naming the previous one."""
+    return log_service.rotate_key(session, actor)

@@ -51,8 +51,8 @@ def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
 
 def _fail(problem: Problem) -> None:
     err.print(f"[red]error:[/red] {problem.detail}")
-    for e in problem.errors or []:
-        err.print(f"  - {e}")
+    for e in problem.body().get("errors", []):  # Phrases as their English text
+        err.print(f"  - {output.plain(e)}")
     raise typer.Exit(2)
 
 
@@ -350,7 +350,9 @@ def resource_register(
     try:
         meta = ResourceIn.model_validate_json(metadata.read_text(encoding="utf-8"))
     except ValueError as exc:
-        _fail(Problem(f"{metadata} is not valid resource metadata: {exc}"))
+        _fail(Problem(f"{metadata} is not valid resource metadata: {exc}",
+                      key="problem.web.bad_metadata_file",
+                      params={"metadata": metadata, "exc": exc}))
     try:
         with db.session_scope(write=False) as read:
             who = principal_of(read, publisher)

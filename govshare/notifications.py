@@ -93,15 +93,8 @@ def on_event(session: Session, ev: Event) -> None:
     """The events subscriber (wired by govshare.wiring)."""
     if ev.type in _ROUTES:
         _application_event(session, ev, *_ROUTES[ev.type])
-    elif ev.type == "notice.issued":
-        from quality.models import RectificationNotice
-
-        notice = session.get(RectificationNotice, int(ev.subjects.get("notice", 0)))
-        if notice is not None:
-            notify(session, _users(session, notice.department_id, Role.publisher),
-                   "notice_issued", {"resource": ev.subjects.get("resource", ""),
-                                     "deadline": str(notice.deadline)},
-                   f"/notices#notice-{notice.id}")
+    elif ev.type in ("notice.issued", "notice.closed"):
+        _notice_event(session, ev)
     elif ev.type == "quality.run_finished" and ev.subjects.get("status") == "failed":
         from catalog.models import Resource
 
@@ -110,6 +103,26 @@ def on_event(session: Session, ev: Event) -> None:
         if resource is not None:
             notify(session, _users(session, resource.provider_id, Role.publisher),
                    "run_failed", {"resource": resource.name}, f"/catalog/{code}")
+
+
+def _notice_event(session: Session, ev: Event) -> None:
+    """A rectification notice issued (its department's publishers are told where to answer)
+    or closed by a passing re-run (they and the auditor who issued it are told)."""
+    from catalog.models import Resource
+    from quality.models import RectificationNotice
+
+    notice = session.get(RectificationNotice, int(ev.subjects.get("notice", 0)))
+    if notice is None:
+        return
+    resource = session.get(Resource, notice.resource_id)
+    params = {"id": notice.id, "resource": resource.name if resource else "",
+              "deadline": str(notice.deadline)}
+    publishers = _users(session, notice.department_id, Role.publisher)
+    if ev.type == "notice.issued":
+        notify(session, publishers, "notice_issued", params, f"/notices#notice-{notice.id}")
+    else:
+        notify(session, [*publishers, notice.issued_by], "notice_closed", params,
+               f"/quality/notices/{notice.id}")
 
 
 def _application_event(session: Session, ev: Event, kind: str, audience: str) -> None:
@@ -134,7 +147,8 @@ def _application_event(session: Session, ev: Event, kind: str, audience: str) ->
 
 def sweep_deadlines(session: Session, today: date | None = None) -> int:
     """Replies due within two working days, and overdue ones: tell the provider's approvers
-    (and, when overdue, the data bureau) once a day per application and kind."""
+    (and, when overdue, the data bureau) once a day per application and kind; and overdue
+    rectification notices (the department's publishers and the bureau)."""
     from access.models import Application, ApplicationState
     from catalog.models import Resource
 
@@ -160,6 +174,31 @@ def sweep_deadlines(session: Session, today: date | None = None) -> int:
         made += len(notify(session, users, kind, {
             "id": app.id, "resource": resource.name if resource else "",
             "due": str(app.due_date), "day": today.isoformat()}, link))
+    return made + _sweep_notices(session, today)
+
+
+def _sweep_notices(session: Session, today: date) -> int:
+    """Rectification notices past their deadline and not closed: tell the department's
+    publishers and the data bureau, once a day per notice."""
+    from catalog.models import Resource
+    from quality.models import NoticeStatus, RectificationNotice
+
+    made = 0
+    late = session.exec(select(RectificationNotice).where(
+        RectificationNotice.status != NoticeStatus.closed,
+        col(RectificationNotice.deadline) < today)).all()
+    for notice in late:
+        link = f"/quality/notices/{notice.id}"
+        told = session.exec(select(Notification.params).where(
+            Notification.kind == "notice_overdue", Notification.link == link)).all()
+        if any(p.get("day") == today.isoformat() for p in told):
+            continue  # once a day
+        resource = session.get(Resource, notice.resource_id)
+        users = _users(session, notice.department_id, Role.publisher) + \
+            _bureau_auditors(session)
+        made += len(notify(session, users, "notice_overdue", {
+            "id": notice.id, "resource": resource.name if resource else "",
+            "deadline": str(notice.deadline), "day": today.isoformat()}, link))
     return made
 
 

@@ -102,7 +102,8 @@ def principal_of(session: Session, username: str) -> Principal:
     """The Principal an operator's CLI action or a system job runs as (no token involved)."""
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
-        raise Unauthenticated(f"No user '{username}'.")
+        raise Unauthenticated(f"No user '{username}'.",
+                              key="problem.kernel.no_user", params={"username": username})
     dept = session.get(Department, user.department_id)
     assert dept is not None  # foreign key
     return Principal(user_id=user.id or 0, username=user.username, department_id=dept.id or 0,

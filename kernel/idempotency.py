@@ -88,7 +88,9 @@ def _valid_key(raw: str) -> str:
     key = raw.strip()
     if not key or len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
         raise Invalid(f"The {HEADER} header must be 1–{MAX_KEY_LENGTH} printable ASCII "
-                      "characters, e.g. a UUID.")
+                      "characters, e.g. a UUID.",
+                      key="problem.kernel.idempotency_key_form",
+                      params={"HEADER": HEADER, "MAX_KEY_LENGTH": MAX_KEY_LENGTH})
     return key
 
 
@@ -140,7 +142,9 @@ def _replay(record: IdempotencyRecord) -> Response:
             f"A request with this {HEADER} already succeeded; its secret was shown only in "
             "that first response and is not kept. Use the result you received then (or "
             "revoke it and ask again with a new key).",
-            original_status=record.status_code, original=json.loads(record.body))
+            original_status=record.status_code, original=json.loads(record.body),
+                          key="problem.kernel.idempotency_secret_gone",
+                          params={"HEADER": HEADER})
     return Response(record.body, status_code=record.status_code, media_type=record.media_type,
                     headers={REPLAYED_HEADER: "true"})
 
@@ -173,7 +177,9 @@ def _store(session: Session, who: Principal, key: str, request: Request, fingerp
         # Another worker committed the same key while this request ran: this one's work is
         # rolled back with the transaction, and the client's retry gets the stored response.
         raise KeyInFlight(f"Another request with this {HEADER} finished first; nothing was "
-                          "done twice. Send the request again to get its response.") from None
+                          "done twice. Send the request again to get its response.",
+                          key="problem.kernel.idempotency_raced",
+                          params={"HEADER": HEADER}) from None
     crashpoints.reach("idempotency.stored")  # the key and the created thing, not yet committed
 
 
@@ -190,13 +196,18 @@ async def idempotency(request: Request, who: SignedIn, session: WriteSession,
     if stored is not None:
         if stored.fingerprint != fingerprint:
             raise KeyReused(f"This {HEADER} was already used for a different request "
-                            f"({stored.method} {stored.path}). Use a new key for a new request.")
+                            f"({stored.method} {stored.path}). Use a new key for a new request.",
+                            key="problem.kernel.idempotency_reused",
+                            params={"HEADER": HEADER,
+                                    "method": stored.method,
+                                    "path": stored.path})
         raise _Replay(_replay(stored))
     slot = (who.user_id, key)
     with _running_lock:
         if slot in _running:
             raise KeyInFlight(f"A request with this {HEADER} is still being processed. "
-                              "Wait a moment and send it again to get its response.")
+                              "Wait a moment and send it again to get its response.",
+                              key="problem.kernel.idempotency_in_flight", params={"HEADER": HEADER})
         _running.add(slot)
     try:
         yield

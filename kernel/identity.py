@@ -122,9 +122,11 @@ def create_department(session: Session, *, code: str, name_zh: str, name_en: str
                       contact: str | None = None) -> Department:
     code = code.strip().upper()
     if not code.isalnum():
-        raise Invalid(f"Department code '{code}' must be letters and digits only.")
+        raise Invalid(f"Department code '{code}' must be letters and digits only.",
+                      key="problem.kernel.department_code_form", params={"code": code})
     if session.exec(select(Department).where(Department.code == code)).first():
-        raise Conflict(f"A department with code '{code}' already exists.")
+        raise Conflict(f"A department with code '{code}' already exists.",
+                       key="problem.kernel.department_code_taken", params={"code": code})
     parent_id = get_department(session, parent).id if parent else None
     if credit_code:
         try:
@@ -154,7 +156,8 @@ def get_department(session: Session, code_or_id: str | int) -> Department:
         ).first()
     if dept is None:
         raise NotFound(f"No department '{code_or_id}'. "
-                       "List departments with GET /api/v1/departments.")
+                       "List departments with GET /api/v1/departments.",
+                       key="problem.kernel.no_department", params={"code_or_id": code_or_id})
     return dept
 
 
@@ -169,7 +172,8 @@ def create_user(session: Session, *, username: str, display_name: str, departmen
     if not roles:
         raise Invalid("A user needs at least one role.")
     if session.exec(select(User).where(User.username == username)).first():
-        raise Conflict(f"User '{username}' already exists.")
+        raise Conflict(f"User '{username}' already exists.",
+                       key="problem.kernel.user_taken", params={"username": username})
     dept = get_department(session, department)
     user = User(username=username, display_name=display_name, department_id=dept.id or 0,
                 role_links=[UserRole(role=r) for r in sorted(set(roles))])
@@ -184,7 +188,8 @@ def get_user(session: Session, username_or_id: str | int) -> User:
     else:
         user = session.exec(select(User).where(User.username == username_or_id)).first()
     if user is None:
-        raise NotFound(f"No user '{username_or_id}'.")
+        raise NotFound(f"No user '{username_or_id}'.",
+                       key="problem.kernel.no_such_user", params={"username_or_id": username_or_id})
     return user
 
 
@@ -214,7 +219,8 @@ def issue_token(session: Session, user: User, *, name: str, days: int) -> tuple[
 def revoke_token(session: Session, token_id: int) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None:
-        raise NotFound(f"No token with id {token_id}.")
+        raise NotFound(f"No token with id {token_id}.",
+                       key="problem.kernel.no_token", params={"token_id": token_id})
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.add(token)

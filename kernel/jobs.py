@@ -53,12 +53,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, and_, or_, text, update
+from sqlalchemy import JSON, Column, Index, Text, and_, func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from kernel import db
 from kernel.db import UTCDateTime
+from kernel.problems import Conflict, NotFound, Phrase
 from kernel.settings import get_settings
 
 log = logging.getLogger("govshare.jobs")
@@ -517,6 +518,84 @@ class Worker:
         finally:
             self._take(c.kind, -1)
         return True
+
+
+# --- for people: what the queue holds, and a retry --------------------------------------------
+
+class View(StrEnum):
+    """How the admin console groups jobs: ``queued`` (never tried yet), ``running``,
+    ``failed`` (an attempt failed; retried at ``run_at`` with backoff), ``dead`` (gave up:
+    attempts exhausted or a permanent error) and ``done``."""
+
+    queued = "queued"
+    running = "running"
+    failed = "failed"
+    dead = "dead"
+    done = "done"
+
+
+def view_of(job: Job) -> View:
+    if job.state == JobState.pending.value:
+        return View.failed if job.error else View.queued
+    return {JobState.running.value: View.running, JobState.failed.value: View.dead}.get(
+        job.state, View.done)
+
+
+def _view_filter(view: View) -> Any:
+    pending = col(Job.state) == JobState.pending.value
+    return {View.queued: and_(pending, col(Job.error).is_(None)),
+            View.failed: and_(pending, col(Job.error).is_not(None)),
+            View.running: col(Job.state) == JobState.running.value,
+            View.dead: col(Job.state) == JobState.failed.value,
+            View.done: col(Job.state) == JobState.done.value}[view]
+
+
+def counts(session: Session) -> dict[tuple[str, View], int]:
+    """(kind, view) → number of jobs."""
+    out: dict[tuple[str, View], int] = {}
+    for view in View:
+        rows = session.exec(select(Job.kind, func.count()).where(_view_filter(view))
+                            .group_by(col(Job.kind))).all()
+        for kind, n in rows:
+            out[(kind, view)] = int(n)
+    return out
+
+
+def listing(session: Session, view: View | None = None, kind: str | None = None,
+            limit: int = 100) -> list[Job]:
+    """The newest jobs, optionally of one view and one kind."""
+    query = select(Job).order_by(col(Job.id).desc()).limit(limit)
+    if view is not None:
+        query = query.where(_view_filter(view))
+    if kind:
+        query = query.where(col(Job.kind) == kind)
+    return list(session.exec(query))
+
+
+def retry(session: Session, job_id: int, now: datetime | None = None) -> Job:
+    """Run a failed or dead job again now (an administrator's "retry", in the caller's
+    transaction). A failed job waiting for its backoff is brought forward; a dead one gets a
+    fresh round of attempts. Its last error stays visible until it succeeds."""
+    job = session.exec(select(Job).where(col(Job.id) == job_id).with_for_update()).first()
+    if job is None:
+        raise NotFound(f"No background job {job_id}.", key="problem.jobs.no_job",
+                       params={"job_id": job_id})
+    view = view_of(job)
+    if view not in (View.failed, View.dead):
+        state = Phrase(f"jobs.view.{view.value}", view.value)
+        raise Conflict(f"Job {job_id} is {state}; only failed or dead jobs are retried.",
+                       key="problem.jobs.not_retryable", params={"job_id": job_id,
+                                                                 "state": state})
+    if view is View.dead:
+        if job.key is not None and session.exec(select(Job.id).where(
+                col(Job.key) == job.key, text(_ACTIVE_SQL))).first() is not None:
+            raise Conflict(f"Job {job_id} was enqueued again since it failed; that job runs "
+                           "instead.", key="problem.jobs.superseded", params={"job_id": job_id})
+        job.state, job.attempts, job.finished_at = JobState.pending.value, 0, None
+    job.run_at, job.lease_until, job.claimed_by = now or _wall(), None, None
+    session.add(job)
+    session.flush()
+    return job
 
 
 def prune(older_than: timedelta = timedelta(days=7)) -> int:

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from kernel.auth import Principal
 from kernel.identity import Department, DepartmentKind, Role
-from kernel.problems import Forbidden
+from kernel.problems import Forbidden, Phrase
 
 
 def is_bureau_department(session: Session, department_id: int | None) -> bool:
@@ -32,8 +32,9 @@ def is_data_bureau(session: Session, who: Principal | None) -> bool:
         is_bureau_department(session, who.department_id)
 
 
-def require_data_bureau(session: Session, who: Principal, doing: str) -> None:
+def require_data_bureau(session: Session, who: Principal, doing: Phrase) -> None:
     """Refuse (403, saying why) unless ``who`` acts for the data bureau."""
     if not is_data_bureau(session, who):
         raise Forbidden(f"Only the data bureau {doing}: an auditor of a department of kind "
-                        "'bureau'. Your account is not one.")
+                        "'bureau'. Your account is not one.",
+                        key="problem.kernel.bureau_only", params={"doing": doing})

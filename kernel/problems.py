@@ -7,7 +7,9 @@ them (and FastAPI's own validation and HTTP errors) into ``application/problem+j
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -62,6 +64,74 @@ def localize(lang: str, key: str | None, params: dict[str, Any], english: str) -
     return _localizer(lang, key, params, english) or english
 
 
+@dataclass(frozen=True)
+class Phrase:
+    """A fragment of a message with its own catalogue key (an action, a state, a party), so a
+    message with it as a parameter reads right in every language. Formats as its English
+    text, so an f-string that uses it gives the English message."""
+
+    key: str
+    english: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.english
+
+    def __format__(self, spec: str) -> str:
+        return format(self.english, spec)
+
+
+@dataclass(frozen=True)
+class Phrases:
+    """Phrases joined into one parameter: ``joiner`` "list" ("a, b"), "and" ("a and b"), "or"
+    ("a or b") or "semicolon" ("a; b"); each language's separator is the catalogue's
+    ``phrase.join.<joiner>``."""
+
+    items: tuple[Phrase, ...]
+    joiner: str = "list"
+
+    def __str__(self) -> str:
+        return _ENGLISH_JOINERS.get(self.joiner, ", ").join(p.english for p in self.items)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+_ENGLISH_JOINERS = {"list": ", ", "and": " and ", "or": " or ", "semicolon": "; "}
+
+
+def params_to_json(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A problem's parameters as JSON (to keep with a job's result and localize later)."""
+    def one(value: Any) -> Any:
+        if isinstance(value, Phrase):
+            return {"$phrase": value.key, "english": value.english,
+                    "params": params_to_json(value.params)}
+        if isinstance(value, Phrases):
+            return {"$phrases": [one(p) for p in value.items], "joiner": value.joiner}
+        if isinstance(value, datetime):
+            return {"$datetime": value.isoformat()}
+        if isinstance(value, date):
+            return {"$date": value.isoformat()}
+        return value if isinstance(value, str | int | float | bool) or value is None \
+            else str(value)
+    return {k: one(v) for k, v in params.items()}
+
+
+def params_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    def one(value: Any) -> Any:
+        if isinstance(value, dict) and "$phrase" in value:
+            return Phrase(value["$phrase"], value["english"],
+                          params_from_json(value.get("params") or {}))
+        if isinstance(value, dict) and "$phrases" in value:
+            return Phrases(tuple(one(p) for p in value["$phrases"]), value["joiner"])
+        if isinstance(value, dict) and "$datetime" in value:
+            return datetime.fromisoformat(value["$datetime"])
+        if isinstance(value, dict) and "$date" in value:
+            return date.fromisoformat(value["$date"])
+        return value
+    return {k: one(v) for k, v in data.items()}
+
+
 class Problem(Exception):
     """An error the caller can fix or understand. ``detail`` is shown to the user, in English
     or, through ``key`` and ``params`` (a message-catalogue entry), in the caller's language;
@@ -105,6 +175,10 @@ def _localize_error(lang: str, error: dict[str, Any],
                     keyed: tuple[str, dict[str, Any]] | None) -> dict[str, Any]:
     """One entry of ``errors``: its ``message`` (or ``problem``, for files) in the caller's
     language; the other fields are names and codes, the same in every language."""
+    if any(isinstance(v, Phrase) for v in error.values()):  # the message's own catalogue key
+        return {k: (v.english if lang == "en" else localize(lang, v.key, dict(v.params),
+                                                             v.english))
+                if isinstance(v, Phrase) else v for k, v in error.items()}
     field = "message" if "message" in error else "problem" if "problem" in error else None
     if lang == "en" or field is None:
         return error
@@ -147,7 +221,14 @@ class Invalid(Problem):
                    "message": e.get("msg", "invalid"), "type": e.get("type", "invalid")}
                   for e in errors]
         fields = ", ".join(e["field"] or "(whole)" for e in listed[:5])
+        # Each message by its error type's catalogue entry (validation.<type>), with pydantic's
+        # context as parameters; our validators' plain ValueErrors are looked up by text.
+        keyed: list[tuple[str, dict[str, Any]] | None] = [
+            None if e.get("type", "value_error") == "value_error" else
+            (f"validation.{e['type']}", {k: str(v) for k, v in (e.get("ctx") or {}).items()})
+            for e in errors]
         return cls(f"Some fields of {what} are missing or invalid: {fields}.", errors=listed,
+                   error_keys=keyed,
                    key="problem.invalid_fields",
                    params={"fields": ", ".join(e["field"] or "—" for e in listed[:5])})
 

@@ -91,7 +91,8 @@ def check(request: Request, token: str) -> None:
         raise TooManyRequests(
             f"Too many failed sign-ins from this address or with this token. Wait {seconds} "
             "seconds, then check that you are using the full, current token.",
-            retry_after=seconds)
+            retry_after=seconds,
+                              key="problem.kernel.rate_limited", params={"seconds": seconds})
 
 
 def failed(request: Request, token: str) -> None:

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     # --- metrics (docs/metrics.md) ---
     # The dashboard's figures may be this many seconds stale; 0 refreshes the mart per request.
     metrics_refresh_seconds: int = Field(default=60, ge=0)
+    # Counts of persons' records on the dashboards below this are shown as "<N" (kernel.privacy).
+    metrics_min_count: int = Field(default=10, ge=1, le=1000)
     # A static bearer token for Prometheus scrapers of /metrics (else a leader's or an
     # admin's API token is required).
     metrics_token: SecretStr | None = None

@@ -41,7 +41,7 @@ from sqlmodel import Session, col
 from access import latency
 from access.calendar import WorkCalendar
 from access.models import Application, ApplicationStep, Delivery, DeliveryRating
-from catalog.models import Resource
+from catalog.models import DataItem, Resource, Sensitivity
 from kernel import storage
 from kernel.db import get_engine, utcnow
 from kernel.identity import Department
@@ -50,7 +50,7 @@ from metrics import latency as latency_view
 from quality.models import QualityScore, RectificationNotice
 from translog.models import LogEntry, LogState
 
-SCHEMA_VERSION = "2"  # 2: the app_latency view (metrics.latency)
+SCHEMA_VERSION = "5"  # 2, 4: the latency views (metrics.latency); 3, 5: personal
 # Rows changed by transactions that committed after a refresh read, but stamped before it.
 OVERLAP = timedelta(minutes=5)
 PG_ID_MARGIN = 1000
@@ -60,6 +60,7 @@ BATCH = 200_000
 # A mart this many refresh periods old (at least 5 minutes) means no worker refreshes it.
 STALE_FACTOR = 5
 
+PERSONAL = [Sensitivity.personal.value, Sensitivity.sensitive_personal.value]
 SUBMISSIONS = ("file", "resubmit")
 # The provider's replies (auto_approve is govshare's, not the provider's: not a reply).
 REPLIES = ("approve", "set_conditions", "reject", "return")
@@ -87,7 +88,13 @@ SPECS = [
                       ("provider_id", Resource.provider_id, pa.int64()),
                       ("status", Resource.status, pa.string()),
                       ("published_at", Resource.published_at, pa.date32()),
-                      ("quality_score", Resource.quality_score, pa.float64())], "full"),
+                      ("quality_score", Resource.quality_score, pa.float64()),
+                      # Does it hold persons' records? Its delivered rows count people then
+                      # (kernel.privacy: small counts of them are withheld on the dashboards).
+                      ("personal", select(col(DataItem.id)).where(
+                          col(DataItem.resource_id) == Resource.id,
+                          col(DataItem.sensitivity).in_(PERSONAL)).exists(), pa.bool_())],
+         "full"),
     Spec("notice", [("id", RectificationNotice.id, pa.int64()),
                     ("resource_id", RectificationNotice.resource_id, pa.int64()),
                     ("department_id", RectificationNotice.department_id, pa.int64()),
@@ -149,9 +156,12 @@ DERIVE = {
         LEFT JOIN cal c ON c.day = CAST(s.lt AS DATE)
         LEFT JOIN cal due ON due.working AND due.ordinal = c.ordinal + {n}""",
     # provider, requester and resource never change: stored with each row, saving a join
+    # personal: the resource held persons' records when the package was copied here
     "delivery": """
-        SELECT s.*, CAST({lc} AS DATE) AS day, ap.resource_id, ap.provider_id, ap.requester_id
-        FROM stage s LEFT JOIN application ap ON ap.id = s.application_id""",
+        SELECT s.*, CAST({lc} AS DATE) AS day, ap.resource_id, ap.provider_id, ap.requester_id,
+               coalesce(r.personal, true) AS personal
+        FROM stage s LEFT JOIN application ap ON ap.id = s.application_id
+        LEFT JOIN resource r ON r.id = ap.resource_id""",
     "rating": "SELECT *, CAST({lr} AS DATE) AS day FROM stage",
 }
 
@@ -380,6 +390,8 @@ def _arrow(rows: Sequence[Any], columns: Sequence[Col]) -> pa.Table:
         values = [r[i] for r in rows]
         if kind == TS:
             arrays.append(pa.array(values, TS).cast(pa.timestamp("us")))
+        elif kind == pa.bool_():  # SQLite answers EXISTS with 0/1
+            arrays.append(pa.array([None if v is None else bool(v) for v in values], kind))
         elif kind == pa.string():
             arrays.append(pa.array([None if v is None else str(getattr(v, "value", v))
                                     for v in values], kind))

@@ -17,6 +17,7 @@ import duckdb
 
 from access import latency as sharing_latency
 from access.calendar import WorkCalendar
+from kernel import privacy
 from kernel.db import utcnow
 from kernel.problems import Invalid
 from kernel.settings import get_settings
@@ -59,13 +60,16 @@ def window(con: duckdb.DuckDBPyConnection, start: date | None, end: date | None,
     end = end or today
     start = start or end - timedelta(days=179)
     if start > end:
-        raise Invalid(f"'from' ({start}) is after 'to' ({end}); swap them.")
+        raise Invalid(f"'from' ({start}) is after 'to' ({end}); swap them.",
+                      key="problem.metrics.from_after_to", params={"start": start, "end": end})
     dept_id = None
     if department:
         row = con.execute("SELECT id FROM department WHERE code = ?", [department]).fetchone()
         if row is None:
             raise Invalid(f"No department '{department}'; use a department code such as "
-                          "GA (see /api/v1/departments).")
+                          "GA (see /api/v1/departments).",
+                          key="problem.metrics.no_department",
+                          params={"department": department})
         dept_id = int(row[0])
     return Window(start, end, dept_id, today)
 
@@ -90,6 +94,28 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> dict[str, Any]:
     return _rows(con, sql, params)[0]
+
+
+# Rows delivered from resources with personal items count persons' records (kernel.privacy).
+PERSONAL_ROWS = "CASE WHEN x.personal THEN row_count ELSE 0 END"
+
+
+def _min_count() -> int:
+    return get_settings().metrics_min_count
+
+
+def _withhold(row: dict[str, Any], *fields: str) -> None:
+    """A figure that counts 1 … min_count − 1 persons' records is withheld: null, with
+    ``rows_withheld`` true (bytes go with rows: they would tell the count)."""
+    hidden = privacy.withheld(row.pop("personal_rows", 0) or 0, _min_count())
+    row["rows_withheld"] = hidden
+    if hidden:
+        for f in fields:
+            row[f] = None
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:
@@ -130,8 +156,10 @@ def overview(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
                    AS overdue_now
         FROM application a WHERE {SCOPE_A}""", p)
     volume = _one(con, f"""
-        SELECT coalesce(sum(row_count), 0) AS rows, coalesce(sum(bytes), 0) AS bytes
+        SELECT coalesce(sum(row_count), 0) AS rows, coalesce(sum(bytes), 0) AS bytes,
+               coalesce(sum({PERSONAL_ROWS}), 0) AS personal_rows
         FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X}""", p)
+    _withhold(volume, "rows", "bytes")
     replies = _replies_totals(con, p)
     quality = _one(con, """
         SELECT avg(quality_score) AS q FROM resource
@@ -139,28 +167,29 @@ def overview(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
     notices = _one(con, """
         SELECT count(*) AS n FROM notice
         WHERE status <> 'closed' AND ($dept IS NULL OR department_id = $dept)""", p)
-    total = next(iter(lat.figures(con, "total", DELIVERED_IN_WINDOW, p, quantiles=(0.5,))),
-                 None)
-    sharing = _by_sharing_type(con, p)
+    # One statement: the median per sharing type (the headline) and over all (key None).
+    medians = lat.figures(con, "total", DELIVERED_IN_WINDOW, p, group="sharing_type",
+                          quantiles=(0.5,), total=True)
+    total = next((r for r in medians if r["key"] is None), None)
+    sharing = _by_sharing_type([r for r in medians if r["key"] is not None])
     sharing["conditional"]["on_time_rate"] = _rate(replies["on_time"], replies["replied"])
     sharing["conditional"]["replied"] = replies["replied"]
     return {"applications": apps["applications"], "approved": apps["approved"],
             "delivered": apps["delivered"], "rejected": apps["rejected"],
-            "rows_delivered": int(volume["rows"]), "bytes_delivered": int(volume["bytes"]),
-            "latency_p50_hours": _r(total["h"][0]) if total else None,
+            "rows_delivered": _int(volume["rows"]), "bytes_delivered": _int(volume["bytes"]),
+            "latency_p50_hours": _r(total["h"][0]) if total and total["h"] else None,
             "on_time_rate": _rate(replies["on_time"], replies["replied"]),
             "overdue_now": apps["overdue_now"], "open_notices": notices["n"],
-            "quality_avg": _r(quality["q"], 2), "sharing": sharing}
+            "quality_avg": _r(quality["q"], 2), "sharing": sharing,
+            "rows_delivered_withheld": volume["rows_withheld"], "min_count": _min_count()}
 
 
-def _by_sharing_type(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> dict[str, Any]:
+def _by_sharing_type(medians: list[dict[str, Any]]) -> dict[str, Any]:
     """The headline sharing times, one per sharing type, never mixed: unconditional
     applications are delivered at once (seconds), conditional ones wait for a reply within a
     deadline counted in working days. Each with the count it was computed from."""
     rows = {r["key"]: {"delivered": r["n"], "p50_seconds": r["h"][0] * 3600,
-                       "p50_working_days": r["d"][0]}
-            for r in lat.figures(con, "total", DELIVERED_IN_WINDOW, p, group="sharing_type",
-                                 quantiles=(0.5,))}
+                       "p50_working_days": r["d"][0]} for r in medians}
     empty = {"delivered": 0, "p50_seconds": None, "p50_working_days": None}
     fast, slow = rows.get("unconditional", empty), rows.get("conditional", empty)
     return {"unconditional": {"delivered": fast["delivered"],
@@ -186,51 +215,57 @@ def volume(con: duckdb.DuckDBPyConnection, w: Window, bucket: Bucket) -> dict[st
     series = _rows(con, f"""
         WITH ev AS (
             SELECT date_trunc($bucket, filed_day) AS period, 1 AS applications, 0 AS approvals,
-                   0 AS deliveries, 0 AS rows, 0 AS bytes
+                   0 AS deliveries, 0 AS rows, 0 AS bytes, 0 AS personal_rows
             FROM application a WHERE filed_day {IN_WINDOW} AND {SCOPE_A}
             UNION ALL
-            SELECT date_trunc($bucket, decided_day), 0, 1, 0, 0, 0
+            SELECT date_trunc($bucket, decided_day), 0, 1, 0, 0, 0, 0
             FROM application a WHERE decided_day {IN_WINDOW} AND state <> 'rejected'
               AND {SCOPE_A}
             UNION ALL
-            SELECT date_trunc($bucket, day), 0, 0, 1, row_count, bytes
+            SELECT date_trunc($bucket, day), 0, 0, 1, row_count, bytes, {PERSONAL_ROWS}
             FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X})
         SELECT CAST(period AS DATE) AS period, sum(applications)::BIGINT AS applications,
                sum(approvals)::BIGINT AS approvals, sum(deliveries)::BIGINT AS deliveries,
-               sum(rows)::BIGINT AS rows, sum(bytes)::BIGINT AS bytes
+               sum(rows)::BIGINT AS rows, sum(bytes)::BIGINT AS bytes,
+               sum(personal_rows)::BIGINT AS personal_rows
         FROM ev GROUP BY ALL ORDER BY period""", p)
     for row in series:
         row["period"] = row["period"].isoformat()
     by_dept = _rows(con, f"""
         WITH ev AS (
             SELECT provider_id AS dept, 1 AS provided, 0 AS requested, 0 AS deliveries,
-                   0 AS rows
+                   0 AS rows, 0 AS personal_rows
             FROM application a WHERE filed_day {IN_WINDOW} AND {SCOPE_A}
             UNION ALL
-            SELECT requester_id, 0, 1, 0, 0
+            SELECT requester_id, 0, 1, 0, 0, 0
             FROM application a WHERE filed_day {IN_WINDOW} AND {SCOPE_A}
             UNION ALL
-            SELECT provider_id, 0, 0, 1, row_count
+            SELECT x.provider_id, 0, 0, 1, row_count, {PERSONAL_ROWS}
             FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X})
         SELECT * FROM (
             SELECT {_dept_cols('d', 'department')}, sum(provided)::BIGINT AS provided,
                    sum(requested)::BIGINT AS requested, sum(deliveries)::BIGINT AS deliveries,
-                   sum(rows)::BIGINT AS rows
+                   sum(rows)::BIGINT AS rows, sum(personal_rows)::BIGINT AS personal_rows
             FROM ev JOIN department d ON d.id = ev.dept GROUP BY ALL)
         ORDER BY provided + requested DESC, department_code""", p)
     by_resource = _rows(con, f"""
         WITH apps AS (SELECT resource_id, count(*) AS applications FROM application a
                       WHERE filed_day {IN_WINDOW} AND {SCOPE_A} GROUP BY 1),
-        dels AS (SELECT resource_id, count(*) AS deliveries, sum(row_count) AS rows
-                 FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X} GROUP BY 1)
+        dels AS (SELECT x.resource_id, count(*) AS deliveries, sum(row_count) AS rows,
+                        sum({PERSONAL_ROWS}) AS personal_rows
+                 FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X}
+                 GROUP BY 1)
         SELECT {_dept_cols('r', 'resource')}, {_dept_cols('d', 'provider')},
                coalesce(apps.applications, 0) AS applications,
                coalesce(dels.deliveries, 0) AS deliveries,
-               coalesce(dels.rows, 0)::BIGINT AS rows
+               coalesce(dels.rows, 0)::BIGINT AS rows,
+               coalesce(dels.personal_rows, 0)::BIGINT AS personal_rows
         FROM apps FULL JOIN dels USING (resource_id)
         JOIN resource r ON r.id = resource_id JOIN department d ON d.id = r.provider_id
         ORDER BY applications DESC, deliveries DESC, resource_code LIMIT {TOP}""", p)
-    return {"bucket": bucket, "series": series,
+    for row in [*series, *by_dept, *by_resource]:
+        _withhold(row, "rows", "bytes")
+    return {"bucket": bucket, "min_count": _min_count(), "series": series,
             "by_department": [{"department": _named(r, "department"), **r} for r in by_dept],
             "by_resource": [{"resource": _named(r, "resource"),
                              "provider": _named(r, "provider"), **r} for r in by_resource]}
@@ -242,20 +277,24 @@ def flows(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
     p = w.params()
     cells = _rows(con, f"""
         WITH ev AS (
-            SELECT provider_id, requester_id, 1 AS applications, 0 AS deliveries, 0 AS rows
+            SELECT provider_id, requester_id, 1 AS applications, 0 AS deliveries, 0 AS rows,
+                   0 AS personal_rows
             FROM application a WHERE filed_day {IN_WINDOW} AND {SCOPE_A}
             UNION ALL
-            SELECT provider_id, requester_id, 0, 1, row_count
+            SELECT x.provider_id, x.requester_id, 0, 1, row_count, {PERSONAL_ROWS}
             FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X})
         SELECT pd.code AS provider, rd.code AS requester,
                sum(applications)::BIGINT AS applications, sum(deliveries)::BIGINT AS deliveries,
-               sum(rows)::BIGINT AS rows
+               sum(rows)::BIGINT AS rows, sum(personal_rows)::BIGINT AS personal_rows
         FROM ev JOIN department pd ON pd.id = ev.provider_id
         JOIN department rd ON rd.id = ev.requester_id
         GROUP BY ALL ORDER BY provider, requester""", p)
     codes = sorted({c["provider"] for c in cells} | {c["requester"] for c in cells})
     depts = _rows(con, "SELECT code, name_zh, name_en FROM department ORDER BY code", {})
-    return {"departments": [d for d in depts if d["code"] in codes], "cells": cells}
+    for cell in cells:
+        _withhold(cell, "rows")
+    return {"departments": [d for d in depts if d["code"] in codes], "min_count": _min_count(),
+            "cells": cells}
 
 
 # --- latency ----------------------------------------------------------------------------------
@@ -284,9 +323,9 @@ def latency(con: duckdb.DuckDBPyConnection, w: Window, by: LatencyBy,
     p = w.params(bucket=bucket)
     where = DELIVERED_IN_WINDOW
     if by == "stage":
-        rows = [{**r, "key": k} for k in [*sharing_latency.STAGES, "to_first_download"]
-                for r in lat.figures(con, k, where, p)
-                or [{"key": k, "n": 0, "h": None, "d": None}]]
+        measures = [*sharing_latency.STAGES, "to_first_download"]
+        found = {r["measure"]: r for r in lat.figures(con, measures, where, p)}
+        rows = [{**found.get(k, {"n": 0, "h": None, "d": None}), "key": k} for k in measures]
         groups = _quantile_group(rows, STAGE_LABELS)
     elif by == "overall":
         groups = _quantile_group(lat.figures(con, "total", where, p), {"all": ("全部", "All")})
@@ -525,14 +564,13 @@ def states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
 def stage_seconds(con: duckdb.DuckDBPyConnection, since: date) -> list[dict[str, Any]]:
     """Stage durations of applications first delivered since ``since`` (operators), in
     seconds: ``metrics.latency.figures`` like every other latency figure."""
-    out = []
-    for k in sharing_latency.STAGES:
-        for r in lat.figures(con, k, "delivered_day >= $since", {"since": since}):
-            total = _one(con, f"SELECT sum({k}_h) * 3600 AS t FROM app_latency "
-                              "WHERE delivered_day >= $since", {"since": since})["t"]
-            out.append({"stage": k, "n": r["n"], "total": total,
-                        "q": [h * 3600 for h in r["h"]]})
-    return out
+    sums = _one(con, "SELECT " + ", ".join(f"sum({k}_h) * 3600 AS {k}"
+                                           for k in sharing_latency.STAGES)
+                + " FROM app_latency WHERE delivered_day >= $since", {"since": since})
+    return [{"stage": r["measure"], "n": r["n"], "total": sums[r["measure"]],
+             "q": [h * 3600 for h in r["h"]]}
+            for r in lat.figures(con, list(sharing_latency.STAGES), "delivered_day >= $since",
+                                 {"since": since})]
 
 
 def log_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:

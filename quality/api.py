@@ -22,7 +22,7 @@ from kernel.auth import DbSession, Principal, WriteSession, require
 from kernel.idempotency import IDEMPOTENT, IdempotentRoute
 from kernel.identity import Department, Role, User
 from kernel.policy import is_data_bureau, require_data_bureau
-from kernel.problems import Forbidden, NotFound
+from kernel.problems import Forbidden, NotFound, Phrase
 from quality import audit, explain, guard, notices, report, runs, suites
 from quality.masked import ColumnMask, public_kwargs
 from quality.models import (
@@ -68,7 +68,8 @@ def _check_reader(session: Session, who: Principal, resource: Resource) -> None:
             is_data_bureau(session, who):
         return
     raise Forbidden(f"Quality details of {resource.code} are for the data bureau, leaders and "
-                    "the provider department.")
+                    "the provider department.",
+                    key="problem.quality.details_forbidden", params={"code": resource.code})
 
 
 def _check_overseer(session: Session, who: Principal) -> None:
@@ -122,7 +123,8 @@ def get_run(run_id: int, session: WriteSession, who: Reader) -> dict[str, Any]:
     read of the failing-row samples is an entry of the access log)."""
     run = session.get(QualityRun, run_id)
     if run is None:
-        raise NotFound(f"No quality run {run_id}.")
+        raise NotFound(f"No quality run {run_id}.",
+                       key="problem.quality.no_run", params={"run_id": run_id})
     resource = session.get(Resource, run.resource_id)
     assert resource is not None
     _check_reader(session, who, resource)
@@ -162,7 +164,8 @@ def latest_score(code: str, session: DbSession, who: Anyone) -> ScoreOut:
     score = session.exec(select(QualityScore).where(QualityScore.resource_id == resource.id)
                          .order_by(col(QualityScore.id).desc())).first()
     if score is None:
-        raise NotFound(f"Resource {code} has not been scored yet.")
+        raise NotFound(f"Resource {code} has not been scored yet.",
+                       key="problem.quality.not_scored", params={"code": code})
     out = _score_out(session, score, resource, who)
     if out.failing and explain.shows_examples(out.failing):
         explain.record_samples_viewed(who, code, score.run_id)
@@ -279,7 +282,8 @@ def get_weights(session: DbSession, _: Anyone) -> dict[str, Any]:
 @router.put("/weights", response_model=WeightsOut)
 def put_weights(body: WeightsIn, session: WriteSession, who: Auditor) -> dict[str, Any]:
     """Change the weights (the data bureau); applies to runs from now on, history is kept."""
-    require_data_bureau(session, who, "sets the city-wide quality weights")
+    require_data_bureau(session, who, Phrase("phrase.bureau.set_weights",
+                                             "sets the city-wide quality weights"))
     weights = body.model_dump(exclude={"threshold"})
     return _weights_out(session, audit.set_weights(session, who, weights, body.threshold))
 

@@ -136,10 +136,12 @@ def verify(session: Session, run_id: int) -> Verdict:
 
     run = session.get(QualityRun, run_id)
     if run is None:
-        raise NotFound(f"No quality run {run_id}.")
+        raise NotFound(f"No quality run {run_id}.",
+                       key="problem.quality.no_run", params={"run_id": run_id})
     if run.attestation is None:
         raise Conflict(f"Run {run_id} has no attestation (it did not succeed, or it ran "
-                       "before runs were attested).")
+                       "before runs were attested).",
+                       key="problem.quality.no_attestation", params={"run_id": run_id})
     logged = dict(run.attestation)
     verdict = Verdict(run_id, False, None, logged=logged)
     entry = find_entry(session, run_id, None)

@@ -40,6 +40,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from kernel.problems import Phrase, Phrases
+
 MAX_LENGTH = 2000  # characters: a rule, not a program
 
 
@@ -59,11 +61,16 @@ ITEM_TYPES: dict[str, T] = {"string": T.text, "integer": T.number, "decimal": T.
 
 
 class ExpressionError(ValueError):
-    """A parse or type error; ``position`` is the 1-based character where it was found."""
+    """A parse or type error; ``position`` is the 1-based character where it was found. The
+    message is a catalogue phrase (``quality.expr.*``), shown in the reader's language."""
 
-    def __init__(self, message: str, position: int) -> None:
+    def __init__(self, message: Phrase, position: int) -> None:
         super().__init__(f"{message} (at position {position})")
         self.message, self.position = message, position
+
+
+def _type(t: T) -> Phrase:
+    return Phrase(f"quality.expr.type.{t.value}", t.value)
 
 
 # --- the tree --------------------------------------------------------------------------------
@@ -139,18 +146,23 @@ def _tokens(source: str) -> list[_Tok]:
     while at < len(source):
         m = _TOKEN.match(source, at)
         if m is None:
-            raise ExpressionError(f"unexpected character {source[at]!r}", at + 1)
+            char = repr(source[at])
+            raise ExpressionError(Phrase("quality.expr.unexpected_character",
+                                         f"unexpected character {char}", {"char": char}),
+                                  at + 1)
         kind = m.lastgroup or ""
         text = m.group()
         if kind == "name" and text.lower() in _KEYWORDS:
             kind, text = "kw", text.lower()
         if (kind == "text" and not text.endswith("'")) or (kind == "text" and len(text) < 2):
-            raise ExpressionError("unterminated text literal", at + 1)
+            raise ExpressionError(Phrase("quality.expr.unterminated",
+                                         "unterminated text literal"), at + 1)
         if kind != "space":
             out.append(_Tok(kind, text, at + 1))
         at = m.end()
     if at < len(source) and source[at:].startswith("'"):
-        raise ExpressionError("unterminated text literal", at + 1)
+        raise ExpressionError(Phrase("quality.expr.unterminated", "unterminated text literal"),
+                              at + 1)
     out.append(_Tok("end", "", len(source) + 1))
     return out
 
@@ -180,18 +192,28 @@ class _Parser:
     def at(self, kind: str, *texts: str) -> bool:
         return self.tok.kind == kind and (not texts or self.tok.text in texts)
 
-    def expect(self, kind: str, text: str, what: str) -> _Tok:
+    def expect(self, kind: str, text: str, what: Phrase | str) -> _Tok:
         if not self.at(kind, text):
-            raise ExpressionError(f"expected {what}, found {self._found()}", self.tok.pos)
+            found = self._found()
+            raise ExpressionError(Phrase("quality.expr.expected",
+                                         f"expected {what}, found {found}",
+                                         {"what": what, "found": found}), self.tok.pos)
         return self.take()
 
-    def _found(self) -> str:
-        return "the end" if self.tok.kind == "end" else repr(self.tok.text)
+    def _found(self) -> Phrase | str:
+        if self.tok.kind == "end":
+            return Phrase("quality.expr.the_end", "the end")
+        return repr(self.tok.text)
+
+    def _unexpected(self) -> ExpressionError:
+        found = self._found()
+        return ExpressionError(Phrase("quality.expr.unexpected", f"unexpected {found}",
+                                      {"found": found}), self.tok.pos)
 
     def parse(self) -> Node:
         node = self.disjunction()
         if self.tok.kind != "end":
-            raise ExpressionError(f"unexpected {self._found()}", self.tok.pos)
+            raise self._unexpected()
         return node
 
     def _logic(self, op: str, sub: Callable[[], Node]) -> Node:
@@ -200,7 +222,8 @@ class _Parser:
             tok = self.take()
             right = sub()
             for side in (node, right):
-                _need(side, T.boolean, f"'{op}' joins conditions")
+                _need(side, T.boolean, Phrase("quality.expr.why.joins",
+                                              f"'{op}' joins conditions", {"op": op}))
             node = Op(node.pos, T.boolean, op, (node, right))
             del tok
         return node
@@ -215,7 +238,7 @@ class _Parser:
         if self.at("kw", "not"):
             tok = self.take()
             inner = self.negation()
-            _need(inner, T.boolean, "'not' takes a condition")
+            _need(inner, T.boolean, Phrase("quality.expr.why.not", "'not' takes a condition"))
             return Op(tok.pos, T.boolean, "not", (inner,))
         return self.comparison()
 
@@ -229,7 +252,7 @@ class _Parser:
         if self.at("kw", "is"):
             self.take()
             negated = bool(self.at("kw", "not") and self.take())
-            self.expect("kw", "null", "null after 'is'")
+            self.expect("kw", "null", Phrase("quality.expr.what.null", "null after 'is'"))
             return IsNull(left.pos, T.boolean, left, negated)
         negated = False
         if self.at("kw", "not") and self.toks[self.i + 1].text == "between":
@@ -239,7 +262,8 @@ class _Parser:
             tok = self.take()
             # Stop at sums: the 'and' here belongs to between, not to a conjunction.
             low = self.sum()
-            self.expect("kw", "and", "'and' in 'between … and …'")
+            self.expect("kw", "and", Phrase("quality.expr.what.between_and",
+                                            "'and' in 'between … and …'"))
             high = self.sum()
             _comparable(left, low, tok)
             _comparable(left, high, tok)
@@ -264,7 +288,7 @@ class _Parser:
         if self.at("op", "-"):
             tok = self.take()
             inner = self.unary()
-            _need(inner, T.number, "'-' takes a number")
+            _need(inner, T.number, Phrase("quality.expr.why.minus", "'-' takes a number"))
             return Op(tok.pos, T.number, "neg", (inner,))
         return self.atom()
 
@@ -286,14 +310,17 @@ class _Parser:
             self.take()
             text = self.tok
             if text.kind != "text":
-                raise ExpressionError("expected a date in quotes after 'date', e.g. "
-                                      "date '2024-01-31'", text.pos)
+                raise ExpressionError(Phrase("quality.expr.date_quotes",
+                                             "expected a date in quotes after 'date', e.g. "
+                                             "date '2024-01-31'"), text.pos)
             self.take()
             try:
                 value = date.fromisoformat(text.text[1:-1])
             except ValueError:
-                raise ExpressionError(f"{text.text} is not a date (YYYY-MM-DD)",
-                                      text.pos) from None
+                value_text = text.text
+                raise ExpressionError(Phrase("quality.expr.not_date",
+                                             f"{value_text} is not a date (YYYY-MM-DD)",
+                                             {"value_text": value_text}), text.pos) from None
             return Literal(tok.pos, T.date, value)
         if tok.kind == "op" and tok.text == "(":
             self.take()
@@ -307,16 +334,19 @@ class _Parser:
                 return self.call(tok)
             name = name if name in self.items else self.aliases.get(name, name)
             if name not in self.items:
-                raise ExpressionError(f"'{name}' is not a data item of this resource",
-                                      tok.pos)
+                raise ExpressionError(Phrase("quality.expr.not_item",
+                                             f"'{name}' is not a data item of this resource",
+                                             {"name": name}), tok.pos)
             return Item(tok.pos, self.items[name], name)
-        raise ExpressionError(f"unexpected {self._found()}", tok.pos)
+        raise self._unexpected()
 
     def call(self, name: _Tok) -> Node:
         fn = name.text.lower()
         if fn not in FUNCTIONS:
-            raise ExpressionError(f"unknown function '{name.text}' (known: "
-                                  f"{', '.join(FUNCTIONS)})", name.pos)
+            called, known = name.text, ", ".join(FUNCTIONS)
+            raise ExpressionError(Phrase("quality.expr.unknown_function",
+                                         f"unknown function '{called}' (known: {known})",
+                                         {"called": called, "known": known}), name.pos)
         self.expect("op", "(", "'('")
         args = [self.disjunction()]
         while self.at("op", ","):
@@ -326,51 +356,67 @@ class _Parser:
         return _typed_call(name, fn, tuple(args))
 
 
-def _need(node: Node, want: T, why: str) -> None:
+def _need(node: Node, want: T, why: Phrase) -> None:
     if node.type not in (want, T.null):
-        raise ExpressionError(f"{why}; this is {node.type.value}", node.pos)
+        kind = _type(node.type)
+        raise ExpressionError(Phrase("quality.expr.need", f"{why}; this is {kind}",
+                                     {"why": why, "kind": kind}), node.pos)
 
 
 def _comparable(left: Node, right: Node, tok: _Tok) -> None:
     if T.null in (left.type, right.type):
-        raise ExpressionError("compare with null using 'is null' or 'is not null'", tok.pos)
-    if left.type != right.type:
-        raise ExpressionError(f"cannot compare {left.type.value} with {right.type.value}",
+        raise ExpressionError(Phrase("quality.expr.null_compare",
+                                     "compare with null using 'is null' or 'is not null'"),
                               tok.pos)
+    if left.type != right.type:
+        one, other = _type(left.type), _type(right.type)
+        raise ExpressionError(Phrase("quality.expr.cannot_compare",
+                                     f"cannot compare {one} with {other}",
+                                     {"one": one, "other": other}), tok.pos)
 
 
 def _arith(left: Node, tok: _Tok, right: Node) -> Node:
     for side in (left, right):
-        _need(side, T.number, f"'{tok.text}' works on numbers")
+        op = tok.text
+        _need(side, T.number, Phrase("quality.expr.why.numbers_op", f"'{op}' works on numbers",
+                                     {"op": op}))
     return Op(left.pos, T.number, tok.text, (left, right))
 
 
 def _typed_call(name: _Tok, fn: str, args: tuple[Node, ...]) -> Node:
     def arity(low: int, high: int) -> None:
         if not low <= len(args) <= high:
-            count = str(low) if low == high else f"{low} to {high}"
-            raise ExpressionError(f"{fn}() takes {count} argument(s)", name.pos)
+            count: Phrase | str = str(low) if low == high else Phrase(
+                "quality.expr.range", f"{low} to {high}", {"low": low, "high": high})
+            raise ExpressionError(Phrase("quality.expr.arity", f"{fn}() takes {count} "
+                                         "argument(s)", {"fn": fn, "count": count}), name.pos)
 
     if fn in ("abs", "round"):
         arity(1, 1 if fn == "abs" else 2)
         for arg in args:
-            _need(arg, T.number, f"{fn}() takes numbers")
+            _need(arg, T.number, Phrase("quality.expr.why.numbers_fn", f"{fn}() takes numbers",
+                                        {"fn": fn}))
         if fn == "round" and len(args) == 2 and not isinstance(args[1], Literal):
-            raise ExpressionError("round()'s digits must be a number literal", args[1].pos)
+            raise ExpressionError(Phrase("quality.expr.round_digits",
+                                         "round()'s digits must be a number literal"),
+                                  args[1].pos)
         return Call(name.pos, T.number, fn, args)
     if fn == "length":
         arity(1, 1)
-        _need(args[0], T.text, "length() takes text")
+        _need(args[0], T.text, Phrase("quality.expr.why.length", "length() takes text"))
         return Call(name.pos, T.number, fn, args)
     if fn in ("year", "month"):
         arity(1, 1)
-        _need(args[0], T.date, f"{fn}() takes a date")
+        _need(args[0], T.date, Phrase("quality.expr.why.date_fn", f"{fn}() takes a date",
+                                      {"fn": fn}))
         return Call(name.pos, T.number, fn, args)
     arity(2, 16)  # coalesce
     kinds = {a.type for a in args} - {T.null}
     if len(kinds) > 1:
-        raise ExpressionError("coalesce() takes values of one type, not "
-                              + " and ".join(sorted(k.value for k in kinds)), name.pos)
+        types = Phrases(tuple(_type(k) for k in sorted(kinds)), "and")
+        raise ExpressionError(Phrase("quality.expr.coalesce_types",
+                                     f"coalesce() takes values of one type, not {types}",
+                                     {"types": types}), name.pos)
     return Call(name.pos, kinds.pop() if kinds else T.null, fn, args)
 
 
@@ -388,19 +434,22 @@ def parse(source: str, item_types: Mapping[str, str],
     """Parse and type-check ``source`` against declared items (name → catalog item type);
     ``aliases`` lets an item be named by its title too (e.g. 办件总量 → total_cases)."""
     if not isinstance(source, str) or not source.strip():
-        raise ExpressionError("the expression is empty", 1)
+        raise ExpressionError(Phrase("quality.expr.empty", "the expression is empty"), 1)
     if len(source) > MAX_LENGTH:
-        raise ExpressionError(f"the expression is longer than {MAX_LENGTH} characters",
-                              MAX_LENGTH + 1)
+        raise ExpressionError(Phrase("quality.expr.too_long",
+                                     f"the expression is longer than {MAX_LENGTH} characters",
+                                     {"MAX_LENGTH": MAX_LENGTH}), MAX_LENGTH + 1)
     items = {name: ITEM_TYPES[kind] for name, kind in item_types.items() if kind in ITEM_TYPES}
     tree = _Parser(source, items, aliases or {}).parse()
     if tree.type is not T.boolean:
-        raise ExpressionError("the expression must be a condition (a comparison, 'is null', "
-                              "'between', or several joined by and/or)", 1)
+        raise ExpressionError(Phrase("quality.expr.not_condition",
+                                     "the expression must be a condition (a comparison, "
+                                     "'is null', 'between', or several joined by and/or)"), 1)
     names: list[str] = []
     _collect(tree, names)
     if not names:
-        raise ExpressionError("the expression names no data item", 1)
+        raise ExpressionError(Phrase("quality.expr.no_item", "the expression names no data item"),
+                              1)
     return Parsed(source, tree, tuple(names))
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from catalog.models import DataItem, ItemKind, Resource, Sensitivity
 from kernel.auth import Principal
-from kernel.problems import Invalid
+from kernel.problems import Invalid, Phrase
 from quality.sql_rules import BANK_CARD_REGEX, EMAIL_REGEX, MOBILE_REGEX
 
 # Failing counts below this (but above 0) are not shown outside the provider department.
@@ -67,8 +67,9 @@ def vocabulary(item: DataItem) -> dict[str, dict[str, Any]]:
     return allowed
 
 
-def _refuse(message: str, field: str) -> Invalid:
-    return Invalid(message, errors=[{"field": field, "message": message}])
+def _refuse(message: Phrase, field: str) -> Invalid:
+    return Invalid(message.english, errors=[{"field": field, "message": message}],
+                   key=message.key, params=dict(message.params))
 
 
 def check_custom(who: Principal, resource: Resource, type_: str,
@@ -79,9 +80,11 @@ def check_custom(who: Principal, resource: Resource, type_: str,
     if is_provider(who, resource):
         return kwargs
     if kwargs.get("row_condition") not in (None, ""):
-        raise _refuse("Checks on another department's data cannot select rows "
-                      "(row_condition): a check on selected rows can reveal one person's "
-                      "values. Ask for checks over all rows.", "kwargs.row_condition")
+        raise _refuse(Phrase("problem.quality.guard_row_condition",
+                             "Checks on another department's data cannot select rows "
+                             "(row_condition): a check on selected rows can reveal one "
+                             "person's values. Ask for checks over all rows."),
+                      "kwargs.row_condition")
     items = {i.name: i for i in resource.items}
     named = [str(kwargs[k]) for k in ("column", "column_A", "column_B") if k in kwargs]
     named += [str(c) for c in kwargs.get("column_list") or []] + expression_items
@@ -89,18 +92,26 @@ def check_custom(who: Principal, resource: Resource, type_: str,
     if not guarded:
         return kwargs
     if len(set(named)) > 1 or "column" not in kwargs:
-        raise _refuse(f"{', '.join(guarded)} is personal or sensitive: outside the provider "
-                      "department it can only be checked on its own, with the catalog's "
-                      "checks for its kind.", "kwargs")
+        names = ", ".join(guarded)
+        raise _refuse(Phrase("problem.quality.guard_alone",
+                             f"{names} is personal or sensitive: outside the provider "
+                             "department it can only be checked on its own, with the "
+                             "catalog's checks for its kind.", {"names": names}), "kwargs")
     item = items[guarded[0]]
     allowed = vocabulary(item)
     if type_ not in allowed:
-        raise _refuse(f"{item.name} is personal or sensitive: outside the provider department "
-                      f"only these checks apply to it: {', '.join(sorted(allowed))}.", "type")
+        checks = ", ".join(sorted(allowed))
+        raise _refuse(Phrase("problem.quality.guard_vocabulary",
+                             f"{item.name} is personal or sensitive: outside the provider "
+                             f"department only these checks apply to it: {checks}.",
+                             {"name": item.name, "checks": checks}), "type")
     extra = sorted(set(kwargs) - _CALLER_KWARGS)
     if extra:
-        raise _refuse(f"On {item.name} (personal or sensitive) the check's parameters come from "
-                      f"its kind; only column and mostly may be given, not {', '.join(extra)}.",
+        names = ", ".join(extra)
+        raise _refuse(Phrase("problem.quality.guard_parameters",
+                             f"On {item.name} (personal or sensitive) the check's parameters "
+                             f"come from its kind; only column and mostly may be given, not "
+                             f"{names}.", {"name": item.name, "names": names}),
                       f"kwargs.{extra[0]}")
     return {**kwargs, **allowed[type_]}
 

@@ -18,7 +18,7 @@ from kernel.db import utcnow
 from kernel.events import Actor, Event, publish
 from kernel.identity import Department, Role
 from kernel.policy import is_data_bureau, require_data_bureau
-from kernel.problems import Conflict, Forbidden, Invalid, NotFound
+from kernel.problems import Conflict, Forbidden, Invalid, NotFound, Phrase
 from quality import queue
 from quality.models import (
     NoticeEvent,
@@ -33,16 +33,20 @@ from quality.rules import Dimension
 def issue(session: Session, who: Principal, code: str, *, problem: str, deadline: date,
           dimension: str | None, rules: list[str], min_score: float,
           run_id: int | None) -> RectificationNotice:
-    require_data_bureau(session, who, "issues rectification notices")
+    require_data_bureau(session, who, Phrase("phrase.bureau.issue_notices",
+                                             "issues rectification notices"))
     resource = get_resource(session, code)
     if dimension is not None and dimension not in {d.value for d in Dimension}:
-        raise Invalid(f"Unknown dimension '{dimension}'.")
+        raise Invalid(f"Unknown dimension '{dimension}'.",
+                      key="problem.quality.unknown_dimension", params={"dimension": dimension})
     if deadline < utcnow().date():
         raise Invalid("The deadline is in the past.")
     if run_id is not None:
         run = session.get(QualityRun, run_id)
         if run is None or run.resource_id != resource.id:
-            raise Invalid(f"Run {run_id} is not a run of {code}.")
+            raise Invalid(f"Run {run_id} is not a run of {code}.",
+                          key="problem.quality.run_not_of_resource",
+                          params={"run_id": run_id, "code": code})
     notice = RectificationNotice(resource_id=resource.id or 0,
                                  department_id=resource.provider_id, problem=problem,
                                  dimension=dimension, min_score=min_score, rules=rules,
@@ -63,7 +67,9 @@ def respond(session: Session, who: Principal, notice_id: int, response: str) -> 
         raise Forbidden("Only publishers of the department the notice is addressed to can "
                         "respond to it.")
     if notice.status is NoticeStatus.closed:
-        raise Conflict(f"Notice {notice_id} is already closed.")
+        raise Conflict(f"Notice {notice_id} is already closed.",
+                       key="problem.quality.notice_closed",
+                       params={"notice_id": notice_id})
     notice.status, notice.response = NoticeStatus.responded, response
     notice.responded_by, notice.responded_at = who.user_id, utcnow()
     session.add(notice)
@@ -118,7 +124,9 @@ def still_failing(notice: RectificationNotice, outcomes: Sequence[Mapping[str, A
 def get_notice(session: Session, notice_id: int) -> RectificationNotice:
     notice = session.get(RectificationNotice, notice_id)
     if notice is None:
-        raise NotFound(f"No rectification notice {notice_id}.")
+        raise NotFound(f"No rectification notice {notice_id}.",
+                       key="problem.quality.no_notice",
+                       params={"notice_id": notice_id})
     return notice
 
 

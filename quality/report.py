@@ -125,7 +125,8 @@ def latest_run(session: Session, resource: Resource) -> tuple[QualityRun, Qualit
                                 QualityRun.status == RunStatus.succeeded)
                          .order_by(col(QualityRun.id).desc())).first()
     if found is None:
-        raise NotFound(f"Resource {resource.code} has no successful quality run yet.")
+        raise NotFound(f"Resource {resource.code} has no successful quality run yet.",
+                       key="problem.quality.no_successful_run", params={"code": resource.code})
     return found[0], found[1]
 
 
@@ -145,7 +146,9 @@ def report_for(session: Session, code: str, run_id: int | None = None, *,
         run_obj = session.get(QualityRun, run_id)
         score_obj = session.exec(select(QualityScore).where(QualityScore.run_id == run_id)).first()
         if run_obj is None or run_obj.resource_id != resource.id or score_obj is None:
-            raise NotFound(f"Resource {code} has no successful run {run_id}.")
+            raise NotFound(f"Resource {code} has no successful run {run_id}.",
+                           key="problem.quality.no_such_successful_run",
+                           params={"code": code, "run_id": run_id})
         run, score = run_obj, score_obj
     return render(run, score, resource, provider_of(session, resource),
                   notes=notes_of(session, resource), provider_view=provider_view)

@@ -55,9 +55,11 @@ def request_run(session: Session, who: Principal, code: str) -> QualityRun:
     own = who.has(Role.publisher, Role.auditor) and who.department_id == resource.provider_id
     if not (own or is_data_bureau(session, who)):
         raise Forbidden(f"Only the data bureau and publishers or auditors of the provider "
-                        f"department can run quality checks on {code}.")
+                        f"department can run quality checks on {code}.",
+                        key="problem.quality.run_forbidden", params={"code": code})
     if resource.current_version == 0:
-        raise Conflict(f"Resource {code} has no data to check.")
+        raise Conflict(f"Resource {code} has no data to check.",
+                       key="problem.quality.no_data", params={"code": code})
     return queue.enqueue(session, resource, RunTrigger.on_demand, requested_by=who.user_id)
 
 

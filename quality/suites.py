@@ -46,7 +46,8 @@ def require_editor(session: Session, who: Principal, resource: Resource) -> None
     if is_data_bureau(session, who):
         return
     raise Forbidden(f"Only the data bureau and publishers of the provider department can "
-                    f"change the checks of {resource.code}.")
+                    f"change the checks of {resource.code}.",
+                    key="problem.quality.checks_forbidden", params={"code": resource.code})
 
 
 def check_custom(who: Principal, resource: Resource, type_: str, kwargs: dict[str, Any],
@@ -56,13 +57,17 @@ def check_custom(who: Principal, resource: Resource, type_: str, kwargs: dict[st
     if dimension not in {d.value for d in EXPECTATION_DIMENSIONS}:
         allowed = ", ".join(d.value for d in EXPECTATION_DIMENSIONS)
         raise Invalid(f"Dimension '{dimension}' is not one of: {allowed}.",
-                      errors=[{"field": "dimension", "message": "unknown dimension"}])
+                      errors=[{"field": "dimension", "message": "unknown dimension"}],
+                      key="problem.quality.dimension_not_allowed",
+                      params={"dimension": dimension, "allowed": allowed})
     _check_gx_type(type_)
     reserved = sorted(_RESERVED_KWARGS & set(kwargs))
     if reserved:
         raise Invalid(f"These arguments are set by govshare, not per expectation: "
                       f"{', '.join(reserved)}.",
-                      errors=[{"field": f"kwargs.{k}", "message": "not allowed"} for k in reserved])
+                      errors=[{"field": f"kwargs.{k}", "message": "not allowed"} for k in reserved],
+                      key="problem.quality.reserved_arguments",
+                      params={"reserved": ', '.join(reserved)})
     _check_parameters(kwargs)
     expression_items: list[str] = []
     if type_ == ROW_EXPRESSION:
@@ -82,7 +87,8 @@ def _check_parameters(kwargs: dict[str, Any]) -> None:
                 (set(value) != {"$PARAMETER"} or value["$PARAMETER"] not in SUITE_PARAMETERS):
             raise Invalid(f"kwargs.{key}: the only suite parameter is "
                           '{"$PARAMETER": "run_date"} (the date of the run).',
-                          errors=[{"field": f"kwargs.{key}", "message": "unknown parameter"}])
+                          errors=[{"field": f"kwargs.{key}", "message": "unknown parameter"}],
+                          key="problem.quality.suite_parameter", params={"key": key})
 
 
 def _item_types(resource: Resource) -> dict[str, str]:
@@ -101,14 +107,19 @@ def _parse_row_expression(resource: Resource, kwargs: dict[str, Any]) -> Parsed:
     if extra:
         raise Invalid(f"{ROW_EXPRESSION} takes an expression (and mostly); the items it reads "
                       f"come from the expression, not from {', '.join(extra)}.",
-                      errors=[{"field": f"kwargs.{k}", "message": "not allowed"} for k in extra])
+                      errors=[{"field": f"kwargs.{k}", "message": "not allowed"} for k in extra],
+                      key="problem.quality.row_expression_args",
+                      params={"ROW_EXPRESSION": ROW_EXPRESSION, "extra": ', '.join(extra)})
     try:
         return expressions.parse(kwargs.get("expression"), _item_types(resource),  # type: ignore[arg-type]
                                  _item_aliases(resource))
     except expressions.ExpressionError as exc:
-        raise Invalid(f"The expression cannot be checked: {exc}.",
-                      errors=[{"field": "kwargs.expression", "message": exc.message,
-                               "position": exc.position}]) from None
+        why, position = exc.message, exc.position
+        raise Invalid(f"The expression cannot be checked: {why} (at position {position}).",
+                      errors=[{"field": "kwargs.expression", "message": why,
+                               "position": position}],
+                      key="problem.quality.expression_invalid",
+                      params={"why": why, "position": position}) from None
 
 
 def _expanded(resource: Resource, type_: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -138,13 +149,16 @@ def _check_gx_type(type_: str) -> None:
 
     if type_ in _RAW_SQL_EXPECTATIONS:
         raise Invalid(f"'{type_}' runs SQL text and cannot be added here.",
-                      errors=[{"field": "type", "message": "not allowed"}])
+                      errors=[{"field": "type", "message": "not allowed"}],
+                      key="problem.quality.sql_refused", params={"type_": type_})
     try:
         get_expectation_impl(type_)
     except Exception:
         raise Invalid(f"'{type_}' is not a Great Expectations expectation. Use a snake-case "
                       "name such as expect_column_values_to_match_regex.",
-                      errors=[{"field": "type", "message": "unknown expectation"}]) from None
+                      errors=[{"field": "type", "message": "unknown expectation"}],
+                      key="problem.quality.not_an_expectation",
+                      params={"type_": type_}) from None
 
 
 def _check_columns(resource: Resource, kwargs: dict[str, Any]) -> None:
@@ -155,7 +169,9 @@ def _check_columns(resource: Resource, kwargs: dict[str, Any]) -> None:
     if unknown:
         raise Invalid(f"Resource {resource.code} has no data item {', '.join(unknown)}.",
                       errors=[{"field": "kwargs", "message": f"unknown column {c}"}
-                              for c in unknown])
+                              for c in unknown],
+                      key="problem.quality.no_items",
+                      params={"code": resource.code, "unknown": ', '.join(unknown)})
 
 
 def _check_row_condition(kwargs: dict[str, Any]) -> None:
@@ -176,7 +192,9 @@ def _instantiate(config: dict[str, Any]) -> None:
     except Exception as exc:
         raise Invalid(f"Great Expectations refused the arguments of {config['type']}: "
                       f"{_first_line(exc)}",
-                      errors=[{"field": "kwargs", "message": _first_line(exc)}]) from None
+                      errors=[{"field": "kwargs", "message": _first_line(exc)}],
+                      key="problem.quality.gx_refused",
+                      params={"type": config['type'], "reason": _first_line(exc)}) from None
 
 
 def _first_line(exc: Exception) -> str:
@@ -214,7 +232,9 @@ def remove_custom(session: Session, who: Principal, code: str, custom_id: int) -
     require_editor(session, who, resource)
     custom = session.get(CustomExpectation, custom_id)
     if custom is None or custom.resource_id != resource.id or custom.removed_at is not None:
-        raise NotFound(f"Resource {code} has no custom expectation {custom_id}.")
+        raise NotFound(f"Resource {code} has no custom expectation {custom_id}.",
+                       key="problem.quality.no_custom_check",
+                       params={"code": code, "custom_id": custom_id})
     if custom.added_by_bureau and not is_data_bureau(session, who):
         # The data bureau's own checks are not for the audited department to drop.
         raise Forbidden("This check was added by the data bureau; only the data bureau can "

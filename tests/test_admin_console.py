@@ -165,3 +165,115 @@ def test_resource_pages_show_owner_contact_and_a_non_personal_column_profile(
     assert shown and hidden
     assert all(f"<code>{n}</code>" in profile for n in shown)
     assert not any(f"<code>{n}</code>" in profile for n in hidden)  # personal: never profiled
+
+
+# --- signing keys and background work ---------------------------------------------------------
+
+def _jobs_world() -> dict[str, int]:
+    """One job in each state the console shows (rows as the worker leaves them)."""
+    from datetime import UTC, datetime, timedelta
+
+    from kernel.jobs import Job
+
+    now = datetime.now(UTC)
+    rows = {
+        "queued": Job(kind="test.report", payload={}, run_at=now + timedelta(hours=1)),
+        "failed": Job(kind="test.report", payload={}, attempts=2, error="OSError: disk gone",
+                      run_at=now + timedelta(minutes=20)),
+        "running": Job(kind="test.pull", state="running", attempts=1,
+                       claimed_by="worker-7:4242:abc", started_at=now,
+                       lease_until=now + timedelta(seconds=30)),
+        "dead": Job(kind="test.pull", state="failed", attempts=5, key="pull:GA-1",
+                    error="RuntimeError: the source refused the password", finished_at=now),
+    }
+    with db.session_scope() as session:
+        for job in rows.values():
+            session.add(job)
+        session.flush()
+        return {name: job.id or 0 for name, job in rows.items()}
+
+
+def test_background_work_is_listed_by_state_and_a_dead_job_is_retried(
+        client: TestClient, world: World) -> None:
+    from kernel.jobs import Job
+
+    ids = _jobs_world()
+    sign_in(client, world.tokens[("SJJ", Role.admin)])
+    page = client.get("/admin/jobs")
+    assert page.status_code == 200 and all(f'id="job-{i}"' in page.text for i in ids.values())
+    dead = client.get("/admin/jobs?state=dead&kind=test.pull").text
+    assert f'id="job-{ids["dead"]}"' in dead and f'id="job-{ids["running"]}"' not in dead
+    assert "the source refused the password" in dead and "已放弃" in dead
+    running = client.get("/admin/jobs?state=running").text
+    assert "worker-7:4242:abc" in running and f'id="job-{ids["queued"]}"' not in running
+    failed = client.get("/admin/jobs?state=failed").text
+    assert "OSError: disk gone" in failed and "失败待重试" in failed
+    # Retry: the dead job runs again with a fresh round of attempts, on record.
+    retried = client.post(f"/admin/jobs/{ids['dead']}/retry",
+                          data={"csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    assert retried.status_code == 303 and "ok=job_retried" in retried.headers["location"]
+    with db.session_scope(write=False) as session:
+        job = session.get(Job, ids["dead"])
+        assert job is not None and (job.state, job.attempts) == ("pending", 0)
+    assert ("job.retried", "user") in _log()
+    # A queued job is not "retried"; the refusal is in Chinese.
+    refused = client.post(f"/admin/jobs/{ids['queued']}/retry",
+                          data={"csrf_token": csrf_of(page.text)})
+    assert refused.status_code == 409 and "排队中" in refused.text
+    assert client.get("/admin/jobs?state=bogus").status_code == 422
+
+
+def test_a_dead_job_enqueued_again_since_is_not_revived_twice(client: TestClient,
+                                                               world: World) -> None:
+    from kernel import jobs
+
+    ids = _jobs_world()
+    with db.session_scope() as session:
+        jobs.enqueue(session, "test.pull", {}, key="pull:GA-1")  # the same work, queued again
+    sign_in(client, world.tokens[("SJJ", Role.admin)])
+    page = client.get("/admin/jobs")
+    again = client.post(f"/admin/jobs/{ids['dead']}/retry",
+                        data={"csrf_token": csrf_of(page.text)})
+    assert again.status_code == 409 and "重新加入队列" in again.text
+
+
+def test_the_admin_rotates_the_signing_key_from_the_console(client: TestClient,
+                                                           world: World) -> None:
+    from translog import keys as log_keys
+    from translog import service as log_service
+
+    with db.session_scope() as session:
+        old = log_service.ensure_key(session).key_id
+    sign_in(client, world.tokens[("SJJ", Role.admin)])
+    page = client.get("/admin/keys")
+    assert page.status_code == 200 and old in page.text and 'id="rotate-key"' in page.text
+    unconfirmed = client.post("/admin/keys/rotate", data={"csrf_token": csrf_of(page.text)})
+    assert unconfirmed.status_code == 422 and "请勾选确认" in unconfirmed.text
+    done = client.post("/admin/keys/rotate", data={"csrf_token": csrf_of(page.text),
+                                                   "confirm": "rotate"})
+    assert done.status_code == 200 and 'id="new-key"' in done.text
+    with db.session_scope(write=False) as session:
+        keys = {k.key_id: k for k in log_keys.all_keys(session)}
+        entry = session.exec(select(LogEntry).where(
+            LogEntry.event_type == "log.key_rotated")).one()
+    new = next(k for k, v in keys.items() if v.retired_at is None)
+    assert new != old and keys[old].retired_at is not None
+    assert new in done.text and entry.actor_kind == "user"
+    assert entry.subjects == {"key": new, "previous_key": old}
+
+
+def test_keys_and_jobs_are_for_admins_only_and_need_the_form_token(client: TestClient,
+                                                                  world: World) -> None:
+    ids = _jobs_world()
+    sign_in(client, world.tokens[("SJJ", Role.auditor)])  # the data bureau, but no admin
+    page = client.get("/catalog")
+    for path in ("/admin/jobs", "/admin/keys"):
+        assert client.get(path).status_code == 403
+    csrf = {"csrf_token": csrf_of(page.text)}
+    assert client.post(f"/admin/jobs/{ids['dead']}/retry", data=csrf).status_code == 403
+    assert client.post("/admin/keys/rotate",
+                       data={**csrf, "confirm": "rotate"}).status_code == 403
+    sign_in(client, world.tokens[("SJJ", Role.admin)])
+    assert client.post(f"/admin/jobs/{ids['dead']}/retry").status_code == 403  # no CSRF token
+    assert ("job.retried", "user") not in _log()
+    assert all(kind != "log.key_rotated" for kind, _ in _log())

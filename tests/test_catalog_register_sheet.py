@@ -96,7 +96,7 @@ def test_one_bad_row_refuses_the_file_naming_it(client: TestClient, world: World
     out = done.output.replace("\n", "")  # the console wraps long lines
     assert "2 problem(s); nothing was applied" in out
     assert "sheet '资源目录' row 10 column 数据类型 (M): '大文本' is not one of" in out
-    assert "'row': 33, 'column': '共享类型 (F)'" in out
+    assert "row=33, column=共享类型 (F)" in out
     headers = world.headers("GA", Role.publisher)
     assert client.get("/api/v1/resources", headers=headers).json()["total"] == 0
 

@@ -8,12 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from catalog import similar
+from catalog import service, similar
+from catalog.schemas import ResourceIn
 from catalog.search import feed
 from govshare.cli import app
+from kernel.auth import principal_of
 from kernel.db import session_scope
 from kernel.identity import Role
 from tests.conftest import World
@@ -154,7 +157,7 @@ def test_catalog_register_import(client: TestClient, world: World, tmp_path: Pat
     assert again.exit_code == 2
     out = again.output.replace("\n", "")
     assert "2 new resource(s) of the catalog register are similar" in out
-    assert "440300-GA-101-0000" in out and "'row': 3, 'column': '信息资源名称 (B)'" in out
+    assert "440300-GA-101-0000" in out and "row=3, column=信息资源名称 (B)" in out
     done = runner.invoke(app, [*args, "--confirm-duplicate"])
     assert done.exit_code == 0, done.output
     assert [a["action"] for a in json.loads(done.stdout)] == ["created", "created"]
@@ -188,3 +191,50 @@ def test_the_web_form(client: TestClient, world: World) -> None:
     done = client.post("/publish/new", data=form | {"confirm_duplicate": "true"}, files=files,
                        headers={"Accept": "application/json"})
     assert done.status_code == 200, done.text
+    # The catalog register's upload: the same two resources again, then confirmed.
+    register = {"file": ("目录.xlsx", workbook(register_rows(2)), "application/octet-stream")}
+    csrf = page_csrf(client, "/publish")
+    assert client.post("/publish/import-catalog", data={"csrf_token": csrf},
+                       files=register).status_code == 200
+    again = client.post("/publish/import-catalog", data={"csrf_token": csrf}, files=register)
+    assert again.status_code == 409 and "目录表中有 2 个新资源与本部门在用的资源相近" in again.text
+    assert client.post("/publish/import-catalog", files=register,
+                       data={"csrf_token": csrf, "confirm_duplicate": "true"}).status_code == 200
+
+
+def test_from_source_refused_before_the_pull(client: TestClient, world: World) -> None:
+    _register(client, world, population_meta())
+    body: dict[str, Any] = {
+        "metadata": population_meta(name="人口基础信息表"),
+        "source": {"url": "postgresql://reader:x@127.0.0.1:1/dept", "query": "public.people"}}
+    headers = world.headers("GA", Role.publisher)
+    refused = client.post(f"{API}/from-source", json=body, headers=headers)
+    assert refused.status_code == 409, refused.text  # nothing was read from the source
+    confirmed = client.post(f"{API}/from-source", json=body | {"confirm_duplicate": True},
+                            headers=headers)
+    # Past the check, as far as the pull (no database listens on port 1).
+    assert confirmed.status_code == 422 and "could not be read" in confirmed.json()["detail"]
+
+
+def test_a_registration_during_the_load_is_seen_in_the_transaction(
+        client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    # The same form sent twice: the other registration commits while this one's file loads
+    # (after its first check passed). The check in the writing transaction sees it.
+    load = service._load
+    meta = ResourceIn.model_validate(population_meta())
+    csv = tmp_path / "people.csv"
+    csv.write_bytes(to_csv(population_rows(3)))
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(service, "_load", load)
+        with session_scope() as session:
+            who = principal_of(session, "ga-publisher")
+            service.register_resource(session, who, meta, csv, filename="people.csv")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_load", racing)
+    refused = _register(client, world, population_meta())
+    assert refused.status_code == 409, refused.text
+    headers = world.headers("GA", Role.publisher)
+    assert client.get(API, headers=headers).json()["total"] == 1

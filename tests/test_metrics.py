@@ -213,7 +213,8 @@ def test_overview(march: March) -> None:
         "rows_delivered": 160, "bytes_delivered": sum(d.bytes for d in stored),
         "latency_p50_hours": 24.75,  # of 0.25, 0.5, 49, 170
         "on_time_rate": 0.8,  # 4 of 5 replies; A7's came 3 days late
-        "overdue_now": 1, "open_notices": 1, "quality_avg": 75.17}  # (92.5+75+58)/3
+        "overdue_now": 1, "open_notices": 1, "quality_avg": 75.17,  # (92.5+75+58)/3
+        "rows_delivered_withheld": False, "min_count": 10}  # 160 persons' records: shown
 
 
 def test_headline_sharing_times_match_the_applications_themselves(march: March) -> None:
@@ -245,13 +246,13 @@ def test_headline_sharing_times_match_the_applications_themselves(march: March) 
 
 def test_volume(march: March) -> None:
     body = ms.volume(_con(), MARCH, "week")
-    assert body["series"] == [
+    assert body["series"] == [  # persons' records, but never 1 … 9 of them: shown
         {"period": "2026-03-02", "applications": 7, "approvals": 4, "deliveries": 3,
-         "rows": 120, "bytes": body["series"][0]["bytes"]},
+         "rows": 120, "bytes": body["series"][0]["bytes"], "rows_withheld": False},
         {"period": "2026-03-09", "applications": 0, "approvals": 0, "deliveries": 1,
-         "rows": 40, "bytes": body["series"][1]["bytes"]},
+         "rows": 40, "bytes": body["series"][1]["bytes"], "rows_withheld": False},
         {"period": "2026-03-16", "applications": 0, "approvals": 1, "deliveries": 0,
-         "rows": 0, "bytes": 0}]
+         "rows": 0, "bytes": 0, "rows_withheld": False}]
     by_dept = {r["department"]["code"]: (r["provided"], r["requested"], r["deliveries"],
                                          r["rows"]) for r in body["by_department"]}
     assert by_dept == {"GA": (5, 1, 4, 160), "RS": (0, 4, 0, 0), "SCJG": (2, 2, 0, 0)}

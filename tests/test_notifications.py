@@ -24,6 +24,7 @@ from kernel.identity import Role
 from kernel.settings import get_settings
 from tests.conftest import World
 from tests.server_support import free_port
+from tests.test_quality_support import people, register
 from tests.test_web import _filed
 from tests.web_support import csrf_of, sign_in
 
@@ -125,3 +126,26 @@ def test_replies_due_soon_and_overdue_are_swept_once_a_day(client: TestClient,
         auditor = identity.get_user(session, "sjj-auditor").id
     assert late >= 2 and ("overdue", auditor) in kinds  # the data bureau hears of it too
     assert isinstance(date.today(), date)
+
+
+def test_a_notice_is_told_to_its_publishers_and_swept_once_a_day_when_overdue(
+        client: TestClient, world: World) -> None:
+    code = register(client, world, people(4))
+    deadline = date.today() + timedelta(days=20)
+    issued = client.post("/api/v1/quality/notices", headers=world.headers("SJJ", Role.auditor),
+                         json={"resource": code, "problem": "身份证号校验位错误",
+                               "deadline": deadline.isoformat()})
+    assert issued.status_code == 201, issued.text
+    with db.session_scope() as session:
+        publisher = identity.get_user(session, "ga-publisher").id
+        auditor = identity.get_user(session, "sjj-auditor").id
+        told = [n for n in notifications.inbox(session, publisher or 0)
+                if n.kind == "notice_issued"]
+        assert len(told) == 1 and told[0].params["resource"] == "人口基础信息"  # by name
+        assert notifications.sweep_deadlines(session, today=deadline) == 0  # not yet late
+        late = notifications.sweep_deadlines(session, today=deadline + timedelta(days=1))
+    with db.session_scope() as session:
+        again = notifications.sweep_deadlines(session, today=deadline + timedelta(days=1))
+        kinds = {(n.kind, n.user_id) for n in session.exec(select(notifications.Notification))}
+    assert late >= 2 and again == 0
+    assert {("notice_overdue", publisher), ("notice_overdue", auditor)} <= kinds

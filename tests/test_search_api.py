@@ -4,13 +4,16 @@ served from the index without a database query."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
@@ -19,6 +22,7 @@ from kernel import db
 from kernel.identity import Role
 from tests.conftest import World
 from tests.factories import population_meta, population_rows, to_csv, upload
+from tests.web_support import sign_in
 
 API = "/api/v1/resources"
 
@@ -82,6 +86,52 @@ def test_the_page_carries_facets_and_a_capped_total(client: TestClient, world: W
     assert _search(client, world, q="人口")["facets"] is None  # only when asked for
     r = client.get(API, params={"page": 600}, headers=world.headers("SCJG", Role.requester))
     assert r.status_code == 422 and "10,000" in r.text
+
+
+def test_the_catalog_page_shows_the_facet_counts_as_filters_to_click(
+        client: TestClient, world: World) -> None:
+    _register(client, world)
+    _register(client, world, name="人口迁移记录", category="208", sharing_type="unconditional",
+              sharing_condition="")
+    _eventually(lambda: _search(client, world, q="人口")["total"] == 2)
+    sign_in(client, world.tokens[("SCJG", Role.requester)])
+    page = client.get("/catalog", params={"q": "人口"}).text
+    facets = page.split('id="facets"')[1].split("</aside>")[0]
+    for group in ("department", "category", "sharing_type", "update_cycle",
+                  "security_level"):
+        assert f'id="facet-{group}"' in facets, group
+    # each value is a link that adds its filter to the query, with the count beside it
+    link = re.search(r'<a href="([^"]+)" class="facet-value" data-facet="sharing_type" '
+                     r'data-value="unconditional">无条件共享</a> <span class="count">1</span>',
+                     facets)
+    assert link, facets
+    narrowed = client.get(html.unescape(link.group(1))).text
+    assert "共 1 个资源" in narrowed and "人口迁移记录" in narrowed
+    assert 'aria-current="true"' in narrowed.split('id="facet-sharing_type"')[1][:600]
+    assert ">市公安局<" in facets and ">民政<" in facets  # names, not codes
+
+
+@pytest.mark.parametrize(("q", "message"), [
+    ("!@#$ ，。", "只有标点或符号"),
+    ("数据" * 150, "搜索词过长：最多 200 个字符"),
+    (" ".join(f"w{i}" for i in range(20)), "搜索词过多"),
+])
+def test_an_unsearchable_query_gets_an_empty_page_that_says_why(
+        client: TestClient, world: World, q: str, message: str) -> None:
+    _register(client, world)
+    sign_in(client, world.tokens[("SCJG", Role.requester)])
+    page = client.get("/catalog", params={"q": q, "sharing_type": "conditional"})
+    assert page.status_code == 200
+    assert message in page.text.split('id="search-notice"')[1][:300]
+    assert "共 0 个资源" in page.text and 'id="facets"' not in page.text
+    assert 'value="conditional" selected' in page.text  # the filters stay as they were
+
+
+def test_a_query_of_punctuation_only_finds_nothing_rather_than_everything(
+        client: TestClient, world: World) -> None:
+    _register(client, world)
+    _eventually(lambda: _search(client, world)["total"] == 1)
+    assert _search(client, world, q="？！…")["total"] == 0
 
 
 _BACKGROUND = {"search-writer", "quality-worker", "govshare-deliveries", "govshare-cosigner"}

@@ -96,6 +96,15 @@ def _rows(code: str) -> list[tuple[Any, ...]]:
                            ).fetchall()
 
 
+def _amount_type(code: str) -> str:
+    from catalog import warehouse
+
+    with db.session_scope(write=False) as session:
+        segments = service.segments_for(session, service.get_resource(session, code))
+    with warehouse.open_data(segments) as con:
+        return str({r[0]: r[1] for r in con.execute("DESCRIBE data").fetchall()}["amount"])
+
+
 def _source_id(code: str) -> int:
     with db.session_scope(write=False) as session:
         resource = service.get_resource(session, code)
@@ -111,6 +120,7 @@ def test_register_from_a_table_stores_exact_decimals_and_never_shows_credentials
     assert r.json()["row_count"] == 3
     assert [Decimal(str(row[1])) for row in _rows(code)] == [
         Decimal("300.10"), Decimal("512.35"), Decimal("0.05")]
+    assert _amount_type(code) == "DECIMAL(10,2)"  # the column's numeric(10,2)
     got = client.get(f"/api/v1/resources/{code}/source",
                      headers=world.headers("GA", Role.publisher))
     assert got.status_code == 200
@@ -126,6 +136,17 @@ def test_register_from_a_table_stores_exact_decimals_and_never_shows_credentials
         assert PASSWORD not in stored.credentials and "reader_" not in stored.credentials
     log = client.get("/api/v1/log/entries", headers=world.headers("SJJ", Role.auditor))
     assert PASSWORD not in log.text
+
+
+def test_an_unconstrained_numeric_is_measured_on_its_values(
+        client: TestClient, world: World, source_db: dict[str, str]) -> None:
+    query = "SELECT id_number, name, amount::numeric AS amount, paid_on FROM allowance"
+    r = _register(client, world, source_db["url"], query)
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    assert _amount_type(code) == "DECIMAL(5,2)"  # 512.35: 3 digits before, 2 after
+    assert [Decimal(str(row[1])) for row in _rows(code)] == [
+        Decimal("300.10"), Decimal("512.35"), Decimal("0.05")]
 
 
 def test_unchanged_source_is_no_new_version_and_a_changed_one_is(

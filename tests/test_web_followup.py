@@ -71,7 +71,7 @@ def test_an_overdue_application_is_escalated_and_coordinated_through_the_forms(
     page = client.get(url)
     assert 'id="escalate-form"' not in page.text  # not overdue yet
     early = client.post(f"{url}/escalate", data={"csrf_token": csrf_of(page.text)})
-    assert early.status_code == 409 and "not overdue" in early.text
+    assert early.status_code == 409 and "尚未超期" in early.text  # the zh-CN page
 
     _make_overdue(app_id)
     page = client.get(url)

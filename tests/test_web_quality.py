@@ -39,7 +39,7 @@ def test_the_resource_page_explains_the_score(client: TestClient, world: World) 
     assert added.status_code == 303, added.text
     bad = client.post(f"/catalog/{code}/quality/rules", data={
         "csrf_token": csrf_of(page), "expression": "household_size <= 'x'", "note": ""})
-    assert bad.status_code == 422 and "position" in bad.text
+    assert bad.status_code == 422 and "不能将数值与文本比较" in bad.text  # zh-CN, with why
     run_queued()
     page = client.get(f"/catalog/{code}").text
     assert "户内人数不超过3人" in page
@@ -79,3 +79,35 @@ def test_the_bureau_issues_from_a_search_box_and_each_notice_has_a_page(
     # An auditor outside the bureau does not get the city-wide audit page.
     sign_in(client, world.tokens[("SCJG", Role.auditor)])
     assert client.get("/quality").status_code == 403
+
+
+def test_the_bureau_issues_a_notice_from_a_filled_in_form_without_typing_a_code(
+        client: TestClient, world: World) -> None:
+    code = register(client, world, defective_rows())
+    run_queued()
+    sign_in(client, world.tokens[("GA", Role.publisher)])
+    assert 'id="issue-notice"' not in client.get(f"/catalog/{code}").text  # the bureau's
+    sign_in(client, world.tokens[("SJJ", Role.auditor)])
+    panel = client.get(f"/catalog/{code}").text
+    link = re.search(r'href="(/quality\?[^"]+)" id="issue-notice"', panel)
+    assert link, panel
+    form = client.get(link.group(1).replace("&amp;", "&")).text
+    assert '<details id="notice-details" open>' in form
+    assert f'id="notice-resource" required list="notice-resources" autocomplete="off" ' \
+           f'placeholder="搜索资源…" value="{code}"' in form
+    assert "已选资源：人口基础信息" in form
+    rules = re.search(r'id="notice-rules"[^>]*value="([^"]*)"', form)
+    assert rules and "resident_id:id_number" in rules.group(1).split(","), form
+    # A person may type the resource's name instead of picking it.
+    deadline = (date.today() + timedelta(days=30)).isoformat()
+    issued = client.post("/quality/notices", follow_redirects=False, data={
+        "csrf_token": csrf_of(form), "resource": "人口基础信息", "problem": "校验位错误",
+        "deadline": deadline})
+    assert issued.status_code == 303, issued.text
+    with db.session_scope(write=False) as session:
+        notice = session.exec(select(RectificationNotice)).one()
+        assert notice.problem == "校验位错误"
+    unknown = client.post("/quality/notices", data={
+        "csrf_token": csrf_of(form), "resource": "没有这个资源", "problem": "校验位错误",
+        "deadline": deadline})
+    assert unknown.status_code == 422 and "没有编码或名称与之相符的在用资源" in unknown.text

@@ -217,8 +217,11 @@ def get_entry(session: Session, seq: int) -> LogEntry:
     row = session.get(LogEntry, seq)
     if row is None:
         size = tree.committed_size(session)
+        if not size:
+            raise NotFound("The access log has no entries yet.", key="problem.log.empty")
+        last = size - 1
         raise NotFound(f"The access log has no entry {seq}; its entries are numbered from 0 to "
-                       f"{size - 1}." if size else "The access log has no entries yet.")
+                       f"{last}.", key="problem.log.no_entry", params={"seq": seq, "last": last})
     return row
 
 
@@ -232,7 +235,9 @@ def latest_head(session: Session) -> TreeHead:
 def head_at(session: Session, size: int) -> TreeHead:
     head = session.get(TreeHead, size)
     if head is None:
-        raise NotFound(f"No signed tree head at size {size}. {_nearest_heads(session, size)}")
+        raise NotFound(f"No signed tree head at size {size}. {_nearest_heads(session, size)}",
+                       key="problem.log.no_head_at_size",
+                       params={"size": size, "nearest": _nearest_heads(session, size)})
     return head
 
 
@@ -258,7 +263,9 @@ def inclusion_proof(session: Session, seq: int, tree_size: int) -> list[bytes]:
     head_at(session, tree_size)
     if not 0 <= seq < tree_size:
         raise Invalid(f"Entry {seq} is not in the tree of size {tree_size}: choose a signed head "
-                      f"whose size is greater than {seq}.")
+                      f"whose size is greater than {seq}.",
+                      key="problem.log.entry_not_in_tree",
+                      params={"seq": seq, "tree_size": tree_size})
     return tree.inclusion_proof(session, seq, tree_size)
 
 
@@ -266,7 +273,9 @@ def consistency_proof(session: Session, first: int, second: int) -> list[bytes]:
     """Proof that the signed tree of size ``first`` is a prefix of the one of size ``second``."""
     if not 0 < first <= second:
         raise Invalid(f"A consistency proof needs 0 < first <= second; got first={first}, "
-                      f"second={second}.")
+                      f"second={second}.",
+                      key="problem.log.consistency_bounds",
+                      params={"first": first, "second": second})
     head_at(session, first)
     head_at(session, second)
     return tree.consistency_proof(session, first, second)

@@ -157,13 +157,17 @@ def _find(session: Session, params: SearchParams) -> _Found | None:
     """Search the index: the page's hits and the total. None: nothing can match."""
     tokens = parse_query(params.q)
     if len(tokens) > MAX_QUERY_TOKENS:
-        raise Invalid(f"A search may have at most {MAX_QUERY_TOKENS} words.")
+        raise Invalid(f"A search may have at most {MAX_QUERY_TOKENS} words.",
+                      key="problem.catalog.search_too_many_words",
+                      params={"MAX_QUERY_TOKENS": MAX_QUERY_TOKENS})
     filters = _filters(session, params)
     index = engine.reader()
     if index is None:  # not built yet: the writer builds it on start
         return None
     searcher = index.searcher()
     code = _code_query(params.q)
+    if not tokens and code is None and (params.q or "").strip():
+        return None  # words were asked for but none can be searched (punctuation only)
     text = _text_query(searcher, tokens) if tokens else None
     if text is not None and code is not None:
         text = tantivy.Query.boolean_query([(tantivy.Occur.Should, text),
@@ -341,7 +345,9 @@ def _department_id(session: Session, code_or_id: str) -> int:
         return get_department(session, code_or_id.strip()).id or 0
     except NotFound:
         raise Invalid(f"No department '{code_or_id}' to filter by. "
-                      "List departments with GET /api/v1/departments.") from None
+                      "List departments with GET /api/v1/departments.",
+                      key="problem.catalog.no_filter_department",
+                      params={"code_or_id": code_or_id}) from None
 
 
 def _sort_field(sort: SortKey, descending: bool) -> tuple[str, tantivy.Order]:

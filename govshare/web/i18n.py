@@ -14,6 +14,8 @@ from typing import Any
 
 from fastapi import Request
 
+from kernel.problems import Phrase, Phrases
+
 LANGS = ("zh-CN", "en")
 DEFAULT = "zh-CN"
 COOKIE = "lang"
@@ -83,6 +85,29 @@ def localize_problem(lang: str, key: str | None, params: dict[str, Any],
     if key is None or key not in messages:
         return None
     try:
-        return messages[key].format(**params) if params else messages[key]
+        if not params:
+            return messages[key]
+        return messages[key].format(**{k: _param(lang, messages, v)
+                                       for k, v in params.items()})
     except (KeyError, IndexError, ValueError):
         return None
+
+
+def _param(lang: str, messages: dict[str, str], value: Any) -> Any:
+    """A parameter in the catalogue's language: phrases by their own keys, the rest as is.
+    In English a phrase is its own text (the catalogue's English entries for states and
+    actions are UI labels, "Delivered", not the words of a sentence, "deliver")."""
+    if lang == "en" and isinstance(value, Phrase | Phrases):
+        return str(value)
+    if isinstance(value, Phrase):
+        text = messages.get(value.key)
+        try:
+            return text.format(**{k: _param(lang, messages, v)
+                                  for k, v in value.params.items()}) \
+                if text is not None else value.english
+        except (KeyError, IndexError, ValueError):  # the fragment alone stays in English
+            return value.english
+    if isinstance(value, Phrases):
+        joiner = messages.get(f"phrase.join.{value.joiner}", ", ")
+        return joiner.join(str(_param(lang, messages, p)) for p in value.items)
+    return value

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,16 +65,17 @@ class Server:
             self.process.wait()
 
 
-def start_server(data_dir: Path, log: Path) -> Server:
+def start_server(data_dir: Path, log: Path, env: Mapping[str, str] | None = None) -> Server:
     """``govshare serve --with-worker`` (the server and one worker process for the
     deliveries and quality runs, as ``make run``) on a free port; returns once /healthz
-    answers."""
+    answers. ``env`` adds settings (e.g. the browser tests' identity platform)."""
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-c", "from govshare.cli import main; main()", "serve",
              "--with-worker", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env(data_dir), stdout=out, stderr=subprocess.STDOUT)
+            env={**server_env(data_dir), **(env or {})}, stdout=out,
+            stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

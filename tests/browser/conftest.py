@@ -1,14 +1,19 @@
 """A real server on the demo world and headless Chromium (Debian's, through Playwright).
 
 The server is a ``uvicorn`` subprocess on a free port with its own data directory, loaded with
-``govshare demo --scale tiny`` (six months of sharing history). Chromium is /usr/bin/chromium
+``govshare demo --scale tiny`` (six months of sharing history). It signs people in with the
+city's identity platform too: the tests' real OpenID Connect provider (tests/oidc_provider.py),
+one process per session beside the server. Chromium is /usr/bin/chromium
 (`.ci/ensure-chromium` installs it); Playwright's own browser download is never used.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +23,18 @@ from typing import Any
 import httpx
 import pytest
 
-from govshare.web.live import CHROMIUM, CHROMIUM_ARGS, load_demo, start_server
+from govshare.web.live import CHROMIUM, CHROMIUM_ARGS, free_port, load_demo, start_server
+from tests.server_support import ROOT, wait_serving
+
+# The identity platform's accounts (subject -> claims). Provisioned on first sign-in from the
+# department and roles claims, so no demo user is changed; "_expired" gets a stale ID token.
+OIDC_ACCOUNTS = {
+    "sub-zhou": {"preferred_username": "oidc-zhou", "name": "周科员", "dept": "SCJG",
+                 "govshare_roles": ["requester"]},
+    "sub-late": {"preferred_username": "oidc-late", "name": "迟到", "dept": "SCJG",
+                 "govshare_roles": ["requester"], "_expired": True},
+}
+OIDC_CLIENT, OIDC_SECRET = "govshare", "browser-s3cret"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,6 +48,7 @@ class Live:
     url: str
     data_dir: Path
     tokens: dict[tuple[str, str], str]  # (department, role) -> token
+    oidc: str  # the identity platform's issuer URL
 
     def token(self, dept: str, role: str) -> str:
         return self.tokens[(dept, role)]
@@ -66,13 +83,40 @@ class Live:
 
 
 @pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The city's identity platform: a real OIDC provider process on a free loopback port."""
+    accounts = tmp_path_factory.mktemp("oidc") / "accounts.json"
+    accounts.write_text(json.dumps(OIDC_ACCOUNTS), "utf-8")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.oidc_provider", "--port", str(port), "--client-id",
+         OIDC_CLIENT, "--client-secret", OIDC_SECRET, "--accounts", str(accounts)], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        state = wait_serving(process, url + "/jwks", 30)
+        if state != "up":
+            raise RuntimeError(f"the OIDC provider did not start: {state}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory, oidc_provider: str) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("browser")
     data_dir = root / "data"
     tokens = load_demo(data_dir)
-    server = start_server(data_dir, root / "server.log")
+    server = start_server(data_dir, root / "server.log", env={
+        "GOVSHARE_OIDC_ISSUER": oidc_provider, "GOVSHARE_OIDC_CLIENT_ID": OIDC_CLIENT,
+        "GOVSHARE_OIDC_CLIENT_SECRET": OIDC_SECRET, "GOVSHARE_OIDC_DEPARTMENT_CLAIM": "dept",
+        "GOVSHARE_OIDC_ROLES_CLAIM": "govshare_roles", "GOVSHARE_OIDC_PROVISION": "true",
+        # The demo's runs are months old: the daily schedule would queue a re-run of every
+        # resource at start, and the stories' own runs (a registration's, a notice's
+        # verifying run) would wait minutes behind them on the worker's one quality slot.
+        "GOVSHARE_QUALITY_SCHEDULE_MINUTES": "0"})
     try:
-        yield Live(server.url, data_dir, tokens)
+        yield Live(server.url, data_dir, tokens, oidc_provider)
     finally:
         server.stop()
 
@@ -97,6 +141,18 @@ def chromium() -> Iterator[Any]:
 def page(chromium: Any, live: Live) -> Iterator[Any]:
     context = chromium.new_context(base_url=live.url, viewport={"width": 1366, "height": 900},
                                    accept_downloads=True)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def a11y_page(chromium: Any, live: Live) -> Iterator[Any]:
+    """A page for axe-core: injected as a script of the test's own, which the page's CSP would
+    refuse (so this context bypasses it; the other tests keep the CSP)."""
+    context = chromium.new_context(base_url=live.url, viewport={"width": 1366, "height": 900},
+                                   bypass_csp=True)
     context.set_default_timeout(30_000)
     page = context.new_page()
     yield page

@@ -79,7 +79,8 @@ def rule_from_key(key: str) -> ColumnRule:
         return ColumnRule(rule=MaskingRule(rule), method=Generalization(method) if method else None,
                           width=float(width) if width else None)
     except (ValueError, ValidationError):
-        raise Invalid(f"Unknown masking rule '{key}'.") from None
+        raise Invalid(f"Unknown masking rule '{key}'.",
+                      key="problem.web.unknown_masking_rule", params={"key": key}) from None
 
 
 def choices(item: DataItem, base: ColumnRule) -> list[str]:

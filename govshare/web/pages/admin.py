@@ -4,6 +4,7 @@ govshare.administration, so it is an entry of the signed log like the API's and 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -13,7 +14,7 @@ from sqlmodel import col, func, select
 
 from govshare import administration
 from govshare.web.base import CheckedForm, PageRoute, page_user, redirect, render, text, texts
-from kernel import identity
+from kernel import identity, jobs
 from kernel.auth import Principal
 from kernel.db import session_scope, utcnow
 from kernel.identity import AdminLevel, ApiToken, Department, DepartmentKind, Role, User
@@ -47,14 +48,16 @@ def departments_page(request: Request, who: Admin) -> Response:
         "levels": list(AdminLevel)})
 
 
-E = TypeVar("E", DepartmentKind, AdminLevel)
+E = TypeVar("E", DepartmentKind, AdminLevel, jobs.View)
 
 
 def _enum(cls: type[E], raw: str) -> E:
     try:
         return cls(raw)
     except ValueError:
-        raise Invalid(f"'{raw}' is not one of {', '.join(m.value for m in cls)}.") from None
+        allowed = ", ".join(m.value for m in cls)
+        raise Invalid(f"'{raw}' is not one of {allowed}.", key="problem.web.not_one_of",
+                      params={"raw": raw, "allowed": allowed}) from None
 
 
 @router.post("/admin/departments")
@@ -151,7 +154,8 @@ def issue_token(request: Request, username: str, form: CheckedForm, who: Admin) 
 def toggle_user(request: Request, username: str, action: str, form: CheckedForm,
                 who: Admin) -> Response:
     if action not in ("disable", "enable", "password"):
-        raise Invalid(f"Unknown action '{action}'.")
+        raise Invalid(f"Unknown action '{action}'.",
+                      key="problem.web.unknown_action", params={"action": action})
     with session_scope() as session:
         user = identity.get_user(session, username)
         if action == "password":
@@ -206,31 +210,50 @@ def settings_page(request: Request, who: Admin) -> Response:
 
 @router.get("/admin/keys")
 def keys_page(request: Request, who: Admin) -> Response:
-    """The signed log's keys (rotation is ``govshare log`` on the server: docs/access-log.md)."""
+    """The signed log's keys, with a rotation (the same service as ``govshare log
+    rotate-key``); after one, the new key's public forms are shown for witnesses and
+    verifiers to pick up."""
     from translog import keys as log_keys
 
     with session_scope(write=False) as session:
-        rows = [(k.key_id, k.algorithm, k.created_at, k.retired_at)
-                for k in log_keys.all_keys(session)]
-    from govshare.web.base import local_time
+        document = log_keys.key_document(log_keys.all_keys(session))
+    fresh = request.query_params.get("rotated")
+    new = next((k for k in document["keys"] if k["key_id"] == fresh), None)
+    return render(request, "admin_keys.html", {"keys": document["keys"], "new_key": new,
+                                               "witnesses": document["witnesses"]})
 
-    shown = [(kid, alg, local_time(c), local_time(r) if r else "✓") for kid, alg, c, r in rows]
-    return render(request, "admin_simple.html", {
-        "heading": "admin.keys", "help": "admin.keys_help", "table_id": "keys", "rows": shown,
-        "empty": "admin.none",
-        "columns": ["admin.key_id", "admin.key_algorithm", "admin.key_created",
-                    "admin.key_active"]})
+
+@router.post("/admin/keys/rotate")
+def rotate_key(request: Request, form: CheckedForm, who: Admin) -> Response:
+    if text(form, "confirm") != "rotate":
+        raise Invalid("Tick the confirmation to rotate the signing key.",
+                      errors=[{"field": "confirm", "message": "Tick the confirmation to "
+                               "rotate the signing key."}])
+    with session_scope() as session:
+        new = administration.rotate_log_key(session, who.actor)
+        key_id = new.key_id
+    return redirect(f"/admin/keys?ok=key_rotated&rotated={key_id}")
 
 
 @router.get("/admin/jobs")
 def jobs_page(request: Request, who: Admin) -> Response:
-    """Background work: the quality runs' queue (kernel.jobs' queue joins when it lands)."""
-    from quality.models import QualityRun
-
+    """Background work by kind and state, the newest jobs (filtered), their errors and
+    leases; failed and dead jobs can be retried."""
+    raw_view, kind = request.query_params.get("state") or "", request.query_params.get("kind")
+    view = _enum(jobs.View, raw_view) if raw_view else None
     with session_scope(write=False) as session:
-        rows = session.exec(select(QualityRun.status, func.count())
-                            .group_by(col(QualityRun.status))).all()
-    shown = [(getattr(status, "value", status), n) for status, n in rows]
-    return render(request, "admin_simple.html", {
-        "heading": "admin.jobs", "help": "admin.jobs_help", "table_id": "jobs", "rows": shown,
-        "empty": "admin.none", "columns": ["admin.job_state", "admin.job_count"]})
+        counts = jobs.counts(session)
+        listed = jobs.listing(session, view, kind or None)
+        session.expunge_all()
+    kinds = sorted({k for k, _ in counts} | set(jobs.handlers()))
+    return render(request, "admin_jobs.html", {
+        "views": list(jobs.View), "kinds": kinds, "counts": counts, "jobs": listed,
+        "view_of": jobs.view_of, "state": view.value if view else "", "kind": kind or "",
+        "now": datetime.now(UTC)})
+
+
+@router.post("/admin/jobs/{job_id}/retry")
+def retry_job(request: Request, job_id: int, form: CheckedForm, who: Admin) -> Response:
+    with session_scope() as session:
+        administration.retry_job(session, who.actor, job_id)
+    return redirect(f"/admin/jobs?ok=job_retried#job-{job_id}")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from catalog.models import Resource, ResourceStatus
 from govshare.web import i18n
@@ -49,10 +49,17 @@ def quality_page(request: Request, who: Overseer) -> Response:
         below = audit.below_threshold(session, threshold)[:30]
         runs = {r.id: r for r in session.exec(select(QualityRun).where(
             col(QualityRun.id).in_([b.score.run_id for b in below])))}
-        failing = [{"latest": b, "failing": _failing(runs.get(b.score.run_id)),
-                    "weak": {d.value: v for d in Dimension
-                             if (v := getattr(b.score, d.value)) is not None and v < threshold}}
-                   for b in below]
+        failing = []
+        for b in below:
+            checks = _failing(runs.get(b.score.run_id))
+            weak = {d.value: v for d in Dimension
+                    if (v := getattr(b.score, d.value)) is not None and v < threshold}
+            # The bureau's link to the notice form, filled in: the weakest dimension and the
+            # failing checks.
+            link = quality_view.notice_link(
+                b.resource.code, min(weak, key=weak.__getitem__) if weak else None,
+                [str(e["rule"]) for e in checks if e.get("rule")])
+            failing.append({"latest": b, "failing": checks, "weak": weak, "notice_link": link})
         notices = quality_notices.list_notices(session, who, None, None)
         open_count = sum(1 for n in notices if n.status is not NoticeStatus.closed)
         depts = {d.id: d for d in session.exec(select(Department))}
@@ -63,13 +70,26 @@ def quality_page(request: Request, who: Overseer) -> Response:
         resources = list(session.exec(select(Resource.code, Resource.name).where(
             Resource.status == ResourceStatus.active).order_by(col(Resource.code)))) \
             if bureau else []
+        prefill = _prefill(request, dict(resources)) if bureau else None
     return render(request, "quality.html", {
         "threshold": threshold, "departments": departments, "failing": failing,
         "notices": notices[:20], "open_count": open_count, "depts": depts,
         "timing": timing, "failed_runs": failed_runs, "bureau": bureau,
-        "resources": resources,
+        "resources": resources, "prefill": prefill,
         "dimensions": [d.value for d in Dimension],
         "default_deadline": date.today() + timedelta(days=14)})
+
+
+def _prefill(request: Request, names: dict[str, str]) -> dict[str, str] | None:
+    """The notice form filled in from a "issue a notice" link (a failing resource's row or its
+    quality panel): the resource, its weakest dimension and its failing checks."""
+    code = request.query_params.get("resource", "")
+    if code not in names:
+        return None
+    dimension = request.query_params.get("dimension", "")
+    return {"resource": code, "name": names[code],
+            "dimension": dimension if dimension in {d.value for d in Dimension} else "",
+            "rules": request.query_params.get("rules", "")[:500]}
 
 
 @router.post("/quality/notices")
@@ -84,11 +104,28 @@ def issue_notice(request: Request, who: Auditor, form: CheckedForm) -> Response:
     with session_scope(write=True) as session:
         threshold = audit.threshold_or_default(session, None)
         rules = [r for r in text(form, "rules").split(",") if r.strip()]
-        quality_notices.issue(session, who, text(form, "resource"), problem=problem,
+        quality_notices.issue(session, who, _resource_code(session, text(form, "resource")),
+                              problem=problem,
                               deadline=deadline, dimension=text(form, "dimension") or None,
                               rules=[r.strip() for r in rules], min_score=threshold,
                               run_id=None)
     return redirect("/quality?ok=notice_issued")
+
+
+def _resource_code(session: Session, typed: str) -> str:
+    """The code of the resource the bureau picked: the search box sends the code, but a
+    person may type the resource's full name instead (one active resource of that name)."""
+    if session.exec(select(Resource.id).where(Resource.code == typed)).first() is not None:
+        return typed
+    named = list(session.exec(select(Resource.code).where(
+        Resource.name == typed, Resource.status == ResourceStatus.active).limit(2)))
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise Invalid("Several resources have that name: pick one from the list.",
+                      key="notice.several_named")
+    raise Invalid("No active resource has that code or name: pick one from the list.",
+                  key="notice.no_such_resource")
 
 
 @router.get("/quality/notices/{notice_id}")
@@ -155,7 +192,8 @@ def dashboard_applications(request: Request, who: Overseer) -> Response:
     q = request.query_params
     kind = q.get("list", "filed")
     if kind not in _LISTS:
-        raise Invalid(f"Unknown list '{kind}'.")
+        raise Invalid(f"Unknown list '{kind}'.",
+                      key="problem.web.unknown_list", params={"kind": kind})
     try:
         start = date.fromisoformat(q.get("from") or "2000-01-01")
         end = date.fromisoformat(q.get("to") or date.today().isoformat())

@@ -57,7 +57,8 @@ def _check_length(request: Request) -> None:
     declared = request.headers.get("content-length")
     limit = get_settings().max_upload_bytes
     if declared and declared.isdigit() and int(declared) > limit + 1024 * 1024:
-        raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.")
+        raise TooLarge(f"The upload is larger than the limit of {limit:,} bytes.",
+                       key="problem.upload_too_large", params={"limit": limit})
 
 
 CheckedLength = Depends(_check_length)
@@ -138,7 +139,8 @@ def _source_options(form: FormData) -> SourceOptions:
     """Where the data is in a workbook: the sheet and the header row, when given."""
     row = text(form, "header_row")
     if row and not row.isdigit():
-        raise Invalid(f"The header row must be a row number (1, 2, …), not '{row}'.")
+        raise Invalid(f"The header row must be a row number (1, 2, …), not '{row}'.",
+                      key="problem.web.header_row_number", params={"row": row})
     return SourceOptions(sheet=text(form, "sheet") or None,
                          header_row=int(row) if row and int(row) > 0 else None)
 
@@ -184,7 +186,7 @@ def import_catalog(request: Request, who: Publisher, form: CheckedForm) -> Respo
 def version_page(request: Request, code: str, who: Publisher) -> Response:
     with session_scope(write=False) as session:
         resource = catalog_service.get_resource(session, code)
-        catalog_service.require_provider(who, resource, "add data to")
+        catalog_service.require_provider(who, resource, catalog_service.ADD_DATA)
     return render(request, "version.html", {"r": resource, "modes": list(VersionMode)})
 
 
@@ -224,6 +226,8 @@ def respond(request: Request, notice_id: int, who: Publisher, form: CheckedForm)
     with session_scope(write=True) as session:
         notice = session.get(RectificationNotice, notice_id)
         if notice is None:
-            raise Invalid(f"No rectification notice {notice_id}.")
+            raise Invalid(f"No rectification notice {notice_id}.",
+                          key="problem.quality.no_notice",
+                          params={"notice_id": notice_id})
         quality_notices.respond(session, who, notice_id, response)
     return redirect("/notices?ok=responded")

@@ -7,6 +7,7 @@ provider department small counts are suppressed and example rows withheld."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlmodel import Session, col, select
 
@@ -52,5 +53,21 @@ def panel(session: Session, who: Principal, resource: Resource) -> dict[str, Any
         "details": details,
         "customs": suites.active_customs(session, resource) if details else [],
         "can_add": can_add_checks(session, who, resource),
+        # The data bureau issues rectification notices: a link to the form, filled in.
+        "notice_link": _notice_link(resource, failing) if is_data_bureau(session, who)
+        and score is not None else None,
         "small": guard.SMALL_COUNT,
     }
+
+
+def notice_link(code: str, dimension: str | None, rules: list[str]) -> str:
+    """The /quality link that opens the bureau's notice form filled in for ``code``."""
+    query = {"resource": code, "dimension": dimension or "", "rules": ",".join(rules)}
+    return "/quality?" + urlencode({k: v for k, v in query.items() if v}) + "#notice-form"
+
+
+def _notice_link(resource: Resource, failing: dict[str, list[dict[str, Any]]]) -> str:
+    weak = [d for d, checks in failing.items() if checks]
+    return notice_link(resource.code, weak[0] if len(weak) == 1 else None,
+                       [str(c["rule"]) for checks in failing.values() for c in checks
+                        if c.get("rule")])

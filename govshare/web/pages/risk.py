@@ -34,9 +34,12 @@ def _number(raw: str | None, kind: type[int] | type[float], low: float, high: fl
     try:
         value = kind(raw)
     except ValueError:
-        raise Invalid(f"'{raw}' is not a number.") from None
+        raise Invalid(f"'{raw}' is not a number.",
+                      key="problem.web.not_a_number", params={"raw": raw}) from None
     if not low <= value <= high:
-        raise Invalid(f"{value} is outside {low:g}–{high:g}.")
+        raise Invalid(f"{value} is outside {low:g}–{high:g}.",
+                      key="problem.web.out_of_range",
+                      params={"value": value, "low": low, "high": high})
     return value
 
 

@@ -28,6 +28,8 @@
   }
   function pct(x) { return x === null || x === undefined ? "—" : (100 * x).toFixed(0) + "%"; }
   function num(x) { return x === null || x === undefined ? "—" : Number(x).toLocaleString(en ? "en" : "zh-CN"); }
+  // Counts of persons' records below the threshold come withheld (kernel.privacy): "<10".
+  function records(x, withheld, min) { return withheld ? "<" + min : num(x); }
 
   function query(extra) {
     var p = new URLSearchParams();
@@ -123,7 +125,7 @@
     kpi("on_time_rate", pct(o.on_time_rate));
     note("on_time_rate", tr("kpi.replies").replace("{n}", num(c.replied)));
     kpi("overdue_now", num(o.overdue_now));
-    kpi("rows_delivered", num(o.rows_delivered));
+    kpi("rows_delivered", records(o.rows_delivered, o.rows_delivered_withheld, o.min_count));
     kpi("open_notices", num(o.open_notices));
     kpi("quality_avg", o.quality_avg === null ? "—" : o.quality_avg.toFixed(1));
   }).catch(fail);
@@ -159,12 +161,13 @@
     var max = 1;
     var data = f.cells.map(function (c) {
       max = Math.max(max, c.applications);
-      return [codes.indexOf(c.requester), codes.indexOf(c.provider), c.applications, c.deliveries, c.rows];
+      return [codes.indexOf(c.requester), codes.indexOf(c.provider), c.applications, c.deliveries,
+              records(c.rows, c.rows_withheld, f.min_count)];
     });
     draw("chart-flows", {
       tooltip: {position: "top", formatter: function (p) {
         return names[p.value[1]] + " → " + names[p.value[0]] + "<br>" + tr("chart.applications") + ": " +
-          p.value[2] + "<br>" + tr("chart.deliveries") + ": " + p.value[3] + "<br>" + tr("chart.rows") + ": " + num(p.value[4]);
+          p.value[2] + "<br>" + tr("chart.deliveries") + ": " + p.value[3] + "<br>" + tr("chart.rows") + ": " + p.value[4];
       }},
       grid: {left: 8, right: 16, top: 8, bottom: 56, containLabel: true},
       xAxis: {type: "category", data: names, name: tr("chart.requester"), nameLocation: "middle", nameGap: 40,
