@@ -35,20 +35,26 @@ MEASURES: dict[str, tuple[str, str]] = {
 
 # One row per delivered application. The stage columns come from app_stage (built at refresh
 # from STAGE_STATES, metrics.mart._stages); an application delivered without a "deliver" step
-# in its history has none (NULL: not counted in the stage figures).
+# in its history has none (NULL: not counted in the stage figures). app_latency_total is the
+# same rows without the stage columns.
 VIEW = """
-CREATE OR REPLACE VIEW app_latency AS
+CREATE OR REPLACE VIEW app_latency_total AS
 SELECT a.id AS application_id, a.provider_id, a.requester_id, a.resource_id, a.sharing_type,
        a.filed_day, a.delivered_day,
        epoch(a.delivered_at - a.filed_at) AS total_s,
        epoch(a.delivered_at - a.filed_at) / 3600.0 AS total_h,
        a.delivered_w - a.filed_w AS total_wd,
-       {stages},
        epoch(a.first_download_at - a.delivered_at) / 3600.0 AS to_first_download_h,
        a.first_download_w - a.delivered_w AS to_first_download_wd
-FROM application a LEFT JOIN app_stage s ON s.application_id = a.id
-WHERE a.delivered_at IS NOT NULL
+FROM application a
+WHERE a.delivered_at IS NOT NULL;
+CREATE OR REPLACE VIEW app_latency AS
+SELECT t.*, {stages}
+FROM app_latency_total t LEFT JOIN app_stage s ON s.application_id = t.application_id
 """
+# Figures of the whole latency or of the first download need no stage: they read the view
+# without the join (the dashboard's overview runs on every page load).
+_SOURCE = {"total": "app_latency_total", "to_first_download": "app_latency_total"}
 
 
 def create_view(con: duckdb.DuckDBPyConnection) -> None:
@@ -60,19 +66,30 @@ def quantile_key(q: float) -> str:
     return definition.quantile_key(q)
 
 
-def figures(con: duckdb.DuckDBPyConnection, measure: str, where: str,
+def figures(con: duckdb.DuckDBPyConnection, measure: str | Sequence[str], where: str,
             params: dict[str, Any], *, group: str = "'all'",
-            quantiles: Sequence[float] = QUANTILES) -> list[dict[str, Any]]:
-    """Per group (a SQL expression over ``app_latency``, alias ``a``): ``n`` and the
-    quantiles of the measure in hours (``h``) and working days (``d``), lists in the order
-    of ``quantiles``. ``where`` filters ``app_latency`` (e.g. the window and department)."""
-    hours, days = MEASURES[measure]
+            quantiles: Sequence[float] = QUANTILES, total: bool = False
+            ) -> list[dict[str, Any]]:
+    """Per measure and group (a SQL expression over ``app_latency``, alias ``a``): ``n`` and
+    the quantiles of the measure in hours (``h``) and working days (``d``), lists in the
+    order of ``quantiles``; one statement however many measures. ``where`` filters the view
+    (e.g. the window and department); ``total`` adds a row over all groups (key None)."""
+    measures = [measure] if isinstance(measure, str) else list(measure)
     qs = "[" + ", ".join(repr(float(q)) for q in quantiles) + "]"
-    sql = f"""SELECT {group} AS key, count(*) AS n, quantile_cont({hours}, {qs}) AS h,
-                     quantile_cont({days}, {qs}) AS d
-              FROM app_latency a WHERE {hours} IS NOT NULL AND ({where})
-              GROUP BY 1 ORDER BY 1"""
+    grouping = f"GROUPING SETS (({group}), ())" if total else "1, 2"
+    parts = []
+    for m in measures:
+        hours, days = MEASURES[m]
+        parts.append(f"""SELECT '{m}' AS measure, {group} AS key, count(*) AS n,
+                                quantile_cont({hours}, {qs}) AS h,
+                                quantile_cont({days}, {qs}) AS d
+                         FROM {_SOURCE.get(m, "app_latency")} a
+                         WHERE {hours} IS NOT NULL AND ({where}) GROUP BY {grouping}""")
+    sql = " UNION ALL ".join(f"({part})" for part in parts)
     used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)}
     cur = con.execute(sql, used)
     names = [c[0] for c in cur.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    order = {m: i for i, m in enumerate(measures)}
+    rows.sort(key=lambda r: (order[r["measure"]], r["key"] is not None, str(r["key"])))
+    return rows

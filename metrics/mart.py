@@ -50,7 +50,7 @@ from metrics import latency as latency_view
 from quality.models import QualityScore, RectificationNotice
 from translog.models import LogEntry, LogState
 
-SCHEMA_VERSION = "3"  # 2: the app_latency view (metrics.latency); 3: resource.personal
+SCHEMA_VERSION = "5"  # 2, 4: the latency views (metrics.latency); 3, 5: personal
 # Rows changed by transactions that committed after a refresh read, but stamped before it.
 OVERLAP = timedelta(minutes=5)
 PG_ID_MARGIN = 1000
@@ -156,9 +156,12 @@ DERIVE = {
         LEFT JOIN cal c ON c.day = CAST(s.lt AS DATE)
         LEFT JOIN cal due ON due.working AND due.ordinal = c.ordinal + {n}""",
     # provider, requester and resource never change: stored with each row, saving a join
+    # personal: the resource held persons' records when the package was copied here
     "delivery": """
-        SELECT s.*, CAST({lc} AS DATE) AS day, ap.resource_id, ap.provider_id, ap.requester_id
-        FROM stage s LEFT JOIN application ap ON ap.id = s.application_id""",
+        SELECT s.*, CAST({lc} AS DATE) AS day, ap.resource_id, ap.provider_id, ap.requester_id,
+               coalesce(r.personal, true) AS personal
+        FROM stage s LEFT JOIN application ap ON ap.id = s.application_id
+        LEFT JOIN resource r ON r.id = ap.resource_id""",
     "rating": "SELECT *, CAST({lr} AS DATE) AS day FROM stage",
 }
 

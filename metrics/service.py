@@ -97,8 +97,7 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> di
 
 
 # Rows delivered from resources with personal items count persons' records (kernel.privacy).
-PERSONAL_JOIN = "LEFT JOIN resource pr ON pr.id = x.resource_id"
-PERSONAL_ROWS = "CASE WHEN coalesce(pr.personal, true) THEN row_count ELSE 0 END"
+PERSONAL_ROWS = "CASE WHEN x.personal THEN row_count ELSE 0 END"
 
 
 def _min_count() -> int:
@@ -159,7 +158,7 @@ def overview(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
     volume = _one(con, f"""
         SELECT coalesce(sum(row_count), 0) AS rows, coalesce(sum(bytes), 0) AS bytes,
                coalesce(sum({PERSONAL_ROWS}), 0) AS personal_rows
-        FROM delivery x {PERSONAL_JOIN} WHERE day {IN_WINDOW} AND {SCOPE_X}""", p)
+        FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X}""", p)
     _withhold(volume, "rows", "bytes")
     replies = _replies_totals(con, p)
     quality = _one(con, """
@@ -168,29 +167,29 @@ def overview(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
     notices = _one(con, """
         SELECT count(*) AS n FROM notice
         WHERE status <> 'closed' AND ($dept IS NULL OR department_id = $dept)""", p)
-    total = next(iter(lat.figures(con, "total", DELIVERED_IN_WINDOW, p, quantiles=(0.5,))),
-                 None)
-    sharing = _by_sharing_type(con, p)
+    # One statement: the median per sharing type (the headline) and over all (key None).
+    medians = lat.figures(con, "total", DELIVERED_IN_WINDOW, p, group="sharing_type",
+                          quantiles=(0.5,), total=True)
+    total = next((r for r in medians if r["key"] is None), None)
+    sharing = _by_sharing_type([r for r in medians if r["key"] is not None])
     sharing["conditional"]["on_time_rate"] = _rate(replies["on_time"], replies["replied"])
     sharing["conditional"]["replied"] = replies["replied"]
     return {"applications": apps["applications"], "approved": apps["approved"],
             "delivered": apps["delivered"], "rejected": apps["rejected"],
             "rows_delivered": _int(volume["rows"]), "bytes_delivered": _int(volume["bytes"]),
-            "latency_p50_hours": _r(total["h"][0]) if total else None,
+            "latency_p50_hours": _r(total["h"][0]) if total and total["h"] else None,
             "on_time_rate": _rate(replies["on_time"], replies["replied"]),
             "overdue_now": apps["overdue_now"], "open_notices": notices["n"],
             "quality_avg": _r(quality["q"], 2), "sharing": sharing,
             "rows_delivered_withheld": volume["rows_withheld"], "min_count": _min_count()}
 
 
-def _by_sharing_type(con: duckdb.DuckDBPyConnection, p: dict[str, Any]) -> dict[str, Any]:
+def _by_sharing_type(medians: list[dict[str, Any]]) -> dict[str, Any]:
     """The headline sharing times, one per sharing type, never mixed: unconditional
     applications are delivered at once (seconds), conditional ones wait for a reply within a
     deadline counted in working days. Each with the count it was computed from."""
     rows = {r["key"]: {"delivered": r["n"], "p50_seconds": r["h"][0] * 3600,
-                       "p50_working_days": r["d"][0]}
-            for r in lat.figures(con, "total", DELIVERED_IN_WINDOW, p, group="sharing_type",
-                                 quantiles=(0.5,))}
+                       "p50_working_days": r["d"][0]} for r in medians}
     empty = {"delivered": 0, "p50_seconds": None, "p50_working_days": None}
     fast, slow = rows.get("unconditional", empty), rows.get("conditional", empty)
     return {"unconditional": {"delivered": fast["delivered"],
@@ -224,7 +223,7 @@ def volume(con: duckdb.DuckDBPyConnection, w: Window, bucket: Bucket) -> dict[st
               AND {SCOPE_A}
             UNION ALL
             SELECT date_trunc($bucket, day), 0, 0, 1, row_count, bytes, {PERSONAL_ROWS}
-            FROM delivery x {PERSONAL_JOIN} WHERE day {IN_WINDOW} AND {SCOPE_X})
+            FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X})
         SELECT CAST(period AS DATE) AS period, sum(applications)::BIGINT AS applications,
                sum(approvals)::BIGINT AS approvals, sum(deliveries)::BIGINT AS deliveries,
                sum(rows)::BIGINT AS rows, sum(bytes)::BIGINT AS bytes,
@@ -242,7 +241,7 @@ def volume(con: duckdb.DuckDBPyConnection, w: Window, bucket: Bucket) -> dict[st
             FROM application a WHERE filed_day {IN_WINDOW} AND {SCOPE_A}
             UNION ALL
             SELECT x.provider_id, 0, 0, 1, row_count, {PERSONAL_ROWS}
-            FROM delivery x {PERSONAL_JOIN} WHERE day {IN_WINDOW} AND {SCOPE_X})
+            FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X})
         SELECT * FROM (
             SELECT {_dept_cols('d', 'department')}, sum(provided)::BIGINT AS provided,
                    sum(requested)::BIGINT AS requested, sum(deliveries)::BIGINT AS deliveries,
@@ -254,7 +253,7 @@ def volume(con: duckdb.DuckDBPyConnection, w: Window, bucket: Bucket) -> dict[st
                       WHERE filed_day {IN_WINDOW} AND {SCOPE_A} GROUP BY 1),
         dels AS (SELECT x.resource_id, count(*) AS deliveries, sum(row_count) AS rows,
                         sum({PERSONAL_ROWS}) AS personal_rows
-                 FROM delivery x {PERSONAL_JOIN} WHERE day {IN_WINDOW} AND {SCOPE_X}
+                 FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X}
                  GROUP BY 1)
         SELECT {_dept_cols('r', 'resource')}, {_dept_cols('d', 'provider')},
                coalesce(apps.applications, 0) AS applications,
@@ -283,7 +282,7 @@ def flows(con: duckdb.DuckDBPyConnection, w: Window) -> dict[str, Any]:
             FROM application a WHERE filed_day {IN_WINDOW} AND {SCOPE_A}
             UNION ALL
             SELECT x.provider_id, x.requester_id, 0, 1, row_count, {PERSONAL_ROWS}
-            FROM delivery x {PERSONAL_JOIN} WHERE day {IN_WINDOW} AND {SCOPE_X})
+            FROM delivery x WHERE day {IN_WINDOW} AND {SCOPE_X})
         SELECT pd.code AS provider, rd.code AS requester,
                sum(applications)::BIGINT AS applications, sum(deliveries)::BIGINT AS deliveries,
                sum(rows)::BIGINT AS rows, sum(personal_rows)::BIGINT AS personal_rows
@@ -324,9 +323,9 @@ def latency(con: duckdb.DuckDBPyConnection, w: Window, by: LatencyBy,
     p = w.params(bucket=bucket)
     where = DELIVERED_IN_WINDOW
     if by == "stage":
-        rows = [{**r, "key": k} for k in [*sharing_latency.STAGES, "to_first_download"]
-                for r in lat.figures(con, k, where, p)
-                or [{"key": k, "n": 0, "h": None, "d": None}]]
+        measures = [*sharing_latency.STAGES, "to_first_download"]
+        found = {r["measure"]: r for r in lat.figures(con, measures, where, p)}
+        rows = [{**found.get(k, {"n": 0, "h": None, "d": None}), "key": k} for k in measures]
         groups = _quantile_group(rows, STAGE_LABELS)
     elif by == "overall":
         groups = _quantile_group(lat.figures(con, "total", where, p), {"all": ("全部", "All")})
@@ -565,14 +564,13 @@ def states(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
 def stage_seconds(con: duckdb.DuckDBPyConnection, since: date) -> list[dict[str, Any]]:
     """Stage durations of applications first delivered since ``since`` (operators), in
     seconds: ``metrics.latency.figures`` like every other latency figure."""
-    out = []
-    for k in sharing_latency.STAGES:
-        for r in lat.figures(con, k, "delivered_day >= $since", {"since": since}):
-            total = _one(con, f"SELECT sum({k}_h) * 3600 AS t FROM app_latency "
-                              "WHERE delivered_day >= $since", {"since": since})["t"]
-            out.append({"stage": k, "n": r["n"], "total": total,
-                        "q": [h * 3600 for h in r["h"]]})
-    return out
+    sums = _one(con, "SELECT " + ", ".join(f"sum({k}_h) * 3600 AS {k}"
+                                           for k in sharing_latency.STAGES)
+                + " FROM app_latency WHERE delivered_day >= $since", {"since": since})
+    return [{"stage": r["measure"], "n": r["n"], "total": sums[r["measure"]],
+             "q": [h * 3600 for h in r["h"]]}
+            for r in lat.figures(con, list(sharing_latency.STAGES), "delivered_day >= $since",
+                                 {"since": since})]
 
 
 def log_counts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:

@@ -111,6 +111,8 @@ def test_an_application_is_returned_resubmitted_and_approved_with_a_condition(
 
     # The approver is told, reads it and returns it: one deficiency with its note.
     sign_in(page, live.token(PROVIDER, "approver"))
+    page.click("nav.main-nav a[href='/inbox']")  # waiting in the in-tray too
+    assert page.locator(f"#inbox a.open-application[href='/applications/{app_id}']").count() == 1
     _told(page, app_id, "待您答复")
     assert _state(page) == "待审批"
     page.check("#deficiency-items_not_necessary")
