@@ -220,10 +220,11 @@ def test_the_stored_card_is_the_hit_as_the_api_lists_it(session: Session) -> Non
                    quality_score=87.25, last_data_update=datetime(2024, 5, 1, 8, 0, 1, 250,
                                                                   tzinfo=UTC),
                    items=[(f"item{i}", f"数据项{i}" if i % 2 else "", "", "") for i in range(25)])
-    bare = add(session, "法人登记", quality_score=None, last_data_update=None)
+    bare = add(session, 'a "quoted" \\ name', quality_score=None, last_data_update=None)
     provider = {"code": "GA", "name_zh": "市公安局", "name_en": "Public Security Bureau",
                 "kind": "line", "level": "municipal"}
     for r in (resource, bare):
+        assert json.loads(engine.document(r, r.items, provider))["k_name"].startswith(r.name)
         card = engine.card(r, r.items, provider)
         assert card == ResourceHit.model_validate_json(card).model_dump_json(
             exclude={"score", "items"})

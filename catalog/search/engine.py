@@ -149,32 +149,35 @@ def document(row: Any, items: list[Any], provider: dict[str, str]) -> str:
     seconds = int(updated.timestamp()) if updated is not None else None
     score = row.quality_score
     hundredths = min(max(round(score * 100), 0), 1_000_000) if score is not None else None
-    doc: dict[str, Any] = {
-        "id": rid,
-        NAME.name: terms_text(row.name, row.name_en),
-        KEYWORDS.name: terms_text(*(row.keywords or [])),
-        ITEMS.name: " ".join([t for i in items for t in (
-            name_terms(i.name), text_terms(i.title), text_terms(i.title_en)) if t]),
-        SUMMARY.name: terms_text(row.summary, row.summary_en),
-        ITEM_DESCRIPTIONS.name: terms_text(*(i.description for i in items)),
-        DEPARTMENT: int(row.provider_id),
-        CATEGORY: category_code(Category(row.category)),
-        SHARING: SHARING_CODES[SharingType(row.sharing_type)],
-        CYCLE: CYCLE_CODES[UpdateCycle(row.update_cycle)],
-        LEVEL: LEVEL_CODES[SecurityLevel(row.security_level)],
-        PUBLISHED: _key(row.published_at.toordinal(), rid),
-        UPDATED_DESC: _key(seconds + 1 if seconds is not None else 0, rid),
-        UPDATED_ASC: _key(_LOW - seconds if seconds is not None else 0, rid),
-        QUALITY_DESC: _key(hundredths + 1 if hundredths is not None else 0, rid),
-        QUALITY_ASC: _key(1_000_001 - hundredths if hundredths is not None else 0, rid),
-        NAME_SORT: f"{row.name}\x00{rid:010d}",
-        CODE: code_terms(row.code),
+    items_terms = " ".join([t for i in items for t in (
+        name_terms(i.name), text_terms(i.title), text_terms(i.title_en)) if t])
+    # Written as text, not by json.dumps (a tenth of a document's cost): terms are letters,
+    # digits and CJK characters only, the card is base64; only the name and code need
+    # escaping.
+    return (
+        f'{{"id":{rid},"{NAME.name}":"{terms_text(row.name, row.name_en)}",'
+        f'"{KEYWORDS.name}":"{terms_text(*(row.keywords or []))}",'
+        f'"{ITEMS.name}":"{items_terms}",'
+        f'"{SUMMARY.name}":"{terms_text(row.summary, row.summary_en)}",'
+        f'"{ITEM_DESCRIPTIONS.name}":"{terms_text(*(i.description for i in items))}",'
+        f'"{DEPARTMENT}":{int(row.provider_id)},'
+        f'"{CATEGORY}":{category_code(Category(row.category))},'
+        f'"{SHARING}":{SHARING_CODES[SharingType(row.sharing_type)]},'
+        f'"{CYCLE}":{CYCLE_CODES[UpdateCycle(row.update_cycle)]},'
+        f'"{LEVEL}":{LEVEL_CODES[SecurityLevel(row.security_level)]},'
+        f'"{PUBLISHED}":{_key(row.published_at.toordinal(), rid)},'
+        f'"{UPDATED_DESC}":{_key(seconds + 1 if seconds is not None else 0, rid)},'
+        f'"{UPDATED_ASC}":{_key(_LOW - seconds if seconds is not None else 0, rid)},'
+        f'"{QUALITY_DESC}":{_key(hundredths + 1 if hundredths is not None else 0, rid)},'
+        f'"{QUALITY_ASC}":{_key(1_000_001 - hundredths if hundredths is not None else 0, rid)},'
+        f'"{NAME_SORT}":{_dumps(f"{row.name}{chr(0)}{rid:010d}")},'
+        f'"{CODE}":{_dumps(code_terms(row.code))},'
         # tantivy reads a bytes field of a JSON document as base64
-        CARD: base64.b64encode(card(row, items, provider).encode()).decode("ascii"),
-    }
-    if score is not None:
-        doc[QUALITY] = float(score)
-    return json.dumps(doc, ensure_ascii=False)
+        f'"{CARD}":"{base64.b64encode(card(row, items, provider).encode()).decode("ascii")}"'
+        + (f',"{QUALITY}":{float(score)!r}}}' if score is not None else "}"))
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def is_indexed(row: Any) -> bool:

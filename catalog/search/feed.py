@@ -25,6 +25,7 @@ applying a row twice is harmless, which is what makes the feed easy to tail:
 from __future__ import annotations
 
 import fcntl
+import gc
 import json
 import logging
 import multiprocessing
@@ -377,8 +378,15 @@ def _documents(first: int, last: int, *, parallel: bool) -> Iterator[list[str]]:
     # An executor, not a Pool: a worker that dies (killed, or failing to start) breaks the
     # rebuild with an error instead of leaving it waiting forever for the lost batch.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(os.cpu_count(), mp_context=context) as pool:
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=context,
+                             initializer=_worker_started) as pool:
         yield from pool.map(_range_documents, ranges)
+
+
+def _worker_started() -> None:
+    # A rebuild's worker makes millions of short-lived rows and strings and no cycles: the
+    # collector would run every few hundred allocations for nothing.
+    gc.set_threshold(200_000, 50, 50)
 
 
 def _range_documents(bounds: tuple[int, int]) -> list[str]:
