@@ -64,7 +64,7 @@ from catalog.models import Resource
 from kernel import crashpoints, db, policy, storage
 from kernel.auth import Principal
 from kernel.db import on_rollback, utcnow
-from kernel.problems import Conflict, NotFound, Phrase
+from kernel.problems import Conflict, NotFound, Phrase, params_to_json
 
 log = logging.getLogger("govshare")
 
@@ -152,7 +152,9 @@ def _record_block(job: Job, produced: Produced, who: Principal | None) -> None:
     with db.session_scope(write=True) as session:
         app = svc.load(session, job.app_id, lock=True)
         app.delivery_blocked = reason
-        detail = {"reason": reason, "hits": [h.as_dict() for h in produced.hits],
+        # ``why``: the reason as its catalogue message, so pages show it in their language.
+        detail = {"reason": reason, "why": params_to_json({"why": why})["why"],
+                  "hits": [h.as_dict() for h in produced.hits],
                   "k_anonymity": produced.k, "run_key": job.run_key}
         svc.move(session, app, Action.block, who, detail, event="delivery.blocked",
                  parties={svc.Party.system})

@@ -5,6 +5,7 @@ problem details people see, in their language."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlmodel import select
 from kernel import db, identity
 from kernel.identity import Role
 from tests.conftest import World
+from tests.english import english_sentences
 from tests.web_support import csrf_of, sign_in
 from translog.models import LogEntry
 
@@ -169,6 +171,15 @@ def test_resource_pages_show_owner_contact_and_a_non_personal_column_profile(
 
 # --- signing keys and background work ---------------------------------------------------------
 
+def _visible_english(html: str) -> list[str]:
+    """English sentences in a page's text, leaving out code, scripts and English-marked text
+    (as the zh-CN browser run does)."""
+    body = html.split("<body", 1)[1]
+    body = re.sub(r"<(code|script|style)\b.*?</\1>", " ", body, flags=re.S)
+    body = re.sub(r'<[^>]*lang="en"[^>]*>.*?</[^>]+>', " ", body, flags=re.S)
+    return english_sentences(re.sub(r"<[^>]+>", " ", body))
+
+
 def _jobs_world() -> dict[str, int]:
     """One job in each state the console shows (rows as the worker leaves them)."""
     from datetime import UTC, datetime, timedelta
@@ -208,6 +219,7 @@ def test_background_work_is_listed_by_state_and_a_dead_job_is_retried(
     assert "worker-7:4242:abc" in running and f'id="job-{ids["queued"]}"' not in running
     failed = client.get("/admin/jobs?state=failed").text
     assert "OSError: disk gone" in failed and "失败待重试" in failed
+    assert _visible_english(page.text) == [] and _visible_english(running) == []
     # Retry: the dead job runs again with a fresh round of attempts, on record.
     retried = client.post(f"/admin/jobs/{ids['dead']}/retry",
                           data={"csrf_token": csrf_of(page.text)}, follow_redirects=False)
@@ -259,6 +271,7 @@ def test_the_admin_rotates_the_signing_key_from_the_console(client: TestClient,
     new = next(k for k, v in keys.items() if v.retired_at is None)
     assert new != old and keys[old].retired_at is not None
     assert new in done.text and entry.actor_kind == "user"
+    assert _visible_english(done.text) == []
     assert entry.subjects == {"key": new, "previous_key": old}
 
 

@@ -132,6 +132,40 @@ def test_declared_scale_refuses_extra_places_instead_of_rounding(client: TestCli
     assert err["lines"] == [2, 3, 4]  # 1234.56, 0.10 (two places), 14 digits > DECIMAL(12,1)
 
 
+def test_decimals_in_exponent_notation_are_refused(client: TestClient, mz: World) -> None:
+    rows = [list(r) for r in ROWS]
+    rows[1][3] = "1e3"  # DuckDB's cast would take it; an exact decimal item does not guess
+    r = _post(client, mz, _meta(), _csv(HEADER, rows), "a.csv")
+    assert r.status_code == 422
+    (err,) = r.json()["errors"]
+    assert err["header"] == "发放金额" and err["lines"] == [3]
+
+
+def test_a_parquet_decimal_keeps_its_own_type_and_is_written_in_place(
+        client: TestClient, mz: World, data_dir: Path, tmp_path: Path) -> None:
+    """Every type known before reading (the file's DECIMAL(12,2)): the staged table is the
+    segment's own, its check columns dropped and its columns renamed to the items'."""
+    pq = tmp_path / "a.parquet"
+    values = ", ".join(f"('{r[0].strip()}', '{r[1]}', DATE '1950-01-0{i + 1}', "
+                       f"CAST('{r[3]}' AS DECIMAL(16,2)), '13800138000')"
+                       for i, r in enumerate(ROWS))
+    duckdb.connect().execute(
+        f"COPY (SELECT * FROM (VALUES {values}) t(姓名, 公民身份号码, 出生日期, 发放金额, "
+        f"手机号码)) TO '{pq}' (FORMAT parquet)")
+    r = _post(client, mz, _meta(), pq.read_bytes(), "a.parquet")
+    assert r.status_code == 201, r.text
+    code = r.json()["code"]
+    types = _segment_types(data_dir, code)
+    assert list(types) == ["id_number", "姓名", "shou_ji_hao_ma", "chu_sheng_ri_qi",
+                           "fa_fang_jin_e"]
+    assert types["fa_fang_jin_e"] == "DECIMAL(16,2)"
+    (seg,) = (data_dir / "warehouse" / code).glob("*.duckdb")
+    con = duckdb.connect(str(seg), read_only=True)
+    got = sorted(v for (v,) in con.execute("SELECT fa_fang_jin_e FROM data").fetchall())
+    con.close()
+    assert got == [Decimal("0.10"), Decimal("1234.56"), Decimal("12345678901234.50")]
+
+
 def test_duplicate_headers_are_named_with_both_positions(client: TestClient,
                                                          mz: World) -> None:
     header = [*HEADER, "姓名"]

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 import govshare.registry  # noqa: F401  (imports every context, so every Problem class exists)
@@ -280,3 +281,53 @@ def test_a_problem_kept_as_json_is_localized_later_in_either_language() -> None:
         {"valid_from": datetime(2027, 1, 4, 8, 0)}))))
     assert localize("zh-CN", "problem.access.period_not_started", dated, "") == \
         "使用期自 2027-01-04 开始，届时制作第一个数据包。"
+
+
+def test_a_blocked_delivery_says_why_in_the_page_language(
+        client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reason a package was withheld is kept with its catalogue message: the zh-CN page
+    shows it in Chinese, the API's stored text stays English."""
+    from access import masking
+    from tests.web_support import sign_in
+
+    api = "/api/v1"
+    meta = population_meta()
+    meta["items"] = [*meta["items"], {"name": "mobile", "title": "手机号码", "type": "string",
+                                      "sensitivity": "personal", "kind": "mobile"}]
+    rows = [{**r, "mobile": f"1381234{i:04d}"} for i, r in enumerate(population_rows(12))]
+    created = client.post(f"{api}/resources", **upload(meta, to_csv(rows)),
+                          headers=world.headers("GA", Role.publisher))
+    assert created.status_code == 201, created.text
+    filed = client.post(f"{api}/applications", headers=world.headers("SCJG", Role.requester),
+                        json={"resource": created.json()["code"], "purpose": "用于测试拦截",
+                              "legal_basis": "测试依据", "items": ["name", "mobile"],
+                              "period_end": str(date.today() + timedelta(days=30))})
+    app_id = filed.json()["id"]
+    # A masking rule that fails to mask (simulated): the desensitization check blocks it.
+    monkeypatch.setattr(masking, "mask_expression", lambda column, kind, sensitivity: column)
+    client.post(f"{api}/applications/{app_id}/approve",
+                headers=world.headers("GA", Role.approver), json={})
+    stored = client.get(f"{api}/applications/{app_id}",
+                        headers=world.headers("SCJG", Role.requester)).json()
+    assert "values that look like raw personal data" in stored["delivery_blocked"]
+    sign_in(client, world.tokens[("SCJG", Role.requester)])
+    page = client.get(f"/applications/{app_id}").text
+    assert "有看似未脱敏个人数据的值" in page and "raw personal data" not in page
+
+
+def test_the_cli_names_each_bad_field_on_a_line_of_its_own(data_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """Terminal output is plain lines, not pydantic's dump of the input or dict reprs."""
+    from typer.testing import CliRunner
+
+    from govshare.cli import app
+
+    metadata, data = tmp_path / "meta.json", tmp_path / "d.csv"
+    metadata.write_text('{"name": "x"}', encoding="utf-8")
+    data.write_text("a\n1\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["resource", "register", str(data), "--metadata",
+                                      str(metadata), "--publisher", "nobody"])
+    assert result.exit_code == 2, result.output
+    assert "  - name: String should have at least 2 characters" in result.output
+    assert "  - category: Field required" in result.output
+    assert "input_value" not in result.output and "{'" not in result.output

@@ -31,6 +31,7 @@ from access.models import (
 from access.schemas import ApplicationIn, ApprovalIn, RejectIn, ReturnIn, RevisionIn, TightenIn
 from catalog import service as catalog_service
 from catalog.models import DataItem, Resource
+from govshare.web import i18n
 from govshare.web.base import (
     CheckedForm,
     PageRoute,
@@ -46,7 +47,7 @@ from govshare.web.pages import risk as risk_page
 from kernel.auth import Principal
 from kernel.db import session_scope, utcnow
 from kernel.identity import Department, Role, User
-from kernel.problems import Invalid
+from kernel.problems import Invalid, localize, params_from_json
 
 log = logging.getLogger("govshare")
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -250,8 +251,9 @@ def application_page(request: Request, app_id: int, who: Involved) -> Response:
                          if s.action in ("approve", "set_conditions", "auto_approve")), None)
         all_items = list(resource.items)
         delivering = delivery_jobs.active(session, app_id) if granted else None
+        blocked = _blocked_reason(history, app, i18n.language_of(request))
     return render(request, "application.html", {
-        "delivering": delivering,
+        "delivering": delivering, "blocked_reason": blocked,
         "last_return": last_return if app.state is S.returned else None,
         "returns": [s for s in history if s.action == "return"], "decision": decision,
         "all_items": all_items, "methods": list(DeliveryMethod),
@@ -267,6 +269,19 @@ def application_page(request: Request, app_id: int, who: Involved) -> Response:
         "requester_side": who.department_id == app.requester_department_id
         and who.has(Role.requester),
         "reasons": list(RejectionReason), "deficiencies": list(Deficiency)})
+
+
+def _blocked_reason(history: list[Any], app: Application, lang: str) -> str | None:
+    """Why the last package was withheld, in the page's language (the stored reason is the
+    English one; the block's step keeps its catalogue message)."""
+    if not app.delivery_blocked:
+        return None
+    step = next((s for s in reversed(history) if s.action == "block"), None)
+    why = (step.detail or {}).get("why") if step is not None else None
+    if not why:
+        return app.delivery_blocked
+    phrase = params_from_json({"why": why})["why"]
+    return localize(lang, phrase.key, dict(phrase.params), phrase.english)
 
 
 def _plan_changes(form: CheckedForm, app: Application, base: dict[str, Any]) -> dict[str, Any]:
