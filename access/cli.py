@@ -42,8 +42,8 @@ def _run(fn: Any) -> Any:
         return fn()
     except Problem as problem:
         err.print(f"[red]error:[/red] {problem.detail}")
-        for e in problem.body().get("errors", []):  # Phrases as their English text
-            err.print(f"  - {output.plain(e)}")
+        for line in output.problem_lines(problem):
+            err.print(f"  - {line}", markup=False)
         raise typer.Exit(2) from None
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -12,7 +13,7 @@ from govshare import administration, wiring
 from kernel import db, identity, output, runtime
 from kernel.auth import principal_of
 from kernel.identity import AdminLevel, DepartmentKind, Role
-from kernel.problems import Problem
+from kernel.problems import Invalid, Problem
 from kernel.settings import get_settings
 
 app = typer.Typer(help="govshare: government data-sharing catalog, quality and access.",
@@ -51,8 +52,8 @@ def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
 
 def _fail(problem: Problem) -> None:
     err.print(f"[red]error:[/red] {problem.detail}")
-    for e in problem.body().get("errors", []):  # Phrases as their English text
-        err.print(f"  - {output.plain(e)}")
+    for line in output.problem_lines(problem):
+        err.print(f"  - {line}", markup=False)
     raise typer.Exit(2)
 
 
@@ -349,10 +350,8 @@ def resource_register(
     ready()
     try:
         meta = ResourceIn.model_validate_json(metadata.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        _fail(Problem(f"{metadata} is not valid resource metadata: {exc}",
-                      key="problem.web.bad_metadata_file",
-                      params={"metadata": metadata, "exc": exc}))
+    except ValidationError as exc:  # one line per field, not pydantic's dump of the input
+        _fail(Invalid.of(exc.errors(), str(metadata)))
     try:
         with db.session_scope(write=False) as read:
             who = principal_of(read, publisher)

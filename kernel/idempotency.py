@@ -17,6 +17,7 @@ a corrected retry may use it. Two workers racing on one key both run, but the un
 and answers 409, like a request that arrived while the first was in flight.
 """
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -145,8 +146,16 @@ def _replay(record: IdempotencyRecord) -> Response:
             original_status=record.status_code, original=json.loads(record.body),
                           key="problem.kernel.idempotency_secret_gone",
                           params={"HEADER": HEADER})
+    headers = {REPLAYED_HEADER: "true"}
+    if record.status_code == 202:
+        # An accepted request's status URL is in its body (``status_url``): the replay gives
+        # it as ``Location`` again, as the first answer did (headers are not stored).
+        with contextlib.suppress(ValueError, AttributeError):
+            url = json.loads(record.body).get("status_url")
+            if isinstance(url, str):
+                headers["Location"] = url
     return Response(record.body, status_code=record.status_code, media_type=record.media_type,
-                    headers={REPLAYED_HEADER: "true"})
+                    headers=headers)
 
 
 def _store(session: Session, who: Principal, key: str, request: Request, fingerprint: str,

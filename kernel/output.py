@@ -41,6 +41,17 @@ def plain(value: Any) -> str:
     return str(value)
 
 
+def problem_lines(problem: Any) -> list[str]:
+    """A refusal's entries as lines for the terminal, in English: "field: message" for a
+    field's validation error, ``key=value`` pairs for entries that say more (sheet, row…)."""
+    lines = []
+    for e in problem.body().get("errors", []):
+        simple = set(e) <= {"field", "message", "type"} and e.get("field") is not None
+        lines.append(f"{e['field']}: {e.get('message')}" if simple else
+                     plain({k: v for k, v in e.items() if k != "type"}))
+    return lines
+
+
 def jsonable(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value

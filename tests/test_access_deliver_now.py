@@ -59,6 +59,7 @@ def test_deliver_now_queues_one_job_and_the_worker_delivers(aw: AccessWorld,
     replay = plain.post(f"{API}/applications/{app_id}/deliver", headers=keyed)
     assert again.status_code == once.status_code == replay.status_code == 202
     assert replay.headers[REPLAYED_HEADER] == "true"
+    assert replay.headers["location"] == body["status_url"]
     assert {r.json()["job"] for r in (again, once, replay)} == {body["job"]}
     assert len(_delivery_jobs(app_id)) == 1
     # The provider's approver and the bureau may follow it too; another line department not.

@@ -313,3 +313,21 @@ def test_a_blocked_delivery_says_why_in_the_page_language(
     sign_in(client, world.tokens[("SCJG", Role.requester)])
     page = client.get(f"/applications/{app_id}").text
     assert "有看似未脱敏个人数据的值" in page and "raw personal data" not in page
+
+
+def test_the_cli_names_each_bad_field_on_a_line_of_its_own(data_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """Terminal output is plain lines, not pydantic's dump of the input or dict reprs."""
+    from typer.testing import CliRunner
+
+    from govshare.cli import app
+
+    metadata, data = tmp_path / "meta.json", tmp_path / "d.csv"
+    metadata.write_text('{"name": "x"}', encoding="utf-8")
+    data.write_text("a\n1\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["resource", "register", str(data), "--metadata",
+                                      str(metadata), "--publisher", "nobody"])
+    assert result.exit_code == 2, result.output
+    assert "  - name: String should have at least 2 characters" in result.output
+    assert "  - category: Field required" in result.output
+    assert "input_value" not in result.output and "{'" not in result.output
