@@ -82,6 +82,9 @@ class Source:
     types: list[str] = field(default_factory=list)  # typed sources: each column's type
     # Run after the source was read (CSV: refuse malformed rows before any value check).
     after_read: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    # A stream read in chunks: puts the next chunk in place of ``relation``'s table and says
+    # whether there was one (each is inserted after the first, in order).
+    next_chunk: Callable[[duckdb.DuckDBPyConnection], bool] | None = None
 
     @property
     def variant(self) -> str:
@@ -342,8 +345,11 @@ def _check_and_write(con: duckdb.DuckDBPyConnection, source: Source, columns: Se
     # temporary table and a copy.
     in_place = not any(p.inferred for p in plans)
     table = TABLE if in_place else STAGED
-    sql, masks = _staging_sql(source, plans, table, temporary=not in_place)
-    con.execute(sql, source.params)
+    select, masks = _staging_sql(source, plans)
+    create = "CREATE TABLE" if in_place else "CREATE TEMP TABLE"
+    con.execute(f"{create} {table} AS {select}", source.params)
+    while source.next_chunk is not None and source.next_chunk(con):
+        con.execute(f"INSERT INTO {table} {select}", source.params)
     if source.after_read is not None:
         source.after_read(con)
     count, normalised = _check_values(con, source, plans, table)
@@ -387,9 +393,8 @@ def _declared_type(c: Column, source: Source, i: int) -> tuple[str, int | None]:
     return "", None
 
 
-def _staging_sql(source: Source, plans: list[_Plan], table: str, *,
-                 temporary: bool) -> tuple[str, list[str]]:
-    """``CREATE TABLE`` of the staged table from the source, each step a layer of its own
+def _staging_sql(source: Source, plans: list[_Plan]) -> tuple[str, list[str]]:
+    """The query of the staged table's rows from the source, each step a layer of its own
     over the previous one (a step's result is computed once however often later steps use
     it); and the names of its mask columns."""
     query = f"SELECT * FROM {source.relation}"
@@ -440,9 +445,7 @@ def _staging_sql(source: Source, plans: list[_Plan], table: str, *,
             p.bad = flags.add(bad)
     if source.has_line:
         outputs.append(f"_line AS {LINE}")
-    create = "CREATE TEMP TABLE" if temporary else "CREATE TABLE"
-    return (f"{create} {table} AS SELECT {', '.join(outputs + flags.columns())} "
-            f"FROM ({query})"), flags.names()
+    return f"SELECT {', '.join(outputs + flags.columns())} FROM ({query})", flags.names()
 
 
 def _cast_sql(source: Source, p: _Plan) -> str:
@@ -660,13 +663,15 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segmen
     columns (PostgreSQL ``numeric(p,s)``), by column name: such a column is a DECIMAL(p,s)
     without measuring its values, so the segment is written as the stream arrives.
 
-    DuckDB pulls the batches as it writes, so the stream is never whole in memory. Returns
-    the result and the SHA-256 of the stream's batches (the pull's content hash, to tell an
-    unchanged source from a changed one).
+    The stream goes to DuckDB in chunks of about ``CHUNK_ROWS`` rows, each an in-memory Arrow
+    table that DuckDB inserts on all its threads (a stream it would read on one) while the
+    next chunk is fetched; so the stream is never whole in memory. Returns the result and
+    the SHA-256 of the stream's batches (the pull's content hash, to tell an unchanged
+    source from a changed one).
     """
     schema, exact = _plain_schema(reader.schema)
     digest = hashlib.sha256()
-    stream = pa.RecordBatchReader.from_batches(schema, _hashed(reader, schema, digest))
+    chunks = _chunks(_hashed(reader, schema, digest), schema)
     segment.parent.mkdir(parents=True, exist_ok=True)
     tmp = segment.with_name(segment.name + ".tmp")
     spill = segment.with_name(segment.name + ".spill")
@@ -675,10 +680,17 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segmen
         con = connect(str(tmp))
         try:
             con.execute(f"SET temp_directory='{escape_path(spill)}'")
-            con.register("pulled", stream)
+            con.register("pulled", next(chunks))
+
+            def next_chunk(c: duckdb.DuckDBPyConnection) -> bool:
+                chunk = next(chunks, None)
+                if chunk is not None:
+                    c.register("pulled", chunk)
+                return chunk is not None
+
             found = [(f.name, _arrow_duckdb_type(f, exact, decimals or {})) for f in schema]
             source = _typed_source(con, found, columns, "pulled", "source")
-            source.after_read = _unregister_pulled
+            source.after_read, source.next_chunk = _unregister_pulled, next_chunk
             result = _check_and_write(con, source, columns, ())
             con.execute("CHECKPOINT")
         finally:
@@ -692,6 +704,24 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segmen
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
     return result, digest.hexdigest()
+
+
+CHUNK_ROWS = 500_000
+
+
+def _chunks(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    """The batches gathered into tables of about ``CHUNK_ROWS`` rows (at least one table,
+    empty for an empty stream)."""
+    pending: list[pa.RecordBatch] = []
+    rows, sent = 0, False
+    for batch in batches:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= CHUNK_ROWS:
+            yield pa.Table.from_batches(pending, schema)
+            pending, rows, sent = [], 0, True
+    if pending or not sent:
+        yield pa.Table.from_batches(pending, schema)
 
 
 def _unregister_pulled(con: duckdb.DuckDBPyConnection) -> None:
@@ -741,7 +771,8 @@ def _hashed(reader: pa.RecordBatchReader, schema: pa.Schema,
     A reader thread keeps the next batches coming while DuckDB writes the previous ones
     (the driver and hashlib release the GIL), so the pull takes about as long as the slower
     of the two rather than their sum."""
-    ahead: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=4)
+    # Room for about a chunk's batches, so that fetching goes on while a chunk is inserted.
+    ahead: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=64)
 
     def produce() -> None:
         try:

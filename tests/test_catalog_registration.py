@@ -247,3 +247,38 @@ def test_upload_is_streamed_from_a_file_object(client: TestClient, world: World)
                     files={"file": ("big.csv", io.BytesIO(big), "text/csv")},
                     headers=world.headers("GA", Role.publisher))
     assert r.status_code == 201 and r.json()["row_count"] == 3000
+
+
+def test_an_arrow_stream_is_inserted_in_chunks_in_order(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    """A database pull's stream goes to DuckDB in chunks: rows keep their order and their
+    row numbers across chunks (a key repeated in the first and the last chunk is named by
+    both rows), and all or nothing still holds."""
+    import pyarrow as pa
+
+    from catalog import ingest
+    from catalog.models import ItemType
+    from kernel.problems import Invalid
+
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 5)
+    columns = [ingest.Column("id", ItemType.string, is_key=True),
+               ingest.Column("n", ItemType.integer)]
+
+    def stream(ids: list[str]) -> pa.RecordBatchReader:
+        schema = pa.schema([("id", pa.string()), ("n", pa.int32())])
+        batches = [pa.record_batch([ids[i:i + 4], list(range(i, i + 4))], schema=schema)
+                   for i in range(0, len(ids), 4)]
+        return pa.RecordBatchReader.from_batches(schema, batches)
+
+    ids = [f"k{i:02d}" for i in range(12)]  # 3 batches of 4: chunks of 8 and 4 rows
+    segment = tmp_path / "a.duckdb"
+    result, _ = ingest.ingest_arrow(stream(ids), columns, segment)
+    assert result.rows == 12
+    con = duckdb.connect(str(segment), read_only=True)
+    assert con.execute("SELECT id, n FROM data").fetchall() == [(k, i) for i, k in enumerate(ids)]
+    con.close()
+    ids[10] = ids[1]
+    with pytest.raises(Invalid) as refused:
+        ingest.ingest_arrow(stream(ids), columns, tmp_path / "b.duckdb")
+    assert refused.value.errors[0]["lines"] == [2, 11]
+    assert not (tmp_path / "b.duckdb").exists()
