@@ -155,8 +155,9 @@ def _statements() -> Iterator[list[str]]:
 
 def _page_statements(seen: list[str]) -> list[str]:
     """The queries of a search besides authentication's (cached for a few seconds, but a
-    slow machine may outlast that)."""
-    return [s for s in seen if "api_token" not in s
+    slow machine may outlast that) and the test client's own job queue drain after each
+    request (tests/conftest.py: on PostgreSQL it shares the engine)."""
+    return [s for s in seen if "api_token" not in s and "FROM job" not in s
             and s.split()[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK")]
 
 
