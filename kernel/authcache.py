@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kernel import storage
 from kernel.settings import get_settings
 
 TTL = 5.0  # seconds
@@ -93,8 +94,7 @@ def changed() -> None:
     path = _stamp_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f"{STAMP}.{os.getpid()}.{threading.get_ident()}")
-        temp.write_text(str(time.time_ns()))
-        os.replace(temp, path)  # a new inode: readers see a new stamp even in the same tick
+        # Renamed into place: a new inode, so readers see a new stamp even in the same tick.
+        storage.publish_text(path, str(time.time_ns()))
     except OSError:  # a read-only data directory: other processes fall back on the TTL
         pass

@@ -52,15 +52,11 @@ def test_upgrade_is_idempotent_and_safe_to_repeat(data_dir: Path) -> None:
 
 
 def test_the_totp_migration_seals_secrets_stored_in_clear(data_dir: Path) -> None:
-    from alembic import command
-
     from kernel import identity
 
     _empty()
-    cfg = migrate.alembic_config()
+    migrate.upgrade("lead_data_source")  # the revision before sealing
     with db.get_engine(write=True).begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "lead_data_source")  # the revision before sealing
         conn.execute(text("INSERT INTO department (code, name_zh, name_en, kind, level, "
                           "created_at) VALUES ('GA', '公安局', 'Police', 'line', 'municipal', "
                           "'2026-01-01 00:00:00')"))
@@ -69,8 +65,16 @@ def test_the_totp_migration_seals_secrets_stored_in_clear(data_dir: Path) -> Non
             "totp_secret, created_at) VALUES (7, 'li', '李', (SELECT id FROM department), "
             ":on, :t, '2026-01-01 00:00:00')"), {"t": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
                                                  "on": True})
-        command.upgrade(cfg, "head")
+        # A row that references the user: SQLite rebuilds the user table to widen a column,
+        # which must not trip over it (an upgrade of a real installation did).
+        conn.execute(text(
+            "INSERT INTO api_token (user_id, name, token_hash, prefix, created_at, expires_at) "
+            "VALUES (7, 'cli', 'h', 'gs_x', '2026-01-01 00:00:00', '2027-01-01 00:00:00')"))
+    migrate.upgrade()
     with db.session_scope(write=False) as session:
         user = identity.get_user(session, "li")
         assert user.totp_secret and "JBSWY3DP" not in user.totp_secret
         assert identity.totp_secret(user) == "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    if get_settings().is_sqlite:  # enforced again on the connection that migrated
+        with db.get_engine(write=True).connect() as conn:
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
