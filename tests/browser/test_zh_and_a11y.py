@@ -35,6 +35,9 @@ def _pages(live: Live) -> list[tuple[tuple[str, str], str]]:
         (("SJJ", "admin"), "/admin/departments"),
         (("SJJ", "admin"), "/admin/tokens"),
         (("SJJ", "admin"), "/admin/settings"),
+        (("SJJ", "admin"), "/admin/keys"),
+        (("SJJ", "admin"), "/admin/jobs"),
+        (("SJJ", "admin"), "/admin/jobs?state=failed"),
         (("SCJG", "requester"), "/no/such/page"),  # 404 in the UI frame
         (("SCJG", "requester"), "/inbox"),  # 403: another role's page
         (("SCJG", "requester"), "/catalog?q=" + "数据" * 400),  # over-long search
