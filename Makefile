@@ -3,7 +3,8 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# pytest-xdist processes per suite (the suites take ~5 + ~5 minutes on 2 cores)
+# pytest-xdist processes per suite; worksteal evens out the few long real-server tests. The
+# PostgreSQL pass runs only the tests that use a database (tests/conftest.py).
 WORKERS ?= 2
 
 .PHONY: run test setup lint migration-initial bench fuzz audit screenshots clean
@@ -43,8 +44,8 @@ test: $(STAMP)
 	.ci/audit || [ $$? -eq 2 ]
 	.ci/ensure-chromium
 	.ci/ensure-go
-	$(BIN)/pytest -n $(WORKERS)
-	.ci/with-postgres $(BIN)/pytest -q -p no:cacheprovider -n $(WORKERS) -m "not browser"
+	$(BIN)/pytest -n $(WORKERS) --dist worksteal
+	.ci/with-postgres $(BIN)/pytest -q -p no:cacheprovider -n $(WORKERS) --dist worksteal -m "not browser"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +45,38 @@ def postgres() -> Iterator[tuple[pg.Databases, str] | None]:
         yield databases, template
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite metadata store migrated once per session: each test starts from a copy, as the
+    PostgreSQL pass starts from a template database (migrating from nothing takes a third of
+    a second, which every test paid). A test that needs an empty store deletes the file."""
+    from govshare import migrate
+
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GOVSHARE_DATA_DIR", str(folder))
+        mp.setenv("GOVSHARE_MODE", "development")
+        mp.delenv("GOVSHARE_DATABASE_URL", raising=False)
+        get_settings.cache_clear()
+        db.reset_engines()
+        migrate.upgrade()
+        db.reset_engines()  # the last connection closed: the WAL is checkpointed away
+        get_settings.cache_clear()
+    return folder / "govshare.db"
+
+
+def _copy_sqlite(template: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source, copy = sqlite3.connect(template), sqlite3.connect(target)
+    try:
+        source.backup(copy)  # a consistent copy whatever state the template's WAL is in
+    finally:
+        source.close()
+        copy.close()
+
+
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_template: Path,
              postgres: tuple[pg.Databases, str] | None) -> Iterator[Path]:
     monkeypatch.setenv("GOVSHARE_DATA_DIR", str(tmp_path / "data"))
     # Development mode, explicitly (production is the default): the master key file is made
@@ -55,7 +86,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                  "GOVSHARE_MASTER_SECRET_FILE"):
         monkeypatch.delenv(name, raising=False)
     database = None
-    if postgres is not None:  # a fresh PostgreSQL database per test (tests/pg.py)
+    if postgres is None:  # a fresh copy of the migrated SQLite store
+        _copy_sqlite(sqlite_template, tmp_path / "data" / "govshare.db")
+    else:  # a fresh PostgreSQL database per test (tests/pg.py)
         databases, template = postgres
         database = databases.create(template)
         monkeypatch.setenv("GOVSHARE_DATABASE_URL", databases.url_of(database))

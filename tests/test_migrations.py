@@ -22,8 +22,13 @@ from kernel.settings import get_settings
 
 
 def _empty() -> None:
-    """Start from nothing: the PostgreSQL test database is a migrated copy (tests/pg.py)."""
-    if not get_settings().is_sqlite:
+    """Start from nothing: each test's store is a migrated copy (tests/conftest.py)."""
+    if get_settings().is_sqlite:
+        db.reset_engines()
+        path = get_settings().data_dir / "govshare.db"
+        for leftover in path.parent.glob("govshare.db*"):
+            leftover.unlink()
+    else:
         with db.get_engine().begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     with db.get_engine().connect() as conn:
