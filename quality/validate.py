@@ -137,6 +137,9 @@ def _gx_validate(url: str, configs: Sequence[Mapping[str, Any]], columns: list[s
 
     import quality.gx_rules  # noqa: F401  (registers our custom expectations with GX)
 
+    # GX sets this module's logger to INFO when imported, announcing the temporary folder of
+    # every ephemeral context: one line per quality run in the worker's log, and noise.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     # No tqdm bars on stderr for every run (the worker's log, ``govshare demo``'s output).
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
