@@ -71,6 +71,13 @@ ENGLISH: dict[str, str] = {
                                 "each piece of data: add data to the existing resources, or "
                                 "confirm that these are different resources to import the "
                                 "register anyway.",
+    "similar.register_refused_in_file": "{n} new resource(s) of the catalog register are "
+                                        "similar to other resources of your department (the "
+                                        "first, “{name}” on row {row}, to “{other}” on row "
+                                        "{other_row} of the same register); nothing was "
+                                        "applied. One source for each piece of data: register "
+                                        "each piece of data once, or confirm that these are "
+                                        "different resources to import the register anyway.",
 }
 
 

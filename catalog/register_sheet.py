@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from python_calamine import CalamineError, CalamineWorkbook
 from sqlmodel import Session, select
 
-from catalog import messages
+from catalog import messages, service, similar
 from catalog.excel import HEADER_SCAN_ROWS
 from catalog.headers import column_label, header_key
 from catalog.models import (
@@ -41,6 +41,7 @@ from catalog.models import (
 )
 from catalog.schemas import ResourceIn, ResourceUpdate
 from kernel.auth import Principal
+from kernel.identity import Department
 from kernel.problems import Invalid, Phrase, Phrases
 
 # field → the header texts that name it
@@ -302,36 +303,33 @@ def import_catalog(session: Session, who: Principal, path: Path, *,
                    confirm_duplicate: bool = False) -> list[Applied]:
     """Register or update every resource of the register, or refuse the whole file.
 
-    A new resource close to an active one of the department (``catalog.similar``) refuses
-    the file, row by row (409 when that is all that is wrong, else among the 422's
-    problems), unless ``confirm_duplicate``: then each registration's log entry records the
-    resources it was confirmed to differ from."""
-    from catalog import service, similar
-
+    A new resource close to an active one of the department (``catalog.similar``), or to
+    another resource of the same register, refuses the file, row by row (409 when that is
+    all that is wrong, else among the 422's problems), unless ``confirm_duplicate``: then
+    each registration's log entry records the resources it was confirmed to differ from."""
     rows, problems = read_rows(path)
     resources = build(rows, problems)
-    plans: list[tuple[ResourceIn, list[_Row], Resource | None]] = []
-    confirmed: dict[int, list[similar.SimilarMatch]] = {}
-    first_similar: tuple[ResourceIn, similar.SimilarMatch] | None = None
-    similar_rows = 0
+    plans: list[_Plan] = []
     for meta, group in resources:
         existing = None
         if meta.code is not None:
             existing = session.exec(select(Resource).where(Resource.code == meta.code)).first()
+        plan = _Plan(meta, group, existing)
         if existing is None:
             try:
-                provider = service.check_registration(session, who, meta)
+                plan.provider = service.check_registration(session, who, meta)
             except Invalid as exc:
                 problems.add(group[0], "code" if meta.code else "name",
                              Phrase(exc.key or "", exc.detail, exc.params))
             else:
-                found = similar.find_for(session, provider.id or 0, meta.name, meta.items)
+                found = similar.find_for(session, plan.provider.id or 0, meta.name,
+                                         meta.items)
+                plan.confirmed = found.same_department
                 if found.same_department and not confirm_duplicate:
                     text, key, params = similar.row_problem(found, len(meta.items))
                     problems.add(group[0], "name", Phrase(key, text, params))
-                    similar_rows += 1
-                    first_similar = first_similar or (meta, found.same_department[0])
-                confirmed[id(meta)] = found.same_department
+                    plan.flagged = _Similar(meta.name, found.same_department[0].code,
+                                            found.same_department[0].name)
         elif existing.provider_id != who.department_id:
             problems.add(group[0], "code", Phrase("problem.register.other_department",
                                                   f"{meta.code} belongs to another department",
@@ -341,26 +339,18 @@ def import_catalog(session: Session, who: Principal, path: Path, *,
                 "problem.register.items_differ", f"the data items of {meta.code} differ from "
                 "the registered ones; items change only with new data (register a new "
                 "resource, or change only their descriptions)", {"code": meta.code}))
-        plans.append((meta, group, existing))
-    if problems.errors and similar_rows == len(problems.errors) and first_similar:
-        meta, match = first_similar
-        params = {"n": similar_rows, "name": meta.name, "code": match.code,
-                  "existing": match.name}
-        raise similar.SimilarResourceExists(
-            messages.text("similar.register_refused", **params),
-            key="similar.register_refused", params=params, errors=problems.errors)
-    if problems.errors:
-        n = len(problems.errors)
-        listed = Phrases(tuple(describe(e) for e in problems.errors[:5]), "semicolon")
-        more = " …" if n > 5 else ""
-        raise Invalid(f"The catalog register has {n} problem(s); nothing was applied. "
-                      f"{listed}{more}", errors=problems.errors, key="problem.register.refused",
-                      params={"n": n, "listed": listed, "more": more})
-    applied = []
-    for meta, _group, existing in plans:
+        plans.append(plan)
+    _compare_rows(plans, problems, confirm_duplicate)
+    _refuse_if_any(plans, problems)
+    applied: list[Applied] = []
+    for plan in plans:
+        meta, existing = plan.meta, plan.existing
         if existing is None:
-            resource = service.register_metadata(session, who, meta,
-                                                 similar_to=confirmed.get(id(meta), []))
+            # The register's earlier resources it was confirmed to differ from have codes now.
+            resource = service.register_metadata(
+                session, who, meta, similar_to=[*plan.confirmed, *(
+                    _in_register_match(plan, plans[k], _code(plans, k, applied), scored)
+                    for k, scored in plan.close)])
             applied.append(Applied(resource.code, resource.name, "created", len(meta.items)))
         else:
             edit = ResourceUpdate(**{f: getattr(meta, f) for f in RESOURCE_FIELDS
@@ -373,6 +363,120 @@ def import_catalog(session: Session, who: Principal, path: Path, *,
                                    "updated" if resource.revision > before else "unchanged",
                                    len(meta.items)))
     return applied
+
+
+@dataclass(frozen=True)
+class _Similar:
+    """A new resource's first similarity problem, for the refusal's summary."""
+
+    name: str
+    code: str  # the catalog's resource; "" for another resource of the register
+    existing: str
+    row: int = 0  # of the new resource, and of the register's other one
+    other_row: int = 0
+
+
+@dataclass
+class _Plan:
+    meta: ResourceIn
+    rows: list[_Row]
+    existing: Resource | None  # an update of it, or (None) a new resource
+    provider: Department | None = None  # a new resource that passed check_registration
+    confirmed: list[similar.SimilarMatch] = field(default_factory=list)  # in the catalog
+    close: list[tuple[int, similar.Scored]] = field(default_factory=list)  # in the register
+    flagged: _Similar | None = None
+
+    def draft(self) -> similar.Draft:
+        existing = self.existing
+        department = existing.provider_id if existing else self.provider.id if self.provider \
+            else 0
+        return similar.Draft(department or 0, self.meta.name,
+                             [(i.name or "", i.title or "") for i in self.meta.items],
+                             new=existing is None)
+
+    def label(self) -> Phrase | str:
+        code = self.existing.code if self.existing else self.meta.code
+        return Phrase("similar.code_note", f" ({code})", {"code": code}) if code else ""
+
+
+def _compare_rows(plans: list[_Plan], problems: _Problems, confirm_duplicate: bool) -> None:
+    """The register's new resources compared with its other resources (``similar.within``):
+    a pair the catalog check has named already (a new resource close to an existing one the
+    register also updates) is not named again."""
+    compared = [i for i, p in enumerate(plans) if p.provider or p.existing]
+    found = similar.within([plans[i].draft() for i in compared])
+    for j, close in found.items():
+        plan = plans[compared[j]]
+        named = {m.code for m in plan.confirmed}
+        plan.close = [(compared[k], scored) for k, scored in close
+                      if _code_of(plans[compared[k]]) not in named]
+        if not plan.close or confirm_duplicate:
+            continue
+        k, scored = plan.close[0]
+        other, row, at = plans[k], plan.rows[0], plans[k].rows[0]
+        pct, total = round(scored.name_similarity * 100), len(plan.meta.items)
+        params: dict[str, Any] = {
+            "name": plan.meta.name, "code": plan.label(), "other": other.meta.name,
+            "other_code": other.label(), "other_row": at.number, "other_sheet": at.sheet,
+            "name_pct": pct, "shared": scored.shared, "total": total}
+        problems.add(row, "name", Phrase(
+            "similar.in_register_row",
+            f"“{plan.meta.name}”{plan.label()} is similar to “{other.meta.name}”"
+            f"{other.label()} on row {at.number} of sheet '{at.sheet}' of this register "
+            f"(names {pct}% alike; {scored.shared} of the {total} data items in common): "
+            "register the data once, or confirm that they are different resources "
+            "(--confirm-duplicate)", params))
+        plan.flagged = plan.flagged or _Similar(plan.meta.name, "", other.meta.name,
+                                                row.number, at.number)
+
+
+def _code_of(plan: _Plan) -> str | None:
+    return plan.existing.code if plan.existing else None
+
+
+def _refuse_if_any(plans: list[_Plan], problems: _Problems) -> None:
+    """409 when every problem is a similar resource (confirming imports the register), else
+    the 422 listing every problem."""
+    flagged = [p.flagged for p in plans if p.flagged]
+    similar_problems = sum(1 for e in problems.errors
+                           if e["problem"].key in ("similar.exists_row",
+                                                   "similar.in_register_row"))
+    if flagged and similar_problems == len(problems.errors):
+        first = flagged[0]
+        if first.code:
+            params: dict[str, Any] = {"n": len(flagged), "name": first.name,
+                                      "code": first.code, "existing": first.existing}
+            raise similar.SimilarResourceExists(
+                messages.text("similar.register_refused", **params),
+                key="similar.register_refused", params=params, errors=problems.errors)
+        params = {"n": len(flagged), "name": first.name, "row": first.row,
+                  "other": first.existing, "other_row": first.other_row}
+        raise similar.SimilarResourceExists(
+            messages.text("similar.register_refused_in_file", **params),
+            key="similar.register_refused_in_file", params=params, errors=problems.errors)
+    if problems.errors:
+        n = len(problems.errors)
+        listed = Phrases(tuple(describe(e) for e in problems.errors[:5]), "semicolon")
+        more = " …" if n > 5 else ""
+        raise Invalid(f"The catalog register has {n} problem(s); nothing was applied. "
+                      f"{listed}{more}", errors=problems.errors, key="problem.register.refused",
+                      params={"n": n, "listed": listed, "more": more})
+
+
+def _code(plans: list[_Plan], k: int, applied: list[Applied]) -> str:
+    """The code of the register's resource ``k``: an update's, or a new one's once
+    registered (a new resource is compared only with the new ones before it)."""
+    existing = plans[k].existing
+    return existing.code if existing else applied[k].code
+
+
+def _in_register_match(plan: _Plan, other: _Plan, code: str,
+                       scored: similar.Scored) -> similar.SimilarMatch:
+    """A confirmed pair of the register, recorded as the catalog's matches are."""
+    assert plan.provider is not None
+    items = [(i.name or "", i.title or "") for i in plan.meta.items]
+    return similar.match(scored, code, other.meta.name, other.meta.name_en, plan.provider,
+                         items, [(i.name or "", i.title or "") for i in other.meta.items])
 
 
 def _item_shape(obj: Any) -> list[tuple[str, str]]:

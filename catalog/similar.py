@@ -37,6 +37,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -152,6 +153,25 @@ def combined(name: float, items: float) -> float:
     return 1 - (1 - name) * (1 - items)
 
 
+@dataclass(frozen=True)
+class Scored:
+    score: float
+    name_similarity: float
+    item_overlap: float
+    shared: int  # items in common
+
+
+def score(a_name: Counter[str], a_items: Sequence[tuple[str, str]], b_name: Counter[str],
+          b_items: Sequence[tuple[str, str]]) -> Scored:
+    """How close resource a is to resource b, from their names' ``bigrams`` and their
+    (field name, title) items: the one measure of the catalog check and of a register's
+    rows compared with each other."""
+    shared = len(pairs(a_items, b_items))
+    n = name_similarity(a_name, b_name)
+    i = item_overlap(shared, len(a_items), len(b_items))
+    return Scored(combined(n, i), n, i, shared)
+
+
 # --- the check --------------------------------------------------------------------------------
 
 
@@ -203,6 +223,19 @@ class SimilarOut(BaseModel):
     show_at: float = SHOW_AT
 
 
+def match(scored: Scored, code: str, name: str, name_en: str, provider: Department,
+          draft_items: Sequence[tuple[str, str]],
+          existing: Sequence[tuple[str, str]]) -> SimilarMatch:
+    """A draft's match with resource ``code`` (its ``name``, items ``existing``), as shown."""
+    return SimilarMatch(
+        code=code, name=name, name_en=name_en,
+        provider=ProviderRef(code=provider.code, name_zh=provider.name_zh,
+                             name_en=provider.name_en),
+        score=round(scored.score, 3), name_similarity=round(scored.name_similarity, 3),
+        item_overlap=round(scored.item_overlap, 3), items=len(existing),
+        matched_items=match_items(draft_items, existing))
+
+
 def find(session: Session, department_id: int, name: str,
          items: Sequence[tuple[str, str]]) -> SimilarOut:
     """The resources close to a draft named ``name`` with these (field name, title) items."""
@@ -228,19 +261,13 @@ def find(session: Session, department_id: int, name: str,
     others: list[SimilarMatch] = []
     for resource in resources:
         existing = item_rows.get(resource.id, [])
-        shared = len(pairs(draft_items, existing))
-        n = name_similarity(mine, bigrams(resource.name))
-        i = item_overlap(shared, len(draft_items), len(existing))
-        score = combined(n, i)
+        scored = score(mine, draft_items, bigrams(resource.name), existing)
         is_same = resource.provider_id == department_id
-        if score < (BLOCK_AT if is_same else SHOW_AT):
+        if scored.score < (BLOCK_AT if is_same else SHOW_AT):
             continue
-        dept = departments[resource.provider_id]
-        (same if is_same else others).append(SimilarMatch(
-            code=resource.code, name=resource.name, name_en=resource.name_en,
-            provider=ProviderRef(code=dept.code, name_zh=dept.name_zh, name_en=dept.name_en),
-            score=round(score, 3), name_similarity=round(n, 3), item_overlap=round(i, 3),
-            items=len(existing), matched_items=match_items(draft_items, existing)))
+        (same if is_same else others).append(match(
+            scored, resource.code, resource.name, resource.name_en,
+            departments[resource.provider_id], draft_items, existing))
     return SimilarOut(same_department=sorted(same, key=_ranked)[:SHOWN],
                       other_departments=sorted(others, key=_ranked)[:SHOWN])
 
@@ -305,3 +332,50 @@ def record(matches: Sequence[SimilarMatch]) -> tuple[dict[str, str], dict[str, A
         codes = joined
     return ({"similar_confirmed": codes},
             {"similar_confirmed": [{"resource": m.code, "score": m.score} for m in matches]})
+
+
+# --- a catalog register's rows compared with each other ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A resource of a catalog register: a new one, or an update of an existing one."""
+
+    department_id: int
+    name: str
+    items: list[tuple[str, str]]
+    new: bool
+
+
+def within(drafts: Sequence[Draft]) -> dict[int, list[tuple[int, Scored]]]:
+    """For each new draft (by index), the other drafts of the same department it is close to
+    (``BLOCK_AT``, as against the catalog), closest first: the earlier new ones, and the
+    updates wherever they are (an update is compared as the register will leave it). A pair
+    of new drafts is named once, at the later; two updates are not compared (both are in the
+    catalog already, registered or confirmed so). Every pair is looked at (a register has
+    tens to hundreds of resources); the items are matched only for a pair that could reach
+    the threshold with as many items in common as the two share item keys (each pair of
+    ``pairs`` shares a key, and uses each of the two items once: the multisets' intersection
+    bounds them)."""
+    names = [bigrams(d.name) for d in drafts]
+    keys = [Counter(k for item in d.items for k in {_key(text) for text in item} - {""})
+            for d in drafts]
+    out: dict[int, list[tuple[int, Scored]]] = {}
+    for j, draft in enumerate(drafts):
+        if not draft.new:
+            continue
+        close = []
+        for k, other in enumerate(drafts):
+            if k == j or other.department_id != draft.department_id or (other.new and k > j):
+                continue
+            a, b = len(draft.items), len(other.items)
+            at_most = item_overlap(min(sum((keys[j] & keys[k]).values()), a, b), a, b)
+            if combined(name_similarity(names[j], names[k]), at_most) < BLOCK_AT:
+                continue
+            scored = score(names[j], draft.items, names[k], other.items)
+            if scored.score >= BLOCK_AT:
+                close.append((k, scored))
+        if close:
+            out[j] = sorted(close, key=lambda c: (-c[1].score, c[0]))
+    return out
+

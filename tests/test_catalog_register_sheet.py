@@ -22,17 +22,28 @@ HEADER = ["信息资源代码", "信息资源名称", "资源分类", "信息资
           "是否主键", "是否必填", "敏感级别", "数据项说明"]
 
 
+# Fifty distinct resources (10 subjects × 5 matters): any two share at most one name bigram
+# and two of their three items, so none is close to another (catalog.similar scores ≤ 0.67).
+SUBJECTS = ("户籍", "出生", "婚姻", "养老", "医保", "住房", "车辆", "教育", "就业", "兵役")
+MATTERS = ("登记", "变更", "注销", "年检", "补贴")
+
+
+def resource_name(r: int) -> str:
+    return f"{SUBJECTS[r % 10]}{MATTERS[r // 10]}信息"
+
+
 def register_rows(n: int) -> list[list[Any]]:
     """n resources of three data items each; resource-level cells only on the first row."""
     rows: list[list[Any]] = []
     for r in range(n):
-        first = ["", f"户籍登记信息第{r + 1}批", "人口基础信息", "户籍人口登记事项", "户籍，人口",
+        first = ["", resource_name(r), "人口基础信息", "户籍人口登记事项", "户籍，人口",
                  "有条件共享", "用于政务服务身份核验", "文件", "每月", "重要"]
         rest = [""] * len(first)
         rows.append([*first, "公民身份号码", "id_number", "字符型", "是", "是", "敏感个人信息",
                      "18 位"])
         rows.append([*rest, "姓名", "", "字符型", "否", "是", "个人信息", ""])
-        rows.append([*rest, "登记日期", "", "日期", "否", "否", "无", "办理登记的日期"])
+        rows.append([*rest, f"{resource_name(r)[:4]}日期", "", "日期", "否", "否", "无",
+                     "办理的日期"])
     return rows
 
 
@@ -67,7 +78,7 @@ def test_fifty_resources_in_one_step_and_again_unchanged(client: TestClient, wor
     assert code == "440300-GA-101-00001"
     r = client.get(f"/api/v1/resources/{code}",
                    headers=world.headers("SCJG", Role.requester)).json()
-    assert [i["name"] for i in r["items"]] == ["id_number", "xing_ming", "deng_ji_ri_qi"]
+    assert [i["name"] for i in r["items"]] == ["id_number", "xing_ming", "hu_ji_deng_ji_ri_qi"]
     assert r["current_version"] == 0 and r["update_cycle"] == "monthly"
     assert r["keywords"] == ["户籍", "人口"] and r["items"][0]["is_key"]
 
@@ -116,4 +127,44 @@ def test_the_web_upload(client: TestClient, world: World) -> None:
                     files={"file": ("目录.xlsx", workbook(register_rows(2)),
                                     "application/octet-stream")})
     assert r.status_code == 200, r.text
-    assert "440300-GA-101-00002" in r.text and "户籍登记信息第2批" in r.text
+    assert "440300-GA-101-00002" in r.text and resource_name(1) in r.text
+
+
+def test_rows_of_one_register_compared_with_each_other(client: TestClient, world: World,
+                                                       tmp_path: Path) -> None:
+    # A third resource repeating the first under a name one character longer: the register's
+    # own rows are compared as a registration is compared with the catalog (catalog.similar).
+    rows = register_rows(2)
+    copy = [list(r) for r in rows[:3]]
+    copy[0][1] = "户籍登记信息表"
+    register = rows + copy
+    path = tmp_path / "目录.xlsx"
+    path.write_bytes(workbook(register))
+    args = ("resource", "import-catalog", str(path), "--publisher", "ga-publisher", "--json")
+    refused = _cli(*args)
+    assert refused.exit_code == 2
+    out = refused.output.replace("\n", "")
+    assert "1 new resource(s) of the catalog register are similar to other resources" in out
+    assert ("“户籍登记信息表” is similar to “户籍登记信息” on row 3 of sheet '资源目录'" in out
+            and "row=9, column=信息资源名称 (B)" in out), out
+    sign_in(client, world.tokens[("GA", Role.publisher)])
+    upload = {"file": ("目录.xlsx", path.read_bytes(), "application/octet-stream")}
+    page = client.post("/publish/import-catalog", files=upload,
+                       data={"csrf_token": page_csrf(client, "/publish")})
+    assert page.status_code == 409
+    assert "「户籍登记信息表」与本目录表工作表“资源目录”第 3 行的「户籍登记信息」相近" in page.text
+
+    done = _cli(*args, "--confirm-duplicate")
+    assert done.exit_code == 0, done.output
+    codes = [a["code"] for a in json.loads(done.stdout)]
+    entries = client.get("/api/v1/log/entries", params={"type": "resource.catalogued"},
+                         headers=world.headers("SJJ", Role.auditor)).json()
+    assert [e["entry"]["subjects"].get("similar_confirmed") for e in entries] == [
+        None, None, codes[0]]
+    # The three again with their codes: updates, never duplicates of themselves or each other.
+    for i, code in enumerate(codes):
+        register[3 * i][0] = code
+    path.write_bytes(workbook(register))
+    again = _cli(*args)
+    assert again.exit_code == 0, again.output
+    assert {a["action"] for a in json.loads(again.stdout)} == {"unchanged"}

@@ -64,6 +64,19 @@ def test_the_measure_on_chinese_names() -> None:
         ("姓名", "姓名", "title"), ("身份证号", "身份证号", "title")]
 
 
+def test_a_registers_rows_compared_with_each_other() -> None:
+    items = [("id_number", "公民身份号码"), ("", "姓名")]
+    drafts = [similar.Draft(1, "人口基础信息", items, new=False),  # updates
+              similar.Draft(1, "人口基础信息表", items, new=True),
+              similar.Draft(2, "人口基础信息", items, new=True),  # another department
+              similar.Draft(1, "人口基础信息", items, new=True),
+              similar.Draft(1, "人口基础信息", items, new=False),
+              similar.Draft(1, "法人基础信息", [("uscc", "统一社会信用代码")], new=True)]
+    found = {j: [k for k, _ in close] for j, close in similar.within(drafts).items()}
+    # a new one with the earlier new ones and every update; two updates never
+    assert found == {1: [0, 4], 3: [0, 1, 4]}
+
+
 def test_same_department_refused_then_confirmed_and_logged(client: TestClient,
                                                            world: World) -> None:
     first = _register(client, world, population_meta())
@@ -238,3 +251,4 @@ def test_a_registration_during_the_load_is_seen_in_the_transaction(
     assert refused.status_code == 409, refused.text
     headers = world.headers("GA", Role.publisher)
     assert client.get(API, headers=headers).json()["total"] == 1
+
