@@ -19,6 +19,8 @@ Then, unless ``--no-http``: ``govshare serve`` (one worker) on the same catalog,
 each for a few seconds at 8 concurrent keep-alive connections: requests per second.
 
 ``--data-dir`` keeps the generated store and reuses it on the next run (skips generation).
+``--reuse-index`` also keeps its index (no indexing rate then: for quicker iteration on the
+queries; the figures of record come from a full run), ``--no-like`` skips the LIKE baseline.
 """
 
 import argparse
@@ -401,7 +403,19 @@ def _pct(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run_queries(session: Session, repeat: int) -> dict[str, float]:
+def _reused_index() -> dict[str, float]:
+    from catalog.search import engine
+
+    index = engine.reader()
+    assert index is not None, "--reuse-index needs an index: run once without it"
+    count = index.searcher().num_docs
+    size = sum(p.stat().st_size for p in engine.index_dir().rglob("*") if p.is_file())
+    print(f"reused the index of {count:,} active resources (not timed); index "
+          f"{size / 2**20:,.0f} MiB, {size / max(count, 1):,.0f} bytes a resource")
+    return {"rate": 0.0, "bytes": size / max(count, 1), "cpu_rate": 0.0}
+
+
+def run_queries(session: Session, repeat: int, baseline: bool = True) -> dict[str, float]:
     rows = []
     idx_wall: list[float] = []
     idx_cpu: list[float] = []
@@ -410,7 +424,7 @@ def run_queries(session: Session, repeat: int) -> dict[str, float]:
     for label, q, filters in QUERIES:
         idx, cpu, total = _time(partial(_indexed, session, q, filters), repeat)
         like, lcpu, like_total = _time(partial(_like_baseline, session, q, filters),
-                                       max(1, repeat // 3))
+                                       max(1, repeat // 3)) if baseline else ([0.0], [0.0], 0)
         idx_wall += idx
         idx_cpu += cpu
         like_wall += like
@@ -431,7 +445,8 @@ def run_queries(session: Session, repeat: int) -> dict[str, float]:
     ]
     print_table("Latency over all queries (ms)", ["method", "p50", "p95", "p99", "samples"],
                 summary)
-    for kind, a, b in (("wall", like_wall, idx_wall), ("CPU", like_cpu, idx_cpu)):
+    for kind, a, b in (("wall", like_wall, idx_wall), ("CPU", like_cpu, idx_cpu)) \
+            if baseline else ():
         ratio = [_pct(a, p) / max(_pct(b, p), 1e-9) for p in (50, 95, 99)]
         print(f"LIKE / index ({kind}): p50 {ratio[0]:.0f}x, p95 {ratio[1]:.0f}x, "
               f"p99 {ratio[2]:.0f}x")
@@ -615,6 +630,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="keep and reuse the store")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query")
     parser.add_argument("--no-http", action="store_true", help="skip the server part")
+    parser.add_argument("--reuse-index", action="store_true",
+                        help="with --data-dir: keep the index built by an earlier run")
+    parser.add_argument("--no-like", action="store_true", help="skip the LIKE baseline")
     parser.add_argument("--generate-only", action="store_true",
                         help="with --data-dir: generate the catalog now, measure in a later run")
     args = parser.parse_args()
@@ -637,8 +655,8 @@ def main() -> None:
             _report_size(session, data_dir)
             if args.generate_only:
                 return
-            built = _index(data_dir)
-            figures = run_queries(session, args.repeat)
+            built = _reused_index() if args.reuse_index else _index(data_dir)
+            figures = run_queries(session, args.repeat, baseline=not args.no_like)
             worst_browse, worst_browse_cpu = run_browse(session, args.repeat)
         db.reset_engines()
         http = {} if args.no_http else run_http(data_dir, token)

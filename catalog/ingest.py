@@ -18,12 +18,14 @@ import queue
 import re
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from catalog import cells, excel, messages
@@ -106,6 +108,22 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path, *,
     Raises ``Invalid`` naming the columns, lines and values at fault; on any failure no
     segment exists afterwards.
     """
+    def unreadable(reason: str) -> Invalid:
+        return Invalid(f"The file could not be read as {staged.format.value}: {reason}",
+                       key="problem.catalog.file_unreadable",
+                       params={"format": staged.format.value, "reason": reason})
+
+    with _writing(segment, unreadable) as con:
+        source = _READERS[staged.format](con, staged, columns, options or SourceOptions())
+        return _check_and_write(con, source, columns, existing)
+
+
+@contextmanager
+def _writing(segment: Path, unreadable: Callable[[str], Invalid]
+             ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB database for the new segment, published (write, fsync, rename) when the block
+    succeeds; after any failure no segment exists. A DuckDB error becomes ``unreadable``'s
+    problem (given the error's first line)."""
     segment.parent.mkdir(parents=True, exist_ok=True)
     tmp = segment.with_name(segment.name + ".tmp")
     # Spill files of its own: ingests run concurrently (threads, worker processes) into the
@@ -116,21 +134,16 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path, *,
         con = connect(str(tmp))
         try:
             con.execute(f"SET temp_directory='{escape_path(spill)}'")
-            source = _READERS[staged.format](con, staged, columns, options or SourceOptions())
-            result = _check_and_write(con, source, columns, existing)
+            yield con
             con.execute("CHECKPOINT")
         finally:
             con.close()
         storage.publish(tmp, segment)
     except duckdb.Error as exc:
-        raise Invalid(f"The file could not be read as {staged.format.value}: "
-                      f"{_first_line(exc)}",
-                      key="problem.catalog.file_unreadable",
-                      params={"format": staged.format.value, "reason": _first_line(exc)}) from None
+        raise unreadable(_first_line(exc)) from None
     finally:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
-    return result
 
 
 def _first_line(exc: Exception) -> str:
@@ -355,7 +368,7 @@ def _check_and_write(con: duckdb.DuckDBPyConnection, source: Source, columns: Se
     count, normalised = _check_values(con, source, plans, table)
     if count == 0:
         raise messages.refuse("upload.no_rows")
-    _check_keys(con, source, plans, existing, table)
+    _check_keys(con, source, plans, existing, table, count)
     if in_place:
         _finish_in_place(con, source, plans, masks)
     else:
@@ -578,7 +591,7 @@ def _lines(lines: list[int], total: int) -> str:
 
 
 def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Plan],
-                existing: Sequence[Path], table: str) -> None:
+                existing: Sequence[Path], table: str, count: int) -> None:
     """Key items are unique within the file and, for an append, against the current data."""
     keys = [p for p in plans if p.column.is_key]
     if not keys:
@@ -589,14 +602,11 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
     # The key's values as text, for the message (key items may differ in type).
     as_text = "[" + ", ".join(f"CAST(k{i} AS VARCHAR)" for i in range(len(keys))) + "]"
     new = f"(SELECT {source.line_sql} AS line, {key_cols} FROM {table})"
-    # First group by one 64-bit hash of the key: fixed-width, far cheaper to group than
-    # text, and distinct hashes prove distinct keys. Only when two rows share a hash (a
-    # duplicate, or a collision: under 1 in 10^7 for a million rows) are the keys themselves
-    # grouped, with their lines.
+    # First one 64-bit hash of each key (distinct hashes prove distinct keys); only when two
+    # rows share a hash (a duplicate, or a collision: under 1 in 10^7 for a million rows)
+    # are the keys themselves grouped, with their lines.
     dupes = []
-    hashed = f"hash({', '.join(p.final for p in keys)})"
-    if con.execute(f"SELECT 1 FROM {table} GROUP BY {hashed} HAVING count(*) > 1 LIMIT 1"
-                   ).fetchone():
+    if _may_repeat(con, table, f"hash({', '.join(p.final for p in keys)})", count):
         dupes = con.execute(
             f"SELECT {as_text}, n, lines FROM (SELECT {k}, count(*) AS n, min(line) AS first, "
             f"list(line ORDER BY line)[1:{ERROR_LINES}] AS lines FROM {new} GROUP BY ALL "
@@ -641,6 +651,26 @@ def _check_keys(con: duckdb.DuckDBPyConnection, source: Source, plans: list[_Pla
                       key=key, params=error_keys[0][1] if error_keys[0] else {})
 
 
+# Up to this many rows the key hashes are sorted in memory (8 bytes a row); beyond, DuckDB
+# groups them, spilling to disk within its memory limit.
+SORTED_KEY_ROWS = 50_000_000
+
+
+def _may_repeat(con: duckdb.DuckDBPyConnection, table: str, hashed: str, count: int) -> bool:
+    """Whether two rows of ``table`` share the value of ``hashed`` (a 64-bit hash).
+
+    Sorting the hashes with numpy and comparing neighbours costs about a third of grouping
+    them in DuckDB's hash table (every key is its own group: a table as large as the data),
+    and the check runs on every upload and pull of a resource with a key."""
+    if count > SORTED_KEY_ROWS:
+        return con.execute(f"SELECT 1 FROM {table} GROUP BY {hashed} HAVING count(*) > 1 "
+                           "LIMIT 1").fetchone() is not None
+    hashes = con.execute(f"SELECT {hashed} AS h FROM {table}").fetchnumpy()["h"]
+    values = np.asarray(hashes)
+    values.sort()
+    return bool(np.any(values[1:] == values[:-1]))
+
+
 def _key_text(values: Sequence[Any]) -> str:
     return ", ".join("NULL" if v is None else str(v) for v in values)
 
@@ -653,8 +683,8 @@ _EXACT_TEXT_TYPES = {"numeric"}
 
 
 def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segment: Path, *,
-                 decimals: Mapping[str, tuple[int, int]] | None = None
-                 ) -> tuple[Ingested, str]:
+                 decimals: Mapping[str, tuple[int, int]] | None = None,
+                 exact_text: Collection[str] = ()) -> tuple[Ingested, str]:
     """Load an Arrow stream (a database pull, ``catalog.sources``) into a new segment with
     the same matching, checks and types as a typed file (Parquet): columns by item name or
     title, compatible types, exact decimals, unique keys. All or nothing, like ``ingest``.
@@ -662,6 +692,8 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segmen
     ``decimals``: the precision and scale the database declares for its exact-number
     columns (PostgreSQL ``numeric(p,s)``), by column name: such a column is a DECIMAL(p,s)
     without measuring its values, so the segment is written as the stream arrives.
+    ``exact_text``: text columns that hold exact numbers (a ``numeric`` the database sent as
+    its text), cast to DECIMAL exactly like the driver's own numeric text.
 
     The stream goes to DuckDB in chunks of about ``CHUNK_ROWS`` rows, each an in-memory Arrow
     table that DuckDB inserts on all its threads (a stream it would read on one) while the
@@ -670,39 +702,27 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segmen
     source from a changed one).
     """
     schema, exact = _plain_schema(reader.schema)
+    exact |= set(exact_text) & set(schema.names)
     digest = hashlib.sha256()
     chunks = _chunks(_hashed(reader, schema, digest), schema)
-    segment.parent.mkdir(parents=True, exist_ok=True)
-    tmp = segment.with_name(segment.name + ".tmp")
-    spill = segment.with_name(segment.name + ".spill")
-    tmp.unlink(missing_ok=True)
-    try:
-        con = connect(str(tmp))
-        try:
-            con.execute(f"SET temp_directory='{escape_path(spill)}'")
-            con.register("pulled", next(chunks))
 
-            def next_chunk(c: duckdb.DuckDBPyConnection) -> bool:
-                chunk = next(chunks, None)
-                if chunk is not None:
-                    c.register("pulled", chunk)
-                return chunk is not None
+    def unreadable(reason: str) -> Invalid:
+        return Invalid(f"The source could not be read: {reason}",
+                       key="problem.catalog.source_unreadable", params={"reason": reason})
 
-            found = [(f.name, _arrow_duckdb_type(f, exact, decimals or {})) for f in schema]
-            source = _typed_source(con, found, columns, "pulled", "source")
-            source.after_read, source.next_chunk = _unregister_pulled, next_chunk
-            result = _check_and_write(con, source, columns, ())
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        storage.publish(tmp, segment)
-    except duckdb.Error as exc:
-        raise Invalid(f"The source could not be read: {_first_line(exc)}",
-                      key="problem.catalog.source_unreadable",
-                      params={"reason": _first_line(exc)}) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-        shutil.rmtree(spill, ignore_errors=True)
+    with _writing(segment, unreadable) as con:
+        con.register("pulled", next(chunks))
+
+        def next_chunk(c: duckdb.DuckDBPyConnection) -> bool:
+            chunk = next(chunks, None)
+            if chunk is not None:
+                c.register("pulled", chunk)
+            return chunk is not None
+
+        found = [(f.name, _arrow_duckdb_type(f, exact, decimals or {})) for f in schema]
+        source = _typed_source(con, found, columns, "pulled", "source")
+        source.after_read, source.next_chunk = _unregister_pulled, next_chunk
+        result = _check_and_write(con, source, columns, ())
     return result, digest.hexdigest()
 
 
@@ -780,7 +800,7 @@ def _hashed(reader: pa.RecordBatchReader, schema: pa.Schema,
                 plain = pa.RecordBatch.from_arrays(
                     [c.storage if isinstance(c, pa.ExtensionArray) else c
                      for c in batch.columns], schema=schema)
-                digest.update(plain.serialize())
+                _digest_batch(digest, plain)
                 ahead.put(plain)
             ahead.put(None)
         except BaseException as exc:  # handed to the consumer, which raises it
@@ -795,3 +815,18 @@ def _hashed(reader: pa.RecordBatchReader, schema: pa.Schema,
             yield item
     finally:
         thread.join(timeout=0)
+
+
+def _digest_batch(digest: Any, batch: pa.RecordBatch) -> None:
+    """Feed a batch to the content hash without copying it: its length, then each column's
+    offset and buffers (validity, offsets, values) with their sizes, as the driver filled
+    them. (Serialising the batch first, as an IPC message, copied every byte once more and
+    cost three times the hashing.)"""
+    digest.update(batch.num_rows.to_bytes(8, "little"))
+    for column in batch.columns:
+        digest.update(column.offset.to_bytes(8, "little"))
+        for buffer in column.buffers():
+            size = 0 if buffer is None else buffer.size
+            digest.update(size.to_bytes(8, "little"))
+            if buffer is not None:
+                digest.update(buffer)

@@ -435,6 +435,55 @@ def test_totals_are_exact_up_to_the_bound(session: Session,
     assert (page.total, page.total_capped, len(page.hits)) == (5, True, 2)
 
 
+def _page_of(session: Session, params: dict[str, Any]) -> tuple[Any, ...]:
+    page = search.search_cards(session, SearchParams(**params))
+    return page.total, page.total_capped, page.ids
+
+
+def test_windows_and_bounds_give_the_plain_answers(session: Session,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Browsing through a window on the sort key, and totals bounded by term statistics
+    (catalog.search.window, query._at_least), answer exactly as sorting and counting every
+    hit: ties, missing values, filters, deep pages, deleted documents, any guessed bound."""
+    from catalog.search import query, window
+
+    rows = []
+    for i in range(40):
+        rows.append(add(
+            session, f"人口统计{i % 7}", dept=("GA", "SCJG")[i % 2],
+            category=(Category.population, Category.legal_entity)[i % 3 == 0],
+            published_at=date(2024, 1 + i % 3, 1 + i % 5),  # many ties
+            quality_score=(None, 50.0, 72.5, 90.0)[i % 4],
+            last_data_update=None if i % 5 == 0 else datetime(2024, 1 + i % 4, 1, tzinfo=UTC)))
+    fresh(session)
+    for resource in rows[::3]:  # replaced documents: deleted ones linger in term statistics
+        resource.name += "年报"
+        search.record(session, [resource.code])
+    fresh(session)
+    monkeypatch.setattr(query, "TOTAL_BOUND", 12)
+    cases: list[dict[str, Any]] = [
+        {"sort": s, "order": o, "page": p, "size": 5, **f}
+        for s in (SortKey.published, SortKey.updated, SortKey.quality)
+        for o in ("asc", "desc") for p in (1, 3)
+        for f in ({}, {"department": "GA"}, {"category": Category.legal_entity},
+                  {"min_quality": 60}, {"category": Category.population,
+                                        "min_quality": 50})]
+    cases += [{"q": "人口"}, {"q": "人口", "page": 2, "size": 10}, {"q": "统计"},
+              {"q": "年报"}, {"q": "人口 年报"}, {"q": "人口", "sort": SortKey.published}]
+    monkeypatch.setattr(query, "WINDOWS", False)
+    monkeypatch.setattr(query, "_at_least", lambda *_: 0)  # count every hit
+    plain = [_page_of(session, c) for c in cases]
+    assert plain[0][:2] == (12, True) and plain[-6][:2] == (12, True)  # capped ones
+    monkeypatch.undo()
+    monkeypatch.setattr(query, "TOTAL_BOUND", 12)
+    for guess in (None, 1, 2**20, 739_000, 739_200, 2**31, 2**32 - 2):
+        window.forget()
+        if guess is not None:  # a learnt bound, right or wrong: only the cost changes
+            monkeypatch.setattr(window, "_first_guess", lambda *_, g=guess: g)
+        assert [_page_of(session, c) for c in cases] == plain, guess
+        assert [_page_of(session, c) for c in cases] == plain, guess  # with learnt bounds
+
+
 def test_pages_end_at_the_bound() -> None:
     assert SearchParams(page=500, size=20).page == 500  # hits 9,981 to 10,000
     with pytest.raises(ValueError, match="pages end at the 10,000th hit"):

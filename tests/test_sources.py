@@ -149,6 +149,22 @@ def test_an_unconstrained_numeric_is_measured_on_its_values(
         Decimal("300.10"), Decimal("512.35"), Decimal("0.05")]
 
 
+def test_numbers_come_as_the_servers_text_and_a_nan_is_refused_naming_the_column(
+        client: TestClient, world: World, source_db: dict[str, str]) -> None:
+    # The pull asks PostgreSQL for each numeric column's text (any name, Chinese too)...
+    numbers = sources._Numbers(["id", "金额", "n"], frozenset({"金额"}), {"金额": (10, 2)})
+    assert sources._numbers_as_text("SELECT * FROM t", numbers) == (
+        'SELECT q."id", q."金额"::text AS "金额", q."n" FROM (SELECT * FROM t) AS q')
+    # ... but not when two columns share a name (the rewrite could not tell them apart).
+    twice = sources._Numbers(["a", "a"], frozenset({"a"}), {})
+    assert sources._numbers_as_text("SELECT a, a FROM t", twice) == "SELECT a, a FROM t"
+    with psycopg.connect(source_db["admin"], autocommit=True) as conn:
+        conn.execute("UPDATE allowance SET amount = 'NaN' WHERE name = '李二'")
+    r = _register(client, world, source_db["url"])
+    assert r.status_code == 422, r.text
+    assert "amount" in r.json()["detail"] and r.json()["errors"][0]["column"] == "amount"
+
+
 def test_unchanged_source_is_no_new_version_and_a_changed_one_is(
         client: TestClient, world: World, source_db: dict[str, str]) -> None:
     code = _register(client, world, source_db["url"]).json()["code"]

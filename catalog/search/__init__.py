@@ -2,7 +2,8 @@
 
 ``analysis``: text -> terms (CJK bigrams, Latin words). ``engine``: the index's schema,
 documents and location. ``feed``: the change feed and this machine's one writer (and the
-rebuild). ``query``: answering a search. See docs/search.md.
+rebuild). ``query``: answering a search; ``window``: browsing by a key without sorting every
+resource. See docs/search.md.
 """
 
 from catalog.search.analysis import QueryToken, analyze, parse_query
