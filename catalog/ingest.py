@@ -19,6 +19,7 @@ import re
 import shutil
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,22 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path, *,
     Raises ``Invalid`` naming the columns, lines and values at fault; on any failure no
     segment exists afterwards.
     """
+    def unreadable(reason: str) -> Invalid:
+        return Invalid(f"The file could not be read as {staged.format.value}: {reason}",
+                       key="problem.catalog.file_unreadable",
+                       params={"format": staged.format.value, "reason": reason})
+
+    with _writing(segment, unreadable) as con:
+        source = _READERS[staged.format](con, staged, columns, options or SourceOptions())
+        return _check_and_write(con, source, columns, existing)
+
+
+@contextmanager
+def _writing(segment: Path, unreadable: Callable[[str], Invalid]
+             ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB database for the new segment, published (write, fsync, rename) when the block
+    succeeds; after any failure no segment exists. A DuckDB error becomes ``unreadable``'s
+    problem (given the error's first line)."""
     segment.parent.mkdir(parents=True, exist_ok=True)
     tmp = segment.with_name(segment.name + ".tmp")
     # Spill files of its own: ingests run concurrently (threads, worker processes) into the
@@ -117,21 +134,16 @@ def ingest(staged: StagedFile, columns: Sequence[Column], segment: Path, *,
         con = connect(str(tmp))
         try:
             con.execute(f"SET temp_directory='{escape_path(spill)}'")
-            source = _READERS[staged.format](con, staged, columns, options or SourceOptions())
-            result = _check_and_write(con, source, columns, existing)
+            yield con
             con.execute("CHECKPOINT")
         finally:
             con.close()
         storage.publish(tmp, segment)
     except duckdb.Error as exc:
-        raise Invalid(f"The file could not be read as {staged.format.value}: "
-                      f"{_first_line(exc)}",
-                      key="problem.catalog.file_unreadable",
-                      params={"format": staged.format.value, "reason": _first_line(exc)}) from None
+        raise unreadable(_first_line(exc)) from None
     finally:
         tmp.unlink(missing_ok=True)
         shutil.rmtree(spill, ignore_errors=True)
-    return result
 
 
 def _first_line(exc: Exception) -> str:
@@ -693,37 +705,24 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segmen
     exact |= set(exact_text) & set(schema.names)
     digest = hashlib.sha256()
     chunks = _chunks(_hashed(reader, schema, digest), schema)
-    segment.parent.mkdir(parents=True, exist_ok=True)
-    tmp = segment.with_name(segment.name + ".tmp")
-    spill = segment.with_name(segment.name + ".spill")
-    tmp.unlink(missing_ok=True)
-    try:
-        con = connect(str(tmp))
-        try:
-            con.execute(f"SET temp_directory='{escape_path(spill)}'")
-            con.register("pulled", next(chunks))
 
-            def next_chunk(c: duckdb.DuckDBPyConnection) -> bool:
-                chunk = next(chunks, None)
-                if chunk is not None:
-                    c.register("pulled", chunk)
-                return chunk is not None
+    def unreadable(reason: str) -> Invalid:
+        return Invalid(f"The source could not be read: {reason}",
+                       key="problem.catalog.source_unreadable", params={"reason": reason})
 
-            found = [(f.name, _arrow_duckdb_type(f, exact, decimals or {})) for f in schema]
-            source = _typed_source(con, found, columns, "pulled", "source")
-            source.after_read, source.next_chunk = _unregister_pulled, next_chunk
-            result = _check_and_write(con, source, columns, ())
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        storage.publish(tmp, segment)
-    except duckdb.Error as exc:
-        raise Invalid(f"The source could not be read: {_first_line(exc)}",
-                      key="problem.catalog.source_unreadable",
-                      params={"reason": _first_line(exc)}) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-        shutil.rmtree(spill, ignore_errors=True)
+    with _writing(segment, unreadable) as con:
+        con.register("pulled", next(chunks))
+
+        def next_chunk(c: duckdb.DuckDBPyConnection) -> bool:
+            chunk = next(chunks, None)
+            if chunk is not None:
+                c.register("pulled", chunk)
+            return chunk is not None
+
+        found = [(f.name, _arrow_duckdb_type(f, exact, decimals or {})) for f in schema]
+        source = _typed_source(con, found, columns, "pulled", "source")
+        source.after_read, source.next_chunk = _unregister_pulled, next_chunk
+        result = _check_and_write(con, source, columns, ())
     return result, digest.hexdigest()
 
 

@@ -309,6 +309,9 @@ def import_catalog(session: Session, who: Principal, path: Path, *,
     each registration's log entry records the resources it was confirmed to differ from."""
     rows, problems = read_rows(path)
     resources = build(rows, problems)
+    # Before the checks, held to the commit: a registration of the department running at the
+    # same moment waits for this one, and then sees its resources (similar.lock_department).
+    similar.lock_department(session, who.department_id)
     plans: list[_Plan] = []
     for meta, group in resources:
         existing = None

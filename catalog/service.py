@@ -170,10 +170,14 @@ def _register_loaded(session: Session, who: Principal, meta: ResourceIn,
                      confirm_duplicate: bool) -> Resource:
     try:
         provider = check_registration(session, who, meta)  # again, inside the transaction
+        # Held to the commit, taken confirmed or not (a confirmed registration is still one
+        # the next must see): the department's registrations one after another, the second
+        # seeing the first's resource (on SQLite the write lock does this already).
+        similar.lock_department(session, provider.id or 0)
         if not confirm_duplicate:
             # Again too: a similar resource may have been registered during the load (the
-            # same form sent twice). On SQLite the write lock orders the two registrations,
-            # and the feed row of the first one is visible here (catalog.search.nearby).
+            # same form sent twice), and is visible here with its feed row
+            # (catalog.search.nearby).
             check_similar(session, provider, meta, confirm_duplicate=False)
         resource = _insert_resource(session, who, provider, meta)
         version = _insert_version(session, who, resource, loaded, VersionMode.replace)
@@ -193,7 +197,8 @@ def register_metadata(session: Session, who: Principal, meta: ResourceIn, *,
                       similar_to: Sequence[similar.SimilarMatch] = ()) -> Resource:
     """Register a resource's metadata only (a catalog register, ``catalog.register_sheet``):
     its data follows as data versions. No quality run is queued until data arrives. The
-    caller ran ``check_similar``; ``similar_to`` are the matches the publisher confirmed."""
+    caller ran ``check_similar`` in this transaction after ``similar.lock_department``;
+    ``similar_to`` are the matches the publisher confirmed."""
     provider = check_registration(session, who, meta)
     resource = _insert_resource(session, who, provider, meta)
     subjects, payload = similar.record(similar_to)

@@ -43,6 +43,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select as sa_select
+from sqlalchemy import text as sa_text
 from sqlmodel import Session, col, select
 
 from catalog import messages
@@ -379,3 +380,22 @@ def within(drafts: Sequence[Draft]) -> dict[int, list[tuple[int, Scored]]]:
             out[j] = sorted(close, key=lambda c: (-c[1].score, c[0]))
     return out
 
+
+# --- two registrations at the same moment -----------------------------------------------------
+
+# The first key of PostgreSQL's two-key advisory locks taken here (the second is the
+# department's id): a constant of our own, so no other lock of the installation collides.
+LOCK_NAMESPACE = 0x1D5A  # 一数一源
+
+
+def lock_department(session: Session, department_id: int) -> None:
+    """Hold the department's registration lock until the transaction ends: called by every
+    transaction that registers resources, just before its check in the transaction, so that
+    of two registrations close to each other the second waits for the first to commit and
+    then sees it (PostgreSQL's READ COMMITTED reads each statement from a new snapshot).
+    Otherwise two that overlap exactly both pass, each checking before the other commits.
+    A no-op on SQLite, where a writing transaction holds the database's write lock from its
+    BEGIN IMMEDIATE (``kernel.db``): registrations are serialised there already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa_text("SELECT pg_advisory_xact_lock(:ns, :dept)"),
+                        {"ns": LOCK_NAMESPACE, "dept": department_id})

@@ -5,11 +5,14 @@ similar resources are shown, never blocking (catalog/similar.py)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from catalog import service, similar
@@ -19,6 +22,7 @@ from govshare.cli import app
 from kernel.auth import principal_of
 from kernel.db import session_scope
 from kernel.identity import Role
+from tests import pg
 from tests.conftest import World
 from tests.factories import POPULATION_ITEMS, population_meta, population_rows, to_csv, upload
 from tests.test_catalog_register_sheet import register_rows, workbook
@@ -252,3 +256,59 @@ def test_a_registration_during_the_load_is_seen_in_the_transaction(
     headers = world.headers("GA", Role.publisher)
     assert client.get(API, headers=headers).json()["total"] == 1
 
+
+@pytest.mark.skipif(pg.server_url() is None, reason="PostgreSQL's concurrency (the suite's "
+                    "PostgreSQL pass); SQLite's write lock orders registrations already")
+def test_two_registrations_at_the_same_moment_on_postgresql(
+        client: TestClient, world: World, tmp_path: Path) -> None:
+    # The same resource sent twice at once: the second passes its first check while the first
+    # is inserted but not committed, and reaches the check in its transaction while the first
+    # still holds its transaction open. The department's lock makes it wait there, then see
+    # the first: one registered, one refused. Without the lock both are registered. Distinct
+    # codes: only the similarity check can refuse the second.
+    csv = tmp_path / "people.csv"
+    csv.write_bytes(to_csv(population_rows(3)))
+    with session_scope(write=False) as read:
+        who = principal_of(read, "ga-publisher")
+    inserted, second_done = threading.Event(), threading.Event()
+    outcome: dict[str, str] = {}
+
+    def register(code: str) -> None:
+        meta = ResourceIn.model_validate(population_meta(code=code))
+        try:
+            with session_scope() as session:
+                service.register_resource(session, who, meta, csv, filename="people.csv")
+                if code == "GA-RACE-1":
+                    inserted.set()
+                    _until_waiting_or(second_done)
+            outcome[code] = "registered"
+        except similar.SimilarResourceExists:
+            outcome[code] = "similar"
+        finally:
+            inserted.set()
+
+    def second() -> None:
+        inserted.wait(10)
+        try:
+            register("GA-RACE-2")
+        finally:
+            second_done.set()
+
+    threads = [threading.Thread(target=register, args=("GA-RACE-1",)),
+               threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert outcome == {"GA-RACE-1": "registered", "GA-RACE-2": "similar"}
+
+
+def _until_waiting_or(done: threading.Event) -> None:
+    """Until another session waits for an advisory lock (or ``done``; at most 10 s)."""
+    deadline = time.monotonic() + 10
+    while not done.is_set() and time.monotonic() < deadline:
+        with session_scope(write=False) as session:
+            if session.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = "
+                                    "'advisory' AND NOT granted")).scalar():
+                return
+        time.sleep(0.02)
