@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from catalog.schemas import SUMMARY_CHARS, ResourceHit
-from kernel import db
+from govshare import administration
+from kernel import db, identity
 from kernel.identity import Role
 from tests.conftest import World
 from tests.factories import population_meta, population_rows, to_csv, upload
@@ -177,6 +178,28 @@ def test_a_page_reads_nothing_from_the_database(client: TestClient, world: World
             hits = _search(client, world, q="人口", size=size, items="true")["hits"]
         assert len(_page_statements(seen)) == 1, "\n".join(seen)
         assert all(len(h["items"]) == h["item_count"] > 0 for h in hits)
+
+
+def test_the_page_signs_its_caller_in_as_every_endpoint_does(client: TestClient,
+                                                             world: World) -> None:
+    """The search page recognises a cached token on the event loop (kernel.auth:
+    signed_in_on_loop); a token not cached, a browser session, a bad or a disabled token
+    go the usual way."""
+    me = world.headers("SCJG", Role.requester)
+    assert client.get(API, headers=me).status_code == 200  # looked up, then cached
+    assert client.get(API, headers=me).status_code == 200  # from the cache
+    bad = client.get(API, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and bad.headers["content-type"].startswith(
+        "application/problem+json")
+    assert client.get(API).status_code == 401
+    sign_in(client, world.tokens[("GA", Role.requester)])
+    assert client.get(API).status_code == 200  # the session cookie
+    client.cookies.clear()
+    with db.session_scope() as session:
+        administration.set_active(session, administration.OPERATOR,
+                                  identity.get_user(session, "scjg-requester"), False)
+    refused = client.get(API, headers=me)  # cached a moment ago, refused at once
+    assert refused.status_code == 401 and "disabled" in refused.json()["detail"]
 
 
 def test_a_hit_is_the_resource_as_the_database_has_it(client: TestClient,
