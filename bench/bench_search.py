@@ -32,7 +32,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -43,7 +42,7 @@ from typing import Any
 from sqlalchemy import and_, func, insert, nulls_last, or_, select
 from sqlmodel import Session, SQLModel
 
-from bench.common import print_table
+from bench.common import add_catalog_args, generated_catalog, print_table
 
 SEED = 20240601
 BATCH = 5_000
@@ -238,16 +237,6 @@ QUERIES: list[tuple[str, str, dict[str, Any]]] = [
     ("en sort name", "insurance", {"sort": "name"}),
     ("zh2 page 5", "许可", {"page": 5}),
 ]
-
-
-def _settings_for(data_dir: Path) -> None:
-    os.environ["GOVSHARE_DATA_DIR"] = str(data_dir)
-    os.environ["GOVSHARE_MODE"] = "development"  # a development master secret
-    from kernel import db
-    from kernel.settings import get_settings
-
-    get_settings.cache_clear()
-    db.reset_engines()
 
 
 # --- generation -------------------------------------------------------------------------------
@@ -625,9 +614,7 @@ def run_http(data_dir: Path, token: str, seconds: float = 5.0) -> dict[str, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 resources")
-    parser.add_argument("--resources", type=int, default=None)
-    parser.add_argument("--data-dir", type=Path, default=None, help="keep and reuse the store")
+    add_catalog_args(parser)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query")
     parser.add_argument("--no-http", action="store_true", help="skip the server part")
     parser.add_argument("--reuse-index", action="store_true",
@@ -637,18 +624,10 @@ def main() -> None:
                         help="with --data-dir: generate the catalog now, measure in a later run")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    n = args.resources or (10_000 if args.quick else 100_000)
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = args.data_dir or Path(tmp)
-        fresh = not (data_dir / "govshare.db").exists()
-        _settings_for(data_dir)
-        from govshare import migrate
+    with generated_catalog(args, _build) as (data_dir, _n):
         from kernel import db
 
-        migrate.upgrade()
         with Session(db.get_engine()) as session:
-            if fresh:
-                _build(session, n)
             if not (data_dir / "bench-token").exists():
                 (data_dir / "bench-token").write_text(_token(session))
             token = (data_dir / "bench-token").read_text()

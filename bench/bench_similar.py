@@ -25,16 +25,15 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bench.bench_search import _build, _index, _settings_for
+from bench.bench_search import _build, _index
+from bench.common import add_catalog_args, generated_catalog
 
 
 def _drafts(session: Session,
@@ -107,28 +106,18 @@ def _summary(label: str, ms: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 resources")
-    parser.add_argument("--resources", type=int, default=None)
-    parser.add_argument("--data-dir", type=Path, default=None, help="keep and reuse the store")
+    add_catalog_args(parser)
     parser.add_argument("--drafts", type=int, default=30)
     parser.add_argument("--naive-drafts", type=int, default=3,
                         help="drafts for the whole-catalog scan (slow)")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    n = args.resources or (10_000 if args.quick else 100_000)
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = args.data_dir or Path(tmp)
-        fresh = not (data_dir / "govshare.db").exists()
-        _settings_for(data_dir)
+    with generated_catalog(args, _build) as (data_dir, n):
         from catalog import search, similar
         from catalog.search import engine
-        from govshare import migrate
         from kernel import db
 
-        migrate.upgrade()
         with Session(db.get_engine()) as session:
-            if fresh:
-                _build(session, n)
             _index(data_dir)
             drafts = _drafts(session, args.drafts)
 

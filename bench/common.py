@@ -1,11 +1,16 @@
 """Helpers shared by the benchmarks: child-process timing with peak memory, registering a
-file as a publisher would (upload and Excel benchmarks), tables."""
+file as a publisher would (upload and Excel benchmarks), a generated catalog kept in a data
+directory (search and duplicate-check benchmarks), tables."""
 
+import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +103,47 @@ def report_registration(title: str, baseline_label: str, rows: int, base: dict[s
     print_table(title, ["contender", "rows/s", "seconds", "CPU s", "peak RSS", "time ratio",
                         "CPU ratio"], table)
     print(json.dumps({"rows": rows, **extra, "baseline": base, "govshare": ours}))
+
+
+# --- a generated catalog (bench_search, bench_similar) ----------------------------------------
+
+
+def add_catalog_args(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the generated catalog: its size and where it is kept."""
+    parser.add_argument("--quick", action="store_true", help="10,000 resources")
+    parser.add_argument("--resources", type=int, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None, help="keep and reuse the store")
+
+
+def settings_for(data_dir: Path) -> None:
+    """Point this process's settings and engines at ``data_dir``."""
+    os.environ["GOVSHARE_DATA_DIR"] = str(data_dir)
+    os.environ["GOVSHARE_MODE"] = "development"  # a development master secret
+    from kernel import db
+    from kernel.settings import get_settings
+
+    get_settings.cache_clear()
+    db.reset_engines()
+
+
+@contextmanager
+def generated_catalog(args: argparse.Namespace,
+                      build: Callable[[Any, int], None]) -> Iterator[tuple[Path, int]]:
+    """(data directory, resources) of a migrated store holding the catalog ``build(session,
+    n)`` generates: in ``--data-dir`` when given (generated on the first run, reused after),
+    else in a temporary directory removed on exit."""
+    n = args.resources or (10_000 if args.quick else 100_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = args.data_dir or Path(tmp)
+        fresh = not (data_dir / "govshare.db").exists()
+        settings_for(data_dir)
+        from sqlmodel import Session
+
+        from govshare import migrate
+        from kernel import db
+
+        migrate.upgrade()
+        if fresh:
+            with Session(db.get_engine()) as session:
+                build(session, n)
+        yield data_dir, n

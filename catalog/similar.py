@@ -394,6 +394,8 @@ def lock_department(session: Session, department_id: int) -> None:
     of two registrations close to each other the second waits for the first to commit and
     then sees it (PostgreSQL's READ COMMITTED reads each statement from a new snapshot).
     Otherwise two that overlap exactly both pass, each checking before the other commits.
+    Take it before the transaction appends to the log (``translog`` locks its state row per
+    append): always in this order, two registrations cannot wait for each other.
     A no-op on SQLite, where a writing transaction holds the database's write lock from its
     BEGIN IMMEDIATE (``kernel.db``): registrations are serialised there already."""
     if session.get_bind().dialect.name == "postgresql":

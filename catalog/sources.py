@@ -42,7 +42,7 @@ from kernel.auth import Principal, principal_of
 from kernel.db import session_scope, utcnow
 from kernel.events import Actor, Event, publish
 from kernel.identity import Role, User
-from kernel.problems import Invalid, NotFound, Problem
+from kernel.problems import Invalid, NotFound, Phrase, Problem
 from kernel.settings import get_settings
 
 log = logging.getLogger("govshare.catalog.sources")
@@ -159,19 +159,20 @@ def register(session: Session, who: Principal, meta: ResourceIn, url: str,
 
 
 def remove(session: Session, who: Principal, code: str) -> None:
-    resource = service.get_resource(session, code)
-    service.require_provider(who, resource, service.REMOVE_SOURCE)
-    source = _source_of(session, resource)
-    if source is None:
-        raise NotFound(f"Resource {code} has no data source.",
-                       key="problem.catalog.no_source", params={"code": code})
-    session.delete(source)
+    session.delete(_provider_source(session, who, code, service.REMOVE_SOURCE))
     publish(session, Event("resource.source_removed", who.actor, {"resource": code}, {}))
 
 
 def get(session: Session, who: Principal, code: str) -> DataSource:
+    return _provider_source(session, who, code, service.SEE_SOURCE)
+
+
+def _provider_source(session: Session, who: Principal, code: str,
+                     action: Phrase) -> DataSource:
+    """The source of resource ``code``, for its provider's publishers only (``action`` names
+    what they were refused, in the caller's language)."""
     resource = service.get_resource(session, code)
-    service.require_provider(who, resource, service.SEE_SOURCE)
+    service.require_provider(who, resource, action)
     source = _source_of(session, resource)
     if source is None:
         raise NotFound(f"Resource {code} has no data source.",

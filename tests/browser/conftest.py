@@ -59,6 +59,19 @@ class Live:
         response.raise_for_status()
         return response.json()
 
+    def register(self, dept: str, meta: dict[str, Any], filename: str, body: bytes) -> str:
+        """Register a resource with its CSV through the API as ``dept``'s publisher (the set-up
+        of a story about something else: registering in the UI is test_story's); its code.
+        ``meta`` over conditional sharing, category 101, daily updates, general security."""
+        metadata = {"category": "101", "sharing_type": "conditional", "update_cycle": "daily",
+                    "security_level": "general", **meta}
+        r = httpx.post(self.url + "/api/v1/resources", timeout=120,
+                       headers={"Authorization": f"Bearer {self.token(dept, 'publisher')}"},
+                       data={"metadata": json.dumps(metadata, ensure_ascii=False)},
+                       files={"file": (filename, body, "text/csv")})
+        assert r.status_code == 201, r.text
+        return str(r.json()["code"])
+
     def settle(self, timeout: float = 120) -> None:
         """Wait until no delivery is queued or running in the server's worker.
 
@@ -168,3 +181,11 @@ def sign_in(page: Any, token: str) -> None:
     page.click("#signin")
     page.wait_for_load_state()
     assert "/signin" not in page.url, page.content()[:2000]
+
+
+def read_all(page: Any) -> None:
+    """Start from an empty inbox: what is counted next is what the story caused."""
+    page.click("#notifications-link")
+    if page.locator("#mark-read").count():
+        page.click("#mark-read")
+    assert page.locator("#unread-count").count() == 0

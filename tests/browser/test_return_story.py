@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests.browser.conftest import Live, sign_in
+from tests.browser.conftest import Live, read_all, sign_in
 from tests.factories import resident_id, to_csv
 
 PROVIDER, REQUESTER = "GA", "SCJG"
@@ -49,24 +46,9 @@ def _rows() -> bytes:
 def _registered(live: Live) -> str:
     """The resource the story is about (set up through the API: the publisher's own story is
     test_story's)."""
-    meta = {"name": NAME, "name_en": "Browser return test", "category": "101",
-            "items": ITEMS, "sharing_type": "conditional",
-            "sharing_condition": "仅限身份核验", "update_cycle": "daily",
-            "security_level": "general"}
-    r = httpx.post(live.url + "/api/v1/resources", timeout=120,
-                   headers={"Authorization": f"Bearer {live.token(PROVIDER, 'publisher')}"},
-                   data={"metadata": json.dumps(meta, ensure_ascii=False)},
-                   files={"file": ("firms.csv", _rows(), "text/csv")})
-    assert r.status_code == 201, r.text
-    return str(r.json()["code"])
-
-
-def _read_all(page: Any) -> None:
-    """Start from an empty inbox: what is counted next is what the story caused."""
-    page.click("#notifications-link")
-    if page.locator("#mark-read").count():
-        page.click("#mark-read")
-    assert page.locator("#unread-count").count() == 0
+    return live.register(PROVIDER, {"name": NAME, "name_en": "Browser return test",
+                                    "items": ITEMS, "sharing_condition": "仅限身份核验"},
+                         "firms.csv", _rows())
 
 
 def _told(page: Any, app_id: int, text: str) -> None:
@@ -104,9 +86,9 @@ def test_an_application_is_returned_resubmitted_and_approved_with_a_condition(
         page: Any, live: Live) -> None:
     code = _registered(live)
     sign_in(page, live.token(PROVIDER, "approver"))
-    _read_all(page)
+    read_all(page)
     sign_in(page, live.token(REQUESTER, "requester"))
-    _read_all(page)
+    read_all(page)
     app_id = _find_and_apply(page, code)
 
     # The approver is told, reads it and returns it: one deficiency with its note.

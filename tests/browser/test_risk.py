@@ -4,7 +4,6 @@ requester then sees the report of the decided plan — in headless Chromium on a
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date, timedelta
 from typing import Any
@@ -28,15 +27,11 @@ def _filed_application(live: Live) -> int:
     # A name unlike test_story's resource of the same department: with half of its items in
     # common, a close name would make that story's registration a refused near-duplicate
     # (一数一源, catalog/similar.py) on the server the tests share.
-    meta = {"name": "再识别风险评估样本", "name_en": "Browser risk test", "category": "101",
-            "items": PEOPLE_ITEMS, "sharing_type": "conditional",
-            "sharing_condition": "用于政务服务", "update_cycle": "daily",
-            "security_level": "general"}
-    resource = _post(live, PROVIDER, "publisher", "/api/v1/resources",
-                     data={"metadata": json.dumps(meta, ensure_ascii=False)},
-                     files={"file": ("people.csv", to_csv(people_rows(80)), "text/csv")})
+    code = live.register(PROVIDER, {"name": "再识别风险评估样本", "name_en": "Browser risk test",
+                                    "items": PEOPLE_ITEMS, "sharing_condition": "用于政务服务"},
+                         "people.csv", to_csv(people_rows(80)))
     app = _post(live, REQUESTER, "requester", "/api/v1/applications", json={
-        "resource": resource["code"], "purpose": "统计分析各区住户规模",
+        "resource": code, "purpose": "统计分析各区住户规模",
         "legal_basis": "《政务数据共享条例》第十条",
         "items": ["id_number", "birth_date", "district", "household_size", "income"],
         "period_end": (date.today() + timedelta(days=60)).isoformat()})

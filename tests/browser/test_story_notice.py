@@ -12,15 +12,12 @@ live server, each person driving only the UI after signing in:
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
 
-import httpx
-
 from tests.browser.checks import english_on
-from tests.browser.conftest import Live, sign_in
+from tests.browser.conftest import Live, read_all, sign_in
 from tests.factories import resident_id, to_csv
 
 PROVIDER, BUREAU = "GA", "SJJ"
@@ -49,16 +46,9 @@ def _rows(defective: bool) -> bytes:
 
 def _registered(live: Live) -> str:
     """The resource in question (set up through the API: registering is test_story's)."""
-    meta = {"name": NAME, "name_en": "Browser notice test", "category": "101",
-            "items": ITEMS, "sharing_type": "conditional",
-            "sharing_condition": "仅限身份核验", "update_cycle": "daily",
-            "security_level": "general"}
-    r = httpx.post(live.url + "/api/v1/resources", timeout=120,
-                   headers={"Authorization": f"Bearer {live.token(PROVIDER, 'publisher')}"},
-                   data={"metadata": json.dumps(meta, ensure_ascii=False)},
-                   files={"file": ("licences.csv", _rows(defective=True), "text/csv")})
-    assert r.status_code == 201, r.text
-    return str(r.json()["code"])
+    return live.register(PROVIDER, {"name": NAME, "name_en": "Browser notice test",
+                                    "items": ITEMS, "sharing_condition": "仅限身份核验"},
+                         "licences.csv", _rows(defective=True))
 
 
 def _until(page: Any, check: Any, what: str, seconds: float = 300) -> None:
@@ -94,18 +84,11 @@ def _issue(page: Any, code: str) -> int:
     return int(str(link.get_attribute("href")).rsplit("/", 1)[1])
 
 
-def _read_all(page: Any) -> None:
-    page.click("#notifications-link")
-    if page.locator("#mark-read").count():
-        page.click("#mark-read")
-    assert page.locator("#unread-count").count() == 0
-
-
 def test_the_bureau_issues_a_notice_and_follows_it_until_the_fix_closes_it(
         page: Any, live: Live) -> None:
     code = _registered(live)
     sign_in(page, live.token(PROVIDER, "publisher"))
-    _read_all(page)
+    read_all(page)
 
     sign_in(page, live.token(BUREAU, "auditor"))
     notice_id = _issue(page, code)
