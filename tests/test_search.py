@@ -460,7 +460,7 @@ def test_windows_and_bounds_give_the_plain_answers(session: Session,
         resource.name += "年报"
         search.record(session, [resource.code])
     fresh(session)
-    monkeypatch.setattr(query, "TOTAL_BOUND", 12)
+    monkeypatch.setattr(query, "TOTAL_BOUND", 15)
     cases: list[dict[str, Any]] = [
         {"sort": s, "order": o, "page": p, "size": 5, **f}
         for s in (SortKey.published, SortKey.updated, SortKey.quality)
@@ -473,15 +473,34 @@ def test_windows_and_bounds_give_the_plain_answers(session: Session,
     monkeypatch.setattr(query, "WINDOWS", False)
     monkeypatch.setattr(query, "_at_least", lambda *_: 0)  # count every hit
     plain = [_page_of(session, c) for c in cases]
-    assert plain[0][:2] == (12, True) and plain[-6][:2] == (12, True)  # capped ones
+    assert plain[0][:2] == (15, True) and plain[-6][:2] == (15, True)  # capped ones
+    # 14 resources of that category, each replaced once: its term counts 28 documents, 14
+    # of them deleted (not merged away yet): not past the bound.
+    assert cases[2]["category"] == Category.legal_entity and plain[2][:2] == (14, False)
     monkeypatch.undo()
-    monkeypatch.setattr(query, "TOTAL_BOUND", 12)
-    for guess in (None, 1, 2**20, 739_000, 739_200, 2**31, 2**32 - 2):
+    monkeypatch.setattr(query, "TOTAL_BOUND", 15)
+    answered: list[bool] = []  # by a window (True) or, after it, unbounded
+
+    def top(*args: Any, **kwargs: Any) -> window.Window:
+        got = real_top(*args, **kwargs)
+        answered.append(got.bounded)
+        return got
+
+    real_top = window.top
+    monkeypatch.setattr(window, "top", top)
+    # Guesses on a value that ties (a date, a score, an update time of several resources;
+    # the keys of the descending sorts are the value + 1), beside far and wild ones.
+    on_ties = (date(2024, 2, 3).toordinal(), 7251,
+               int(datetime(2024, 2, 1, tzinfo=UTC).timestamp()) + 1,
+               date(2024, 3, 5).toordinal(), 9001,  # fewer than a page or two: widened
+               int(datetime(2024, 4, 1, tzinfo=UTC).timestamp()) + 1)
+    for guess in (None, 1, 2**20, *on_ties, 739_200, 2**31, 2**32 - 2):
         window.forget()
         if guess is not None:  # a learnt bound, right or wrong: only the cost changes
             monkeypatch.setattr(window, "_first_guess", lambda *_, g=guess: g)
         assert [_page_of(session, c) for c in cases] == plain, guess
         assert [_page_of(session, c) for c in cases] == plain, guess  # with learnt bounds
+    assert answered.count(True) > 50 and False in answered  # both ways were taken
 
 
 def test_pages_end_at_the_bound() -> None:
