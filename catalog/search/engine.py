@@ -36,7 +36,7 @@ from kernel.settings import get_settings
 # Bumped whenever the schema or the analysis changes: an index of another version is
 # rebuilt from the database on start (``feed.Writer``). The stored hits follow the API's
 # ResourceHit: a change to that model changes the version by itself.
-SCHEMA_VERSION = "2-" + hashlib.sha256(json.dumps(
+SCHEMA_VERSION = "3-" + hashlib.sha256(json.dumps(
     ResourceHit.model_json_schema(), sort_keys=True).encode()).hexdigest()[:12]
 TOKENIZER = "terms"  # our analysis, already done: split on spaces
 
@@ -82,6 +82,10 @@ PUBLISHED = "k_published"
 UPDATED_DESC, UPDATED_ASC = "k_updated_desc", "k_updated_asc"
 QUALITY_DESC, QUALITY_ASC = "k_quality_desc", "k_quality_asc"
 NAME_SORT = "k_name"  # the name, then the zero-padded id: byte order = code point order
+# The first 8 bytes of NAME_SORT's value as a big-endian u64: in the same order as the names
+# (a prefix never sorts after its string), so a range on it is a window for browsing by name
+# (catalog.search.window); tantivy has no range query on strings.
+NAME_HEAD = "k_name_head"
 # The resource code and each of its tails ("440300-ga-101-00007", "ga-101-00007", ...), case
 # folded: a prefix of any of them finds the resource ("GA-101" finds the Public Security
 # Bureau's resources of category 101).
@@ -100,7 +104,7 @@ def _schema() -> tantivy.Schema:
     for name in FILTER_FIELDS:
         b.add_unsigned_field(name, indexed=True, fast=True)
     b.add_float_field(QUALITY, indexed=True, fast=True)
-    for name in (PUBLISHED, UPDATED_DESC, UPDATED_ASC, QUALITY_DESC, QUALITY_ASC):
+    for name in (PUBLISHED, UPDATED_DESC, UPDATED_ASC, QUALITY_DESC, QUALITY_ASC, NAME_HEAD):
         b.add_unsigned_field(name, fast=True)
     b.add_text_field(NAME_SORT, fast=True, tokenizer_name="raw", index_option="basic")
     b.add_text_field(CODE, tokenizer_name=TOKENIZER, index_option="basic")
@@ -113,6 +117,14 @@ SCHEMA = _schema()
 
 def _key(value: int, resource_id: int) -> int:
     return (value << 32) | (_LOW - resource_id)
+
+
+def name_key(name: str, resource_id: int) -> str:
+    return f"{name}{chr(0)}{resource_id:010d}"
+
+
+def name_head(key: str) -> int:
+    return int.from_bytes(key.encode()[:8].ljust(8, b"\0"), "big")
 
 
 def code_terms(code: str) -> str:
@@ -170,7 +182,8 @@ def document(row: Any, items: list[Any], provider: dict[str, str]) -> str:
         f'"{UPDATED_ASC}":{_key(_LOW - seconds if seconds is not None else 0, rid)},'
         f'"{QUALITY_DESC}":{_key(hundredths + 1 if hundredths is not None else 0, rid)},'
         f'"{QUALITY_ASC}":{_key(1_000_001 - hundredths if hundredths is not None else 0, rid)},'
-        f'"{NAME_SORT}":{_dumps(f"{row.name}{chr(0)}{rid:010d}")},'
+        f'"{NAME_SORT}":{_dumps(name_key(row.name, rid))},'
+        f'"{NAME_HEAD}":{name_head(name_key(row.name, rid))},'
         f'"{CODE}":{_dumps(code_terms(row.code))},'
         # tantivy reads a bytes field of a JSON document as base64
         f'"{CARD}":"{base64.b64encode(card(row, items, provider).encode()).decode("ascii")}"'

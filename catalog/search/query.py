@@ -197,7 +197,7 @@ def _find(session: Session, params: SearchParams) -> _Found | None:
         found = searcher.search(query, params.size, count=not capped, offset=offset)
     else:
         field, order = _sort_field(sort, descending)
-        if known is not None and field != engine.NAME_SORT and WINDOWS:
+        if known is not None and WINDOWS:
             return _browse(searcher, query, params, field, order, known)
         found = searcher.search(query, params.size, count=not capped and known is None,
                                 order_by_field=field, offset=offset, order=order)
@@ -217,11 +217,15 @@ def _find(session: Session, params: SearchParams) -> _Found | None:
 
 def _browse(searcher: tantivy.Searcher, query: tantivy.Query, params: SearchParams,
             field: str, order: tantivy.Order, total: int) -> _Found:
-    """A page of every resource by a u64 sort key, from a window on the key
+    """A page of every resource by a sort key, from a window on the key
     (``catalog.search.window``): the same hits in the same order as sorting them all."""
     offset = (params.page - 1) * params.size
-    got = window.top(searcher, query, field, descending=order == tantivy.Order.Desc,
-                     offset=offset, size=params.size, need=offset + params.size)
+    # The name's window is a range on its first bytes (engine.NAME_HEAD); the others' keys
+    # have the value in their high 32 bits.
+    ranged, shift = (engine.NAME_HEAD, 0) if field == engine.NAME_SORT else (field, 32)
+    got = window.top(searcher, query, field, ranged, shift,
+                     descending=order == tantivy.Order.Desc, offset=offset,
+                     size=params.size, need=offset + params.size)
     addresses = [address for _, address in got.hits]
     ids = [int(i) for i in searcher.fast_field_values("id", addresses)] if addresses else []  # type: ignore[arg-type]
     return _Found([], searcher, query, addresses, ids, [None] * len(ids), total)

@@ -2,20 +2,21 @@
 
 Browsing (no query words) at a million resources sorted every active resource by its key to
 keep the top 20 (~5 ms of CPU). The page only needs the top ``need`` keys, and they all lie
-above some bound: a range filter on the key's fast field (``key >= bound``) is a columnar
-scan that skips whole segments outside it and hands the collector a few thousand documents
+beyond some bound: a range filter on a u64 fast field (``key >= bound``) is a columnar scan
+that skips whole segments outside it and hands the collector a few thousand documents
 instead of a million (~0.8 ms). The window is exact, not an approximation:
 
-* Sort keys are unique (the value in the high 32 bits, the resource id in the low ones:
-  ``engine._key``), so every document outside ``[bound, ∞)`` sorts after every document in it:
-  when the window holds at least ``need`` hits, its first ``need`` are the query's first
-  ``need``, in the same order, ties included.
+* The range is on the sort key itself (dates, scores: the value in the high 32 bits, the
+  resource id in the low ones, ``engine._key``) or on a u64 in the same order as it (the
+  name's first 8 bytes, ``engine.NAME_HEAD``): every document outside the window sorts after
+  every document in it. So when the window holds at least ``need`` hits, its first ``need``
+  are the query's first ``need``, in the same order, ties included.
 * A window holding fewer widens (extrapolated from the hits it found), and after a few tries
   the query runs unbounded: the answer never depends on the guess, only its cost does.
 
-Where to put the bound is a guess, learnt per (sort key, direction, need) in this process from
-the last window that held enough hits (tightened to about twice ``need``), or, the first time,
-from one ``stats`` aggregation (min, max and count of the key: the uniform guess). It holds
+Where to put the bound is a guess, learnt per (sort key, direction, need) in this process
+from the last window that held enough hits (narrowed to about twice ``need``), or, the first
+time, from one ``stats`` aggregation (least, greatest and count: the uniform guess). It holds
 bounds, not answers: every page is read from the current index.
 """
 
@@ -24,14 +25,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import tantivy
 
 from catalog.search import engine
 
-_HIGH = 32
-_TOP = (1 << 32) - 1  # the largest value a key's high part can hold
-_LOW_MASK = (1 << _HIGH) - 1
 TRIES = 4  # windows tried before the unbounded query
 _HINTS_KEPT = 512
 _hints: OrderedDict[tuple[str, bool, int], int] = OrderedDict()
@@ -40,71 +39,78 @@ _hints_lock = threading.Lock()
 
 @dataclass
 class Window:
-    """The page's hits (sort key, address) in order, and how many hits the window held: at
+    """The page's hits (sort value, address) in order, and how many hits the window held: at
     least ``need`` (then a lower bound of the query's total), or all of them (``bounded``
     false: the query ran unbounded and ``count`` is its exact total)."""
 
-    hits: list[tuple[int, tantivy.DocAddress]]
+    hits: list[tuple[Any, tantivy.DocAddress]]
     count: int
     bounded: bool
 
 
-def top(searcher: tantivy.Searcher, query: tantivy.Query, field: str, *, descending: bool,
-        offset: int, size: int, need: int) -> Window:
-    """Hits ``offset`` to ``offset + size`` of ``query`` ordered by the u64 key ``field``,
-    from a window holding at least ``need`` (≥ offset + size) hits, or from all of them."""
+def top(searcher: tantivy.Searcher, query: tantivy.Query, field: str, ranged: str,
+        shift: int, *, descending: bool, offset: int, size: int, need: int) -> Window:
+    """Hits ``offset`` to ``offset + size`` of ``query`` ordered by the fast field ``field``,
+    from a window on the u64 field ``ranged`` (in the same order as ``field``; bounds are its
+    values shifted right by ``shift`` bits) holding at least ``need`` (≥ offset + size) hits,
+    or from all of them."""
     limit = offset + size
     order = tantivy.Order.Desc if descending else tantivy.Order.Asc
     key = (field, descending, need)
+    top_bound = (1 << (64 - shift)) - 1
     with _hints_lock:
         bound = _hints.get(key)
     if bound is None:
-        bound = _first_guess(searcher, query, field, descending, need)
+        bound = _first_guess(searcher, query, ranged, shift, descending, need)
     for _ in range(TRIES):
-        if bound is None or not 0 < bound <= _TOP:
+        if bound is None or not 0 < bound <= top_bound:
             break
-        found = searcher.search(_within(query, field, bound, descending), limit, count=True,
-                                order_by_field=field, order=order)
+        found = searcher.search(_within(query, ranged, shift, bound, descending), limit,
+                                count=True, order_by_field=field, order=order)
         count = int(found.count or 0)  # type: ignore[attr-defined]  # missing from the stub
-        hits = [(int(k), a) for k, a in found.hits]
-        edge = hits[0][0] >> _HIGH if hits else None  # the first key's high part
+        hits = list(found.hits)
+        # The first hit's value, as a bound: where the window's hits start.
+        edge = int(searcher.fast_field_values(ranged, [hits[0][1]])[0] or 0) >> shift \
+            if hits else None
         if count >= need and edge is not None:
             _remember(key, _tightened(bound, edge, count, need, descending))
             return Window(hits[offset:], count, True)
         bound = _widened(bound, edge, count, need, descending)
     found = searcher.search(query, limit, count=True, order_by_field=field, order=order)
-    return Window([(int(k), a) for k, a in found.hits][offset:],
-                  int(found.count or 0), False)  # type: ignore[attr-defined]
+    return Window(list(found.hits)[offset:], int(found.count or 0), False)  # type: ignore[attr-defined]
 
 
-def _within(query: tantivy.Query, field: str, bound: int, descending: bool) -> tantivy.Query:
-    """``query`` restricted to keys whose high part is at or beyond ``bound`` in sort order."""
+def _within(query: tantivy.Query, ranged: str, shift: int, bound: int,
+            descending: bool) -> tantivy.Query:
+    """``query`` restricted to values at or beyond ``bound`` in sort order."""
     if descending:
-        low, high = bound << _HIGH, None
+        low, high = bound << shift, None
     else:
-        low, high = None, (bound << _HIGH) | _LOW_MASK
-    window = tantivy.Query.range_query(engine.SCHEMA, field, tantivy.FieldType.Unsigned,
+        low, high = None, (bound << shift) | ((1 << shift) - 1)
+    window = tantivy.Query.range_query(engine.SCHEMA, ranged, tantivy.FieldType.Unsigned,
                                        low, high)
     return tantivy.Query.boolean_query([(tantivy.Occur.Must, query),
                                         (tantivy.Occur.Must, window)])
 
 
-def _first_guess(searcher: tantivy.Searcher, query: tantivy.Query, field: str,
+def _first_guess(searcher: tantivy.Searcher, query: tantivy.Query, ranged: str, shift: int,
                  descending: bool, need: int) -> int | None:
-    """A bound holding about twice ``need`` hits if the keys were spread evenly between
-    their least and greatest (one pass over the hits' column, once per hint)."""
-    stats = searcher.aggregate(query, {"s": {"stats": {"field": field}}})["s"]
+    """A bound holding about twice ``need`` hits if the values were spread evenly between
+    the least and the greatest (one pass over the hits' column, once per hint)."""
+    stats = searcher.aggregate(query, {"s": {"stats": {"field": ranged}}})["s"]
     count = int(stats.get("count") or 0)
     if count <= 2 * need or stats.get("min") is None:
         return None  # a window would hold most of them anyway
-    low, high = int(stats["min"]) >> _HIGH, int(stats["max"]) >> _HIGH
+    # (float statistics: a guess, which is all it needs to be, kept within the field)
+    last = (1 << (64 - shift)) - 1
+    low, high = (min(max(int(stats[k]) >> shift, 1), last) for k in ("min", "max"))
     width = max(1, (high - low) * 2 * need // count)
     return high - width + 1 if descending else low + width - 1
 
 
 def _tightened(bound: int, edge: int, count: int, need: int, descending: bool) -> int:
     """The bound to try next time: the window narrowed to about twice ``need`` hits when it
-    held many more (``edge``: its first key's high part)."""
+    held many more (``edge``: where its hits start)."""
     if count <= 4 * need:
         return bound
     width = abs(edge - bound) + 1
