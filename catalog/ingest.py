@@ -727,6 +727,9 @@ def ingest_arrow(reader: pa.RecordBatchReader, columns: Sequence[Column], segmen
 
 
 CHUNK_ROWS = 500_000
+# Batches fetched ahead of DuckDB (the driver's are ~200k rows): enough to keep the driver
+# busy while a chunk is inserted, few enough that the memory in flight stays small.
+AHEAD = 4
 
 
 def _chunks(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
@@ -791,8 +794,7 @@ def _hashed(reader: pa.RecordBatchReader, schema: pa.Schema,
     A reader thread keeps the next batches coming while DuckDB writes the previous ones
     (the driver and hashlib release the GIL), so the pull takes about as long as the slower
     of the two rather than their sum."""
-    # Room for about a chunk's batches, so that fetching goes on while a chunk is inserted.
-    ahead: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=64)
+    ahead: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=AHEAD)
 
     def produce() -> None:
         try:
