@@ -214,9 +214,20 @@ def withdraw(code: str, session: WriteSession, who: Publisher) -> ResourceOut:
                                                     ResourceStatus.withdrawn))
 
 
+REACTIVATE_CONFIRM_HELP = ("Reactivate even though the department registered a similar "
+                           "active resource meanwhile: the publisher confirms they are "
+                           "different resources, and the log entry records it. Without it, "
+                           "such a reactivation is refused with 409 similar-resource-exists.")
+
+
 @router.post("/resources/{code}/reactivate", response_model=ResourceOut)
-def reactivate(code: str, session: WriteSession, who: Publisher) -> ResourceOut:
-    return resource_out(session, service.set_status(session, who, code, ResourceStatus.active))
+def reactivate(code: str, session: WriteSession, who: Publisher,
+               confirm_duplicate: Annotated[bool, Query(description=REACTIVATE_CONFIRM_HELP)]
+               = False) -> ResourceOut:
+    """Make a withdrawn resource active again. Checked as a registration is: refused (409)
+    when the department has a similar active resource, unless ``confirm_duplicate``."""
+    return resource_out(session, service.set_status(session, who, code, ResourceStatus.active,
+                                                    confirm_duplicate=confirm_duplicate))
 
 
 @router.post("/resources/{code}/versions", response_model=DataVersionOut,

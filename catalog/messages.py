@@ -61,6 +61,13 @@ ENGLISH: dict[str, str] = {
                       "in common). One source for each piece of data: add a data version to "
                       "{code} instead, or, if this really is a different resource, send the "
                       "registration again confirming it (confirm_duplicate).",
+    "similar.exists_reactivate": "Reactivating {resource} would give your department two similar"
+                                 " active resources: it is close to {code} “{name}” (names "
+                                 "{name_pct}% alike; {shared} of the {total} data items in "
+                                 "common). One source for each piece of data: keep {resource} "
+                                 "withdrawn and add its data to {code}, or, if they really are "
+                                 "different resources, reactivate it again confirming it "
+                                 "(confirm_duplicate).",
     "similar.exists_row": "similar to {code} “{name}” of your department (names {name_pct}% "
                           "alike; {shared} of the {total} data items in common): add data to "
                           "{code}, or confirm that it is a different resource "

@@ -404,11 +404,23 @@ def _apply(resource: Resource, edit: ResourceUpdate) -> dict[str, Any]:
     return changes
 
 
-def set_status(session: Session, who: Principal, code: str, status: ResourceStatus) -> Resource:
+def set_status(session: Session, who: Principal, code: str, status: ResourceStatus, *,
+               confirm_duplicate: bool = False) -> Resource:
+    """Withdraw a resource, or reactivate a withdrawn one. Reactivating is checked as a
+    registration is (one source for each piece of data): while it was withdrawn, its
+    department may have registered a resource close to it, and two similar active resources
+    would follow; refused (409) unless ``confirm_duplicate``, recorded in the log if so."""
     resource = get_resource(session, code)
     require_provider(who, resource, WITHDRAW)
     if resource.status is status:
         return resource
+    similar_to: list[similar.SimilarMatch] = []
+    if status is ResourceStatus.active:
+        # The lock before the check and before the log append, as for a registration.
+        similar.lock_department(session, resource.provider_id)
+        similar_to = similar.check(session, resource.provider_id, resource.name,
+                                   resource.items, confirmed=confirm_duplicate,
+                                   reactivating=code)
     old = resource.status
     resource.status = status
     resource.revision += 1
@@ -416,7 +428,9 @@ def set_status(session: Session, who: Principal, code: str, status: ResourceStat
                                  changed_by=who.user_id,
                                  changes={"status": [old.value, status.value]}))
     session.flush()
-    publish(session, Event(f"resource.{status.value}", who.actor, {"resource": code}))
+    subjects, payload = similar.record(similar_to)
+    publish(session, Event(f"resource.{status.value}", who.actor,
+                           {"resource": code, **subjects}, payload))
     return resource
 
 

@@ -293,12 +293,14 @@ def _params(match: SimilarMatch, total: int) -> dict[str, Any]:
             "shared": len(match.matched_items), "total": total}
 
 
-def refusal(found: SimilarOut, total: int) -> SimilarResourceExists:
-    """The 409 for a draft with same-department matches: names the closest, lists all."""
+def refusal(found: SimilarOut, total: int, key: str = "similar.exists",
+            **extra: Any) -> SimilarResourceExists:
+    """The 409 for a draft with same-department matches: names the closest, lists all
+    (message ``key``, with ``extra`` parameters beside the closest match's)."""
     first = found.same_department[0]
-    params = _params(first, total)
+    params = {**_params(first, total), **extra}
     return SimilarResourceExists(
-        messages.text("similar.exists", **params), key="similar.exists", params=params,
+        messages.text(key, **params), key=key, params=params,
         similar=found.model_dump(mode="json"))
 
 
@@ -309,12 +311,18 @@ def row_problem(found: SimilarOut, total: int) -> tuple[str, str, dict[str, Any]
 
 
 def check(session: Session, department_id: int, name: str, items: Iterable[Any], *,
-          confirmed: bool) -> list[SimilarMatch]:
+          confirmed: bool, reactivating: str | None = None) -> list[SimilarMatch]:
     """Refuse a registration close to an active resource of the same department, unless
-    ``confirmed``; returns the same-department matches (to record with the confirmation)."""
+    ``confirmed``; returns the same-department matches (to record with the confirmation).
+    ``reactivating``: the code of a withdrawn resource being made active again, checked as
+    a registration is (withdrawn, it was not in the catalog the later ones were checked
+    against); the refusal says so."""
     listed = list(items)
     found = find_for(session, department_id, name, listed)
     if found.same_department and not confirmed:
+        if reactivating is not None:
+            raise refusal(found, len(listed), "similar.exists_reactivate",
+                          resource=reactivating)
         raise refusal(found, len(listed))
     return found.same_department
 

@@ -151,7 +151,25 @@ def test_withdrawn_resources_do_not_count(client: TestClient, world: World) -> N
     code = _register(client, world, population_meta()).json()["code"]
     headers = world.headers("GA", Role.publisher)
     assert client.post(f"{API}/{code}/withdraw", headers=headers).status_code == 200
-    assert _register(client, world, population_meta()).status_code == 201
+    again = _register(client, world, population_meta())
+    assert again.status_code == 201
+
+    # Reactivating the withdrawn one would make two similar active resources: checked as a
+    # registration is, refused unless confirmed, and the confirmation logged.
+    refused = client.post(f"{API}/{code}/reactivate",
+                          headers={**headers, "Accept-Language": "zh-CN"})
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["type"].endswith("/similar-resource-exists")
+    assert body["detail"].startswith(f"重新启用 {code} 会使本部门有两个相近的在用资源")
+    assert body["similar"]["same_department"][0]["code"] == again.json()["code"]
+    assert client.get(f"{API}/{code}", headers=headers).json()["status"] == "withdrawn"
+    done = client.post(f"{API}/{code}/reactivate", params={"confirm_duplicate": True},
+                       headers=headers)
+    assert done.status_code == 200 and done.json()["status"] == "active", done.text
+    (entry,) = client.get("/api/v1/log/entries", params={"type": "resource.active"},
+                          headers=world.headers("SJJ", Role.auditor)).json()
+    assert entry["entry"]["subjects"]["similar_confirmed"] == again.json()["code"]
 
 
 def test_a_change_the_index_has_not_applied_is_caught(client: TestClient, world: World) -> None:
