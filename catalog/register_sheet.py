@@ -100,6 +100,7 @@ class _Row:
     number: int  # 1-based sheet row
     cells: dict[str, str]
     letters: dict[str, str]  # field → the column letter, for messages
+    positions: dict[str, int]  # field → the 1-based column, for ordering problems
 
 
 @dataclass
@@ -116,8 +117,13 @@ class Applied:
 
 
 class _Problems:
+    """The file's problems, found check by check (a cell's value, then its resource's, then
+    the similarity of the resources) and listed in the order of the workbook."""
+
     def __init__(self) -> None:
         self.errors: list[dict[str, Any]] = []
+        self.sheets: list[str] = []  # the workbook's sheets, in its order
+        self._places: list[tuple[int, int, int]] = []  # (sheet, row, column) of each error
 
     def add(self, row: _Row | None, column: str | None, problem: Phrase, *,
             sheet: str | None = None) -> None:
@@ -126,6 +132,20 @@ class _Problems:
             "column": (f"{COLUMNS[column][0]} ({row.letters.get(column, '?')})"
                        if row and column else column),
             "problem": problem})
+        name = row.sheet if row else sheet
+        # A sheet's own problems (its header) before its rows'; a row's own before its
+        # cells'; a column the sheet lacks after those it has.
+        self._places.append((
+            self.sheets.index(name) if name in self.sheets else -1,
+            row.number if row else 0,
+            (row.positions.get(column, 1 << 20) if row and column else 0)))
+
+    def in_order(self) -> None:
+        """Sort the problems by sheet (in the workbook's order), row and column; stable, so
+        the problems of one cell stay in the order they were found."""
+        order = sorted(range(len(self.errors)), key=self._places.__getitem__)
+        self.errors = [self.errors[i] for i in order]
+        self._places = [self._places[i] for i in order]
 
 
 def read_rows(path: Path) -> tuple[list[_Row], _Problems]:
@@ -134,6 +154,7 @@ def read_rows(path: Path) -> tuple[list[_Row], _Problems]:
     rows: list[_Row] = []
     try:
         with CalamineWorkbook.from_path(str(path)) as wb:
+            problems.sheets = list(wb.sheet_names)
             for name in wb.sheet_names:
                 rows += _sheet_rows(wb.get_sheet_by_name(name).to_python(
                     skip_empty_area=False), name, problems)
@@ -172,11 +193,12 @@ def _sheet_rows(grid: list[list[Any]], sheet: str, problems: _Problems) -> list[
                                         {"number": number, "names": names}), sheet=sheet)
         return []
     letters = {f: column_label(p + 1) for f, p in found.items()}
+    positions = {f: p + 1 for f, p in found.items()}
     rows = []
     for n, raw in enumerate(grid[index + 1:], start=index + 2):
         cells = {f: _text(raw[p]) if p < len(raw) else "" for f, p in found.items()}
         if any(cells.values()):
-            rows.append(_Row(sheet, n, cells, letters))
+            rows.append(_Row(sheet, n, cells, letters, positions))
     return rows
 
 
@@ -439,7 +461,8 @@ def _code_of(plan: _Plan) -> str | None:
 
 def _refuse_if_any(plans: list[_Plan], problems: _Problems) -> None:
     """409 when every problem is a similar resource (confirming imports the register), else
-    the 422 listing every problem."""
+    the 422 listing every problem, in the workbook's order."""
+    problems.in_order()
     flagged = [p.flagged for p in plans if p.flagged]
     similar_problems = sum(1 for e in problems.errors
                            if e["problem"].key in ("similar.exists_row",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,34 @@ def test_rows_of_one_register_compared_with_each_other(client: TestClient, world
     again = _cli(*args)
     assert again.exit_code == 0, again.output
     assert {a["action"] for a in json.loads(again.stdout)} == {"unchanged"}
+
+
+def test_problems_listed_by_sheet_row_and_column(client: TestClient, world: World,
+                                                 tmp_path: Path) -> None:
+    # Found check by check (a resource's cells field by field, its items' cells, then the
+    # similarity of the register's resources), listed in the workbook's order.
+    rows = register_rows(2)
+    rows[4][2] = "102"  # row 6 C: differs from the resource's first row
+    rows[3][5] = "部分共享"  # row 5 F, checked after every row's C
+    rows[3][13] = "也许"  # row 5 N, checked before M
+    rows[3][12] = "大文本"  # row 5 M
+    copy = [list(r) for r in rows[:3]]
+    copy[0][1] = "户籍登记信息表"  # row 8 B: close to the resource of row 2, checked last
+    buf = io.BytesIO()
+    wb = xlsxwriter.Workbook(buf, {"in_memory": True})
+    for name, sheet_rows in (("资源目录", rows + copy), ("附表", register_rows(3)[6:])):
+        ws = wb.add_worksheet(name)
+        ws.write_row(0, 0, HEADER)
+        for i, row in enumerate(sheet_rows, start=1):
+            ws.write_row(i, 0, row)
+    wb.worksheets()[1].write(1, 12, "长文本")  # 附表 row 2 M
+    wb.close()
+    path = tmp_path / "目录.xlsx"
+    path.write_bytes(buf.getvalue())
+    done = _cli("resource", "import-catalog", str(path), "--publisher", "ga-publisher")
+    assert done.exit_code == 2
+    listed = re.findall(r"- sheet=(\S+), row=(\d+), column=\S+ \((\w+)\)",
+                        done.output.replace("\n", ""))
+    assert listed == [("资源目录", "5", "F"), ("资源目录", "5", "M"), ("资源目录", "5", "N"),
+                      ("资源目录", "6", "C"), ("资源目录", "8", "B"),
+                      ("附表", "2", "M")], done.output
