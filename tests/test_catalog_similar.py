@@ -237,6 +237,39 @@ def test_the_web_form(client: TestClient, world: World) -> None:
                        data={"csrf_token": csrf, "confirm_duplicate": "true"}).status_code == 200
 
 
+def test_withdraw_and_reactivate_from_the_resource_page(client: TestClient,
+                                                       world: World) -> None:
+    from tests.web_support import page_csrf, sign_in
+
+    code = _register(client, world, population_meta()).json()["code"]
+    sign_in(client, world.tokens[("SCJG", Role.publisher)])  # another department's publisher
+    page = client.get(f"/catalog/{code}")
+    assert 'id="withdraw"' not in page.text
+    csrf = page_csrf(client, f"/catalog/{code}")
+    other = client.post(f"/catalog/{code}/status", data={"csrf_token": csrf,
+                                                         "status": "withdrawn"})
+    assert other.status_code == 403
+    assert client.post(f"/catalog/{code}/status", data={"status": "withdrawn"}).status_code \
+        == 403  # no CSRF token: refused before anything else
+    sign_in(client, world.tokens[("GA", Role.publisher)])
+    csrf = page_csrf(client, f"/catalog/{code}")
+    done = client.post(f"/catalog/{code}/status", data={"csrf_token": csrf,
+                                                        "status": "withdrawn"})
+    assert done.status_code == 200 and "资源已撤回" in done.text and 'id="reactivate"' in done.text
+    again = _register(client, world, population_meta()).json()["code"]
+    # Reactivating meets the similar resource registered meanwhile, in the clerk's language.
+    refused = client.post(f"/catalog/{code}/status", data={"csrf_token": csrf,
+                                                           "status": "active"})
+    assert refused.status_code == 409 and f"重新启用 {code}" in refused.text and again in \
+        refused.text
+    done = client.post(f"/catalog/{code}/status", data={
+        "csrf_token": csrf, "status": "active", "confirm_duplicate": "1"})
+    assert done.status_code == 200 and "资源已重新启用" in done.text
+    assert 'id="withdraw"' in done.text
+    assert client.post(f"/catalog/{code}/status", data={
+        "csrf_token": csrf, "status": "deleted"}).status_code == 422
+
+
 def test_from_source_refused_before_the_pull(client: TestClient, world: World) -> None:
     _register(client, world, population_meta())
     body: dict[str, Any] = {

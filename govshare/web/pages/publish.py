@@ -19,6 +19,7 @@ from catalog.models import (
     ItemKind,
     ItemType,
     Resource,
+    ResourceStatus,
     SecurityLevel,
     Sensitivity,
     SharingMethod,
@@ -202,6 +203,21 @@ def add_version(request: Request, code: str, who: Publisher, form: CheckedForm) 
                                     filename=upload.filename or "upload", mode=mode,
                                     options=_source_options(form))
     return _done(request, f"/catalog/{code}?ok=version_added")
+
+
+@router.post("/catalog/{code}/status")
+def change_status(request: Request, code: str, who: Publisher, form: CheckedForm) -> Response:
+    """Withdraw a resource (下架: it leaves the catalog and its searches) or reactivate it,
+    from its page; reactivating is checked for similar resources as the API does."""
+    try:
+        status = ResourceStatus(text(form, "status"))
+    except ValueError:
+        raise Invalid("Choose withdraw or reactivate.") from None
+    with session_scope(write=True) as session:
+        catalog_service.set_status(session, who, code, status,
+                                   confirm_duplicate=bool(text(form, "confirm_duplicate")))
+    done = "resource_withdrawn" if status is ResourceStatus.withdrawn else "resource_reactivated"
+    return redirect(f"/catalog/{code}?ok={done}")
 
 
 # --- rectification notices (publishers answer; the bureau's auditors see them all) -----------
