@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from types import FrameType
 
 from kernel import jobs
@@ -70,7 +69,14 @@ def drain() -> int:
     return len(jobs.run_pending())
 
 
+# The pid of the server that started this worker (``Beside``), given in the environment: a
+# worker that read ``getppid()`` only after its slow start could already see init's pid (the
+# server killed meanwhile) and would then never notice it was orphaned.
+PARENT_ENV = "GOVSHARE_WORKER_PARENT"
+
+
 def run(concurrency: int = 2, *, exit_with_parent: bool = False) -> None:
+    parent = int(os.environ.get(PARENT_ENV) or 0) or os.getppid()
     prepare()
     settings = get_settings()
     worker = jobs.Worker(concurrency=concurrency, poll_seconds=settings.jobs_poll_seconds)
@@ -87,7 +93,6 @@ def run(concurrency: int = 2, *, exit_with_parent: bool = False) -> None:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
     if exit_with_parent:
-        parent = os.getppid()
 
         def watch() -> None:  # the server beside us was killed (SIGKILL leaves no finally)
             while not worker.stop.wait(1.0):
@@ -111,11 +116,17 @@ class Beside:
                         "worker", "--concurrency", str(concurrency), "--exit-with-parent"]
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
+        # Starting a worker and stopping are one at a time: a restart racing the server's
+        # stop would leave a worker nobody stops.
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._supervise, name="worker-beside",
                                         daemon=True)
 
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.command, env={**os.environ, PARENT_ENV: str(os.getpid())})
+
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command)
+        self.process = self._spawn()
         self._thread.start()
 
     def _supervise(self) -> None:
@@ -123,12 +134,15 @@ class Beside:
             if self.process is not None and self.process.poll() is not None:
                 log.warning("the worker exited (%s); starting another",
                             self.process.returncode)
-                time.sleep(1.0)
-                if not self._stopping.is_set():
-                    self.process = subprocess.Popen(self.command)
+                if self._stopping.wait(1.0):
+                    return
+                with self._lock:
+                    if not self._stopping.is_set():
+                        self.process = self._spawn()
 
     def stop(self, timeout: float = 60) -> None:
-        self._stopping.set()
+        with self._lock:
+            self._stopping.set()
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()  # SIGTERM: the running job finishes

@@ -196,3 +196,28 @@ def test_a_periodic_schedule_fires_once_per_period_with_two_workers(
     # when the workers fell behind), so two fires are never closer than that.
     assert min(gaps) >= period / 2 - 0.2, gaps
     assert ran_by and ran_by <= pids
+
+
+def test_a_worker_whose_server_is_gone_stops(data_dir: Path) -> None:
+    """``govshare serve --with-worker`` gives its worker the server's pid: a worker whose
+    server died while it was still starting stops by itself instead of running forever
+    (reading its parent only once started, it would see init's pid and never notice)."""
+    import os
+    import subprocess
+    import sys
+
+    from govshare.worker import PARENT_ENV
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    govshare = str(Path(sys.executable).parent / "govshare")
+    worker = subprocess.Popen([govshare, "worker", "--concurrency", "1", "--exit-with-parent"],
+                              env={**os.environ, PARENT_ENV: str(gone.pid)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, out.decode()
+    assert b"the server that started this worker is gone" in out
