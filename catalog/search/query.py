@@ -174,7 +174,9 @@ def _find(session: Session, params: SearchParams) -> _Found | None:
     code = _code_query(params.q)
     if not tokens and code is None and (params.q or "").strip():
         return None  # words were asked for but none can be searched (punctuation only)
-    floor: list[int] = []  # document frequencies of terms that each make a hit
+    # Document frequencies of terms that each make a hit: a bound of the total of one word
+    # without filters only, so looked up only then.
+    floor: list[int] | None = [] if len(tokens) == 1 and not filters else None
     text = _text_query(searcher, tokens, floor) if tokens else None
     if text is not None and code is not None:
         text = tantivy.Query.boolean_query([(tantivy.Occur.Should, text),
@@ -189,8 +191,7 @@ def _find(session: Session, params: SearchParams) -> _Found | None:
     sort, descending = _sort_of(params, bool(tokens))
     offset = (params.page - 1) * params.size
     # A total known to pass the bound without counting: the page alone is collected.
-    capped = _at_least(searcher, floor if len(tokens) == 1 and not filters else [],
-                       filters if text is None else []) > TOTAL_BOUND
+    capped = _at_least(searcher, floor or [], filters if text is None else []) > TOTAL_BOUND
     # Browsing everything: the total is the number of documents.
     known = searcher.num_docs if text is None and not filters else None
     if sort is SortKey.relevance:
@@ -336,9 +337,10 @@ def _code_query(q: str | None) -> tantivy.Query | None:
 
 
 def _text_query(searcher: tantivy.Searcher, tokens: list[QueryToken],
-                floor: list[int]) -> tantivy.Query | None:
-    """The words' query; ``floor`` gets the document frequency of each term of the index that
-    alone makes a document match a word (for a one-word query, a bound of its total)."""
+                floor: list[int] | None) -> tantivy.Query | None:
+    """The words' query; ``floor`` (unless None) gets the document frequency of each term of
+    the index that alone makes a document match a word (for a one-word query, a bound of its
+    total)."""
     musts = []
     for token in tokens:
         shoulds = []
@@ -353,10 +355,11 @@ def _text_query(searcher: tantivy.Searcher, tokens: list[QueryToken],
 
 
 def _field_query(searcher: tantivy.Searcher, field: str, token: QueryToken,
-                 floor: list[int]) -> tantivy.Query | None:
+                 floor: list[int] | None) -> tantivy.Query | None:
     schema = engine.SCHEMA
     if token.kind == "term":
-        floor.append(searcher.doc_freq(field, token.text))
+        if floor is not None:
+            floor.append(searcher.doc_freq(field, token.text))
         return tantivy.Query.term_query(schema, field, token.text)
     if token.kind == "phrase":
         bigrams: list[str | tuple[int, str]] = list(token.bigrams)
@@ -368,7 +371,8 @@ def _field_query(searcher: tantivy.Searcher, field: str, token: QueryToken,
     terms = searcher.terms_with_prefix(field, token.text, limit=MAX_EXPANSIONS + 1)
     if not terms:
         return None
-    floor.extend(n for _, n in terms)
+    if floor is not None:
+        floor.extend(n for _, n in terms)
     if len(terms) > MAX_EXPANSIONS:
         return tantivy.Query.boost_query(
             tantivy.Query.regex_query(schema, field, f"{token.text}.*"), PREFIX_FACTOR)
