@@ -416,8 +416,7 @@ class _Plan:
         department = existing.provider_id if existing else self.provider.id if self.provider \
             else 0
         return similar.Draft(department or 0, self.meta.name,
-                             [(i.name or "", i.title or "") for i in self.meta.items],
-                             new=existing is None)
+                             similar.item_pairs(self.meta.items), new=existing is None)
 
     def label(self) -> Phrase | str:
         code = self.existing.code if self.existing else self.meta.code
@@ -500,9 +499,9 @@ def _in_register_match(plan: _Plan, other: _Plan, code: str,
                        scored: similar.Scored) -> similar.SimilarMatch:
     """A confirmed pair of the register, recorded as the catalog's matches are."""
     assert plan.provider is not None
-    items = [(i.name or "", i.title or "") for i in plan.meta.items]
     return similar.match(scored, code, other.meta.name, other.meta.name_en, plan.provider,
-                         items, [(i.name or "", i.title or "") for i in other.meta.items])
+                         similar.item_pairs(plan.meta.items),
+                         similar.item_pairs(other.meta.items))
 
 
 def _item_shape(obj: Any) -> list[tuple[str, str]]:

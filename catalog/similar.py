@@ -277,10 +277,16 @@ def _ranked(match: SimilarMatch) -> tuple[float, str]:
     return -match.score, match.code
 
 
+def item_pairs(items: Iterable[Any]) -> list[tuple[str, str]]:
+    """The (field name, title) of objects with ``name`` and ``title`` (DataItemIn, DraftItem):
+    the items as the measures read them."""
+    return [(i.name or "", i.title or "") for i in items]
+
+
 def find_for(session: Session, department_id: int, name: str,
              items: Iterable[Any]) -> SimilarOut:
     """``find`` for objects with ``name`` and ``title`` (DataItemIn, DraftItem)."""
-    return find(session, department_id, name, [(i.name or "", i.title or "") for i in items])
+    return find(session, department_id, name, item_pairs(items))
 
 
 class SimilarResourceExists(Conflict):

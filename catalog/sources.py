@@ -304,7 +304,7 @@ def _numeric_columns(target: Target, statement: str) -> _Numbers:
     try:
         with psycopg.connect(_with_options(target.url)) as conn:
             cur = conn.execute(f"SELECT * FROM ({statement}) AS q LIMIT 0")
-            found = [c for c in cur.description or ()]
+            found = list(cur.description or ())
     except psycopg.Error:
         return _Numbers([], frozenset(), {})
     numeric = [c for c in found if c.type_code == _NUMERIC_OID]
